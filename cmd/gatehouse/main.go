@@ -1,0 +1,37 @@
+// Command gatehouse puts a web app such as authentik behind HTTPS.
+//
+//	gatehouse           opens the desktop app (setup wizard, then the dashboard)
+//	gatehouse serve     runs the proxy headless from flags and the config file
+//	gatehouse check     runs the pre-flight checks and exits non-zero on a failure
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+func main() {
+	args := os.Args[1:]
+	if len(args) == 0 {
+		os.Exit(runDesktop())
+	}
+	switch args[0] {
+	case "serve":
+		os.Exit(runServe(args[1:]))
+	case "help", "-h", "-help", "--help":
+		fmt.Print(usage)
+	case "version", "--version":
+		fmt.Println("gatehouse", version())
+	default:
+		fmt.Fprintf(os.Stderr, "gatehouse: unknown command %q; run `gatehouse help` for the list\n", args[0])
+		os.Exit(2)
+	}
+}
+
+const usage = `Gatehouse puts a web app such as authentik behind HTTPS.
+
+Usage:
+  gatehouse                 open the desktop app: setup wizard, then the live dashboard
+  gatehouse serve [flags]   run the proxy without a display (see gatehouse serve -h)
+  gatehouse version         print the version
+`

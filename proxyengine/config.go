@@ -1,0 +1,288 @@
+package proxyengine
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Certificate sources, the values of Config.TLS.
+const (
+	TLSSelfSigned = "self-signed" // a local CA in the state dir issues the leaf
+	TLSFiles      = "files"       // a PEM chain and key on disk, reloaded when they change
+	TLSACME       = "acme"        // obtained and renewed from an ACME CA such as Let's Encrypt
+)
+
+// Well-known ACME directories, accepted by name in Config.ACMEDirectory.
+const (
+	LetsEncryptProduction = "https://acme-v02.api.letsencrypt.org/directory"
+	LetsEncryptStaging    = "https://acme-staging-v02.api.letsencrypt.org/directory"
+)
+
+// Off disables an optional listener when given as its address.
+const Off = "off"
+
+// Config is everything Gatehouse needs to run the proxy. It is what the wizard
+// produces, what the config file holds and what `gatehouse serve` flags override.
+// Zero values mean the documented default; Validate reports what is wrong,
+// field by field, in words the wizard shows next to the field.
+type Config struct {
+	// Hostname is the public DNS name visitors use, such as sso.example.com.
+	// Required. Requests for any other host get 421 Misdirected Request.
+	Hostname string `json:"hostname"`
+
+	// Upstream is the base URL of the app behind the proxy, such as
+	// https://authentik.lan:9443. Required; http and https are accepted.
+	Upstream string `json:"upstream"`
+
+	// UpstreamInsecure skips verification of the upstream's certificate.
+	// Prefer UpstreamFingerprint, which pins the one certificate you saw.
+	UpstreamInsecure bool `json:"upstream_insecure,omitempty"`
+
+	// UpstreamCA is a PEM file of CA certificates trusted for the upstream,
+	// in place of the system roots.
+	UpstreamCA string `json:"upstream_ca,omitempty"`
+
+	// UpstreamFingerprint pins the upstream's leaf certificate by the SHA-256
+	// of its DER bytes (hex, colons optional). The certificate is then trusted
+	// whoever issued it, which suits authentik's self-signed default.
+	UpstreamFingerprint string `json:"upstream_fingerprint,omitempty"`
+
+	// HTTPAddr is the plain HTTP listen address, which redirects to HTTPS and
+	// answers ACME HTTP-01 challenges. Default ":80"; "off" disables it.
+	HTTPAddr string `json:"http_addr,omitempty"`
+
+	// HTTPSAddr is the TLS listen address. Default ":443".
+	HTTPSAddr string `json:"https_addr,omitempty"`
+
+	// PublicHTTPSPort is the port visitors reach HTTPS on, used in redirects
+	// (a router may forward 443 to a local 8443). Default: HTTPSAddr's port.
+	PublicHTTPSPort int `json:"public_https_port,omitempty"`
+
+	// TLS names the certificate source: "self-signed", "files" or "acme".
+	// Default "acme".
+	TLS string `json:"tls,omitempty"`
+
+	// CertFile and KeyFile are the PEM chain and key for TLS "files".
+	CertFile string `json:"cert_file,omitempty"`
+	KeyFile  string `json:"key_file,omitempty"`
+
+	// StateDir holds certificates, keys and ACME state (directories 0700,
+	// files 0600). Default: "state" in DefaultConfigDir.
+	StateDir string `json:"state_dir,omitempty"`
+
+	// TrustedProxies lists the CIDRs (or single addresses) of proxies in front
+	// of Gatehouse whose X-Forwarded-* headers are believed. Default: none,
+	// so every client's own forwarding headers are replaced.
+	TrustedProxies []string `json:"trusted_proxies,omitempty"`
+
+	// UpstreamKeepalive is how many idle upstream connections are kept for
+	// reuse. Default 10, as in authentik's nginx example.
+	UpstreamKeepalive int `json:"upstream_keepalive,omitempty"`
+
+	// UpstreamIdleTimeout closes idle upstream connections. Default 90s,
+	// below the 120 s after which authentik closes them itself.
+	UpstreamIdleTimeout Duration `json:"upstream_idle_timeout,omitempty"`
+
+	// UpstreamTimeout is how long to wait for the upstream's response headers
+	// before answering 504. Default 60s.
+	UpstreamTimeout Duration `json:"upstream_timeout,omitempty"`
+
+	// ACMEEmail is the contact address given to the ACME CA (optional).
+	ACMEEmail string `json:"acme_email,omitempty"`
+
+	// ACMEDirectory is the ACME directory URL, or "production" / "staging"
+	// for Let's Encrypt's. Default "production".
+	ACMEDirectory string `json:"acme_directory,omitempty"`
+
+	// ACMECARoots is a PEM file of extra roots trusted for the ACME server's
+	// API, for a private CA such as step-ca.
+	ACMECARoots string `json:"acme_ca_roots,omitempty"`
+
+	// ACMEEABKeyID and ACMEEABHMAC are External Account Binding credentials
+	// for CAs that need them; the HMAC key is base64url as CAs hand it out.
+	ACMEEABKeyID string `json:"acme_eab_kid,omitempty"`
+	ACMEEABHMAC  string `json:"acme_eab_hmac,omitempty"`
+
+	// StatusAddr serves the status JSON and Prometheus metrics.
+	// Default "127.0.0.1:9180"; "off" disables it.
+	StatusAddr string `json:"status_addr,omitempty"`
+
+	// HealthPath is the upstream path checked periodically.
+	// Default "/-/health/live/", authentik's liveness endpoint.
+	HealthPath string `json:"health_path,omitempty"`
+
+	// Logger receives the engine's structured logs. Default: slog.Default().
+	Logger *slog.Logger `json:"-"`
+
+	// Progress, if set, is called with each step of starting up (binding
+	// ports, obtaining a certificate, checking the upstream) so a UI can
+	// show it. It is called from the goroutine running Start.
+	Progress func(ProgressEvent) `json:"-"`
+}
+
+// Defaults used where a Config field is zero.
+const (
+	DefaultHTTPAddr            = ":80"
+	DefaultHTTPSAddr           = ":443"
+	DefaultTLS                 = TLSACME
+	DefaultUpstreamKeepalive   = 10
+	DefaultUpstreamIdleTimeout = 90 * time.Second
+	DefaultUpstreamTimeout     = 60 * time.Second
+	DefaultStatusAddr          = "127.0.0.1:9180"
+	DefaultHealthPath          = "/-/health/live/"
+)
+
+// DefaultConfigDir is where the config file and, by default, the state dir
+// live: "gatehouse" in the user's config directory (~/.config/gatehouse).
+func DefaultConfigDir() (string, error) {
+	dir, err := os.UserConfigDir()
+	if err != nil {
+		return "", fmt.Errorf("finding the config directory: %w", err)
+	}
+	return filepath.Join(dir, "gatehouse"), nil
+}
+
+// DefaultConfigPath is the config file used when none is named.
+func DefaultConfigPath() (string, error) {
+	dir, err := DefaultConfigDir()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, "config.json"), nil
+}
+
+// WithDefaults returns c with every zero field set to its default.
+func (c Config) WithDefaults() Config {
+	if c.HTTPAddr == "" {
+		c.HTTPAddr = DefaultHTTPAddr
+	}
+	if c.HTTPSAddr == "" {
+		c.HTTPSAddr = DefaultHTTPSAddr
+	}
+	if c.PublicHTTPSPort == 0 {
+		c.PublicHTTPSPort = 443
+		if _, port, err := splitListenAddr(c.HTTPSAddr); err == nil && port != 0 {
+			c.PublicHTTPSPort = port
+		}
+	}
+	if c.TLS == "" {
+		c.TLS = DefaultTLS
+	}
+	if c.StateDir == "" {
+		if dir, err := DefaultConfigDir(); err == nil {
+			c.StateDir = filepath.Join(dir, "state")
+		}
+	}
+	if c.UpstreamKeepalive == 0 {
+		c.UpstreamKeepalive = DefaultUpstreamKeepalive
+	}
+	if c.UpstreamIdleTimeout == 0 {
+		c.UpstreamIdleTimeout = Duration(DefaultUpstreamIdleTimeout)
+	}
+	if c.UpstreamTimeout == 0 {
+		c.UpstreamTimeout = Duration(DefaultUpstreamTimeout)
+	}
+	if c.ACMEDirectory == "" {
+		c.ACMEDirectory = "production"
+	}
+	if c.StatusAddr == "" {
+		c.StatusAddr = DefaultStatusAddr
+	}
+	if c.HealthPath == "" {
+		c.HealthPath = DefaultHealthPath
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// ACMEDirectoryURL resolves the "production" and "staging" shortcuts.
+func (c Config) ACMEDirectoryURL() string {
+	switch strings.ToLower(c.ACMEDirectory) {
+	case "", "production":
+		return LetsEncryptProduction
+	case "staging":
+		return LetsEncryptStaging
+	}
+	return c.ACMEDirectory
+}
+
+// LoadConfig reads a config file. A missing file is reported as an error
+// wrapping fs.ErrNotExist; unknown keys are errors, so typos do not pass
+// silently.
+func LoadConfig(path string) (Config, error) {
+	var c Config
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return c, fmt.Errorf("reading config: %w", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		var syn *json.SyntaxError
+		if errors.As(err, &syn) {
+			line := 1 + bytes.Count(data[:min(int(syn.Offset), len(data))], []byte("\n"))
+			return c, fmt.Errorf("config %s, line %d: %v", path, line, err)
+		}
+		return c, fmt.Errorf("config %s: %v", path, err)
+	}
+	return c, nil
+}
+
+// SaveConfig writes c to path atomically with mode 0600, creating its
+// directory with mode 0700.
+func SaveConfig(path string, c Config) error {
+	data, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encoding config: %w", err)
+	}
+	if err := writeFileAtomic(path, append(data, '\n')); err != nil {
+		return fmt.Errorf("saving config: %w", err)
+	}
+	return nil
+}
+
+// Duration is a time.Duration written as text ("90s", "2m") in config files.
+type Duration time.Duration
+
+// MarshalText implements encoding.TextMarshaler.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("%q is not a duration such as 90s or 2m", b)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// String formats d as time.Duration does.
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// splitListenAddr splits host:port, requiring a numeric port.
+func splitListenAddr(addr string) (host string, port int, err error) {
+	i := strings.LastIndexByte(addr, ':')
+	if i < 0 {
+		return "", 0, errors.New("missing port")
+	}
+	host, p := addr[:i], addr[i+1:]
+	if strings.HasPrefix(host, "[") && strings.HasSuffix(host, "]") {
+		host = host[1 : len(host)-1]
+	}
+	port, err = strconv.Atoi(p)
+	if err != nil || port < 0 || port > 65535 {
+		return "", 0, fmt.Errorf("port %q is not a number from 0 to 65535", p)
+	}
+	return host, port, nil
+}

@@ -1,0 +1,253 @@
+package proxyengine
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+)
+
+// Client-side limits of the listeners.
+const (
+	readHeaderTimeout = 10 * time.Second
+	clientIdleTimeout = 2 * time.Minute
+	maxHeaderBytes    = 64 << 10
+	// shutdownGrace bounds how long in-flight requests may finish when the
+	// caller's context sets no deadline.
+	shutdownGrace = 10 * time.Second
+)
+
+// Stage names a step of starting the engine, reported through
+// Config.Progress.
+type Stage string
+
+// Stages of Start, in order. ACME sources add their own in between.
+const (
+	StageListen      Stage = "listen"
+	StageCertificate Stage = "certificate"
+	StageReady       Stage = "ready"
+)
+
+// A ProgressEvent is one step of starting up, in plain words.
+type ProgressEvent struct {
+	Stage   Stage
+	Message string
+}
+
+// Engine is Gatehouse's proxy: a plain-HTTP listener that redirects to
+// HTTPS, a TLS listener that forwards to the upstream, and the certificate
+// source behind it. Create one with New, then Start and Shutdown it once.
+type Engine struct {
+	cfg       Config
+	upstream  *url.URL
+	certs     CertSource
+	transport *http.Transport
+	proxy     *proxyHandler
+
+	mu        sync.Mutex
+	started   bool
+	httpsLn   net.Listener
+	httpLn    net.Listener
+	httpsSrv  *http.Server
+	httpSrv   *http.Server
+	stopCerts context.CancelFunc
+	serveErr  chan error
+}
+
+// New validates cfg and prepares an engine; nothing is bound until Start.
+// A validation failure is a ValidationErrors naming each bad field.
+func New(cfg Config) (*Engine, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	upstream, err := ParseUpstream(cfg.Upstream)
+	if err != nil {
+		return nil, err
+	}
+	trusted, err := ParseTrustedProxies(cfg.TrustedProxies)
+	if err != nil {
+		return nil, err
+	}
+	transport, err := newUpstreamTransport(cfg, upstream)
+	if err != nil {
+		return nil, err
+	}
+	certs, err := newCertSource(cfg)
+	if err != nil {
+		return nil, err
+	}
+	e := &Engine{cfg: cfg, upstream: upstream, certs: certs, transport: transport, serveErr: make(chan error, 2)}
+	e.proxy = newProxyHandler(cfg, upstream, transport, forwarding{trusted: trusted})
+	return e, nil
+}
+
+// Config returns the engine's configuration, with defaults applied.
+func (e *Engine) Config() Config { return e.cfg }
+
+func (e *Engine) progress(stage Stage, format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	e.cfg.Logger.Info(msg, "stage", string(stage))
+	if e.cfg.Progress != nil {
+		e.cfg.Progress(ProgressEvent{Stage: stage, Message: msg})
+	}
+}
+
+// Start binds the listeners, serves them, and prepares the certificate
+// (obtaining it from an ACME CA if need be, which is why the listeners come
+// first). It returns once the proxy serves visitors, or with the first
+// failure, after which the engine is stopped again.
+func (e *Engine) Start(ctx context.Context) (err error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.started {
+		return errors.New("engine already started")
+	}
+	e.started = true
+	defer func() {
+		if err != nil {
+			e.closeLocked()
+		}
+	}()
+
+	e.progress(StageListen, "Opening ports")
+	if e.httpsLn, err = listen("HTTPS", e.cfg.HTTPSAddr); err != nil {
+		return err
+	}
+	if e.cfg.HTTPAddr != Off {
+		if e.httpLn, err = listen("HTTP", e.cfg.HTTPAddr); err != nil {
+			return err
+		}
+	}
+
+	nextProtos := []string{"h2", "http/1.1"}
+	var plain http.Handler = redirectHandler(e.cfg.Hostname, e.cfg.PublicHTTPSPort)
+	if solver, ok := e.certs.(challengeSolver); ok {
+		plain = solver.HTTPHandler(plain)
+		nextProtos = append(nextProtos, solver.ALPNProtos()...)
+	}
+	errLog := slog.NewLogLogger(e.cfg.Logger.Handler(), slog.LevelDebug)
+	e.httpsSrv = &http.Server{
+		Handler: e.proxy,
+		TLSConfig: &tls.Config{
+			MinVersion:     tls.VersionTLS12,
+			NextProtos:     nextProtos,
+			GetCertificate: e.certs.GetCertificate,
+		},
+		ReadHeaderTimeout: readHeaderTimeout,
+		IdleTimeout:       clientIdleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          errLog,
+	}
+	e.serveInBackground(func() error { return e.httpsSrv.ServeTLS(e.httpsLn, "", "") })
+	if e.httpLn != nil {
+		e.httpSrv = &http.Server{
+			Handler:           plain,
+			ReadHeaderTimeout: readHeaderTimeout,
+			IdleTimeout:       clientIdleTimeout,
+			MaxHeaderBytes:    maxHeaderBytes,
+			ErrorLog:          errLog,
+		}
+		e.serveInBackground(func() error { return e.httpSrv.Serve(e.httpLn) })
+	}
+
+	e.progress(StageCertificate, "Preparing the %s certificate for %s", e.cfg.TLS, e.cfg.Hostname)
+	certCtx, stopCerts := context.WithCancel(context.WithoutCancel(ctx))
+	e.stopCerts = stopCerts
+	if err = e.certs.Start(certCtx); err != nil {
+		return fmt.Errorf("certificate: %w", err)
+	}
+	if err = ctx.Err(); err != nil {
+		return err
+	}
+	e.progress(StageReady, "Serving https://%s/ on %s", e.cfg.Hostname, e.httpsLn.Addr())
+	return nil
+}
+
+// serveInBackground serves one listener and reports an unexpected end on Err.
+func (e *Engine) serveInBackground(serve func() error) {
+	go func() {
+		if err := serve(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			e.serveErr <- err
+		}
+	}()
+}
+
+// Err delivers an error if a listener stops serving on its own.
+func (e *Engine) Err() <-chan error { return e.serveErr }
+
+// HTTPSAddr is the bound TLS address (useful with port 0), or nil before Start.
+func (e *Engine) HTTPSAddr() net.Addr {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.httpsLn == nil {
+		return nil
+	}
+	return e.httpsLn.Addr()
+}
+
+// HTTPAddr is the bound plain-HTTP address, or nil if off or not started.
+func (e *Engine) HTTPAddr() net.Addr {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.httpLn == nil {
+		return nil
+	}
+	return e.httpLn.Addr()
+}
+
+// CertStatus describes the certificate being served.
+func (e *Engine) CertStatus() CertStatus { return e.certs.Status() }
+
+// Shutdown stops accepting, lets in-flight requests finish until ctx is
+// done (10 s if ctx has no deadline), closes WebSockets with 1001 Going
+// Away, then releases everything.
+func (e *Engine) Shutdown(ctx context.Context) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, shutdownGrace)
+		defer cancel()
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var errs []error
+	wsDone := make(chan error, 1)
+	go func() { wsDone <- e.proxy.ws.shutdown(ctx) }()
+	for _, srv := range []*http.Server{e.httpsSrv, e.httpSrv} {
+		if srv != nil {
+			if err := srv.Shutdown(ctx); err != nil {
+				errs = append(errs, err)
+				srv.Close()
+			}
+		}
+	}
+	if err := <-wsDone; err != nil {
+		errs = append(errs, fmt.Errorf("closing websockets: %w", err))
+	}
+	e.closeLocked()
+	return errors.Join(errs...)
+}
+
+// closeLocked releases whatever Start acquired.
+func (e *Engine) closeLocked() {
+	for _, srv := range []*http.Server{e.httpsSrv, e.httpSrv} {
+		if srv != nil {
+			srv.Close()
+		}
+	}
+	for _, ln := range []net.Listener{e.httpsLn, e.httpLn} {
+		if ln != nil {
+			ln.Close()
+		}
+	}
+	if e.stopCerts != nil {
+		e.stopCerts()
+	}
+	e.transport.CloseIdleConnections()
+}

@@ -1,0 +1,71 @@
+package proxyengine
+
+import (
+	"net"
+	"net/http"
+	"net/netip"
+	"slices"
+	"strings"
+)
+
+// forwarding decides which forwarding headers the upstream receives.
+//
+// authentik believes X-Forwarded-For from proxies in its trusted ranges and
+// takes the leftmost entry as the client, so a proxy that appends to a
+// visitor's own header lets the visitor choose its IP address. Gatehouse
+// therefore replaces the header, and appends (as nginx's
+// $proxy_add_x_forwarded_for does) only for clients that are themselves
+// configured trusted proxies.
+type forwarding struct {
+	trusted []netip.Prefix
+}
+
+// clientSpoofableHeaders are dropped from untrusted clients' requests.
+// httputil.ReverseProxy already removes Forwarded and X-Forwarded-* before
+// Rewrite; the WebSocket path calls apply on a raw clone, so all are listed.
+var clientSpoofableHeaders = []string{
+	"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto",
+	"X-Forwarded-Port", "X-Forwarded-Server", "X-Real-Ip", "X-Client-Ip",
+}
+
+// isTrusted reports whether the peer at ip is a configured trusted proxy.
+func (f forwarding) isTrusted(ip netip.Addr) bool {
+	return ip.IsValid() && slices.ContainsFunc(f.trusted, func(p netip.Prefix) bool { return p.Contains(ip) })
+}
+
+// apply sets out's forwarding headers for the client request in.
+func (f forwarding) apply(out, in *http.Request) {
+	ip := remoteIP(in.RemoteAddr)
+	trusted := f.isTrusted(ip)
+	for _, h := range clientSpoofableHeaders {
+		if trusted && h != "X-Forwarded-For" && h != "X-Forwarded-Proto" && h != "X-Forwarded-Host" {
+			if v, ok := in.Header[h]; ok {
+				out.Header[h] = v
+			}
+			continue
+		}
+		out.Header.Del(h)
+	}
+	xff := ip.String()
+	if prior := in.Header.Values("X-Forwarded-For"); trusted && len(prior) > 0 {
+		xff = strings.Join(prior, ", ") + ", " + xff
+	}
+	if ip.IsValid() {
+		out.Header.Set("X-Forwarded-For", xff)
+	}
+	out.Header.Set("X-Forwarded-Proto", "https")
+	out.Header.Set("X-Forwarded-Host", in.Host)
+}
+
+// remoteIP parses the address of a request's peer.
+func remoteIP(remoteAddr string) netip.Addr {
+	host, _, err := net.SplitHostPort(remoteAddr)
+	if err != nil {
+		host = remoteAddr
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ip.Unmap()
+}

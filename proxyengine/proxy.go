@@ -1,0 +1,115 @@
+package proxyengine
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+)
+
+// proxyHandler serves the TLS listener: it checks the Host, then hands
+// WebSocket upgrades to the WebSocket proxy and everything else to an
+// httputil.ReverseProxy over the upstream keepalive pool.
+type proxyHandler struct {
+	hostname   string // lower case, no trailing dot
+	upstream   *url.URL
+	forwarding forwarding
+	logger     *slog.Logger
+	rp         *httputil.ReverseProxy
+	ws         *wsProxy
+}
+
+func newProxyHandler(c Config, upstream *url.URL, transport *http.Transport, fwd forwarding) *proxyHandler {
+	p := &proxyHandler{
+		hostname:   normalizeHost(c.Hostname),
+		upstream:   upstream,
+		forwarding: fwd,
+		logger:     c.Logger,
+	}
+	p.rp = &httputil.ReverseProxy{
+		Rewrite:      p.rewrite,
+		Transport:    transport,
+		ErrorHandler: p.serveUpstreamError,
+		ErrorLog:     slog.NewLogLogger(c.Logger.Handler(), slog.LevelWarn),
+	}
+	p.ws = newWSProxy(p, transport.DialContext, transport.TLSClientConfig, c.Logger)
+	return p
+}
+
+func (p *proxyHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if normalizeHost(r.Host) != p.hostname {
+		writeErrorPage(w, http.StatusMisdirectedRequest, "This server does not serve that name",
+			"The address you used is not the one this gateway is set up for.")
+		return
+	}
+	if isWebSocketUpgrade(r) {
+		p.ws.ServeHTTP(w, r)
+		return
+	}
+	p.rp.ServeHTTP(w, r)
+}
+
+// rewrite routes the outbound request to the upstream, keeping the Host the
+// client sent (authentik needs it for its security checks and WebSockets)
+// and setting the forwarding headers.
+func (p *proxyHandler) rewrite(pr *httputil.ProxyRequest) {
+	pr.SetURL(p.upstream)
+	pr.Out.Host = pr.In.Host
+	p.forwarding.apply(pr.Out, pr.In)
+}
+
+// serveUpstreamError answers 504 when the upstream was too slow and 502 for
+// every other failure to reach it.
+func (p *proxyHandler) serveUpstreamError(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(r.Context().Err(), context.Canceled) {
+		// The visitor left; there is nobody to answer.
+		p.logger.Debug("client went away during the upstream request", "path", r.URL.Path, "err", err)
+		return
+	}
+	if isTimeout(err) {
+		p.logger.Warn("upstream timed out", "upstream", p.upstream.Host, "path", r.URL.Path, "err", err)
+		writeErrorPage(w, http.StatusGatewayTimeout, "The app took too long to answer",
+			"The gateway reached the app behind it, but it did not respond in time. Try again in a moment.")
+		return
+	}
+	p.logger.Warn("upstream unreachable", "upstream", p.upstream.Host, "path", r.URL.Path, "err", err)
+	writeErrorPage(w, http.StatusBadGateway, "The app behind this gateway is not reachable",
+		"The gateway is running, but it could not get an answer from the app it protects. It may be stopped or restarting; try again in a moment.")
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
+}
+
+// normalizeHost lower-cases a Host header and strips its port and any
+// trailing dot, so "SSO.example.com.:443" matches "sso.example.com".
+func normalizeHost(host string) string {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	return strings.TrimSuffix(strings.ToLower(host), ".")
+}
+
+// isWebSocketUpgrade reports whether r asks to switch to WebSocket.
+func isWebSocketUpgrade(r *http.Request) bool {
+	return r.ProtoMajor == 1 && headerHasToken(r.Header, "Connection", "upgrade") &&
+		strings.EqualFold(strings.TrimSpace(r.Header.Get("Upgrade")), "websocket")
+}
+
+// headerHasToken reports whether the comma-separated header name contains
+// token, case-insensitively.
+func headerHasToken(h http.Header, name, token string) bool {
+	for _, v := range h[http.CanonicalHeaderKey(name)] {
+		for _, t := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}

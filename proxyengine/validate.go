@@ -1,0 +1,334 @@
+package proxyengine
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/mail"
+	"net/netip"
+	"net/url"
+	"os"
+	"strings"
+)
+
+// A FieldError says what is wrong with one Config field, in words meant for
+// the person who typed it, including how to fix it.
+type FieldError struct {
+	Field   string // the config file key, such as "upstream" (the flag is --upstream)
+	Message string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Message }
+
+// ValidationErrors is every FieldError found in a Config, in field order.
+type ValidationErrors []*FieldError
+
+func (v ValidationErrors) Error() string {
+	msgs := make([]string, len(v))
+	for i, e := range v {
+		msgs[i] = e.Error()
+	}
+	return strings.Join(msgs, "; ")
+}
+
+// For returns the error for field, or nil if it is fine.
+func (v ValidationErrors) For(field string) *FieldError {
+	for _, e := range v {
+		if e.Field == field {
+			return e
+		}
+	}
+	return nil
+}
+
+// FieldErrors extracts the field errors from an error returned by Validate.
+func FieldErrors(err error) ValidationErrors {
+	var v ValidationErrors
+	if errors.As(err, &v) {
+		return v
+	}
+	var fe *FieldError
+	if errors.As(err, &fe) {
+		return ValidationErrors{fe}
+	}
+	return nil
+}
+
+// Validate checks every field of c (with defaults applied) and returns a
+// ValidationErrors listing each problem, or nil. Files named by the config
+// (CA bundles, certificate and key) are read and checked on the spot.
+func (c Config) Validate() error {
+	c = c.WithDefaults()
+	var errs ValidationErrors
+	add := func(field string, err error) {
+		if err != nil {
+			errs = append(errs, &FieldError{Field: field, Message: err.Error()})
+		}
+	}
+	add("hostname", ValidateHostname(c.Hostname))
+	if c.TLS == TLSACME && c.Hostname != "" && !strings.Contains(c.Hostname, ".") && ValidateHostname(c.Hostname) == nil {
+		add("hostname", fmt.Errorf("%q is not a public name, so no ACME CA will issue a certificate for it; use a full name such as sso.example.com, or choose the self-signed certificate", c.Hostname))
+	}
+	u, err := ParseUpstream(c.Upstream)
+	add("upstream", err)
+	add("upstream_ca", c.validateUpstreamTrust(u))
+	if c.UpstreamFingerprint != "" {
+		_, err := ParseFingerprint(c.UpstreamFingerprint)
+		add("upstream_fingerprint", err)
+	}
+	if c.HTTPAddr != Off {
+		add("http_addr", validateListenAddr(c.HTTPAddr))
+	}
+	add("https_addr", validateListenAddr(c.HTTPSAddr))
+	if c.HTTPAddr != Off && c.HTTPAddr == c.HTTPSAddr {
+		add("https_addr", errors.New("the HTTP and HTTPS listeners cannot share one address; give each its own port, such as :80 and :443"))
+	}
+	if c.PublicHTTPSPort < 1 || c.PublicHTTPSPort > 65535 {
+		add("public_https_port", fmt.Errorf("%d is not a port; use a number from 1 to 65535, usually 443", c.PublicHTTPSPort))
+	}
+	switch c.TLS {
+	case TLSSelfSigned, TLSACME:
+	case TLSFiles:
+		add("cert_file", validateCertFiles(c.CertFile, c.KeyFile))
+	default:
+		add("tls", fmt.Errorf("%q is not a certificate source; use acme, files or self-signed", c.TLS))
+	}
+	if c.TLS == TLSACME {
+		c.validateACME(add)
+	}
+	if c.StateDir == "" {
+		add("state_dir", errors.New("no state directory could be derived from the user's config directory; set one, such as /var/lib/gatehouse"))
+	}
+	_, err = ParseTrustedProxies(c.TrustedProxies)
+	add("trusted_proxies", err)
+	if c.UpstreamKeepalive < 0 {
+		add("upstream_keepalive", fmt.Errorf("%d idle connections is negative; use 0 for the default of %d, or a positive number", c.UpstreamKeepalive, DefaultUpstreamKeepalive))
+	}
+	if c.UpstreamIdleTimeout < 0 {
+		add("upstream_idle_timeout", errors.New("must be a positive duration such as 90s"))
+	}
+	if c.UpstreamTimeout < 0 {
+		add("upstream_timeout", errors.New("must be a positive duration such as 60s"))
+	}
+	if c.StatusAddr != Off {
+		add("status_addr", validateListenAddr(c.StatusAddr))
+	}
+	if !strings.HasPrefix(c.HealthPath, "/") {
+		add("health_path", fmt.Errorf("%q must start with /, such as %s", c.HealthPath, DefaultHealthPath))
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return errs
+}
+
+// ValidateHostname checks that name is a DNS host name fit for a certificate:
+// no scheme, port, path or IP address, and only letters, digits and hyphens.
+func ValidateHostname(name string) error {
+	switch {
+	case name == "":
+		return errors.New("enter the public name visitors type, such as sso.example.com")
+	case strings.Contains(name, "://"):
+		return fmt.Errorf("%q includes a scheme; enter only the name, such as sso.example.com", name)
+	case strings.ContainsAny(name, "/?#"):
+		return fmt.Errorf("%q includes a path; enter only the name, such as sso.example.com", name)
+	}
+	if _, err := netip.ParseAddr(strings.Trim(name, "[]")); err == nil {
+		return fmt.Errorf("%s is an IP address; certificates are issued for names, so enter a DNS name that points here, such as sso.example.com", name)
+	}
+	if strings.Contains(name, ":") {
+		return fmt.Errorf("%q includes a port; enter only the name, and set ports under Listen addresses", name)
+	}
+	if len(name) > 253 {
+		return fmt.Errorf("the name is %d characters long; DNS allows at most 253", len(name))
+	}
+	for _, label := range strings.Split(strings.TrimSuffix(name, "."), ".") {
+		if err := validateLabel(label); err != nil {
+			return fmt.Errorf("%q is not a valid host name: %v", name, err)
+		}
+	}
+	return nil
+}
+
+func validateLabel(label string) error {
+	if label == "" {
+		return errors.New("it has an empty part between dots")
+	}
+	if len(label) > 63 {
+		return fmt.Errorf("the part %q is longer than 63 characters", label)
+	}
+	if label[0] == '-' || label[len(label)-1] == '-' {
+		return fmt.Errorf("the part %q starts or ends with a hyphen", label)
+	}
+	for _, r := range label {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
+			return fmt.Errorf("%q is not allowed; use letters, digits, hyphens and dots (write international names in their xn-- form)", r)
+		}
+	}
+	return nil
+}
+
+// ParseUpstream parses and checks an upstream URL: http or https, a host,
+// an optional port and no path beyond "/".
+func ParseUpstream(raw string) (*url.URL, error) {
+	if raw == "" {
+		return nil, errors.New("enter the address of the app to protect, such as https://authentik.lan:9443")
+	}
+	if !strings.Contains(raw, "://") {
+		return nil, fmt.Errorf("%q has no scheme; start it with https:// (authentik's default, port 9443) or http:// (port 9000)", raw)
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%q is not a URL: %v", raw, errors.Unwrap(err))
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return nil, fmt.Errorf("the scheme %s is not supported; use https:// or http://", u.Scheme)
+	}
+	if u.Hostname() == "" {
+		return nil, fmt.Errorf("%q has no host name; use a form such as https://authentik.lan:9443", raw)
+	}
+	if p := u.Port(); p != "" {
+		if _, port, err := splitListenAddr(":" + p); err != nil || port == 0 {
+			return nil, fmt.Errorf("port %s is not a number from 1 to 65535", p)
+		}
+	}
+	if u.User != nil {
+		return nil, errors.New("remove the user name and password from the URL; the proxy passes visitors' own credentials through")
+	}
+	if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("remove the path %q; Gatehouse forwards every path to the upstream as it is", u.RequestURI())
+	}
+	u.Path, u.RawPath = "", ""
+	return u, nil
+}
+
+func (c Config) validateUpstreamTrust(u *url.URL) error {
+	set := 0
+	for _, on := range []bool{c.UpstreamInsecure, c.UpstreamCA != "", c.UpstreamFingerprint != ""} {
+		if on {
+			set++
+		}
+	}
+	if set > 1 {
+		return errors.New("choose one way to trust the upstream: a pinned fingerprint, a CA file, or skipping verification")
+	}
+	if set == 1 && u != nil && u.Scheme != "https" {
+		return errors.New("certificate trust options apply to an https:// upstream only; remove them or use https://")
+	}
+	if c.UpstreamCA == "" {
+		return nil
+	}
+	_, err := loadCertPool(c.UpstreamCA)
+	return err
+}
+
+// loadCertPool reads a PEM bundle of CA certificates.
+func loadCertPool(path string) (*x509.CertPool, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read %s: %v", path, errors.Unwrap(err))
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(data) {
+		return nil, fmt.Errorf("%s holds no PEM certificate; use a file with -----BEGIN CERTIFICATE----- blocks", path)
+	}
+	return pool, nil
+}
+
+// ParseFingerprint accepts a SHA-256 certificate fingerprint as 64 hex digits,
+// with or without colons and an optional "sha256:" prefix.
+func ParseFingerprint(s string) ([]byte, error) {
+	h := strings.ToLower(strings.TrimSpace(s))
+	h = strings.TrimPrefix(strings.TrimPrefix(h, "sha256:"), "sha256 ")
+	h = strings.NewReplacer(":", "", " ", "").Replace(h)
+	b, err := hex.DecodeString(h)
+	if err != nil || len(b) != 32 {
+		return nil, fmt.Errorf("%q is not a SHA-256 fingerprint; it should be 64 hex digits (colons allowed), as the upstream check shows", s)
+	}
+	return b, nil
+}
+
+// FormatFingerprint writes a SHA-256 fingerprint as colon-separated hex.
+func FormatFingerprint(sum []byte) string {
+	parts := make([]string, len(sum))
+	for i, b := range sum {
+		parts[i] = fmt.Sprintf("%02X", b)
+	}
+	return strings.Join(parts, ":")
+}
+
+func validateListenAddr(addr string) error {
+	host, _, err := splitListenAddr(addr)
+	if err != nil {
+		return fmt.Errorf("%q is not a listen address (%v); use :port or address:port, such as :443 or 127.0.0.1:8443", addr, err)
+	}
+	if host != "" && net.ParseIP(host) == nil && host != "localhost" {
+		return fmt.Errorf("%q: listen on an IP address, not the name %q; use :port to listen on every address", addr, host)
+	}
+	return nil
+}
+
+func validateCertFiles(certFile, keyFile string) error {
+	if certFile == "" || keyFile == "" {
+		return errors.New("the files certificate needs both a certificate chain file and a key file (PEM)")
+	}
+	if _, err := tls.LoadX509KeyPair(certFile, keyFile); err != nil {
+		return fmt.Errorf("cannot use %s with %s: %v; check that the chain and key are PEM and belong together", certFile, keyFile, err)
+	}
+	return nil
+}
+
+func (c Config) validateACME(add func(string, error)) {
+	if c.ACMEEmail != "" {
+		if a, err := mail.ParseAddress(c.ACMEEmail); err != nil || a.Address != c.ACMEEmail {
+			add("acme_email", fmt.Errorf("%q is not an email address; enter one such as you@example.com, or leave it empty", c.ACMEEmail))
+		}
+	}
+	dir := c.ACMEDirectoryURL()
+	if u, err := url.Parse(dir); err != nil || u.Scheme != "https" || u.Host == "" {
+		add("acme_directory", fmt.Errorf("%q is not an ACME directory; use production, staging or an https:// directory URL", c.ACMEDirectory))
+	}
+	if c.ACMECARoots != "" {
+		_, err := loadCertPool(c.ACMECARoots)
+		add("acme_ca_roots", err)
+	}
+	if (c.ACMEEABKeyID == "") != (c.ACMEEABHMAC == "") {
+		add("acme_eab_kid", errors.New("External Account Binding needs both the key ID and the HMAC key your CA gave you"))
+	}
+	if c.ACMEEABHMAC != "" {
+		if _, err := decodeEABKey(c.ACMEEABHMAC); err != nil {
+			add("acme_eab_hmac", errors.New("the HMAC key is not base64url; paste it exactly as your CA shows it"))
+		}
+	}
+}
+
+// decodeEABKey decodes an EAB HMAC key, which CAs give as base64url,
+// sometimes padded.
+func decodeEABKey(s string) ([]byte, error) {
+	return base64.RawURLEncoding.DecodeString(strings.TrimRight(s, "="))
+}
+
+// ParseTrustedProxies parses CIDRs and single addresses.
+func ParseTrustedProxies(list []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range list {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(s); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("%q is neither an address nor a CIDR range; use forms such as 192.168.1.10 or 10.0.0.0/8", s)
+		}
+		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+	}
+	return out, nil
+}

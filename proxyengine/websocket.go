@@ -1,0 +1,435 @@
+package proxyengine
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+const (
+	// wsHandshakeTimeout bounds dialing the upstream and its 101 answer.
+	wsHandshakeTimeout = 30 * time.Second
+	// wsCloseWait bounds writing the proxy's own close frame.
+	wsCloseWait = time.Second
+	// wsSmallBuffer is what an idle session holds per direction while it
+	// waits for data; a full read switches to a pooled wsLargeBuffer until
+	// the burst ends. Idle WebSockets are the common case (authentik keeps
+	// one open per browser tab and outpost), so their size matters most.
+	wsSmallBuffer = 1 << 10
+	wsLargeBuffer = 32 << 10
+)
+
+var wsLargeBuffers = sync.Pool{New: func() any { b := make([]byte, wsLargeBuffer); return &b }}
+
+var wsHandshakeReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4<<10) }}
+
+// wsProxy forwards WebSocket upgrades to the upstream over a dedicated
+// HTTP/1.1 connection, then splices the two connections byte for byte.
+// Frames pass untouched (extensions such as permessage-deflate included),
+// while a scanner per direction follows the frame boundaries so the proxy
+// can count messages, see close codes, and send a close frame of its own
+// when one side vanishes or Gatehouse shuts down.
+type wsProxy struct {
+	p         *proxyHandler
+	dial      func(ctx context.Context, network, addr string) (net.Conn, error)
+	tlsConfig *tls.Config
+	logger    *slog.Logger
+
+	mu       sync.Mutex
+	sessions map[*wsSession]struct{}
+	closing  bool
+	done     sync.WaitGroup
+}
+
+func newWSProxy(p *proxyHandler, dial func(ctx context.Context, network, addr string) (net.Conn, error), tc *tls.Config, logger *slog.Logger) *wsProxy {
+	return &wsProxy{p: p, dial: dial, tlsConfig: tc, logger: logger, sessions: map[*wsSession]struct{}{}}
+}
+
+// wsHopHeaders are removed from the upgrade request before Connection and
+// Upgrade are set again for the upstream hop (RFC 7230, section 6.1).
+var wsHopHeaders = []string{
+	"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate",
+	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
+}
+
+// removeHopHeaders deletes hop-by-hop headers, including those that
+// Connection names.
+func removeHopHeaders(h http.Header) {
+	for _, v := range h["Connection"] {
+		for _, name := range strings.Split(v, ",") {
+			if name = strings.TrimSpace(name); name != "" {
+				h.Del(name)
+			}
+		}
+	}
+	for _, name := range wsHopHeaders {
+		h.Del(name)
+	}
+}
+
+func (x *wsProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if x.isClosing() {
+		w.Header().Set("Retry-After", "5")
+		writeErrorPage(w, http.StatusServiceUnavailable, "The gateway is restarting", "Try again in a few seconds.")
+		return
+	}
+	out := r.Clone(r.Context())
+	out.RequestURI, out.Body, out.ContentLength = "", nil, 0
+	upgrade := r.Header.Get("Upgrade")
+	removeHopHeaders(out.Header)
+	x.p.rewrite(&httputil.ProxyRequest{In: r, Out: out})
+	out.Header.Set("Connection", "Upgrade")
+	out.Header.Set("Upgrade", upgrade)
+	if _, ok := out.Header["User-Agent"]; !ok {
+		out.Header.Set("User-Agent", "") // no Go default in its place
+	}
+
+	ctx, cancel := context.WithTimeout(r.Context(), wsHandshakeTimeout)
+	defer cancel()
+	up, err := x.dialUpstream(ctx)
+	if err != nil {
+		x.p.serveUpstreamError(w, r, err)
+		return
+	}
+	resp, br, err := x.handshake(ctx, up, out)
+	if err != nil {
+		up.Close()
+		x.p.serveUpstreamError(w, r, err)
+		return
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		// The upstream declined (authentication, origin checks, a wrong
+		// path): the visitor gets its answer as it was.
+		x.relayRefusal(w, resp)
+		up.Close()
+		wsHandshakeReaders.Put(br)
+		return
+	}
+	if !strings.EqualFold(resp.Header.Get("Upgrade"), upgrade) {
+		up.Close()
+		wsHandshakeReaders.Put(br)
+		x.p.serveUpstreamError(w, r, fmt.Errorf("upstream switched to %q instead of %q", resp.Header.Get("Upgrade"), upgrade))
+		return
+	}
+
+	client, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		up.Close()
+		wsHandshakeReaders.Put(br)
+		x.logger.Error("taking over the client connection for a WebSocket", "err", err)
+		return
+	}
+	// Bytes already read past either handshake belong to the other side.
+	upPending, err := drainBuffered(br)
+	wsHandshakeReaders.Put(br)
+	if err == nil {
+		err = write101(client, resp, upPending)
+	}
+	var clientPending []byte
+	if err == nil {
+		clientPending, err = drainBuffered(brw.Reader)
+	}
+	if err == nil && len(clientPending) > 0 {
+		_, err = up.Write(clientPending)
+	}
+	if err != nil {
+		client.Close()
+		up.Close()
+		return
+	}
+	client.SetDeadline(time.Time{})
+	up.SetDeadline(time.Time{})
+
+	s := &wsSession{proxy: x, client: client, upstream: up, path: r.URL.Path, opened: time.Now()}
+	s.toUpstream.scan(clientPending)
+	s.toClient.scan(upPending)
+	s.bytesUp.Add(int64(len(clientPending)))
+	s.bytesDown.Add(int64(len(upPending)))
+	if !x.add(s) {
+		s.finish()
+		return
+	}
+	x.logger.Debug("websocket opened", "path", s.path, "client", r.RemoteAddr)
+	go s.pump(client, up, &s.toUpstream, &s.bytesUp, sideClient)
+	go s.pump(up, client, &s.toClient, &s.bytesDown, sideUpstream)
+}
+
+func (x *wsProxy) dialUpstream(ctx context.Context) (net.Conn, error) {
+	u := x.p.upstream
+	addr := u.Host
+	if u.Port() == "" {
+		port := "80"
+		if u.Scheme == "https" {
+			port = "443"
+		}
+		addr = net.JoinHostPort(u.Hostname(), port)
+	}
+	conn, err := x.dial(ctx, "tcp", addr)
+	if err != nil || u.Scheme != "https" {
+		return conn, err
+	}
+	tc := tls.Client(conn, x.tlsConfig)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return tc, nil
+}
+
+// handshake sends the upgrade request and reads the upstream's answer.
+func (x *wsProxy) handshake(ctx context.Context, up net.Conn, out *http.Request) (*http.Response, *bufio.Reader, error) {
+	if dl, ok := ctx.Deadline(); ok {
+		up.SetDeadline(dl)
+	}
+	stop := context.AfterFunc(ctx, func() { up.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	if err := out.Write(up); err != nil {
+		return nil, nil, err
+	}
+	br := wsHandshakeReaders.Get().(*bufio.Reader)
+	br.Reset(up)
+	resp, err := http.ReadResponse(br, out)
+	if err != nil {
+		wsHandshakeReaders.Put(br)
+		return nil, nil, err
+	}
+	return resp, br, nil
+}
+
+// relayRefusal passes a non-101 answer to the visitor.
+func (x *wsProxy) relayRefusal(w http.ResponseWriter, resp *http.Response) {
+	defer resp.Body.Close()
+	removeHopHeaders(resp.Header)
+	for k, v := range resp.Header {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(resp.StatusCode)
+	io.Copy(w, io.LimitReader(resp.Body, 1<<20))
+}
+
+// write101 sends the upstream's 101 answer to the client, with any frames
+// the upstream already sent behind it.
+func write101(client net.Conn, resp *http.Response, pending []byte) error {
+	client.SetWriteDeadline(time.Now().Add(wsHandshakeTimeout))
+	upgrade := resp.Header.Get("Upgrade")
+	removeHopHeaders(resp.Header)
+	resp.Header.Set("Connection", "Upgrade")
+	resp.Header.Set("Upgrade", upgrade)
+	var b strings.Builder
+	b.WriteString("HTTP/1.1 101 Switching Protocols\r\n")
+	resp.Header.Write(&b)
+	b.WriteString("\r\n")
+	buf := append([]byte(b.String()), pending...)
+	_, err := client.Write(buf)
+	return err
+}
+
+// drainBuffered returns the bytes a reader has buffered but not handed out.
+func drainBuffered(br *bufio.Reader) ([]byte, error) {
+	n := br.Buffered()
+	if n == 0 {
+		return nil, nil
+	}
+	b := make([]byte, n)
+	_, err := io.ReadFull(br, b)
+	return b, err
+}
+
+func (x *wsProxy) isClosing() bool {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.closing
+}
+
+func (x *wsProxy) add(s *wsSession) bool {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.closing {
+		return false
+	}
+	x.sessions[s] = struct{}{}
+	x.done.Add(1)
+	return true
+}
+
+func (x *wsProxy) remove(s *wsSession) {
+	x.mu.Lock()
+	delete(x.sessions, s)
+	x.mu.Unlock()
+	x.done.Done()
+}
+
+// shutdown closes every session with 1001 Going Away and waits for them to
+// end, or for ctx, after which connections are cut.
+func (x *wsProxy) shutdown(ctx context.Context) error {
+	x.mu.Lock()
+	x.closing = true
+	sessions := make([]*wsSession, 0, len(x.sessions))
+	for s := range x.sessions {
+		sessions = append(sessions, s)
+	}
+	x.mu.Unlock()
+	for _, s := range sessions {
+		s.stop(endShutdown)
+	}
+	done := make(chan struct{})
+	go func() { x.done.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		for _, s := range sessions {
+			s.client.Close()
+			s.upstream.Close()
+		}
+		<-done
+		return ctx.Err()
+	}
+}
+
+// count reports the number of open sessions.
+func (x *wsProxy) count() int {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return len(x.sessions)
+}
+
+// wsSide names the side of a session whose going away ended it.
+type wsSide int32
+
+const (
+	sideClient wsSide = iota + 1
+	sideUpstream
+	endShutdown // neither: Gatehouse is shutting down
+)
+
+// other returns the opposite side of a session.
+func (s wsSide) other() wsSide {
+	if s == sideClient {
+		return sideUpstream
+	}
+	return sideClient
+}
+
+// wsSession is one proxied WebSocket: two pumps, one per direction. The
+// first pump to end stops the other; the last one sends the proxy's own
+// close frames where a side did not get one, and closes both connections.
+type wsSession struct {
+	proxy            *wsProxy
+	client, upstream net.Conn
+	path             string
+	opened           time.Time
+
+	toUpstream, toClient wsFrameScanner // each owned by its pump until both end
+	bytesUp, bytesDown   atomic.Int64
+
+	ended    atomic.Int32 // pumps that have returned
+	endedBy  atomic.Int32 // the wsSide whose read ended first, or endShutdown
+	stopOnce sync.Once
+}
+
+// stop makes both pumps return by expiring their reads.
+func (s *wsSession) stop(reason wsSide) {
+	s.stopOnce.Do(func() {
+		s.endedBy.Store(int32(reason))
+		past := time.Unix(1, 0)
+		s.client.SetReadDeadline(past)
+		s.upstream.SetReadDeadline(past)
+	})
+}
+
+// pump copies src to dst until either fails, following the frames in sc.
+func (s *wsSession) pump(src, dst net.Conn, sc *wsFrameScanner, counter *atomic.Int64, from wsSide) {
+	small := make([]byte, wsSmallBuffer)
+	buf := small
+	var large *[]byte
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			sc.scan(buf[:n])
+			counter.Add(int64(n))
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				// The destination is gone: it is the side that ended.
+				s.stop(from.other())
+				break
+			}
+			switch {
+			case n == len(buf) && large == nil:
+				large = wsLargeBuffers.Get().(*[]byte)
+				buf = *large
+			case n < len(small) && large != nil:
+				wsLargeBuffers.Put(large)
+				large, buf = nil, small
+			}
+		}
+		if err != nil {
+			s.stop(from)
+			break
+		}
+	}
+	if large != nil {
+		wsLargeBuffers.Put(large)
+	}
+	if s.ended.Add(1) == 2 {
+		s.finish()
+	}
+}
+
+// finish runs once both pumps have stopped: it tells each side that did not
+// see a close frame why the session ended, then closes both connections.
+func (s *wsSession) finish() {
+	reason := "going away"
+	switch wsSide(s.endedBy.Load()) {
+	case endShutdown:
+		reason = "Gatehouse is shutting down"
+	case sideUpstream:
+		reason = "the upstream closed the connection"
+	case sideClient:
+		reason = "the client closed the connection"
+	}
+	payload := websocket.FormatCloseMessage(websocket.CloseGoingAway, reason)
+	if !s.toClient.closeSeen && s.toClient.atBoundary() && wsSide(s.endedBy.Load()) != sideClient {
+		writeCloseFrame(s.client, payload, false)
+	}
+	if !s.toUpstream.closeSeen && s.toUpstream.atBoundary() && wsSide(s.endedBy.Load()) != sideUpstream {
+		writeCloseFrame(s.upstream, payload, true)
+	}
+	s.client.Close()
+	s.upstream.Close()
+	s.proxy.remove(s)
+	s.proxy.logger.Debug("websocket closed", "path", s.path, "duration", time.Since(s.opened).Round(time.Millisecond),
+		"bytes_up", s.bytesUp.Load(), "bytes_down", s.bytesDown.Load())
+}
+
+// writeCloseFrame writes a close frame; frames a client sends are masked
+// with a random key (RFC 6455, section 5.3). Errors are not reported: the
+// connection is closed next either way.
+func writeCloseFrame(c net.Conn, payload []byte, masked bool) {
+	frame := []byte{0x80 | wsOpClose, byte(len(payload))}
+	if masked {
+		var key [4]byte
+		rand.Read(key[:])
+		frame[1] |= 0x80
+		frame = append(frame, key[:]...)
+		for i, b := range payload {
+			frame = append(frame, b^key[i%4])
+		}
+	} else {
+		frame = append(frame, payload...)
+	}
+	c.SetWriteDeadline(time.Now().Add(wsCloseWait))
+	c.Write(frame)
+}
