@@ -68,6 +68,8 @@ func newCertSource(c Config) (CertSource, error) {
 		return &selfSignedSource{hostname: c.Hostname, dir: c.StateDir, logger: c.Logger}, nil
 	case TLSFiles:
 		return &fileSource{certFile: c.CertFile, keyFile: c.KeyFile, logger: c.Logger}, nil
+	case TLSACME:
+		return newACMESource(c)
 	}
 	return nil, fmt.Errorf("certificate source %q is not available", c.TLS)
 }

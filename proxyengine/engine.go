@@ -27,11 +27,19 @@ const (
 // Config.Progress.
 type Stage string
 
-// Stages of Start, in order. ACME sources add their own in between.
+// Stages of Start, in order. An ACME source adds its own between
+// StageCertificate and StageReady when it has to obtain a certificate.
 const (
 	StageListen      Stage = "listen"
 	StageCertificate Stage = "certificate"
-	StageReady       Stage = "ready"
+
+	StageACMEAccount    Stage = "acme-account"    // registering (or finding) the ACME account
+	StageACMEOrder      Stage = "acme-order"      // ordering a certificate for the hostname
+	StageACMEChallenge  Stage = "acme-challenge"  // answering a tls-alpn-01 or http-01 challenge
+	StageACMEValidating Stage = "acme-validating" // waiting for the CA to check the answer
+	StageACMEIssued     Stage = "acme-issued"     // the CA issued the certificate
+
+	StageReady Stage = "ready"
 )
 
 // A ProgressEvent is one step of starting up, in plain words.
@@ -92,10 +100,14 @@ func New(cfg Config) (*Engine, error) {
 func (e *Engine) Config() Config { return e.cfg }
 
 func (e *Engine) progress(stage Stage, format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
-	e.cfg.Logger.Info(msg, "stage", string(stage))
-	if e.cfg.Progress != nil {
-		e.cfg.Progress(ProgressEvent{Stage: stage, Message: msg})
+	e.cfg.progress(stage, fmt.Sprintf(format, args...))
+}
+
+// progress logs one step of starting up and passes it to c.Progress.
+func (c Config) progress(stage Stage, msg string) {
+	c.Logger.Info(msg, "stage", string(stage))
+	if c.Progress != nil {
+		c.Progress(ProgressEvent{Stage: stage, Message: msg})
 	}
 }
 
@@ -129,8 +141,12 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 	nextProtos := []string{"h2", "http/1.1"}
 	var plain http.Handler = redirectHandler(e.cfg.Hostname, e.cfg.PublicHTTPSPort)
 	if solver, ok := e.certs.(challengeSolver); ok {
-		plain = solver.HTTPHandler(plain)
 		nextProtos = append(nextProtos, solver.ALPNProtos()...)
+		// Only a listening plain port can answer HTTP-01; offering it
+		// otherwise would cost a failed validation at the CA.
+		if e.httpLn != nil {
+			plain = solver.HTTPHandler(plain)
+		}
 	}
 	errLog := slog.NewLogLogger(e.cfg.Logger.Handler(), slog.LevelDebug)
 	e.httpsSrv = &http.Server{

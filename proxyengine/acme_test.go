@@ -1,0 +1,405 @@
+package proxyengine
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+const acmeTestHost = "sso.gatehouse.test"
+
+// acmeRig is Pebble, its DNS, an upstream, and the settings to run the
+// engine against them.
+type acmeRig struct {
+	pebble   *testPebble
+	dns      *testDNS
+	upstream *httptest.Server
+	stateDir string
+	httpPort int // where Pebble's validator sends HTTP-01
+	tlsPort  int // where Pebble's validator sends TLS-ALPN-01
+}
+
+func newACMERig(t *testing.T) *acmeRig {
+	t.Helper()
+	r := &acmeRig{httpPort: freePort(t), tlsPort: freePort(t), stateDir: t.TempDir()}
+	r.dns = startTestDNS(t, "127.0.0.1")
+	r.pebble = startPebble(t, r.httpPort, r.tlsPort, r.dns.addr)
+	r.upstream = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		io.WriteString(w, "hello from upstream")
+	}))
+	t.Cleanup(r.upstream.Close)
+	return r
+}
+
+// progressLog collects progress events.
+type progressLog struct {
+	mu     sync.Mutex
+	events []ProgressEvent
+}
+
+func (p *progressLog) add(ev ProgressEvent) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.events = append(p.events, ev)
+}
+
+func (p *progressLog) stages() []Stage {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []Stage
+	for _, ev := range p.events {
+		if len(out) == 0 || out[len(out)-1] != ev.Stage {
+			out = append(out, ev.Stage)
+		}
+	}
+	return out
+}
+
+// config runs the engine with its TLS listener on httpsPort and its plain
+// listener on httpPort (0 for off).
+func (r *acmeRig) config(httpsPort, httpPort int, progress *progressLog) Config {
+	c := Config{
+		Hostname:      acmeTestHost,
+		Upstream:      r.upstream.URL,
+		TLS:           TLSACME,
+		HTTPAddr:      Off,
+		HTTPSAddr:     "127.0.0.1:" + strconv.Itoa(httpsPort),
+		StateDir:      r.stateDir,
+		ACMEDirectory: r.pebble.directory,
+		ACMECARoots:   r.pebble.apiRoots,
+		ACMEEmail:     "admin@gatehouse.test",
+		StatusAddr:    Off,
+		Logger:        slog.New(slog.DiscardHandler),
+	}
+	if httpPort != 0 {
+		c.HTTPAddr = "127.0.0.1:" + strconv.Itoa(httpPort)
+	}
+	if progress != nil {
+		c.Progress = progress.add
+	}
+	return c
+}
+
+func startEngine(t *testing.T, c Config) (*Engine, error) {
+	t.Helper()
+	e, err := New(c)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := e.Start(ctx); err != nil {
+		return nil, err
+	}
+	t.Cleanup(func() { e.Shutdown(context.Background()) })
+	return e, nil
+}
+
+// visit makes a real TLS handshake to the engine, verifying the served
+// chain against Pebble's root, and fetches a page through the proxy.
+func (r *acmeRig) visit(t *testing.T, e *Engine) *tls.ConnectionState {
+	t.Helper()
+	client := &http.Client{
+		Timeout: 10 * time.Second,
+		Transport: &http.Transport{
+			TLSClientConfig: &tls.Config{ServerName: acmeTestHost, RootCAs: r.pebble.roots},
+			DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+				return (&net.Dialer{}).DialContext(ctx, network, e.HTTPSAddr().String())
+			},
+		},
+	}
+	resp, err := client.Get("https://" + acmeTestHost + "/")
+	if err != nil {
+		t.Fatalf("visiting the proxy: %v", err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK || string(body) != "hello from upstream" {
+		t.Fatalf("visit: %s %q", resp.Status, body)
+	}
+	if len(resp.TLS.VerifiedChains) == 0 {
+		t.Fatal("the served chain was not verified")
+	}
+	return resp.TLS
+}
+
+func TestACMEIssuesByTLSALPN01AloneAndReusesItAfterRestart(t *testing.T) {
+	r := newACMERig(t)
+	progress := &progressLog{}
+	// Port 80 off: Pebble's HTTP-01 port has no listener at all.
+	cfg := r.config(r.tlsPort, 0, progress)
+	e, err := startEngine(t, cfg)
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	state := r.visit(t, e)
+	leaf := state.PeerCertificates[0]
+	if !slices.Equal(leaf.DNSNames, []string{acmeTestHost}) {
+		t.Errorf("certificate names %v, want [%s]", leaf.DNSNames, acmeTestHost)
+	}
+	if got := r.pebble.orders.Load(); got != 1 {
+		t.Errorf("Pebble received %d new orders, want 1", got)
+	}
+
+	want := []Stage{StageListen, StageCertificate, StageACMEAccount, StageACMEOrder, StageACMEChallenge, StageACMEValidating, StageACMEIssued, StageReady}
+	if got := progress.stages(); !slices.Equal(got, want) {
+		t.Errorf("stages %v, want %v", got, want)
+	}
+	for _, ev := range progress.events {
+		if ev.Stage == StageACMEChallenge && !strings.Contains(ev.Message, "tls-alpn-01") {
+			t.Errorf("challenge event %q does not name tls-alpn-01", ev.Message)
+		}
+	}
+
+	st := e.CertStatus()
+	if st.Source != TLSACME || !strings.Contains(st.Issuer, "Pebble") || !slices.Equal(st.Names, []string{acmeTestHost}) ||
+		!st.NotAfter.Equal(leaf.NotAfter) || st.LastError != "" {
+		t.Errorf("status %+v", st)
+	}
+	if !st.NextRenewal.After(time.Now()) || !st.NextRenewal.Before(st.NotAfter) {
+		t.Errorf("next renewal %v is not between now and expiry %v", st.NextRenewal, st.NotAfter)
+	}
+	checkPrivateTree(t, filepath.Join(r.stateDir, acmeStateDir))
+
+	// A restart on the same state dir serves the same certificate without
+	// a new order.
+	if err := e.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	progress2 := &progressLog{}
+	e2, err := startEngine(t, r.config(r.tlsPort, 0, progress2))
+	if err != nil {
+		t.Fatalf("Start after restart: %v", err)
+	}
+	again := r.visit(t, e2).PeerCertificates[0]
+	if !again.Equal(leaf) {
+		t.Error("the restarted engine serves a different certificate")
+	}
+	if got := r.pebble.orders.Load(); got != 1 {
+		t.Errorf("Pebble received %d new orders after the restart, want still 1", got)
+	}
+	if slices.Contains(progress2.stages(), StageACMEOrder) {
+		t.Errorf("restart reported an order: %v", progress2.stages())
+	}
+}
+
+func TestACMEIssuesByHTTP01Alone(t *testing.T) {
+	r := newACMERig(t)
+	// Pebble's TLS-ALPN-01 port has no listener: the engine's TLS listener
+	// is elsewhere, so only HTTP-01 on the plain listener can succeed.
+	e, err := startEngine(t, r.config(freePort(t), r.httpPort, nil))
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	leaf := r.visit(t, e).PeerCertificates[0]
+	if !slices.Equal(leaf.DNSNames, []string{acmeTestHost}) {
+		t.Errorf("certificate names %v", leaf.DNSNames)
+	}
+	// autocert tries TLS-ALPN-01 first, then HTTP-01 with a second order.
+	if got := r.pebble.orders.Load(); got != 2 {
+		t.Errorf("Pebble received %d new orders, want 2 (tls-alpn-01 failing, then http-01)", got)
+	}
+	if st := e.CertStatus(); st.LastError != "" {
+		t.Errorf("last error after success: %q", st.LastError)
+	}
+
+	// The plain listener still redirects everything but challenges.
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	base := "http://" + e.HTTPAddr().String()
+	resp, err := client.Get(base + "/some/page?x=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusMovedPermanently || !strings.HasSuffix(loc, "/some/page?x=1") {
+		t.Errorf("redirect: %d %q", resp.StatusCode, loc)
+	}
+	for host, want := range map[string]int{
+		acmeTestHost + ":80": http.StatusNotFound, // the host policy allows it; the token is unknown
+		acmeTestHost:         http.StatusNotFound,
+		"other.example.com":  http.StatusForbidden,
+	} {
+		req, _ := http.NewRequest(http.MethodGet, base+"/.well-known/acme-challenge/unknown-token", nil)
+		req.Host = host
+		resp, err = client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("challenge path with Host %s: %d, want %d (never a redirect)", host, resp.StatusCode, want)
+		}
+	}
+}
+
+func TestACMEValidationFailureIsExplainedAndBacksOff(t *testing.T) {
+	r := newACMERig(t)
+	// The name resolves to 127.0.0.1, but nothing listens on the ports
+	// Pebble validates: the engine listens elsewhere.
+	cfg := r.config(freePort(t), freePort(t), nil)
+	_, err := startEngine(t, cfg)
+	var ae *ACMEError
+	if !errors.As(err, &ae) {
+		t.Fatalf("Start: %v, want an *ACMEError", err)
+	}
+	t.Logf("first failure: %v", ae)
+	if ae.Kind != ACMEConnection || !strings.Contains(ae.Fix, "forward") || !strings.Contains(ae.Summary, acmeTestHost) {
+		t.Errorf("explanation: kind %q, %q", ae.Kind, ae.Error())
+	}
+	if !strings.Contains(ae.Detail, "tls-alpn-01") || !strings.Contains(ae.Detail, "http-01") {
+		t.Errorf("detail should name both challenges: %q", ae.Detail)
+	}
+	orders := r.pebble.orders.Load()
+	if orders < 1 {
+		t.Fatalf("no order reached Pebble")
+	}
+	backoffPath := filepath.Join(r.stateDir, acmeStateDir, acmeDirName(r.pebble.directory), acmeBackoffFile)
+	checkMode(t, backoffPath, 0o600)
+
+	// A second start within the backoff window does not contact the CA.
+	requests := r.pebble.requests.Load()
+	before := time.Now()
+	_, err = startEngine(t, cfg)
+	if !errors.As(err, &ae) || ae.Kind != ACMEBackoff {
+		t.Fatalf("second Start: %v, want a backoff ACMEError", err)
+	}
+	t.Logf("within the backoff window: %v", ae)
+	if d := ae.RetryAt.Sub(before); d <= 0 || d > acmeBackoffFirst {
+		t.Errorf("next attempt in %v, want within %v", d, acmeBackoffFirst)
+	}
+	if !strings.Contains(ae.Error(), "could not connect") {
+		t.Errorf("the backoff error should repeat the last failure: %q", ae.Error())
+	}
+	if got := r.pebble.requests.Load(); got != requests {
+		t.Errorf("Pebble received %d requests during the backoff window", got-requests)
+	}
+	if got := r.pebble.orders.Load(); got != orders {
+		t.Errorf("orders went from %d to %d during the backoff window", orders, got)
+	}
+}
+
+func TestACMEUnresolvableNameIsExplained(t *testing.T) {
+	r := newACMERig(t)
+	r.dns.setAnswer("")
+	_, err := startEngine(t, r.config(r.tlsPort, r.httpPort, nil))
+	var ae *ACMEError
+	if !errors.As(err, &ae) || ae.Kind != ACMEDNS {
+		t.Fatalf("Start: %v, want a DNS ACMEError", err)
+	}
+	t.Logf("unresolvable: %v", ae)
+	if !strings.Contains(ae.Fix, "A record") {
+		t.Errorf("fix %q does not say to create an A record", ae.Fix)
+	}
+}
+
+func TestACMEUntrustedCAIsExplained(t *testing.T) {
+	r := newACMERig(t)
+	cfg := r.config(r.tlsPort, 0, nil)
+	cfg.ACMECARoots = "" // Pebble's API certificate is then unknown
+	_, err := startEngine(t, cfg)
+	var ae *ACMEError
+	if !errors.As(err, &ae) || ae.Kind != ACMECAUntrusted || !strings.Contains(ae.Fix, "--acme-ca-roots") {
+		t.Fatalf("Start: %v, want an untrusted-CA ACMEError", err)
+	}
+	t.Logf("untrusted: %v", ae)
+}
+
+func TestOnlyHostPolicy(t *testing.T) {
+	policy := onlyHost("sso.example.com")
+	for _, host := range []string{"sso.example.com", "SSO.example.com", "sso.example.com:80", "sso.example.com:8080", "sso.example.com."} {
+		if err := policy(context.Background(), host); err != nil {
+			t.Errorf("%q refused: %v", host, err)
+		}
+	}
+	for _, host := range []string{"example.com", "evil.example.com", "127.0.0.1", "sso.example.com.evil", ""} {
+		if err := policy(context.Background(), host); err == nil {
+			t.Errorf("%q accepted", host)
+		}
+	}
+}
+
+func TestACMECacheKeepsFilesPrivate(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "acme")
+	c := acmeCache(dir)
+	ctx := context.Background()
+	if _, err := c.Get(ctx, "missing"); err == nil || !strings.Contains(err.Error(), "cache miss") {
+		t.Errorf("Get of a missing entry: %v", err)
+	}
+	if err := c.Put(ctx, "../../escape", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "escape")); err != nil {
+		t.Errorf("a name with .. was not kept inside the cache dir: %v", err)
+	}
+	if err := c.Put(ctx, "acme_account+key", []byte("key")); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := c.Get(ctx, "acme_account+key"); err != nil || string(got) != "key" {
+		t.Errorf("Get: %q, %v", got, err)
+	}
+	checkPrivateTree(t, dir)
+	if err := c.Delete(ctx, "acme_account+key"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Delete(ctx, "acme_account+key"); err != nil {
+		t.Errorf("deleting a missing entry: %v", err)
+	}
+}
+
+func TestACMEDirName(t *testing.T) {
+	for in, want := range map[string]string{
+		LetsEncryptProduction:          "acme-v02.api.letsencrypt.org-directory",
+		LetsEncryptStaging:             "acme-staging-v02.api.letsencrypt.org-directory",
+		"https://127.0.0.1:14000/dir":  "127.0.0.1-14000-dir",
+		"https://ca.lan/acme/acme/dir": "ca.lan-acme-acme-dir",
+	} {
+		if got := acmeDirName(in); got != want {
+			t.Errorf("acmeDirName(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// checkPrivateTree checks that dir and everything in it is private:
+// directories 0700, files 0600.
+func checkPrivateTree(t *testing.T, dir string) {
+	t.Helper()
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		want := fs.FileMode(0o600)
+		if d.IsDir() {
+			want = 0o700
+		}
+		checkMode(t, path, want)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func checkMode(t *testing.T, path string, want fs.FileMode) {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fi.Mode().Perm(); got != want {
+		t.Errorf("%s has mode %o, want %o", path, got, want)
+	}
+}

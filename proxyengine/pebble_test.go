@@ -1,0 +1,179 @@
+package proxyengine
+
+import (
+	"crypto/x509"
+	"encoding/pem"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/letsencrypt/pebble/v2/ca"
+	"github.com/letsencrypt/pebble/v2/db"
+	"github.com/letsencrypt/pebble/v2/va"
+	"github.com/letsencrypt/pebble/v2/wfe"
+	"github.com/miekg/dns"
+)
+
+// testDNS is a loopback DNS server for Pebble's validator: A queries for
+// any name get the configured address, AAAA queries get no answer (so the
+// validator falls back to IPv4), and an empty address answers NXDOMAIN.
+type testDNS struct {
+	addr string // host:port it serves on, UDP and TCP
+	mu   sync.Mutex
+	a    net.IP
+}
+
+func startTestDNS(t *testing.T, answer string) *testDNS {
+	t.Helper()
+	d := &testDNS{a: net.ParseIP(answer)}
+	// Pebble asks over TCP; UDP on the same port serves anything else.
+	tcp, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	udp, err := net.ListenPacket("udp", tcp.Addr().String())
+	if err != nil {
+		tcp.Close()
+		t.Fatal(err)
+	}
+	d.addr = tcp.Addr().String()
+	handler := dns.HandlerFunc(d.serveDNS)
+	servers := []*dns.Server{{Listener: tcp, Handler: handler}, {PacketConn: udp, Handler: handler}}
+	for _, srv := range servers {
+		go srv.ActivateAndServe()
+	}
+	t.Cleanup(func() {
+		for _, srv := range servers {
+			srv.Shutdown()
+		}
+	})
+	return d
+}
+
+// setAnswer changes the A record; "" makes every name NXDOMAIN.
+func (d *testDNS) setAnswer(ip string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.a = net.ParseIP(ip)
+}
+
+func (d *testDNS) serveDNS(w dns.ResponseWriter, req *dns.Msg) {
+	d.mu.Lock()
+	a := d.a
+	d.mu.Unlock()
+	resp := new(dns.Msg)
+	resp.SetReply(req)
+	if a == nil {
+		resp.Rcode = dns.RcodeNameError
+	}
+	for _, q := range req.Question {
+		if q.Qtype == dns.TypeA && a != nil {
+			resp.Answer = append(resp.Answer, &dns.A{
+				Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60},
+				A:   a.To4(),
+			})
+		}
+	}
+	w.WriteMsg(resp)
+}
+
+// testPebble is Let's Encrypt's test CA, in process, validating on the given
+// ports of whatever address testDNS gives.
+type testPebble struct {
+	directory string         // ACME directory URL
+	apiRoots  string         // PEM file of the roots trusted for the ACME API (for ACMECARoots)
+	roots     *x509.CertPool // Pebble's root, which issued certificates chain to
+
+	newOrderPath string
+	orders       atomic.Int64 // new-order requests received
+	requests     atomic.Int64 // requests of any kind received
+}
+
+func startPebble(t *testing.T, httpPort, tlsPort int, dnsAddr string) *testPebble {
+	t.Helper()
+	// Pebble reads these when its parts are constructed: no random sleeps
+	// before validation, no injected bad nonces, no reuse of valid
+	// authorizations (so each order proves control again).
+	t.Setenv("PEBBLE_VA_NOSLEEP", "1")
+	t.Setenv("PEBBLE_WFE_NONCEREJECT", "0")
+	t.Setenv("PEBBLE_AUTHZREUSE", "0")
+
+	logger := log.New(io.Discard, "", 0)
+	if testing.Verbose() && os.Getenv("PEBBLE_LOG") != "" {
+		logger = log.New(os.Stderr, "pebble ", log.Lmicroseconds)
+	}
+	store := db.NewMemoryStore()
+	authority := ca.New(logger, store, "", "ecdsa", 0, 1, map[string]ca.Profile{
+		"default": {Description: "default profile"},
+	})
+	validator := va.New(logger, httpPort, tlsPort, false, dnsAddr, store)
+	frontend := wfe.New(logger, store, validator, authority, []string{"pebble.letsencrypt.org"}, false, false, 0, 0)
+
+	p := &testPebble{newOrderPath: "/order-plz"}
+	handler := frontend.Handler()
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p.requests.Add(1)
+		if r.Method == http.MethodPost && r.URL.Path == p.newOrderPath {
+			p.orders.Add(1)
+		}
+		handler.ServeHTTP(w, r)
+	}))
+	srv.Config.ErrorLog = logger // a client that does not trust the API is tested on purpose
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	p.directory = srv.URL + wfe.DirectoryPath
+
+	p.apiRoots = filepath.Join(t.TempDir(), "pebble-api-root.pem")
+	pemData := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+	if err := os.WriteFile(p.apiRoots, pemData, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p.roots = x509.NewCertPool()
+	p.roots.AddCert(authority.GetRootCert(0).Cert)
+
+	// Check the assumption that new orders go to /order-plz.
+	resp, err := srv.Client().Get(p.directory)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), p.newOrderPath) {
+		t.Fatalf("Pebble's directory does not name %s for new orders: %s", p.newOrderPath, body)
+	}
+	p.requests.Store(0)
+	return p
+}
+
+// freePort returns a loopback TCP port that was free a moment ago. Pebble's
+// validator needs fixed ports, so the engine cannot simply bind port 0.
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// waitFor polls cond for up to 10 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
