@@ -16,9 +16,12 @@ const (
 	acmeBackoffFirst = time.Minute
 	acmeBackoffMax   = 24 * time.Hour
 	// acmeAttemptWindow is how long one attempt (account, orders for each
-	// challenge type, finalization) may keep talking to the CA once admitted.
-	// autocert bounds a renewal by 10 minutes; Start stops well before.
+	// challenge type, finalization) may keep starting orders once admitted;
+	// autocert bounds a renewal by 10 minutes. acmeAttemptIdle ends it
+	// sooner once it falls quiet: within an attempt, requests follow each
+	// other within seconds (authorization polls are a second apart).
 	acmeAttemptWindow = 10 * time.Minute
+	acmeAttemptIdle   = time.Minute
 )
 
 // acmeBackoffDelay is the wait after the nth consecutive failure (n >= 1).
@@ -53,13 +56,15 @@ type acmeBackoff struct {
 
 	mu           sync.Mutex
 	state        acmeBackoffState
-	attemptUntil time.Time // the admitted attempt may continue until then
+	attemptStart time.Time     // when the admitted attempt began; zero if none is open
+	lastRequest  time.Time     // the attempt's latest request
+	attemptIdle  time.Duration // acmeAttemptIdle; shorter in tests
 }
 
 // loadACMEBackoff reads the backoff file, if any. A file for another
 // hostname is ignored: a new name starts with a clean schedule.
 func loadACMEBackoff(path, hostname string) (*acmeBackoff, error) {
-	b := &acmeBackoff{path: path, hostname: hostname, state: acmeBackoffState{Hostname: hostname}}
+	b := &acmeBackoff{path: path, hostname: hostname, state: acmeBackoffState{Hostname: hostname}, attemptIdle: acmeAttemptIdle}
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return b, nil
@@ -77,23 +82,26 @@ func loadACMEBackoff(path, hostname string) (*acmeBackoff, error) {
 	return b, nil
 }
 
-// admit reports whether a request to the CA may be sent now. A request
-// outside an admitted attempt begins a new one if the schedule allows,
-// counting it as a failure until succeed is called. When refused, it
-// returns when the next attempt is allowed.
+// admit reports whether a request that could begin an attempt (the
+// directory, a nonce, an account or an order) may be sent now. Outside an
+// open attempt it begins a new one if the schedule allows, counting it as a
+// failure until succeed is called. When refused, it returns when the next
+// attempt is allowed.
 func (b *acmeBackoff) admit(now time.Time) (next time.Time, ok bool, err error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if now.Before(b.attemptUntil) {
+	if !b.attemptStart.IsZero() && now.Before(b.attemptStart.Add(acmeAttemptWindow)) && now.Before(b.lastRequest.Add(b.attemptIdle)) {
+		b.lastRequest = now
 		return time.Time{}, true, nil
 	}
+	b.attemptStart = time.Time{}
 	if now.Before(b.state.NextAttempt) {
 		return b.state.NextAttempt, false, nil
 	}
 	b.state.Failures++
 	b.state.LastAttempt = now
 	b.state.NextAttempt = now.Add(acmeBackoffDelay(b.state.Failures))
-	b.attemptUntil = now.Add(acmeAttemptWindow)
+	b.attemptStart, b.lastRequest = now, now
 	return time.Time{}, true, b.saveLocked()
 }
 
@@ -102,7 +110,7 @@ func (b *acmeBackoff) succeed() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.state = acmeBackoffState{Hostname: b.hostname}
-	b.attemptUntil = time.Time{}
+	b.attemptStart = time.Time{}
 	return b.saveLocked()
 }
 
@@ -120,7 +128,7 @@ func (b *acmeBackoff) postpone(t time.Time) {
 func (b *acmeBackoff) fail(reason string) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.attemptUntil = time.Time{}
+	b.attemptStart = time.Time{}
 	b.state.LastError = reason
 	return b.saveLocked()
 }

@@ -18,6 +18,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/acme"
 )
 
 const acmeTestHost = "sso.gatehouse.test"
@@ -33,11 +35,13 @@ type acmeRig struct {
 	tlsPort  int // where Pebble's validator sends TLS-ALPN-01
 }
 
-func newACMERig(t *testing.T) *acmeRig {
+// newACMERig starts Pebble issuing certificates valid for validity
+// (90 days if zero).
+func newACMERig(t *testing.T, validity time.Duration) *acmeRig {
 	t.Helper()
 	r := &acmeRig{httpPort: freePort(t), tlsPort: freePort(t), stateDir: t.TempDir()}
 	r.dns = startTestDNS(t, "127.0.0.1")
-	r.pebble = startPebble(t, r.httpPort, r.tlsPort, r.dns.addr)
+	r.pebble = startPebble(t, r.httpPort, r.tlsPort, r.dns.addr, validity)
 	r.upstream = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		io.WriteString(w, "hello from upstream")
 	}))
@@ -138,7 +142,7 @@ func (r *acmeRig) visit(t *testing.T, e *Engine) *tls.ConnectionState {
 }
 
 func TestACMEIssuesByTLSALPN01AloneAndReusesItAfterRestart(t *testing.T) {
-	r := newACMERig(t)
+	r := newACMERig(t, 0)
 	progress := &progressLog{}
 	// Port 80 off: Pebble's HTTP-01 port has no listener at all.
 	cfg := r.config(r.tlsPort, 0, progress)
@@ -195,10 +199,15 @@ func TestACMEIssuesByTLSALPN01AloneAndReusesItAfterRestart(t *testing.T) {
 	if slices.Contains(progress2.stages(), StageACMEOrder) {
 		t.Errorf("restart reported an order: %v", progress2.stages())
 	}
+	// Cleanup requests after the success (autocert deactivating spare
+	// authorizations) must not count as a failed attempt.
+	if st := loadBackoffFile(t, r); st.Failures != 0 || !st.NextAttempt.IsZero() {
+		t.Errorf("backoff state after success %+v", st)
+	}
 }
 
 func TestACMEIssuesByHTTP01Alone(t *testing.T) {
-	r := newACMERig(t)
+	r := newACMERig(t, 0)
 	// Pebble's TLS-ALPN-01 port has no listener: the engine's TLS listener
 	// is elsewhere, so only HTTP-01 on the plain listener can succeed.
 	e, err := startEngine(t, r.config(freePort(t), r.httpPort, nil))
@@ -247,7 +256,7 @@ func TestACMEIssuesByHTTP01Alone(t *testing.T) {
 }
 
 func TestACMEValidationFailureIsExplainedAndBacksOff(t *testing.T) {
-	r := newACMERig(t)
+	r := newACMERig(t, 0)
 	// The name resolves to 127.0.0.1, but nothing listens on the ports
 	// Pebble validates: the engine listens elsewhere.
 	cfg := r.config(freePort(t), freePort(t), nil)
@@ -293,7 +302,7 @@ func TestACMEValidationFailureIsExplainedAndBacksOff(t *testing.T) {
 }
 
 func TestACMEUnresolvableNameIsExplained(t *testing.T) {
-	r := newACMERig(t)
+	r := newACMERig(t, 0)
 	r.dns.setAnswer("")
 	_, err := startEngine(t, r.config(r.tlsPort, r.httpPort, nil))
 	var ae *ACMEError
@@ -307,7 +316,7 @@ func TestACMEUnresolvableNameIsExplained(t *testing.T) {
 }
 
 func TestACMEUntrustedCAIsExplained(t *testing.T) {
-	r := newACMERig(t)
+	r := newACMERig(t, 0)
 	cfg := r.config(r.tlsPort, 0, nil)
 	cfg.ACMECARoots = "" // Pebble's API certificate is then unknown
 	_, err := startEngine(t, cfg)
@@ -402,4 +411,89 @@ func checkMode(t *testing.T, path string, want fs.FileMode) {
 	if got := fi.Mode().Perm(); got != want {
 		t.Errorf("%s has mode %o, want %o", path, got, want)
 	}
+}
+
+// Pebble issues 12-second certificates here, so autocert's renewal (a third
+// of the lifetime before expiry) starts about 8 s after issuance.
+const shortValidity = 12 * time.Second
+
+func TestACMERenewsBeforeExpiry(t *testing.T) {
+	r := newACMERig(t, shortValidity)
+	e, err := startEngine(t, r.config(r.tlsPort, 0, nil))
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	first := r.visit(t, e).PeerCertificates[0]
+	if renewal := e.CertStatus().NextRenewal; !renewal.Before(first.NotAfter) || renewal.Before(first.NotBefore) {
+		t.Errorf("next renewal %v is outside the certificate's life %v..%v", renewal, first.NotBefore, first.NotAfter)
+	}
+	var renewed bool
+	waitFor(t, "the renewed certificate", shortValidity, func() bool {
+		renewed = !r.visit(t, e).PeerCertificates[0].Equal(first)
+		return renewed || time.Now().After(first.NotAfter.Add(-time.Second))
+	})
+	if !renewed {
+		t.Fatal("the certificate was not renewed before it expired")
+	}
+	second := r.visit(t, e).PeerCertificates[0]
+	if !second.NotAfter.After(first.NotAfter) {
+		t.Errorf("renewed certificate expires %v, not after %v", second.NotAfter, first.NotAfter)
+	}
+	if got := r.pebble.orders.Load(); got != 2 {
+		t.Errorf("Pebble received %d orders, want 2 (issuance and renewal)", got)
+	}
+	if st := e.CertStatus(); !st.NotAfter.Equal(second.NotAfter) || st.LastError != "" {
+		t.Errorf("status after renewal %+v", st)
+	}
+}
+
+func TestACMEFailedRenewalIsReportedAndBackedOff(t *testing.T) {
+	r := newACMERig(t, 20*time.Second)
+	e, err := startEngine(t, r.config(r.tlsPort, 0, nil))
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	const idle = 3 * time.Second // the renewal attempt ends after this much quiet
+	backoff := e.certs.(*acmeSource).backoff
+	backoff.mu.Lock()
+	backoff.attemptIdle = idle
+	backoff.mu.Unlock()
+	first := r.visit(t, e).PeerCertificates[0]
+	r.dns.setAnswer("") // the renewal's validation will not resolve the name
+	waitFor(t, "the failed renewal in the status", 20*time.Second, func() bool {
+		return strings.Contains(e.CertStatus().LastError, "DNS")
+	})
+	// autocert's attempt may still be closing (it places one more order
+	// when it runs out of challenge types); let it finish.
+	time.Sleep(time.Second)
+	if got := r.visit(t, e).PeerCertificates[0]; !got.Equal(first) {
+		t.Error("a different certificate is served after the failed renewal")
+	}
+	st := loadBackoffFile(t, r)
+	if st.Failures != 1 || !st.NextAttempt.After(time.Now()) || !strings.Contains(st.LastError, "DNS") {
+		t.Errorf("backoff state after the failed renewal %+v", st)
+	}
+
+	// Within the backoff window, nothing that speaks ACME for this source
+	// reaches the CA: the next renewal try is refused before any request.
+	time.Sleep(idle)
+	requests := r.pebble.requests.Load()
+	client := e.certs.(*acmeSource).manager.Client
+	_, err = client.AuthorizeOrder(context.Background(), acme.DomainIDs(acmeTestHost))
+	var refused *acmeBackoffError
+	if !errors.As(err, &refused) || !refused.Next.Equal(st.NextAttempt) {
+		t.Errorf("an order within the backoff window: %v, want refusal until %v", err, st.NextAttempt)
+	}
+	if got := r.pebble.requests.Load(); got != requests {
+		t.Errorf("Pebble received %d requests within the backoff window", got-requests)
+	}
+}
+
+func loadBackoffFile(t *testing.T, r *acmeRig) acmeBackoffState {
+	t.Helper()
+	b, err := loadACMEBackoff(filepath.Join(r.stateDir, acmeStateDir, acmeDirName(r.pebble.directory), acmeBackoffFile), acmeTestHost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b.snapshot()
 }

@@ -20,9 +20,9 @@ const maxACMEBody = 1 << 20
 
 // acmeTransport sits between autocert's ACME client and the network. autocert
 // has no hooks, so this is where Gatehouse sees an issuance happen:
-//   - it admits requests only as the backoff schedule allows, whoever makes
-//     them (Start, autocert's renewal timer), and refuses all once the
-//     source is stopped;
+//   - it admits requests that could begin an attempt only as the backoff
+//     schedule allows, whoever makes them (Start, autocert's renewal timer),
+//     and refuses all once the source is stopped;
 //   - it turns requests into progress stages (account, order, challenge,
 //     validating, issued) by matching URLs learnt from the directory,
 //     orders and authorizations;
@@ -38,6 +38,7 @@ type acmeTransport struct {
 	life         context.Context // requests are refused once it is done
 
 	mu         sync.Mutex
+	newNonce   string
 	newAccount string
 	newOrder   string
 	challenges map[string]string // challenge URL -> challenge type
@@ -66,6 +67,7 @@ func newACMETransport(base http.RoundTripper, directoryURL, host string, backoff
 // acmeResource holds the fields of any ACME response body that matter here:
 // a directory, an order, an authorization or a problem document.
 type acmeResource struct {
+	NewNonce       string            `json:"newNonce"`
 	NewAccount     string            `json:"newAccount"`
 	NewOrder       string            `json:"newOrder"`
 	Status         string            `json:"status"`
@@ -94,16 +96,23 @@ func (t *acmeTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err := t.life.Err(); err != nil {
 		return nil, fmt.Errorf("the certificate source is stopped: %w", err)
 	}
-	next, ok, err := t.backoff.admit(t.now())
-	if err != nil {
-		return nil, err
-	}
-	if !ok {
-		t.logger.Info("not contacting the ACME CA yet: waiting after earlier failures", "next_attempt", next)
-		return nil, &acmeBackoffError{Next: next}
+	url := req.URL.String()
+	t.mu.Lock()
+	// Only these can begin an attempt; the rest (authorizations,
+	// challenges, finalization, cleanup) continue an order already admitted.
+	gated := url == t.directoryURL || url == t.newNonce || url == t.newAccount || url == t.newOrder
+	t.mu.Unlock()
+	if gated {
+		next, ok, err := t.backoff.admit(t.now())
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			t.logger.Info("not contacting the ACME CA yet: waiting after earlier failures", "next_attempt", next)
+			return nil, &acmeBackoffError{Next: next}
+		}
 	}
 
-	url := req.URL.String()
 	t.mu.Lock()
 	if req.Method == http.MethodPost {
 		switch {
@@ -151,7 +160,7 @@ func (t *acmeTransport) inspect(req *http.Request, url string, resp *http.Respon
 		return
 	}
 	if url == t.directoryURL && req.Method == http.MethodGet {
-		t.newAccount, t.newOrder = r.NewAccount, r.NewOrder
+		t.newNonce, t.newAccount, t.newOrder = r.NewNonce, r.NewAccount, r.NewOrder
 		return
 	}
 	if r.Finalize != "" {

@@ -87,7 +87,8 @@ func (d *testDNS) serveDNS(w dns.ResponseWriter, req *dns.Msg) {
 }
 
 // testPebble is Let's Encrypt's test CA, in process, validating on the given
-// ports of whatever address testDNS gives.
+// ports of whatever address testDNS gives, issuing certificates valid for
+// validity (Pebble's default of 90 days if zero).
 type testPebble struct {
 	directory string         // ACME directory URL
 	apiRoots  string         // PEM file of the roots trusted for the ACME API (for ACMECARoots)
@@ -98,7 +99,7 @@ type testPebble struct {
 	requests     atomic.Int64 // requests of any kind received
 }
 
-func startPebble(t *testing.T, httpPort, tlsPort int, dnsAddr string) *testPebble {
+func startPebble(t *testing.T, httpPort, tlsPort int, dnsAddr string, validity time.Duration) *testPebble {
 	t.Helper()
 	// Pebble reads these when its parts are constructed: no random sleeps
 	// before validation, no injected bad nonces, no reuse of valid
@@ -113,7 +114,7 @@ func startPebble(t *testing.T, httpPort, tlsPort int, dnsAddr string) *testPebbl
 	}
 	store := db.NewMemoryStore()
 	authority := ca.New(logger, store, "", "ecdsa", 0, 1, map[string]ca.Profile{
-		"default": {Description: "default profile"},
+		"default": {Description: "default profile", ValidityPeriod: uint64(validity / time.Second)},
 	})
 	validator := va.New(logger, httpPort, tlsPort, false, dnsAddr, store)
 	frontend := wfe.New(logger, store, validator, authority, []string{"pebble.letsencrypt.org"}, false, false, 0, 0)
@@ -166,10 +167,10 @@ func freePort(t *testing.T) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-// waitFor polls cond for up to 10 s.
-func waitFor(t *testing.T, what string, cond func() bool) {
+// waitFor polls cond until it holds, for at most timeout.
+func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
