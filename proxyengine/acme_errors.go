@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -259,18 +260,26 @@ func explainProblem(p *acme.Error, failed []challengeFailure, host string, now t
 	return e
 }
 
+// challengePort names the port the CA uses for a challenge type.
+func challengePort(typ string) string {
+	switch typ {
+	case "tls-alpn-01":
+		return "port 443"
+	case "http-01":
+		return "port 80"
+	}
+	return ""
+}
+
 // challengePorts names the ports the CA used for the given challenges.
 func challengePorts(failed []challengeFailure) string {
 	var ports []string
 	for _, f := range failed {
-		p := ""
-		switch f.Type {
-		case "tls-alpn-01":
-			p = "port 443 (TLS-ALPN-01 challenge)"
-		case "http-01":
-			p = "port 80 (HTTP-01 challenge)"
+		p := challengePort(f.Type)
+		if p == "" {
+			continue
 		}
-		if p != "" && !strings.Contains(strings.Join(ports, ","), p) {
+		if p += " (" + strings.ToUpper(f.Type) + " challenge)"; !slices.Contains(ports, p) {
 			ports = append(ports, p)
 		}
 	}

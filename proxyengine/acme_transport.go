@@ -44,6 +44,7 @@ type acmeTransport struct {
 	challenges map[string]string // challenge URL -> challenge type
 	finalize   map[string]bool
 	certURLs   map[string]bool
+	rejected   map[string]bool    // challenge URLs seen invalid, each reported once
 	failed     []challengeFailure // rejected challenges since the attempt began
 	orders     int                // new orders sent, over the transport's life
 	progress   func(Stage, string)
@@ -61,6 +62,7 @@ func newACMETransport(base http.RoundTripper, directoryURL, host string, backoff
 		challenges:   map[string]string{},
 		finalize:     map[string]bool{},
 		certURLs:     map[string]bool{},
+		rejected:     map[string]bool{},
 	}
 }
 
@@ -123,7 +125,7 @@ func (t *acmeTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			t.emitLocked(StageACMEOrder, "Ordering a certificate")
 		case t.challenges[url] != "":
 			typ := t.challenges[url]
-			t.emitLocked(StageACMEChallenge, fmt.Sprintf("Answering the %s challenge (%s)", typ, challengePorts([]challengeFailure{{Type: typ}})))
+			t.emitLocked(StageACMEChallenge, fmt.Sprintf("Answering the %s challenge on %s", typ, challengePort(typ)))
 		case t.finalize[url]:
 			t.emitLocked(StageACMEValidating, "Name validated; the certificate authority is signing the certificate")
 		}
@@ -174,7 +176,10 @@ func (t *acmeTransport) inspect(req *http.Request, url string, resp *http.Respon
 			continue
 		}
 		t.challenges[c.URL] = c.Type
-		if c.Status == acme.StatusInvalid && c.Error != nil {
+		// autocert polls a failed authorization again when it cleans up,
+		// possibly after a later success: report each rejection once.
+		if c.Status == acme.StatusInvalid && c.Error != nil && !t.rejected[c.URL] {
+			t.rejected[c.URL] = true
 			t.recordFailureLocked(c.Type, &acme.Error{StatusCode: c.Error.Status, ProblemType: c.Error.Type, Detail: c.Error.Detail})
 		}
 	}
