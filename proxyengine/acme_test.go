@@ -35,13 +35,11 @@ type acmeRig struct {
 	tlsPort  int // where Pebble's validator sends TLS-ALPN-01
 }
 
-// newACMERig starts Pebble issuing certificates valid for validity
-// (90 days if zero).
-func newACMERig(t *testing.T, validity time.Duration) *acmeRig {
+func newACMERig(t *testing.T, opts pebbleOptions) *acmeRig {
 	t.Helper()
 	r := &acmeRig{httpPort: freePort(t), tlsPort: freePort(t), stateDir: t.TempDir()}
 	r.dns = startTestDNS(t, "127.0.0.1")
-	r.pebble = startPebble(t, r.httpPort, r.tlsPort, r.dns.addr, validity)
+	r.pebble = startPebble(t, r.httpPort, r.tlsPort, r.dns.addr, opts)
 	r.upstream = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		io.WriteString(w, "hello from upstream")
 	}))
@@ -142,7 +140,7 @@ func (r *acmeRig) visit(t *testing.T, e *Engine) *tls.ConnectionState {
 }
 
 func TestACMEIssuesByTLSALPN01AloneAndReusesItAfterRestart(t *testing.T) {
-	r := newACMERig(t, 0)
+	r := newACMERig(t, pebbleOptions{})
 	progress := &progressLog{}
 	// Port 80 off: Pebble's HTTP-01 port has no listener at all.
 	cfg := r.config(r.tlsPort, 0, progress)
@@ -207,7 +205,7 @@ func TestACMEIssuesByTLSALPN01AloneAndReusesItAfterRestart(t *testing.T) {
 }
 
 func TestACMEIssuesByHTTP01Alone(t *testing.T) {
-	r := newACMERig(t, 0)
+	r := newACMERig(t, pebbleOptions{})
 	// Pebble's TLS-ALPN-01 port has no listener: the engine's TLS listener
 	// is elsewhere, so only HTTP-01 on the plain listener can succeed.
 	e, err := startEngine(t, r.config(freePort(t), r.httpPort, nil))
@@ -256,7 +254,7 @@ func TestACMEIssuesByHTTP01Alone(t *testing.T) {
 }
 
 func TestACMEValidationFailureIsExplainedAndBacksOff(t *testing.T) {
-	r := newACMERig(t, 0)
+	r := newACMERig(t, pebbleOptions{})
 	// The name resolves to 127.0.0.1, but nothing listens on the ports
 	// Pebble validates: the engine listens elsewhere.
 	cfg := r.config(freePort(t), freePort(t), nil)
@@ -302,7 +300,7 @@ func TestACMEValidationFailureIsExplainedAndBacksOff(t *testing.T) {
 }
 
 func TestACMEUnresolvableNameIsExplained(t *testing.T) {
-	r := newACMERig(t, 0)
+	r := newACMERig(t, pebbleOptions{})
 	r.dns.setAnswer("")
 	_, err := startEngine(t, r.config(r.tlsPort, r.httpPort, nil))
 	var ae *ACMEError
@@ -316,7 +314,7 @@ func TestACMEUnresolvableNameIsExplained(t *testing.T) {
 }
 
 func TestACMEUntrustedCAIsExplained(t *testing.T) {
-	r := newACMERig(t, 0)
+	r := newACMERig(t, pebbleOptions{})
 	cfg := r.config(r.tlsPort, 0, nil)
 	cfg.ACMECARoots = "" // Pebble's API certificate is then unknown
 	_, err := startEngine(t, cfg)
@@ -418,7 +416,7 @@ func checkMode(t *testing.T, path string, want fs.FileMode) {
 const shortValidity = 12 * time.Second
 
 func TestACMERenewsBeforeExpiry(t *testing.T) {
-	r := newACMERig(t, shortValidity)
+	r := newACMERig(t, pebbleOptions{validity: shortValidity})
 	e, err := startEngine(t, r.config(r.tlsPort, 0, nil))
 	if err != nil {
 		t.Fatalf("Start: %v", err)
@@ -448,7 +446,7 @@ func TestACMERenewsBeforeExpiry(t *testing.T) {
 }
 
 func TestACMEFailedRenewalIsReportedAndBackedOff(t *testing.T) {
-	r := newACMERig(t, 20*time.Second)
+	r := newACMERig(t, pebbleOptions{validity: 20 * time.Second})
 	e, err := startEngine(t, r.config(r.tlsPort, 0, nil))
 	if err != nil {
 		t.Fatalf("Start: %v", err)
@@ -496,4 +494,31 @@ func loadBackoffFile(t *testing.T, r *acmeRig) acmeBackoffState {
 		t.Fatal(err)
 	}
 	return b.snapshot()
+}
+
+func TestACMEExternalAccountBinding(t *testing.T) {
+	const kid, hmacKey = "kid-1", "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W"
+	r := newACMERig(t, pebbleOptions{eabKeys: map[string]string{kid: hmacKey}})
+
+	// Without the binding the CA refuses the account, and says so.
+	cfg := r.config(r.tlsPort, 0, nil)
+	_, err := startEngine(t, cfg)
+	var ae *ACMEError
+	if !errors.As(err, &ae) || ae.Kind != ACMEAccount || !strings.Contains(ae.Fix, "--acme-eab-kid") {
+		t.Fatalf("Start without EAB: %v, want an account ACMEError", err)
+	}
+	t.Logf("without EAB: %v", ae)
+	if got := r.pebble.orders.Load(); got != 0 {
+		t.Errorf("%d orders without an account", got)
+	}
+
+	// With it (on a fresh state dir, so no backoff applies) issuance works.
+	r.stateDir = t.TempDir()
+	cfg = r.config(r.tlsPort, 0, nil)
+	cfg.ACMEEABKeyID, cfg.ACMEEABHMAC = kid, hmacKey
+	e, err := startEngine(t, cfg)
+	if err != nil {
+		t.Fatalf("Start with EAB: %v", err)
+	}
+	r.visit(t, e)
 }

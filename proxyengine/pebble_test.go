@@ -87,8 +87,7 @@ func (d *testDNS) serveDNS(w dns.ResponseWriter, req *dns.Msg) {
 }
 
 // testPebble is Let's Encrypt's test CA, in process, validating on the given
-// ports of whatever address testDNS gives, issuing certificates valid for
-// validity (Pebble's default of 90 days if zero).
+// ports of whatever address testDNS gives.
 type testPebble struct {
 	directory string         // ACME directory URL
 	apiRoots  string         // PEM file of the roots trusted for the ACME API (for ACMECARoots)
@@ -99,7 +98,13 @@ type testPebble struct {
 	requests     atomic.Int64 // requests of any kind received
 }
 
-func startPebble(t *testing.T, httpPort, tlsPort int, dnsAddr string, validity time.Duration) *testPebble {
+// pebbleOptions vary the test CA.
+type pebbleOptions struct {
+	validity time.Duration     // of issued certificates; Pebble's 90 days if zero
+	eabKeys  map[string]string // if set, External Account Binding is required: key ID -> base64url HMAC key
+}
+
+func startPebble(t *testing.T, httpPort, tlsPort int, dnsAddr string, opts pebbleOptions) *testPebble {
 	t.Helper()
 	// Pebble reads these when its parts are constructed: no random sleeps
 	// before validation, no injected bad nonces, no reuse of valid
@@ -114,10 +119,15 @@ func startPebble(t *testing.T, httpPort, tlsPort int, dnsAddr string, validity t
 	}
 	store := db.NewMemoryStore()
 	authority := ca.New(logger, store, "", "ecdsa", 0, 1, map[string]ca.Profile{
-		"default": {Description: "default profile", ValidityPeriod: uint64(validity / time.Second)},
+		"default": {Description: "default profile", ValidityPeriod: uint64(opts.validity / time.Second)},
 	})
 	validator := va.New(logger, httpPort, tlsPort, false, dnsAddr, store)
-	frontend := wfe.New(logger, store, validator, authority, []string{"pebble.letsencrypt.org"}, false, false, 0, 0)
+	for kid, key := range opts.eabKeys {
+		if err := store.AddExternalAccountKeyByID(kid, key); err != nil {
+			t.Fatal(err)
+		}
+	}
+	frontend := wfe.New(logger, store, validator, authority, []string{"pebble.letsencrypt.org"}, false, len(opts.eabKeys) > 0, 0, 0)
 
 	p := &testPebble{newOrderPath: "/order-plz"}
 	handler := frontend.Handler()
