@@ -193,9 +193,6 @@ func (s *acmeSource) Start(ctx context.Context) error {
 		s.stop() // abandon the attempt: its next request to the CA fails
 		ae := explainACMEError(res.err, failed, s.host, s.backoff.snapshot().LastError, time.Now())
 		if ae.Kind != ACMEBackoff {
-			if !ae.RetryAt.IsZero() {
-				s.backoff.postpone(ae.RetryAt)
-			}
 			if err := s.backoff.fail(ae.Error()); err != nil {
 				s.cfg.Logger.Error("recording the ACME failure", "err", err)
 			}

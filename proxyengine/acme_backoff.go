@@ -116,12 +116,14 @@ func (b *acmeBackoff) succeed() error {
 
 // postpone moves the next attempt to t at the earliest, as when the CA's
 // rate limit lifts later than the schedule would allow.
-func (b *acmeBackoff) postpone(t time.Time) {
+func (b *acmeBackoff) postpone(t time.Time) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if t.After(b.state.NextAttempt) {
-		b.state.NextAttempt = t
+	if !t.After(b.state.NextAttempt) {
+		return nil
 	}
+	b.state.NextAttempt = t
+	return b.saveLocked()
 }
 
 // fail ends the current attempt (if any) and records why it failed.

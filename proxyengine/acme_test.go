@@ -522,3 +522,34 @@ func TestACMEExternalAccountBinding(t *testing.T) {
 	}
 	r.visit(t, e)
 }
+
+func TestACMERateLimitIsExplainedAndRespected(t *testing.T) {
+	r := newACMERig(t, pebbleOptions{})
+	r.pebble.rateLimited.Store(true)
+	cfg := r.config(r.tlsPort, 0, nil)
+	before := time.Now()
+	_, err := startEngine(t, cfg)
+	var ae *ACMEError
+	if !errors.As(err, &ae) || ae.Kind != ACMERateLimited {
+		t.Fatalf("Start: %v, want a rate-limit ACMEError", err)
+	}
+	t.Logf("rate limited: %v", ae)
+	if d := ae.RetryAt.Sub(before); d < time.Hour-time.Minute || d > time.Hour+time.Minute {
+		t.Errorf("the limit lifts in %v, want about 1h", d)
+	}
+	if got := r.pebble.orders.Load(); got != 1 {
+		t.Errorf("%d orders, want 1 (a rate-limited request is not repeated)", got)
+	}
+	// The CA's hour outweighs the schedule's first minute.
+	if st := loadBackoffFile(t, r); st.NextAttempt.Sub(ae.RetryAt).Abs() > time.Second {
+		t.Errorf("next attempt %v, want when the limit lifts, %v", st.NextAttempt, ae.RetryAt)
+	}
+	requests := r.pebble.requests.Load()
+	_, err = startEngine(t, cfg)
+	if !errors.As(err, &ae) || ae.Kind != ACMEBackoff || !strings.Contains(ae.Summary, "rate limit") {
+		t.Fatalf("second Start: %v, want a backoff ACMEError repeating the rate limit", err)
+	}
+	if got := r.pebble.requests.Load(); got != requests {
+		t.Errorf("Pebble received %d requests while rate limited", got-requests)
+	}
+}

@@ -66,21 +66,16 @@ func newACMETransport(base http.RoundTripper, directoryURL, host string, backoff
 	}
 }
 
-// acmeResource holds the fields of any ACME response body that matter here:
-// a directory, an order, an authorization or a problem document.
+// acmeResource holds the fields of any ACME resource that matter here:
+// a directory, an order or an authorization.
 type acmeResource struct {
-	NewNonce       string            `json:"newNonce"`
-	NewAccount     string            `json:"newAccount"`
-	NewOrder       string            `json:"newOrder"`
-	Status         string            `json:"status"`
-	Finalize       string            `json:"finalize"`
-	Certificate    string            `json:"certificate"`
-	Identifier     acme.AuthzID      `json:"identifier"`
-	Challenges     []acmeChallenge   `json:"challenges"`
-	Type           string            `json:"type"`
-	Detail         string            `json:"detail"`
-	Authorizations []string          `json:"authorizations"`
-	Subproblems    []json.RawMessage `json:"subproblems"`
+	NewNonce    string          `json:"newNonce"`
+	NewAccount  string          `json:"newAccount"`
+	NewOrder    string          `json:"newOrder"`
+	Status      string          `json:"status"`
+	Finalize    string          `json:"finalize"`
+	Certificate string          `json:"certificate"`
+	Challenges  []acmeChallenge `json:"challenges"`
 }
 
 type acmeChallenge struct {
@@ -157,8 +152,16 @@ func (t *acmeTransport) inspect(req *http.Request, url string, resp *http.Respon
 		}
 		return
 	}
+	contentType := resp.Header.Get("Content-Type")
+	if strings.Contains(contentType, "problem+json") {
+		var p struct{ Type, Detail string }
+		if json.Unmarshal(body, &p) == nil && strings.HasSuffix(p.Type, ":rateLimited") {
+			t.rateLimitedLocked(&acme.Error{StatusCode: resp.StatusCode, ProblemType: p.Type, Detail: p.Detail, Header: resp.Header})
+		}
+		return
+	}
 	var r acmeResource
-	if !strings.Contains(resp.Header.Get("Content-Type"), "json") || json.Unmarshal(body, &r) != nil {
+	if !strings.Contains(contentType, "json") || json.Unmarshal(body, &r) != nil {
 		return
 	}
 	if url == t.directoryURL && req.Method == http.MethodGet {
@@ -207,6 +210,23 @@ func (t *acmeTransport) recordFailureLocked(typ string, p *acme.Error) {
 		explained := explainChallengeFailures(t.failed, t.host, t.now(), nil)
 		if err := t.backoff.setLastError(explained.Error()); err != nil {
 			t.logger.Error("recording the renewal failure", "err", err)
+		}
+	}
+}
+
+// rateLimitedLocked keeps Gatehouse from asking again before the CA's
+// rate limit lifts, whoever asked (Start or a renewal).
+func (t *acmeTransport) rateLimitedLocked(p *acme.Error) {
+	explained := explainProblem(p, nil, t.host, t.now(), p)
+	t.logger.Warn("the ACME CA is rate limiting", "retry_at", explained.RetryAt, "detail", p.Detail)
+	if !explained.RetryAt.IsZero() {
+		if err := t.backoff.postpone(explained.RetryAt); err != nil {
+			t.logger.Error("recording the rate limit", "err", err)
+		}
+	}
+	if t.progress == nil {
+		if err := t.backoff.setLastError(explained.Error()); err != nil {
+			t.logger.Error("recording the rate limit", "err", err)
 		}
 	}
 }

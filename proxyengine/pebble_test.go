@@ -95,7 +95,10 @@ type testPebble struct {
 
 	newOrderPath string
 	orders       atomic.Int64 // new-order requests received
-	requests     atomic.Int64 // requests of any kind received
+	// rateLimited makes new orders fail as Let's Encrypt does when a rate
+	// limit is hit (Pebble has none): 429, rateLimited, Retry-After 1 hour.
+	rateLimited atomic.Bool
+	requests    atomic.Int64 // requests of any kind received
 }
 
 // pebbleOptions vary the test CA.
@@ -135,6 +138,13 @@ func startPebble(t *testing.T, httpPort, tlsPort int, dnsAddr string, opts pebbl
 		p.requests.Add(1)
 		if r.Method == http.MethodPost && r.URL.Path == p.newOrderPath {
 			p.orders.Add(1)
+			if p.rateLimited.Load() {
+				w.Header().Set("Content-Type", "application/problem+json")
+				w.Header().Set("Retry-After", "3600")
+				w.WriteHeader(http.StatusTooManyRequests)
+				io.WriteString(w, `{"type":"urn:ietf:params:acme:error:rateLimited","detail":"too many certificates (5) already issued for this exact set of identifiers in the last 168h0m0s","status":429}`)
+				return
+			}
 		}
 		handler.ServeHTTP(w, r)
 	}))
