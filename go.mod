@@ -5,6 +5,7 @@ go 1.26.0
 require (
 	fyne.io/fyne/v2 v2.7.1
 	github.com/gorilla/websocket v1.5.3
+	go.uber.org/goleak v1.3.0
 )
 
 require (

@@ -1,0 +1,114 @@
+package proxyengine
+
+import (
+	"bufio"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+func TestTLSVersionsAndALPN(t *testing.T) {
+	e := startEngine(t, testConfig(t, newEchoUpstream(t)))
+	dial := func(tc *tls.Config) (*tls.Conn, error) {
+		return tls.Dial("tcp", e.HTTPSAddr().String(), tc)
+	}
+	for _, proto := range []string{"h2", "http/1.1"} {
+		c, err := dial(clientTLS(t, e, proto))
+		if err != nil {
+			t.Fatalf("%s: %v", proto, err)
+		}
+		if got := c.ConnectionState().NegotiatedProtocol; got != proto {
+			t.Errorf("ALPN negotiated %q, want %q", got, proto)
+		}
+		c.Close()
+	}
+	old := clientTLS(t, e)
+	old.MaxVersion = tls.VersionTLS11
+	old.MinVersion = tls.VersionTLS10
+	if c, err := dial(old); err == nil {
+		c.Close()
+		t.Error("a TLS 1.1 handshake succeeded; want TLS 1.2 at least")
+	}
+}
+
+func TestHTTP10ClientIsServed(t *testing.T) {
+	e := startEngine(t, testConfig(t, newEchoUpstream(t)))
+	c, err := tls.Dial("tcp", e.HTTPSAddr().String(), clientTLS(t, e))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write([]byte("GET /x HTTP/1.0\r\nHost: " + testHostname + "\r\n\r\n"))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var seen seenRequest
+	if err := json.NewDecoder(resp.Body).Decode(&seen); err != nil || seen.Proto != "HTTP/1.1" {
+		t.Errorf("an HTTP/1.0 client's request reached the upstream as %q (%v); want HTTP/1.1", seen.Proto, err)
+	}
+}
+
+func TestStartReportsBusyPort(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	cfg := testConfig(t, newEchoUpstream(t))
+	cfg.HTTPSAddr = ln.Addr().String()
+	var events []ProgressEvent
+	cfg.Progress = func(ev ProgressEvent) { events = append(events, ev) }
+	e, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = e.Start(t.Context())
+	var le *ListenError
+	if !errors.As(err, &le) || !errors.Is(err, syscall.EADDRINUSE) || !strings.Contains(err.Error(), "another program is using port") {
+		t.Fatalf("Start on a busy port: %v", err)
+	}
+	if len(events) == 0 || events[0].Stage != StageListen {
+		t.Errorf("progress events %v, want the listen stage first", events)
+	}
+	// The failed start released what it had bound.
+	if e.HTTPAddr() != nil {
+		if c, err := net.Dial("tcp", e.HTTPAddr().String()); err == nil {
+			c.Close()
+			t.Error("the HTTP listener is still open after a failed start")
+		}
+	}
+}
+
+func TestListenErrorAdvice(t *testing.T) {
+	err := &ListenError{Purpose: "HTTPS", Addr: ":443", Err: syscall.EACCES}
+	for _, want := range []string{"setcap cap_net_bind_service=+ep", "ip_unprivileged_port_start=443", "listen on 8443 and forward port 443"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("privileged-port advice %q lacks %q", err, want)
+		}
+	}
+}
+
+func TestStartProgressAndReady(t *testing.T) {
+	cfg := testConfig(t, newEchoUpstream(t))
+	var stages []Stage
+	cfg.Progress = func(ev ProgressEvent) { stages = append(stages, ev.Stage) }
+	startEngine(t, cfg)
+	if strings.Join(stageStrings(stages), ",") != "listen,certificate,ready" {
+		t.Errorf("stages %v", stages)
+	}
+}
+
+func stageStrings(s []Stage) []string {
+	out := make([]string, len(s))
+	for i, v := range s {
+		out[i] = string(v)
+	}
+	return out
+}
