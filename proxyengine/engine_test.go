@@ -100,7 +100,7 @@ func TestStartProgressAndReady(t *testing.T) {
 	var stages []Stage
 	cfg.Progress = func(ev ProgressEvent) { stages = append(stages, ev.Stage) }
 	startEngine(t, cfg)
-	if strings.Join(stageStrings(stages), ",") != "listen,certificate,ready" {
+	if strings.Join(stageStrings(stages), ",") != "listen,certificate,upstream,upstream,ready" {
 		t.Errorf("stages %v", stages)
 	}
 }

@@ -142,9 +142,18 @@ func TestProxyRemovesHopByHopHeaders(t *testing.T) {
 	}
 }
 
+// countVisitors is an upstream counting requests other than health checks.
+func countVisitors(n *atomic.Int32) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != DefaultHealthPath {
+			n.Add(1)
+		}
+	})
+}
+
 func TestProxyMisdirectedHostGets421(t *testing.T) {
 	var reached atomic.Int32
-	up := httptest.NewTLSServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { reached.Add(1) }))
+	up := httptest.NewTLSServer(countVisitors(&reached))
 	defer up.Close()
 	e := startEngine(t, testConfig(t, up))
 	req, _ := http.NewRequest("GET", engineURL("/"), nil)
@@ -285,7 +294,7 @@ func TestProxySlowUpstreamGets504(t *testing.T) {
 
 func TestProxyOversizedHeadersRejected(t *testing.T) {
 	var reached atomic.Int32
-	up := httptest.NewTLSServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { reached.Add(1) }))
+	up := httptest.NewTLSServer(countVisitors(&reached))
 	defer up.Close()
 	e := startEngine(t, testConfig(t, up))
 	req, _ := http.NewRequest("GET", engineURL("/"), nil)

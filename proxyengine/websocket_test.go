@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -39,6 +40,15 @@ func newWSUpstream(t testing.TB) *wsUpstream {
 		CheckOrigin:  func(*http.Request) bool { return true },
 	}
 	u.Server = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !websocket.IsWebSocketUpgrade(r) {
+			// Health checks and ordinary requests.
+			if r.URL.Path == "/missing" {
+				http.NotFound(w, r)
+				return
+			}
+			io.WriteString(w, "a plain page")
+			return
+		}
 		if r.URL.Path == "/ws/refuse/" {
 			http.Error(w, "no websockets for you", http.StatusForbidden)
 			return

@@ -96,9 +96,9 @@ func TestFrameScannerFollowsRealFrames(t *testing.T) {
 			}
 			i += n
 		}
-		if s.messages != 3 || !s.closeSeen || s.closeCode != 4001 || s.closeText != "bye now" || !s.atBoundary() {
+		if s.messages.Load() != 3 || !s.closeSeen || s.closeCode != 4001 || s.closeText != "bye now" || !s.atBoundary() {
 			t.Errorf("%s: messages %d, close %v %d %q, boundary %v; want 3 messages and close 4001 bye now",
-				name, s.messages, s.closeSeen, s.closeCode, s.closeText, s.atBoundary())
+				name, s.messages.Load(), s.closeSeen, s.closeCode, s.closeText, s.atBoundary())
 		}
 	}
 }
