@@ -54,6 +54,9 @@ type Engine struct {
 	health    *healthChecker
 	history   historyRing
 	subs      subscribers
+	// untracked serves without connection and request tracking; it exists
+	// so benchmarks can measure what tracking costs.
+	untracked bool
 
 	mu             sync.Mutex
 	started        bool
@@ -131,7 +134,11 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 	if e.httpsLn, err = listen("HTTPS", e.cfg.HTTPSAddr); err != nil {
 		return err
 	}
-	e.httpsLn = trackingListener{e.httpsLn, e.tracker}
+	var handler http.Handler = e.proxy
+	if !e.untracked {
+		e.httpsLn = trackingListener{e.httpsLn, e.tracker}
+		handler = e.tracker.middleware(e.proxy)
+	}
 	if e.cfg.HTTPAddr != Off {
 		if e.httpLn, err = listen("HTTP", e.cfg.HTTPAddr); err != nil {
 			return err
@@ -151,7 +158,7 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 	}
 	errLog := slog.NewLogLogger(e.cfg.Logger.Handler(), slog.LevelDebug)
 	e.httpsSrv = &http.Server{
-		Handler:     e.tracker.middleware(e.proxy),
+		Handler:     handler,
 		ConnContext: e.tracker.connContext,
 		ConnState:   e.tracker.connState,
 		TLSConfig: &tls.Config{
