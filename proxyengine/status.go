@@ -107,6 +107,8 @@ func (e *Engine) Status() Status {
 		StartedAt:        started,
 		RequestsTotal:    t.requests.Load(),
 		ResponsesByClass: map[string]uint64{},
+		Connections:      []ConnectionInfo{}, // [] rather than null in JSON
+		WebSockets:       []WebSocketInfo{},
 		UpstreamErrors:   t.upstreamErrors.Load(),
 		UpstreamLatency:  t.latency.summary(),
 		Upstream:         e.health.status(),
