@@ -62,7 +62,9 @@ func (s *fileSource) Start(ctx context.Context) error {
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				if err := s.reload(); err != nil {
+				before := s.Status().LastError
+				// Log a broken pair once, not at every poll while it stays broken.
+				if err := s.reload(); err != nil && err.Error() != before {
 					s.logger.Error("reloading the certificate files; still serving the previous certificate", "err", err)
 				}
 			}
