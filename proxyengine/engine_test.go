@@ -5,11 +5,14 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"errors"
+	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 func TestTLSVersionsAndALPN(t *testing.T) {
@@ -111,4 +114,53 @@ func stageStrings(s []Stage) []string {
 		out[i] = string(v)
 	}
 	return out
+}
+
+// TestShutdownFinishesRequestsInFlight starts a slow request, shuts down
+// while it runs, and checks that it completes and that new connections are
+// refused.
+func TestShutdownFinishesRequestsInFlight(t *testing.T) {
+	entered := make(chan struct{})
+	up := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			close(entered)
+			time.Sleep(300 * time.Millisecond)
+		}
+		io.WriteString(w, "done")
+	}))
+	defer up.Close()
+	e, err := New(testConfig(t, up))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	c := httpClient(t, e, false)
+	result := make(chan string, 1)
+	go func() {
+		resp, err := c.Get(engineURL("/slow"))
+		if err != nil {
+			result <- err.Error()
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		result <- string(b)
+	}()
+	<-entered
+	addr := e.HTTPSAddr().String()
+	if err := e.Shutdown(t.Context()); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if got := <-result; got != "done" {
+		t.Errorf("in-flight request ended with %q, want it to finish", got)
+	}
+	if conn, err := net.Dial("tcp", addr); err == nil {
+		conn.Close()
+		t.Error("the listener still accepts after Shutdown")
+	}
+	if st := e.Status().State; st != StateStopped {
+		t.Errorf("state %q after Shutdown", st)
+	}
 }
