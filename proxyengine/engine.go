@@ -276,19 +276,31 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	var errs []error
-	wsDone := make(chan error, 1)
-	go func() { wsDone <- e.proxy.ws.shutdown(ctx) }()
+	results := make(chan error, 4)
+	pending := 1
+	go func() { results <- e.proxy.ws.shutdown(ctx) }()
 	for _, srv := range []*http.Server{e.httpsSrv, e.httpSrv, e.statusSrv} {
 		if srv != nil {
-			if err := srv.Shutdown(ctx); err != nil {
-				errs = append(errs, err)
-				srv.Close()
-			}
+			pending++
+			go func() { results <- srv.Shutdown(ctx) }()
 		}
 	}
-	if err := <-wsDone; err != nil {
-		errs = append(errs, fmt.Errorf("closing websockets: %w", err))
+	// net/http waits up to 5 s for connections that never sent a request,
+	// such as a browser's speculative preconnects; nothing is lost by
+	// closing those at once.
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	var errs []error
+	for pending > 0 {
+		select {
+		case err := <-results:
+			pending--
+			if err != nil {
+				errs = append(errs, err)
+			}
+		case <-tick.C:
+			e.tracker.closeUnused()
+		}
 	}
 	e.closeLocked()
 	return errors.Join(errs...)

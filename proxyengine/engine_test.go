@@ -164,3 +164,32 @@ func TestShutdownFinishesRequestsInFlight(t *testing.T) {
 		t.Errorf("state %q after Shutdown", st)
 	}
 }
+
+// TestShutdownDoesNotWaitForUnusedConnections opens a TLS connection that
+// never sends a request, as a browser's preconnect does, and checks that
+// Shutdown does not wait for net/http's 5 s grace for such connections.
+func TestShutdownDoesNotWaitForUnusedConnections(t *testing.T) {
+	e, err := New(testConfig(t, newEchoUpstream(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	c, err := tls.Dial("tcp", e.HTTPSAddr().String(), clientTLS(t, e))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	start := time.Now()
+	if err := e.Shutdown(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("Shutdown took %v with an unused connection open", d)
+	}
+	c.SetReadDeadline(time.Now().Add(time.Second))
+	if _, err := c.Read(make([]byte, 1)); err == nil {
+		t.Error("the unused connection is still open")
+	}
+}

@@ -233,6 +233,15 @@ func (t *tracker) noteUpstreamError(r *http.Request, status int, err error) {
 	t.changed.Store(true)
 }
 
+// closeUnused closes connections that have not sent a byte of a request.
+func (t *tracker) closeUnused() {
+	for _, c := range t.connections() {
+		if c.last.Load() == nil && !c.active.Load() {
+			c.Close()
+		}
+	}
+}
+
 // connections lists the open connections, oldest first.
 func (t *tracker) connections() []*trackedConn {
 	t.mu.Lock()
