@@ -76,6 +76,7 @@ func newACMESource(c Config) (*acmeSource, error) {
 		base.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
 	}
 	life, stop := context.WithCancel(context.Background())
+	context.AfterFunc(life, base.CloseIdleConnections)
 	transport := newACMETransport(base, directory, host, backoff, c.Logger, life)
 	s := &acmeSource{cfg: c, host: host, dir: dir, transport: transport, backoff: backoff, stop: stop}
 	s.manager = &autocert.Manager{

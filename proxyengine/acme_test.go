@@ -7,7 +7,6 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -33,11 +32,12 @@ type acmeRig struct {
 	stateDir string
 	httpPort int // where Pebble's validator sends HTTP-01
 	tlsPort  int // where Pebble's validator sends TLS-ALPN-01
+	logger   *slog.Logger
 }
 
 func newACMERig(t *testing.T, opts pebbleOptions) *acmeRig {
 	t.Helper()
-	r := &acmeRig{httpPort: freePort(t), tlsPort: freePort(t), stateDir: t.TempDir()}
+	r := &acmeRig{httpPort: freePort(t), tlsPort: freePort(t), stateDir: t.TempDir(), logger: quietLogger(t)}
 	r.dns = startTestDNS(t, "127.0.0.1")
 	r.pebble = startPebble(t, r.httpPort, r.tlsPort, r.dns.addr, opts)
 	r.upstream = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
@@ -85,7 +85,7 @@ func (r *acmeRig) config(httpsPort, httpPort int, progress *progressLog) Config 
 		ACMECARoots:   r.pebble.apiRoots,
 		ACMEEmail:     "admin@gatehouse.test",
 		StatusAddr:    Off,
-		Logger:        slog.New(slog.DiscardHandler),
+		Logger:        r.logger,
 	}
 	if httpPort != 0 {
 		c.HTTPAddr = "127.0.0.1:" + strconv.Itoa(httpPort)
@@ -96,7 +96,9 @@ func (r *acmeRig) config(httpsPort, httpPort int, progress *progressLog) Config 
 	return c
 }
 
-func startEngine(t *testing.T, c Config) (*Engine, error) {
+// startACMEEngine starts an engine for c, returning Start's error, and stops
+// it when the test ends.
+func startACMEEngine(t *testing.T, c Config) (*Engine, error) {
 	t.Helper()
 	e, err := New(c)
 	if err != nil {
@@ -119,9 +121,7 @@ func (r *acmeRig) visit(t *testing.T, e *Engine) *tls.ConnectionState {
 		Timeout: 10 * time.Second,
 		Transport: &http.Transport{
 			TLSClientConfig: &tls.Config{ServerName: acmeTestHost, RootCAs: r.pebble.roots},
-			DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
-				return (&net.Dialer{}).DialContext(ctx, network, e.HTTPSAddr().String())
-			},
+			DialContext:     dialEngine(e),
 		},
 	}
 	resp, err := client.Get("https://" + acmeTestHost + "/")
@@ -144,7 +144,7 @@ func TestACMEIssuesByTLSALPN01AloneAndReusesItAfterRestart(t *testing.T) {
 	progress := &progressLog{}
 	// Port 80 off: Pebble's HTTP-01 port has no listener at all.
 	cfg := r.config(r.tlsPort, 0, progress)
-	e, err := startEngine(t, cfg)
+	e, err := startACMEEngine(t, cfg)
 	if err != nil {
 		t.Fatalf("Start: %v", err)
 	}
@@ -157,7 +157,7 @@ func TestACMEIssuesByTLSALPN01AloneAndReusesItAfterRestart(t *testing.T) {
 		t.Errorf("Pebble received %d new orders, want 1", got)
 	}
 
-	want := []Stage{StageListen, StageCertificate, StageACMEAccount, StageACMEOrder, StageACMEChallenge, StageACMEValidating, StageACMEIssued, StageReady}
+	want := []Stage{StageListen, StageCertificate, StageACMEAccount, StageACMEOrder, StageACMEChallenge, StageACMEValidating, StageACMEIssued, StageUpstream, StageReady}
 	if got := progress.stages(); !slices.Equal(got, want) {
 		t.Errorf("stages %v, want %v", got, want)
 	}
@@ -183,7 +183,7 @@ func TestACMEIssuesByTLSALPN01AloneAndReusesItAfterRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	progress2 := &progressLog{}
-	e2, err := startEngine(t, r.config(r.tlsPort, 0, progress2))
+	e2, err := startACMEEngine(t, r.config(r.tlsPort, 0, progress2))
 	if err != nil {
 		t.Fatalf("Start after restart: %v", err)
 	}
@@ -208,7 +208,7 @@ func TestACMEIssuesByHTTP01Alone(t *testing.T) {
 	r := newACMERig(t, pebbleOptions{})
 	// Pebble's TLS-ALPN-01 port has no listener: the engine's TLS listener
 	// is elsewhere, so only HTTP-01 on the plain listener can succeed.
-	e, err := startEngine(t, r.config(freePort(t), r.httpPort, nil))
+	e, err := startACMEEngine(t, r.config(freePort(t), r.httpPort, nil))
 	if err != nil {
 		t.Fatalf("Start: %v", err)
 	}
@@ -258,7 +258,7 @@ func TestACMEValidationFailureIsExplainedAndBacksOff(t *testing.T) {
 	// The name resolves to 127.0.0.1, but nothing listens on the ports
 	// Pebble validates: the engine listens elsewhere.
 	cfg := r.config(freePort(t), freePort(t), nil)
-	_, err := startEngine(t, cfg)
+	_, err := startACMEEngine(t, cfg)
 	var ae *ACMEError
 	if !errors.As(err, &ae) {
 		t.Fatalf("Start: %v, want an *ACMEError", err)
@@ -280,7 +280,7 @@ func TestACMEValidationFailureIsExplainedAndBacksOff(t *testing.T) {
 	// A second start within the backoff window does not contact the CA.
 	requests := r.pebble.requests.Load()
 	before := time.Now()
-	_, err = startEngine(t, cfg)
+	_, err = startACMEEngine(t, cfg)
 	if !errors.As(err, &ae) || ae.Kind != ACMEBackoff {
 		t.Fatalf("second Start: %v, want a backoff ACMEError", err)
 	}
@@ -302,7 +302,7 @@ func TestACMEValidationFailureIsExplainedAndBacksOff(t *testing.T) {
 func TestACMEUnresolvableNameIsExplained(t *testing.T) {
 	r := newACMERig(t, pebbleOptions{})
 	r.dns.setAnswer("")
-	_, err := startEngine(t, r.config(r.tlsPort, r.httpPort, nil))
+	_, err := startACMEEngine(t, r.config(r.tlsPort, r.httpPort, nil))
 	var ae *ACMEError
 	if !errors.As(err, &ae) || ae.Kind != ACMEDNS {
 		t.Fatalf("Start: %v, want a DNS ACMEError", err)
@@ -317,7 +317,7 @@ func TestACMEUntrustedCAIsExplained(t *testing.T) {
 	r := newACMERig(t, pebbleOptions{})
 	cfg := r.config(r.tlsPort, 0, nil)
 	cfg.ACMECARoots = "" // Pebble's API certificate is then unknown
-	_, err := startEngine(t, cfg)
+	_, err := startACMEEngine(t, cfg)
 	var ae *ACMEError
 	if !errors.As(err, &ae) || ae.Kind != ACMECAUntrusted || !strings.Contains(ae.Fix, "--acme-ca-roots") {
 		t.Fatalf("Start: %v, want an untrusted-CA ACMEError", err)
@@ -417,7 +417,7 @@ const shortValidity = 12 * time.Second
 
 func TestACMERenewsBeforeExpiry(t *testing.T) {
 	r := newACMERig(t, pebbleOptions{validity: shortValidity})
-	e, err := startEngine(t, r.config(r.tlsPort, 0, nil))
+	e, err := startACMEEngine(t, r.config(r.tlsPort, 0, nil))
 	if err != nil {
 		t.Fatalf("Start: %v", err)
 	}
@@ -447,7 +447,7 @@ func TestACMERenewsBeforeExpiry(t *testing.T) {
 
 func TestACMEFailedRenewalIsReportedAndBackedOff(t *testing.T) {
 	r := newACMERig(t, pebbleOptions{validity: 20 * time.Second})
-	e, err := startEngine(t, r.config(r.tlsPort, 0, nil))
+	e, err := startACMEEngine(t, r.config(r.tlsPort, 0, nil))
 	if err != nil {
 		t.Fatalf("Start: %v", err)
 	}
@@ -502,7 +502,7 @@ func TestACMEExternalAccountBinding(t *testing.T) {
 
 	// Without the binding the CA refuses the account, and says so.
 	cfg := r.config(r.tlsPort, 0, nil)
-	_, err := startEngine(t, cfg)
+	_, err := startACMEEngine(t, cfg)
 	var ae *ACMEError
 	if !errors.As(err, &ae) || ae.Kind != ACMEAccount || !strings.Contains(ae.Fix, "--acme-eab-kid") {
 		t.Fatalf("Start without EAB: %v, want an account ACMEError", err)
@@ -516,7 +516,7 @@ func TestACMEExternalAccountBinding(t *testing.T) {
 	r.stateDir = t.TempDir()
 	cfg = r.config(r.tlsPort, 0, nil)
 	cfg.ACMEEABKeyID, cfg.ACMEEABHMAC = kid, hmacKey
-	e, err := startEngine(t, cfg)
+	e, err := startACMEEngine(t, cfg)
 	if err != nil {
 		t.Fatalf("Start with EAB: %v", err)
 	}
@@ -528,7 +528,7 @@ func TestACMERateLimitIsExplainedAndRespected(t *testing.T) {
 	r.pebble.rateLimited.Store(true)
 	cfg := r.config(r.tlsPort, 0, nil)
 	before := time.Now()
-	_, err := startEngine(t, cfg)
+	_, err := startACMEEngine(t, cfg)
 	var ae *ACMEError
 	if !errors.As(err, &ae) || ae.Kind != ACMERateLimited {
 		t.Fatalf("Start: %v, want a rate-limit ACMEError", err)
@@ -545,7 +545,7 @@ func TestACMERateLimitIsExplainedAndRespected(t *testing.T) {
 		t.Errorf("next attempt %v, want when the limit lifts, %v", st.NextAttempt, ae.RetryAt)
 	}
 	requests := r.pebble.requests.Load()
-	_, err = startEngine(t, cfg)
+	_, err = startACMEEngine(t, cfg)
 	if !errors.As(err, &ae) || ae.Kind != ACMEBackoff || !strings.Contains(ae.Summary, "rate limit") {
 		t.Fatalf("second Start: %v, want a backoff ACMEError repeating the rate limit", err)
 	}
