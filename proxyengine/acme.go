@@ -168,8 +168,18 @@ func (s *acmeSource) Start(ctx context.Context) error {
 		return fmt.Errorf("creating the ACME state directory: %w", err)
 	}
 
+	// autocert works in its own goroutine, so that Start can give up on
+	// time; its progress is handed over to report from Start's goroutine,
+	// as Config.Progress promises.
 	ordersBefore := s.transport.orderCount()
-	end := s.transport.beginReporting(s.cfg.progress)
+	events, stopEvents := make(chan ProgressEvent), make(chan struct{})
+	end := s.transport.beginReporting(func(stage Stage, msg string) {
+		select {
+		case events <- ProgressEvent{Stage: stage, Message: msg}:
+		case <-stopEvents:
+			s.cfg.Logger.Info(msg, "stage", string(stage))
+		}
+	})
 	type result struct {
 		cert *tls.Certificate
 		err  error
@@ -182,13 +192,18 @@ func (s *acmeSource) Start(ctx context.Context) error {
 	var res result
 	timer := time.NewTimer(acmeStartTimeout)
 	defer timer.Stop()
-	select {
-	case res = <-done:
-	case <-timer.C:
-		res.err = context.DeadlineExceeded
-	case <-ctx.Done():
-		res.err = ctx.Err()
+	for res.cert == nil && res.err == nil {
+		select {
+		case ev := <-events:
+			s.cfg.progress(ev.Stage, ev.Message)
+		case res = <-done:
+		case <-timer.C:
+			res.err = context.DeadlineExceeded
+		case <-ctx.Done():
+			res.err = ctx.Err()
+		}
 	}
+	close(stopEvents)
 	failed := end()
 	if res.err != nil {
 		s.stop() // abandon the attempt: its next request to the CA fails
