@@ -266,7 +266,7 @@ func (s *acmeSource) Status() CertStatus {
 // give or take autocert's jitter of up to an hour.
 func acmeRenewalTime(leaf *x509.Certificate) time.Time {
 	before := min(leaf.NotAfter.Sub(leaf.NotBefore)/3, 30*24*time.Hour)
-	return leaf.NotAfter.Add(-before)
+	return leaf.NotAfter.Add(-before).Truncate(time.Second)
 }
 
 // acmeCache is autocert's Cache in a state directory: files 0600 written

@@ -15,7 +15,8 @@ import (
 	"golang.org/x/crypto/acme"
 )
 
-// maxACMEBody bounds how much of a CA response is inspected.
+// maxACMEBody bounds how much of a CA response is held for inspection;
+// ACME resources and certificate chains are a few kilobytes.
 const maxACMEBody = 1 << 20
 
 // acmeTransport sits between autocert's ACME client and the network. autocert
@@ -131,12 +132,21 @@ func (t *acmeTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	body, readErr := io.ReadAll(io.LimitReader(resp.Body, maxACMEBody))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxACMEBody+1))
+	if err != nil {
+		resp.Body.Close()
+		return nil, err
+	}
+	if len(body) > maxACMEBody {
+		// Not an ACME resource worth inspecting; pass it on whole.
+		resp.Body = struct {
+			io.Reader
+			io.Closer
+		}{io.MultiReader(bytes.NewReader(body), resp.Body), resp.Body}
+		return resp, nil
+	}
 	resp.Body.Close()
 	resp.Body = io.NopCloser(bytes.NewReader(body))
-	if readErr != nil {
-		return resp, nil // the ACME client will see the short body and fail
-	}
 	t.inspect(req, url, resp, body)
 	return resp, nil
 }
