@@ -35,8 +35,11 @@ type acmeRig struct {
 	logger   *slog.Logger
 }
 
+// newACMERig starts the rig for one test, which then runs in parallel with
+// the other ACME tests: each has its own Pebble, DNS and ports.
 func newACMERig(t *testing.T, opts pebbleOptions) *acmeRig {
 	t.Helper()
+	t.Parallel()
 	r := &acmeRig{httpPort: freePort(t), tlsPort: freePort(t), stateDir: t.TempDir(), logger: quietLogger(t)}
 	r.dns = startTestDNS(t, "127.0.0.1")
 	r.pebble = startPebble(t, r.httpPort, r.tlsPort, r.dns.addr, opts)

@@ -107,14 +107,20 @@ type pebbleOptions struct {
 	eabKeys  map[string]string // if set, External Account Binding is required: key ID -> base64url HMAC key
 }
 
+var pebbleEnvOnce sync.Once
+
 func startPebble(t *testing.T, httpPort, tlsPort int, dnsAddr string, opts pebbleOptions) *testPebble {
 	t.Helper()
-	// Pebble reads these when its parts are constructed: no random sleeps
-	// before validation, no injected bad nonces, no reuse of valid
-	// authorizations (so each order proves control again).
-	t.Setenv("PEBBLE_VA_NOSLEEP", "1")
-	t.Setenv("PEBBLE_WFE_NONCEREJECT", "0")
-	t.Setenv("PEBBLE_AUTHZREUSE", "0")
+	pebbleEnvOnce.Do(func() {
+		// Pebble reads these when its parts are constructed: no random
+		// sleeps before validation, no injected bad nonces, no reuse of valid
+		// authorizations (so each order proves control again). Set for the
+		// whole process, which nothing else reads, so tests can run in
+		// parallel (t.Setenv forbids that).
+		for k, v := range map[string]string{"PEBBLE_VA_NOSLEEP": "1", "PEBBLE_WFE_NONCEREJECT": "0", "PEBBLE_AUTHZREUSE": "0"} {
+			os.Setenv(k, v)
+		}
+	})
 
 	logger := log.New(io.Discard, "", 0)
 	if testing.Verbose() && os.Getenv("PEBBLE_LOG") != "" {
