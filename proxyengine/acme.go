@@ -49,7 +49,9 @@ type acmeSource struct {
 	backoff   *acmeBackoff
 	stop      context.CancelFunc // ends the transport's life
 	ready     atomic.Bool        // Start obtained a certificate
-	startOnce sync.Once
+	// startTimeout bounds Start's attempt; acmeStartTimeout when zero.
+	startTimeout time.Duration
+	startOnce    sync.Once
 }
 
 func newACMESource(c Config) (*acmeSource, error) {
@@ -190,7 +192,11 @@ func (s *acmeSource) Start(ctx context.Context) error {
 		done <- result{cert, err}
 	}()
 	var res result
-	timer := time.NewTimer(acmeStartTimeout)
+	timeout := s.startTimeout
+	if timeout == 0 {
+		timeout = acmeStartTimeout
+	}
+	timer := time.NewTimer(timeout)
 	defer timer.Stop()
 	for res.cert == nil && res.err == nil {
 		select {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -554,5 +555,50 @@ func TestACMERateLimitIsExplainedAndRespected(t *testing.T) {
 	}
 	if got := r.pebble.requests.Load(); got != requests {
 		t.Errorf("Pebble received %d requests while rate limited", got-requests)
+	}
+}
+
+func TestACMEStartGivesUpOnAStuckValidation(t *testing.T) {
+	r := newACMERig(t, pebbleOptions{})
+	// Pebble's validator connects to a port that accepts and never answers,
+	// so validation hangs (until Pebble's own 15 s timeout).
+	hole, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(r.tlsPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hole.Close()
+	go func() {
+		var held []net.Conn
+		defer func() {
+			for _, c := range held {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := hole.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c)
+		}
+	}()
+
+	e, err := New(r.config(freePort(t), 0, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.certs.(*acmeSource).startTimeout = 2 * time.Second
+	began := time.Now()
+	err = e.Start(context.Background())
+	took := time.Since(began)
+	var ae *ACMEError
+	if !errors.As(err, &ae) || ae.Kind != ACMETimeout {
+		t.Fatalf("Start: %v, want a timeout ACMEError", err)
+	}
+	if took > 5*time.Second {
+		t.Errorf("Start took %v with a 2 s limit", took)
+	}
+	if st := loadBackoffFile(t, r); st.Failures != 1 || !strings.Contains(st.LastError, "did not finish in time") {
+		t.Errorf("backoff state after the timeout %+v", st)
 	}
 }
