@@ -282,7 +282,7 @@ func TestACMEValidationFailureIsExplainedAndBacksOff(t *testing.T) {
 	checkMode(t, backoffPath, 0o600)
 
 	// A second start within the backoff window does not contact the CA.
-	requests := r.pebble.requests.Load()
+	requests := r.pebble.settledRequests(t)
 	before := time.Now()
 	_, err = startACMEEngine(t, cfg)
 	if !errors.As(err, &ae) || ae.Kind != ACMEBackoff {
@@ -479,7 +479,7 @@ func TestACMEFailedRenewalIsReportedAndBackedOff(t *testing.T) {
 	// Within the backoff window, nothing that speaks ACME for this source
 	// reaches the CA: the next renewal try is refused before any request.
 	time.Sleep(idle)
-	requests := r.pebble.requests.Load()
+	requests := r.pebble.settledRequests(t)
 	client := e.certs.(*acmeSource).manager.Client
 	_, err = client.AuthorizeOrder(context.Background(), acme.DomainIDs(acmeTestHost))
 	var refused *acmeBackoffError
@@ -548,7 +548,7 @@ func TestACMERateLimitIsExplainedAndRespected(t *testing.T) {
 	if st := loadBackoffFile(t, r); st.NextAttempt.Sub(ae.RetryAt).Abs() > time.Second {
 		t.Errorf("next attempt %v, want when the limit lifts, %v", st.NextAttempt, ae.RetryAt)
 	}
-	requests := r.pebble.requests.Load()
+	requests := r.pebble.settledRequests(t)
 	_, err = startACMEEngine(t, cfg)
 	if !errors.As(err, &ae) || ae.Kind != ACMEBackoff || !strings.Contains(ae.Summary, "rate limit") {
 		t.Fatalf("second Start: %v, want a backoff ACMEError repeating the rate limit", err)

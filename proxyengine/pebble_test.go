@@ -181,6 +181,22 @@ func startPebble(t *testing.T, httpPort, tlsPort int, dnsAddr string, opts pebbl
 	return p
 }
 
+// settledRequests waits until no request has reached Pebble for 300 ms
+// (an attempt that just ended may still have one in flight) and returns
+// the count.
+func (p *testPebble) settledRequests(t *testing.T) int64 {
+	t.Helper()
+	last := p.requests.Load()
+	waitFor(t, "Pebble to fall quiet", 10*time.Second, func() bool {
+		time.Sleep(300 * time.Millisecond)
+		now := p.requests.Load()
+		quiet := now == last
+		last = now
+		return quiet
+	})
+	return last
+}
+
 // freePort returns a loopback TCP port that was free a moment ago. Pebble's
 // validator needs fixed ports, so the engine cannot simply bind port 0.
 func freePort(t *testing.T) int {
