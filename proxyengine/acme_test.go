@@ -602,3 +602,31 @@ func TestACMEStartGivesUpOnAStuckValidation(t *testing.T) {
 		t.Errorf("backoff state after the timeout %+v", st)
 	}
 }
+
+func TestACMEVisitorsNeverCauseOrders(t *testing.T) {
+	r := newACMERig(t, pebbleOptions{})
+	s, err := newACMESource(r.config(r.tlsPort, 0, nil).WithDefaults())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.stop()
+	// Handshakes before Start has obtained a certificate, as from browsers
+	// and from a CA checking a challenge, are refused without asking the
+	// CA: autocert alone would order a certificate for the first of them.
+	for _, hello := range []*tls.ClientHelloInfo{
+		{ServerName: acmeTestHost},
+		{ServerName: acmeTestHost, SupportedProtos: []string{"h2", "http/1.1"}},
+		{ServerName: "other.example.com"},
+		{ServerName: acmeTestHost, SupportedProtos: []string{"acme-tls/1"}},
+	} {
+		if cert, err := s.GetCertificate(hello); err == nil {
+			t.Errorf("handshake %+v got a certificate %v", hello, cert.Leaf)
+		}
+	}
+	if got := r.pebble.settledRequests(t); got != 0 {
+		t.Errorf("visitors' handshakes caused %d requests to the CA", got)
+	}
+	if st := s.Status(); st.Source != TLSACME || st.LastError != "" || !st.NotAfter.IsZero() {
+		t.Errorf("status before Start %+v", st)
+	}
+}
