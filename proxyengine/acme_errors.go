@@ -151,22 +151,20 @@ func explainACMEError(err error, failed []challengeFailure, host, lastError stri
 // the most telling one: a DNS problem explains a connection failure, and a
 // connection failure explains a wrong answer.
 func explainChallengeFailures(failed []challengeFailure, host string, now time.Time, err error) *ACMEError {
-	rank := map[string]int{ACMEDNS: 0, ACMECAA: 1, ACMERateLimited: 2, ACMEConnection: 3, ACMEUnauthorized: 4}
-	best := 0
-	for i, f := range failed {
-		ri, ok := rank[problemKind(f.Problem)]
-		if !ok {
-			ri = len(rank)
+	order := []string{ACMEDNS, ACMECAA, ACMERateLimited, ACMEConnection, ACMEUnauthorized}
+	rank := func(f challengeFailure) int {
+		if i := slices.Index(order, problemKind(f.Problem)); i >= 0 {
+			return i
 		}
-		rb, ok := rank[problemKind(failed[best].Problem)]
-		if !ok {
-			rb = len(rank)
-		}
-		if ri < rb {
-			best = i
+		return len(order)
+	}
+	best := failed[0]
+	for _, f := range failed[1:] {
+		if rank(f) < rank(best) {
+			best = f
 		}
 	}
-	e := explainProblem(failed[best].Problem, failed, host, now, err)
+	e := explainProblem(best.Problem, failed, host, now, err)
 	var details []string
 	for _, f := range failed {
 		details = append(details, fmt.Sprintf("%s: %s", f.Type, f.Problem.Detail))
