@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 )
 
@@ -48,6 +49,7 @@ func checkPort(l listenAddr, invalid *FieldError) CheckResult {
 	r := CheckResult{Name: l.name, Title: l.title, Field: l.field}
 	if invalid != nil {
 		r.Status, r.Finding = CheckFail, invalid.Message
+		r.Fix = fmt.Sprintf("correct the %s listen address (--%s) as the finding says", l.purpose, strings.ReplaceAll(l.field, "_", "-"))
 		return r
 	}
 	start := time.Now()

@@ -89,7 +89,7 @@ func describeUpstreamCert(leaf *x509.Certificate, trust UpstreamTrust) *Upstream
 		DNSNames:    leaf.DNSNames,
 		NotBefore:   leaf.NotBefore,
 		NotAfter:    leaf.NotAfter,
-		SelfSigned:  bytes.Equal(leaf.RawIssuer, leaf.RawSubject) && leaf.CheckSignatureFrom(leaf) == nil,
+		SelfSigned:  isSelfSigned(leaf),
 		Fingerprint: FormatFingerprint(sum[:]),
 		Trust:       trust,
 	}
@@ -100,6 +100,13 @@ func describeUpstreamCert(leaf *x509.Certificate, trust UpstreamTrust) *Upstream
 		c.Subject = "(no subject)"
 	}
 	return c
+}
+
+// isSelfSigned reports whether leaf is signed by its own key. (It may not
+// be a CA certificate, so CheckSignatureFrom, which demands one, will not do.)
+func isSelfSigned(leaf *x509.Certificate) bool {
+	return bytes.Equal(leaf.RawIssuer, leaf.RawSubject) &&
+		leaf.CheckSignature(leaf.SignatureAlgorithm, leaf.RawTBSCertificate, leaf.Signature) == nil
 }
 
 // names lists what the certificate is valid for.
@@ -219,6 +226,7 @@ func (k *Checker) checkTLS(ctx context.Context, r *CheckResult, cfg Config, u *u
 	for _, field := range []string{"upstream_ca", "upstream_fingerprint"} {
 		if fe := errs.For(field); fe != nil {
 			r.Status, r.Field, r.Finding = CheckFail, field, fe.Message
+			r.Fix = "correct the upstream's trust setting (--upstream-fingerprint, --upstream-ca or --upstream-insecure) as the finding says"
 			return nil, u.Scheme != "https"
 		}
 	}
@@ -329,11 +337,20 @@ func explainCertError(err error, leaf *x509.Certificate, cert *UpstreamCertifica
 	if cfg.UpstreamCA != "" {
 		trusted = "the CAs in " + cfg.UpstreamCA
 	}
+	// Go checks the name before the chain, so a self-signed certificate for
+	// another name reports the name; being self-signed is the news then.
+	selfSignedUntrusted := cert.SelfSigned && cert.Trust == TrustSystemRoots
 	switch {
 	case cert.Trust == TrustPinned:
 		pin, _ := ParseFingerprint(cfg.UpstreamFingerprint)
 		return fmt.Sprintf("its fingerprint does not match the pinned %s", FormatFingerprint(pin)),
 			fmt.Sprintf("if the upstream's certificate was replaced on purpose (authentik makes a new self-signed one when reinstalled), pin the new one: --upstream-fingerprint %s; otherwise find out what now answers at %s", cert.Fingerprint, u.Host)
+	case selfSignedUntrusted || errors.As(err, &unknown) && cert.SelfSigned:
+		why = "it is self-signed (as authentik's default certificate is), so no CA vouches for it"
+		if errors.As(err, &hostErr) {
+			why += fmt.Sprintf(", and it is valid for %s, not for %s", cert.names(), u.Hostname())
+		}
+		return why, pinIt + " (safer than --upstream-insecure)"
 	case errors.As(err, &hostErr):
 		return fmt.Sprintf("it is valid for %s, not for %s", cert.names(), u.Hostname()),
 			fmt.Sprintf("use a name the certificate covers in the upstream address, or %s", pinIt)
@@ -344,9 +361,6 @@ func explainCertError(err error, leaf *x509.Certificate, cert *UpstreamCertifica
 		}
 		return fmt.Sprintf("it is not valid until %s", leaf.NotBefore.Format(time.DateTime+" MST")),
 			"check this machine's clock and the upstream's"
-	case errors.As(err, &unknown) && cert.SelfSigned:
-		return "it is self-signed (as authentik's default certificate is), so no CA vouches for it",
-			pinIt + " (safer than --upstream-insecure), or trust it with --upstream-ca and a PEM copy of it"
 	case errors.As(err, &unknown):
 		return fmt.Sprintf("it was issued by %s, which is not among %s", cert.Issuer, trusted),
 			pinIt + ", or trust its CA with --upstream-ca FILE (a PEM file of that CA's certificate)"
@@ -405,6 +419,7 @@ func (k *Checker) get(ctx context.Context, t http.RoundTripper, cfg Config, u *u
 func (k *Checker) checkHealth(ctx context.Context, r *CheckResult, cfg Config, u *url.URL) (authentik bool) {
 	if fe := FieldErrors(cfg.Validate()).For("health_path"); fe != nil {
 		r.Status, r.Finding = CheckFail, fe.Message
+		r.Fix = "correct --health-path as the finding says"
 		return false
 	}
 	t, err := newUpstreamTransport(cfg, u)
