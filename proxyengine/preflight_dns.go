@@ -223,7 +223,6 @@ func lanAddressList(local map[netip.Addr]bool, v4 bool) string {
 func classifyAddress(ip netip.Addr, local map[netip.Addr]bool, cfg Config) ResolvedAddress {
 	a := ResolvedAddress{IP: ip, Scope: addressScope(ip), Local: local[ip] || ip.IsLoopback()}
 	acme := cfg.TLS == TLSACME
-	_, httpsPort, _ := splitListenAddr(cfg.HTTPSAddr)
 	here := lanAddressList(local, ip.Is4())
 	switch {
 	case a.Scope == ScopeInvalid:
@@ -256,15 +255,38 @@ func classifyAddress(ip netip.Addr, local map[netip.Addr]bool, cfg Config) Resol
 		a.Status, a.Note = CheckPass, "this machine's public address, reachable directly"
 	case ip.Is4():
 		a.Status, a.Note = CheckWarn, "a public address that is not this machine's: probably your router, with this machine behind its NAT"
-		a.Fix = fmt.Sprintf("on your router, forward TCP port 443 to %s port %d", here, httpsPort)
-		if cfg.HTTPAddr != Off {
-			_, httpPort, _ := splitListenAddr(cfg.HTTPAddr)
-			a.Fix = fmt.Sprintf("on your router, forward TCP port 80 to %s port %d and port 443 to port %d", here, httpPort, httpsPort)
-		}
+		a.Fix = "on your router, " + forwardingAdvice(cfg, here)
 		a.Fix += "; if this is not your router's address, correct the record"
 	default:
 		a.Status, a.Note = CheckWarn, "a public IPv6 address that is not this machine's; routers do not translate IPv6, so IPv6 visitors (and Let's Encrypt, which tries IPv6 first) reach another machine"
 		a.Fix = fmt.Sprintf("point the AAAA record at %s, or delete it and let the A record carry visitors", here)
 	}
 	return a
+}
+
+// forwardingAdvice says which ports a router must forward to this machine:
+// 80 (unless the HTTP listener is off) and 443, to the ports Gatehouse
+// listens on.
+func forwardingAdvice(cfg Config, here string) string {
+	type forward struct{ public, local int }
+	var fwd []forward
+	if cfg.HTTPAddr != Off {
+		_, port, _ := splitListenAddr(cfg.HTTPAddr)
+		fwd = append(fwd, forward{80, port})
+	}
+	_, port, _ := splitListenAddr(cfg.HTTPSAddr)
+	fwd = append(fwd, forward{443, port})
+	same := true
+	for _, f := range fwd {
+		same = same && (f.public == f.local || f.local == 0)
+	}
+	switch {
+	case same && len(fwd) == 2:
+		return "forward TCP ports 80 and 443 to " + here
+	case same:
+		return "forward TCP port 443 to " + here
+	case len(fwd) == 2:
+		return fmt.Sprintf("forward TCP port 80 to %s port %d and port 443 to port %d", here, fwd[0].local, fwd[1].local)
+	}
+	return fmt.Sprintf("forward TCP port 443 to %s port %d", here, fwd[0].local)
 }

@@ -227,7 +227,7 @@ func TestClassifyAddress(t *testing.T) {
 		fix    string
 	}{
 		{"198.51.100.10", acme, ScopePublic, true, CheckPass, ""},
-		{"203.0.113.7", acme, ScopePublic, false, CheckWarn, "forward TCP port 80 to this machine (192.168.1.20) port 80 and port 443 to port 443"},
+		{"203.0.113.7", acme, ScopePublic, false, CheckWarn, "forward TCP ports 80 and 443 to this machine (192.168.1.20)"},
 		{"192.168.1.20", acme, ScopePrivate, true, CheckFail, "--dns-server 1.1.1.1:53"},
 		{"192.168.1.20", self, ScopePrivate, true, CheckPass, ""},
 		{"10.1.2.3", self, ScopePrivate, false, CheckWarn, "point the name at this machine (192.168.1.20)"},

@@ -59,7 +59,7 @@ func checkPort(l listenAddr, invalid *FieldError) CheckResult {
 		bound := ln.Addr().String()
 		ln.Close()
 		r.Status, r.Finding = CheckPass, fmt.Sprintf("%s is free and this user can listen on it", l.addr)
-		if bound != l.addr {
+		if _, port, _ := splitListenAddr(l.addr); port == 0 {
 			r.Finding = fmt.Sprintf("%s is free and this user can listen on it (bound as %s)", l.addr, bound)
 		}
 		return r

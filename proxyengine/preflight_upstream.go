@@ -448,6 +448,12 @@ func (k *Checker) checkHealth(ctx context.Context, r *CheckResult, cfg Config, u
 		}
 		return cfg.HealthPath == DefaultHealthPath
 	case a.status == http.StatusNotFound:
+		r.Status = CheckWarn
+		r.Finding = asked + " answered 404 Not Found, so this is probably not authentik"
+		r.Fix = "for authentik, check that the upstream address points at authentik itself (HTTPS on 9443 or HTTP on 9000); for another app, set --health-path to a path that answers 2xx, such as /"
+		if cfg.HealthPath == "/" {
+			break
+		}
 		root, err := k.get(ctx, t, cfg, u, "/")
 		if err != nil {
 			r.Status = CheckFail
@@ -455,9 +461,7 @@ func (k *Checker) checkHealth(ctx context.Context, r *CheckResult, cfg Config, u
 			return false
 		}
 		r.HTTPStatus = root.status
-		r.Finding = fmt.Sprintf("%s answered 404 Not Found, so this is probably not authentik; GET / answered %s", asked, root.text)
-		r.Status = CheckWarn
-		r.Fix = "for authentik, check that the upstream address points at authentik itself (HTTPS on 9443 or HTTP on 9000); for another app, set --health-path to a path that answers 2xx, such as /"
+		r.Finding += "; GET / answered " + root.text
 		if root.status >= 500 {
 			r.Status = CheckFail
 			r.Fix = "the app answers but reports an error; read its logs"
