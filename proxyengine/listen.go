@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -76,14 +77,21 @@ func (e *ListenError) Fix() string {
 			return "this program already listens there, probably as the running proxy; stop it before starting another, or choose another port"
 		case e.Owner.Command == "docker-proxy":
 			return fmt.Sprintf("a Docker container publishes port %d; change or remove its ports: mapping, or choose another port", port)
-		case e.Owner.Command == "":
-			return fmt.Sprintf("stop it (`sudo ss -ltnp 'sport = :%d'` shows which), or choose another port", port)
+		case webServers[e.Owner.Command]:
+			return fmt.Sprintf("another web server holds the port that Gatehouse is to take over; stop and disable it (`sudo systemctl disable --now %s`), or choose another port", e.Owner.Command)
+		case e.Owner.PID != 0:
+			return fmt.Sprintf("stop %s, or choose another port (`systemctl status %d` names the service it belongs to, if any)", e.Owner, e.Owner.PID)
 		}
-		return fmt.Sprintf("stop %s (for a service, `sudo systemctl stop %s`), or choose another port", e.Owner.Command, e.Owner.Command)
+		return fmt.Sprintf("stop it (`sudo ss -ltnp 'sport = :%d'` shows which), or choose another port", port)
 	case errors.Is(e.Err, syscall.EADDRNOTAVAIL):
 		return fmt.Sprintf("use :%d to listen on every address, or one of this machine's addresses", port)
 	}
 	return "check the address, or choose another port"
+}
+
+// webServers are the programs whose ports Gatehouse usually takes over.
+var webServers = map[string]bool{
+	"nginx": true, "apache2": true, "httpd": true, "caddy": true, "traefik": true, "haproxy": true, "lighttpd": true,
 }
 
 func capitalize(s string) string {
@@ -131,6 +139,7 @@ type PortOwner struct {
 	PID     int    `json:"pid,omitempty"`     // 0 when the process could not be found
 	Command string `json:"command,omitempty"` // its name, as in /proc/PID/comm
 	UID     int    `json:"uid"`               // the user owning the socket
+	User    string `json:"user,omitempty"`    // that user's name, if known
 }
 
 func (o *PortOwner) String() string {
@@ -141,6 +150,9 @@ func (o *PortOwner) String() string {
 		return fmt.Sprintf("%s (pid %d)", o.Command, o.PID)
 	case o.PID != 0:
 		return fmt.Sprintf("process %d", o.PID)
+	}
+	if o.User != "" {
+		return fmt.Sprintf("a program of user %s (uid %d)", o.User, o.UID)
 	}
 	return fmt.Sprintf("a program of user ID %d", o.UID)
 }
@@ -158,6 +170,9 @@ func findPortOwner(port int) *PortOwner {
 			inodes[s.inode] = true
 			if owner == nil {
 				owner = &PortOwner{UID: s.uid}
+				if u, err := user.LookupId(strconv.Itoa(s.uid)); err == nil {
+					owner.User = u.Username
+				}
 			}
 		}
 	}

@@ -185,12 +185,12 @@ func TestCheckPortsInUseByAnotherProcess(t *testing.T) {
 	if r.Status != CheckFail {
 		t.Fatalf("result = %s; want a failure", r)
 	}
-	if r.PortOwner == nil || r.PortOwner.PID != pid || r.PortOwner.Command != command || r.PortOwner.UID != os.Geteuid() {
+	if r.PortOwner == nil || r.PortOwner.PID != pid || r.PortOwner.Command != command || r.PortOwner.UID != os.Geteuid() || r.PortOwner.User == "" {
 		t.Fatalf("owner = %+v; want pid %d, command %q, uid %d", r.PortOwner, pid, command, os.Geteuid())
 	}
 	_, port, _ := net.SplitHostPort(addr)
 	wantFinding := fmt.Sprintf("port %s is already in use by %s (pid %d)", port, command, pid)
-	if !strings.Contains(r.Finding, wantFinding) || !strings.Contains(r.Fix, "stop "+command) {
+	if !strings.Contains(r.Finding, wantFinding) || !strings.Contains(r.Fix, fmt.Sprintf("stop %s (pid %d), or choose another port (`systemctl status %d`", command, pid, pid)) {
 		t.Errorf("result = %s; want the finding to say %q", r, wantFinding)
 	}
 
@@ -242,5 +242,28 @@ func TestCheckPortsPrivilegedForReal(t *testing.T) {
 	r := k.CheckPorts(context.Background(), onlyHTTPS("127.0.0.1:1"))[0]
 	if r.Status != CheckFail || !strings.Contains(r.Fix, "setcap cap_net_bind_service=+ep") {
 		t.Errorf("result = %s", r)
+	}
+}
+
+func TestListenErrorInUseAdvice(t *testing.T) {
+	inUse := &net.OpError{Op: "listen", Net: "tcp", Err: os.NewSyscallError("bind", syscall.EADDRINUSE)}
+	tests := []struct {
+		owner         *PortOwner
+		reason, fixes string
+	}{
+		{nil, "another program is already using port 443", "`sudo ss -ltnp 'sport = :443'`"},
+		{&PortOwner{UID: 33, User: "www-data"}, "in use by a program of user www-data (uid 33)", "`sudo ss -ltnp 'sport = :443'`"},
+		{&PortOwner{PID: 812, Command: "nginx"}, "in use by nginx (pid 812)", "`sudo systemctl disable --now nginx`"},
+		{&PortOwner{PID: 1234, Command: "docker-proxy"}, "in use by docker-proxy (pid 1234)", "a Docker container publishes port 443"},
+		{&PortOwner{PID: 99, Command: "python3"}, "in use by python3 (pid 99)", "`systemctl status 99`"},
+	}
+	for _, tt := range tests {
+		le := &ListenError{Purpose: "HTTPS", Addr: ":443", Err: inUse, Owner: tt.owner}
+		if !strings.Contains(le.Reason(), tt.reason) || !strings.Contains(le.Fix(), tt.fixes) {
+			t.Errorf("owner %+v: reason %q, fix %q; want %q and %q", tt.owner, le.Reason(), le.Fix(), tt.reason, tt.fixes)
+		}
+		if want := "cannot listen for HTTPS on :443: " + le.Reason() + ". "; !strings.HasPrefix(le.Error(), want) {
+			t.Errorf("error %q does not start with %q", le.Error(), want)
+		}
 	}
 }
