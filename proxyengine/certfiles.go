@@ -2,6 +2,7 @@ package proxyengine
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -29,10 +30,20 @@ type fileSource struct {
 	lastErr string
 }
 
-// fileStamp identifies a version of the two files.
-type fileStamp struct {
-	certMod, keyMod   time.Time
-	certSize, keySize int64
+// fileStamp identifies a version of the two files by their contents, so a
+// replacement is seen whatever the file system's timestamp resolution.
+type fileStamp [sha256.Size]byte
+
+func (s *fileSource) stampFiles() (fileStamp, error) {
+	h := sha256.New()
+	for _, name := range []string{s.certFile, s.keyFile} {
+		data, err := os.ReadFile(name)
+		if err != nil {
+			return fileStamp{}, err
+		}
+		h.Write(data)
+	}
+	return fileStamp(h.Sum(nil)), nil
 }
 
 func (s *fileSource) Start(ctx context.Context) error {
@@ -51,25 +62,15 @@ func (s *fileSource) Start(ctx context.Context) error {
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				if err := s.reload(); err != nil {
+				before := s.Status().LastError
+				// Log a broken pair once, not at every poll while it stays broken.
+				if err := s.reload(); err != nil && err.Error() != before {
 					s.logger.Error("reloading the certificate files; still serving the previous certificate", "err", err)
 				}
 			}
 		}
 	}()
 	return nil
-}
-
-func (s *fileSource) stampFiles() (fileStamp, error) {
-	c, err := os.Stat(s.certFile)
-	if err != nil {
-		return fileStamp{}, err
-	}
-	k, err := os.Stat(s.keyFile)
-	if err != nil {
-		return fileStamp{}, err
-	}
-	return fileStamp{c.ModTime(), k.ModTime(), c.Size(), k.Size()}, nil
 }
 
 // reload loads the pair if the files changed since the last load.

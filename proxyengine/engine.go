@@ -31,6 +31,7 @@ type Stage string
 const (
 	StageListen      Stage = "listen"
 	StageCertificate Stage = "certificate"
+	StageUpstream    Stage = "upstream"
 	StageReady       Stage = "ready"
 )
 
@@ -49,15 +50,26 @@ type Engine struct {
 	certs     CertSource
 	transport *http.Transport
 	proxy     *proxyHandler
+	tracker   *tracker
+	health    *healthChecker
+	history   historyRing
+	subs      subscribers
+	// untracked serves without connection and request tracking; it exists
+	// so benchmarks can measure what tracking costs.
+	untracked bool
 
-	mu        sync.Mutex
-	started   bool
-	httpsLn   net.Listener
-	httpLn    net.Listener
-	httpsSrv  *http.Server
-	httpSrv   *http.Server
-	stopCerts context.CancelFunc
-	serveErr  chan error
+	mu             sync.Mutex
+	started        bool
+	state          string
+	startedAt      time.Time
+	httpsLn        net.Listener
+	httpLn         net.Listener
+	statusLn       net.Listener
+	httpsSrv       *http.Server
+	httpSrv        *http.Server
+	statusSrv      *http.Server
+	stopBackground context.CancelFunc // certificate upkeep, health checks, sampling
+	serveErr       chan error
 }
 
 // New validates cfg and prepares an engine; nothing is bound until Start.
@@ -83,8 +95,10 @@ func New(cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Engine{cfg: cfg, upstream: upstream, certs: certs, transport: transport, serveErr: make(chan error, 2)}
-	e.proxy = newProxyHandler(cfg, upstream, transport, forwarding{trusted: trusted})
+	e := &Engine{cfg: cfg, upstream: upstream, certs: certs, transport: transport, tracker: newTracker(),
+		state: StateStopped, serveErr: make(chan error, 3)}
+	e.proxy = newProxyHandler(cfg, upstream, transport, forwarding{trusted: trusted}, e.tracker)
+	e.health = newHealthChecker(cfg, upstream, transport, e.noteUpstreamHealth)
 	return e, nil
 }
 
@@ -109,7 +123,7 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 	if e.started {
 		return errors.New("engine already started")
 	}
-	e.started = true
+	e.started, e.state = true, StateStarting
 	defer func() {
 		if err != nil {
 			e.closeLocked()
@@ -120,8 +134,18 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 	if e.httpsLn, err = listen("HTTPS", e.cfg.HTTPSAddr); err != nil {
 		return err
 	}
+	var handler http.Handler = e.proxy
+	if !e.untracked {
+		e.httpsLn = trackingListener{e.httpsLn, e.tracker}
+		handler = e.tracker.middleware(e.proxy)
+	}
 	if e.cfg.HTTPAddr != Off {
 		if e.httpLn, err = listen("HTTP", e.cfg.HTTPAddr); err != nil {
+			return err
+		}
+	}
+	if e.cfg.StatusAddr != Off {
+		if e.statusLn, err = listen("status", e.cfg.StatusAddr); err != nil {
 			return err
 		}
 	}
@@ -134,7 +158,9 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 	}
 	errLog := slog.NewLogLogger(e.cfg.Logger.Handler(), slog.LevelDebug)
 	e.httpsSrv = &http.Server{
-		Handler: e.proxy,
+		Handler:     handler,
+		ConnContext: e.tracker.connContext,
+		ConnState:   e.tracker.connState,
 		TLSConfig: &tls.Config{
 			MinVersion:     tls.VersionTLS12,
 			NextProtos:     nextProtos,
@@ -156,18 +182,42 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 		}
 		e.serveInBackground(func() error { return e.httpSrv.Serve(e.httpLn) })
 	}
+	if e.statusLn != nil {
+		e.statusSrv = &http.Server{Handler: e.statusHandler(), ReadHeaderTimeout: readHeaderTimeout, ErrorLog: errLog}
+		e.serveInBackground(func() error { return e.statusSrv.Serve(e.statusLn) })
+		if !isLoopbackListen(e.statusLn.Addr()) {
+			e.cfg.Logger.Warn("the status endpoint is reachable from other machines: it shows visitors' addresses and paths", "addr", e.statusLn.Addr())
+		}
+	}
 
 	e.progress(StageCertificate, "Preparing the %s certificate for %s", e.cfg.TLS, e.cfg.Hostname)
-	certCtx, stopCerts := context.WithCancel(context.WithoutCancel(ctx))
-	e.stopCerts = stopCerts
-	if err = e.certs.Start(certCtx); err != nil {
+	bg, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
+	e.stopBackground = stopBackground
+	if err = e.certs.Start(bg); err != nil {
 		return fmt.Errorf("certificate: %w", err)
 	}
 	if err = ctx.Err(); err != nil {
 		return err
 	}
-	e.progress(StageReady, "Serving https://%s/ on %s", e.cfg.Hostname, e.httpsLn.Addr())
+
+	e.progress(StageUpstream, "Checking the upstream at %s", e.health.url)
+	if h := e.health.check(ctx); h.Healthy {
+		e.progress(StageUpstream, "The upstream answered in %s", h.Latency.Round(time.Millisecond))
+	} else if ctx.Err() == nil {
+		// Not fatal: the app may still be starting. The dashboard shows
+		// when it comes up.
+		e.progress(StageUpstream, "The upstream is not answering yet (%s); Gatehouse keeps checking", h.LastError)
+	}
+	go e.health.run(bg)
+	go e.sample(bg)
+	e.state, e.startedAt = StateRunning, time.Now()
+	e.progress(StageReady, "Serving %s on %s", e.PublicURL(), e.httpsLn.Addr())
 	return nil
+}
+
+func isLoopbackListen(a net.Addr) bool {
+	ta, ok := a.(*net.TCPAddr)
+	return ok && ta.IP.IsLoopback()
 }
 
 // serveInBackground serves one listener and reports an unexpected end on Err.
@@ -190,6 +240,16 @@ func (e *Engine) HTTPSAddr() net.Addr {
 		return nil
 	}
 	return e.httpsLn.Addr()
+}
+
+// StatusAddr is the bound status endpoint address, or nil if off or not started.
+func (e *Engine) StatusAddr() net.Addr {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.statusLn == nil {
+		return nil
+	}
+	return e.statusLn.Addr()
 }
 
 // HTTPAddr is the bound plain-HTTP address, or nil if off or not started.
@@ -216,19 +276,31 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	var errs []error
-	wsDone := make(chan error, 1)
-	go func() { wsDone <- e.proxy.ws.shutdown(ctx) }()
-	for _, srv := range []*http.Server{e.httpsSrv, e.httpSrv} {
+	results := make(chan error, 4)
+	pending := 1
+	go func() { results <- e.proxy.ws.shutdown(ctx) }()
+	for _, srv := range []*http.Server{e.httpsSrv, e.httpSrv, e.statusSrv} {
 		if srv != nil {
-			if err := srv.Shutdown(ctx); err != nil {
-				errs = append(errs, err)
-				srv.Close()
-			}
+			pending++
+			go func() { results <- srv.Shutdown(ctx) }()
 		}
 	}
-	if err := <-wsDone; err != nil {
-		errs = append(errs, fmt.Errorf("closing websockets: %w", err))
+	// net/http waits up to 5 s for connections that never sent a request,
+	// such as a browser's speculative preconnects; nothing is lost by
+	// closing those at once.
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	var errs []error
+	for pending > 0 {
+		select {
+		case err := <-results:
+			pending--
+			if err != nil {
+				errs = append(errs, err)
+			}
+		case <-tick.C:
+			e.tracker.closeUnused()
+		}
 	}
 	e.closeLocked()
 	return errors.Join(errs...)
@@ -236,18 +308,19 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 
 // closeLocked releases whatever Start acquired.
 func (e *Engine) closeLocked() {
-	for _, srv := range []*http.Server{e.httpsSrv, e.httpSrv} {
+	for _, srv := range []*http.Server{e.httpsSrv, e.httpSrv, e.statusSrv} {
 		if srv != nil {
 			srv.Close()
 		}
 	}
-	for _, ln := range []net.Listener{e.httpsLn, e.httpLn} {
+	for _, ln := range []net.Listener{e.httpsLn, e.httpLn, e.statusLn} {
 		if ln != nil {
 			ln.Close()
 		}
 	}
-	if e.stopCerts != nil {
-		e.stopCerts()
+	if e.stopBackground != nil {
+		e.stopBackground()
 	}
 	e.transport.CloseIdleConnections()
+	e.state = StateStopped
 }

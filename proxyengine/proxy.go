@@ -9,6 +9,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strings"
+	"time"
 )
 
 // proxyHandler serves the TLS listener: it checks the Host, then hands
@@ -19,24 +20,26 @@ type proxyHandler struct {
 	upstream   *url.URL
 	forwarding forwarding
 	logger     *slog.Logger
+	tracker    *tracker
 	rp         *httputil.ReverseProxy
 	ws         *wsProxy
 }
 
-func newProxyHandler(c Config, upstream *url.URL, transport *http.Transport, fwd forwarding) *proxyHandler {
+func newProxyHandler(c Config, upstream *url.URL, transport *http.Transport, fwd forwarding, t *tracker) *proxyHandler {
 	p := &proxyHandler{
 		hostname:   normalizeHost(c.Hostname),
 		upstream:   upstream,
 		forwarding: fwd,
 		logger:     c.Logger,
+		tracker:    t,
 	}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:      p.rewrite,
-		Transport:    transport,
+		Transport:    timedTransport{transport, t},
 		ErrorHandler: p.serveUpstreamError,
 		ErrorLog:     slog.NewLogLogger(c.Logger.Handler(), slog.LevelWarn),
 	}
-	p.ws = newWSProxy(p, transport.DialContext, transport.TLSClientConfig, c.Logger)
+	p.ws = newWSProxy(p, transport.DialContext, transport.TLSClientConfig)
 	return p
 }
 
@@ -62,6 +65,22 @@ func (p *proxyHandler) rewrite(pr *httputil.ProxyRequest) {
 	p.forwarding.apply(pr.Out, pr.In)
 }
 
+// timedTransport measures upstream latency: RoundTrip returns when the
+// response headers have arrived.
+type timedTransport struct {
+	http.RoundTripper
+	tracker *tracker
+}
+
+func (t timedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	start := time.Now()
+	resp, err := t.RoundTripper.RoundTrip(r)
+	if err == nil {
+		t.tracker.latency.observe(time.Since(start))
+	}
+	return resp, err
+}
+
 // serveUpstreamError answers 504 when the upstream was too slow and 502 for
 // every other failure to reach it.
 func (p *proxyHandler) serveUpstreamError(w http.ResponseWriter, r *http.Request, err error) {
@@ -70,7 +89,12 @@ func (p *proxyHandler) serveUpstreamError(w http.ResponseWriter, r *http.Request
 		p.logger.Debug("client went away during the upstream request", "path", r.URL.Path, "err", err)
 		return
 	}
+	status := http.StatusBadGateway
 	if isTimeout(err) {
+		status = http.StatusGatewayTimeout
+	}
+	p.tracker.noteUpstreamError(r, status, err)
+	if status == http.StatusGatewayTimeout {
 		p.logger.Warn("upstream timed out", "upstream", p.upstream.Host, "path", r.URL.Path, "err", err)
 		writeErrorPage(w, http.StatusGatewayTimeout, "The app took too long to answer",
 			"The gateway reached the app behind it, but it did not respond in time. Try again in a moment.")

@@ -84,7 +84,7 @@ func (c Config) Validate() error {
 		add("http_addr", validateListenAddr(c.HTTPAddr))
 	}
 	add("https_addr", validateListenAddr(c.HTTPSAddr))
-	if c.HTTPAddr != Off && c.HTTPAddr == c.HTTPSAddr {
+	if _, port, _ := splitListenAddr(c.HTTPSAddr); c.HTTPAddr != Off && c.HTTPAddr == c.HTTPSAddr && port != 0 {
 		add("https_addr", errors.New("the HTTP and HTTPS listeners cannot share one address; give each its own port, such as :80 and :443"))
 	}
 	if c.PublicHTTPSPort < 1 || c.PublicHTTPSPort > 65535 {

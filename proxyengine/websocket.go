@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -47,6 +48,7 @@ type wsProxy struct {
 	dial      func(ctx context.Context, network, addr string) (net.Conn, error)
 	tlsConfig *tls.Config
 	logger    *slog.Logger
+	tracker   *tracker
 
 	mu       sync.Mutex
 	sessions map[*wsSession]struct{}
@@ -54,8 +56,8 @@ type wsProxy struct {
 	done     sync.WaitGroup
 }
 
-func newWSProxy(p *proxyHandler, dial func(ctx context.Context, network, addr string) (net.Conn, error), tc *tls.Config, logger *slog.Logger) *wsProxy {
-	return &wsProxy{p: p, dial: dial, tlsConfig: tc, logger: logger, sessions: map[*wsSession]struct{}{}}
+func newWSProxy(p *proxyHandler, dial func(ctx context.Context, network, addr string) (net.Conn, error), tc *tls.Config) *wsProxy {
+	return &wsProxy{p: p, dial: dial, tlsConfig: tc, logger: p.logger, tracker: p.tracker, sessions: map[*wsSession]struct{}{}}
 }
 
 // wsHopHeaders are removed from the upgrade request before Connection and
@@ -153,7 +155,11 @@ func (x *wsProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	client.SetDeadline(time.Time{})
 	up.SetDeadline(time.Time{})
 
-	s := &wsSession{proxy: x, client: client, upstream: up, path: r.URL.Path, opened: time.Now()}
+	s := &wsSession{proxy: x, client: client, upstream: up, path: r.URL.Path, remote: r.RemoteAddr, opened: time.Now()}
+	if tc := connFromRequest(r); tc != nil {
+		tc.protocol.Store(protoWebSocket)
+		s.connID = tc.id
+	}
 	s.toUpstream.scan(clientPending)
 	s.toClient.scan(upPending)
 	s.bytesUp.Add(int64(len(clientPending)))
@@ -262,6 +268,7 @@ func (x *wsProxy) add(s *wsSession) bool {
 	}
 	x.sessions[s] = struct{}{}
 	x.done.Add(1)
+	x.tracker.changed.Store(true)
 	return true
 }
 
@@ -300,6 +307,18 @@ func (x *wsProxy) shutdown(ctx context.Context) error {
 	}
 }
 
+// list returns the open sessions, oldest first.
+func (x *wsProxy) list() []*wsSession {
+	x.mu.Lock()
+	out := make([]*wsSession, 0, len(x.sessions))
+	for s := range x.sessions {
+		out = append(out, s)
+	}
+	x.mu.Unlock()
+	slices.SortFunc(out, func(a, b *wsSession) int { return a.opened.Compare(b.opened) })
+	return out
+}
+
 // count reports the number of open sessions.
 func (x *wsProxy) count() int {
 	x.mu.Lock()
@@ -330,7 +349,8 @@ func (s wsSide) other() wsSide {
 type wsSession struct {
 	proxy            *wsProxy
 	client, upstream net.Conn
-	path             string
+	path, remote     string
+	connID           uint64 // the tracked client connection
 	opened           time.Time
 
 	toUpstream, toClient wsFrameScanner // each owned by its pump until both end
@@ -410,8 +430,47 @@ func (s *wsSession) finish() {
 	s.client.Close()
 	s.upstream.Close()
 	s.proxy.remove(s)
-	s.proxy.logger.Debug("websocket closed", "path", s.path, "duration", time.Since(s.opened).Round(time.Millisecond),
+	ending := s.ending()
+	s.proxy.tracker.events.add(Event{Time: time.Now(), Kind: EventWebSocket, Path: s.path, Remote: s.remote,
+		Duration: time.Since(s.opened), Message: "WebSocket " + ending})
+	s.proxy.tracker.changed.Store(true)
+	s.proxy.logger.Debug("websocket ended", "path", s.path, "how", ending, "duration", time.Since(s.opened).Round(time.Millisecond),
 		"bytes_up", s.bytesUp.Load(), "bytes_down", s.bytesDown.Load())
+}
+
+// ending says how a finished session ended: who sent the first close
+// frame and its code, or which side dropped the connection.
+func (s *wsSession) ending() string {
+	switch {
+	case s.toUpstream.closeSeen:
+		return closeDescription("client", s.toUpstream.closeCode, s.toUpstream.closeText)
+	case s.toClient.closeSeen:
+		return closeDescription("upstream", s.toClient.closeCode, s.toClient.closeText)
+	}
+	switch wsSide(s.endedBy.Load()) {
+	case sideClient:
+		return "dropped by the client without a close frame"
+	case sideUpstream:
+		return "dropped by the upstream without a close frame"
+	}
+	return "closed by Gatehouse shutting down (1001)"
+}
+
+func closeDescription(who string, code int, text string) string {
+	d := fmt.Sprintf("closed by the %s with %d", who, code)
+	if text != "" {
+		d += " (" + text + ")"
+	}
+	return d
+}
+
+// info describes the session for the status API.
+func (s *wsSession) info() WebSocketInfo {
+	return WebSocketInfo{
+		ConnectionID: s.connID, Remote: s.remote, Path: s.path, OpenedAt: s.opened,
+		BytesIn: s.bytesUp.Load(), BytesOut: s.bytesDown.Load(),
+		MessagesIn: s.toUpstream.messages.Load(), MessagesOut: s.toClient.messages.Load(),
+	}
 }
 
 // writeCloseFrame writes a close frame; frames a client sends are masked

@@ -1,6 +1,9 @@
 package proxyengine
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"sync/atomic"
+)
 
 // WebSocket opcodes (RFC 6455, section 5.2).
 const (
@@ -27,7 +30,7 @@ type wsFrameScanner struct {
 	closeP  []byte // payload of a close frame, at most 125 bytes
 	inClose bool
 
-	messages  uint64 // complete data messages (text or binary)
+	messages  atomic.Uint64 // complete data messages; read by Status while the pump runs
 	closeSeen bool
 	closeCode int    // 1005 (no code) when the close frame had no payload
 	closeText string // reason of the close frame
@@ -128,6 +131,6 @@ func (s *wsFrameScanner) endFrame() {
 	case s.fin && s.opcode < wsOpClose:
 		// A data frame with FIN ends a message, whether it is the first
 		// frame (text, binary) or a continuation.
-		s.messages++
+		s.messages.Add(1)
 	}
 }

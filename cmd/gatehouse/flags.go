@@ -22,6 +22,9 @@ type commandLine struct {
 	logFormat  string
 	logLevel   string
 	set        map[string]func(*proxyengine.Config) // per flag name, applied when given
+	// createsConfig, when set and true, allows --config to name a file that
+	// does not exist yet because the command will write it.
+	createsConfig *bool
 }
 
 func newCommandLine(name string) *commandLine {
@@ -83,7 +86,8 @@ func (cl *commandLine) parse(args []string) (proxyengine.Config, error) {
 	cl.fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "config" })
 	cfg, err := proxyengine.LoadConfig(cl.configPath)
 	if err != nil {
-		if explicit || !errors.Is(err, fs.ErrNotExist) {
+		creating := cl.createsConfig != nil && *cl.createsConfig
+		if !errors.Is(err, fs.ErrNotExist) || explicit && !creating {
 			return cfg, err
 		}
 		cfg = proxyengine.Config{}

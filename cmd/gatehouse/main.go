@@ -8,6 +8,8 @@ package main
 import (
 	"fmt"
 	"os"
+
+	_ "github.com/gatehouse-proxy/gatehouse/cmd/gatehouse/internal/clocale" // before Fyne's locale lookup
 )
 
 func main() {

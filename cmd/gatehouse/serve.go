@@ -21,6 +21,7 @@ config file (written by the desktop app or --save-config), and flags override it
 func runServe(args []string) int {
 	cl := newCommandLine("serve")
 	save := cl.fs.Bool("save-config", false, "write the merged settings to the config file (mode 0600) before serving")
+	cl.createsConfig = save
 	cfg, err := cl.parse(args)
 	if errors.Is(err, flag.ErrHelp) {
 		cl.usage(os.Stdout, serveSummary)

@@ -1,0 +1,113 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gatehouse-proxy/gatehouse/proxyengine"
+)
+
+// captureStderr runs f with os.Stderr redirected and returns what it wrote.
+func captureStderr(t *testing.T, f func()) string {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := os.Stderr
+	os.Stderr = w
+	done := make(chan string)
+	go func() { b, _ := io.ReadAll(r); done <- string(b) }()
+	f()
+	os.Stderr = old
+	w.Close()
+	return <-done
+}
+
+func TestServeUsageErrorsExit2WithOneLine(t *testing.T) {
+	dir := t.TempDir()
+	missing, empty := filepath.Join(dir, "missing.json"), filepath.Join(dir, "empty.json")
+	os.WriteFile(empty, []byte("{}"), 0o600)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--no-such-flag"}, "flag provided but not defined: -no-such-flag"},
+		{[]string{"--config", missing}, "reading config"},
+		{[]string{"--config", empty, "extra"}, `unexpected argument "extra"`},
+		{[]string{"--config", empty, "--hostname", "sso.example.com"}, "--upstream: enter the address"},
+		{[]string{"--config", empty, "--hostname", "10.0.0.1", "--upstream", "https://a.lan:9443"}, "--hostname: 10.0.0.1 is an IP address"},
+		{[]string{"--config", empty, "--log-format", "xml"}, `--log-format "xml"`},
+	} {
+		var code int
+		out := captureStderr(t, func() { code = runServe(tc.args) })
+		if code != 2 || strings.Count(strings.TrimSpace(out), "\n") != 0 || !strings.Contains(out, tc.want) {
+			t.Errorf("%v: exit %d, stderr %q; want 2 and one line containing %q", tc.args, code, out, tc.want)
+		}
+	}
+}
+
+// TestServeRunsAndStopsOnSIGTERM starts `gatehouse serve` in-process with
+// --save-config, proxies one request, then stops it with SIGTERM.
+func TestServeRunsAndStopsOnSIGTERM(t *testing.T) {
+	up := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "upstream says hi") })}
+	upLn, _ := net.Listen("tcp", "127.0.0.1:0")
+	go up.Serve(upLn)
+	defer up.Close()
+	port, _ := net.Listen("tcp", "127.0.0.1:0") // reserve a free port
+	httpsAddr := port.Addr().String()
+	port.Close()
+
+	dir := t.TempDir()
+	config := filepath.Join(dir, "conf", "config.json")
+	args := []string{"--config", config, "--save-config", "--hostname", "sso.test", "--upstream", "http://" + upLn.Addr().String(),
+		"--tls", "self-signed", "--state-dir", filepath.Join(dir, "state"), "--https-addr", httpsAddr,
+		"--http-addr", "off", "--status-addr", "off", "--log-level", "error"}
+	code := make(chan int, 1)
+	go func() { code <- runServe(args) }()
+
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true},
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, network, httpsAddr)
+		}}}
+	var body string
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if resp, err := client.Get("https://sso.test/"); err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			body = string(b)
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if body != "upstream says hi" {
+		t.Fatalf("proxied body %q", body)
+	}
+	saved, err := proxyengine.LoadConfig(config)
+	if err != nil || saved.Hostname != "sso.test" || saved.HTTPSAddr != httpsAddr {
+		t.Errorf("--save-config wrote %+v (%v)", saved, err)
+	}
+	if fi, _ := os.Stat(config); fi.Mode().Perm() != 0o600 {
+		t.Errorf("config mode %v", fi.Mode().Perm())
+	}
+	syscall.Kill(os.Getpid(), syscall.SIGTERM)
+	select {
+	case c := <-code:
+		if c != 0 {
+			t.Errorf("exit %d after SIGTERM, want 0", c)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("serve did not stop on SIGTERM")
+	}
+}

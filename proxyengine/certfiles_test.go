@@ -1,0 +1,58 @@
+package proxyengine
+
+import (
+	"bytes"
+	"crypto/tls"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// issueFiles writes a chain and key for host, issued by a fresh local CA in
+// dir, and returns the leaf's DER.
+func issueFiles(t *testing.T, dir, host, certFile, keyFile string) []byte {
+	t.Helper()
+	src := &selfSignedSource{hostname: host, dir: dir, logger: quietLogger(t)}
+	if err := src.refresh(time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	pem, _ := os.ReadFile(filepath.Join(dir, localLeafFile))
+	ca, _ := os.ReadFile(filepath.Join(dir, LocalCACertFile))
+	// The leaf file holds certificate then key; split them into two files
+	// as certbot would write fullchain.pem and privkey.pem.
+	i := bytes.Index(pem, []byte("-----BEGIN PRIVATE KEY"))
+	writeFileAtomic(certFile, append(append([]byte{}, pem[:i]...), ca...))
+	writeFileAtomic(keyFile, pem[i:])
+	return src.cert.Certificate[0]
+}
+
+func TestFileSourceLoadsAndReloads(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "fullchain.pem"), filepath.Join(dir, "privkey.pem")
+	first := issueFiles(t, filepath.Join(dir, "ca1"), "files.example", certFile, keyFile)
+	s := &fileSource{certFile: certFile, keyFile: keyFile, logger: quietLogger(t), pollInterval: 20 * time.Millisecond}
+	if err := s.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := s.GetCertificate(&tls.ClientHelloInfo{})
+	if !bytes.Equal(got.Certificate[0], first) || len(got.Certificate) != 2 {
+		t.Fatal("the files' chain is not what is served")
+	}
+
+	// A broken replacement keeps the old pair serving and is reported.
+	os.WriteFile(keyFile, []byte("not a key"), 0o600)
+	eventually(t, "the broken key is reported", func() bool { return s.Status().LastError != "" })
+	if got, _ := s.GetCertificate(nil); !bytes.Equal(got.Certificate[0], first) {
+		t.Error("a broken key replaced the working certificate")
+	}
+
+	second := issueFiles(t, filepath.Join(dir, "ca2"), "files.example", certFile, keyFile)
+	eventually(t, "the new pair is served", func() bool {
+		got, _ := s.GetCertificate(nil)
+		return bytes.Equal(got.Certificate[0], second)
+	})
+	if st := s.Status(); st.LastError != "" || st.Source != TLSFiles || st.Names[0] != "files.example" {
+		t.Errorf("status after reload: %+v", st)
+	}
+}

@@ -1,0 +1,266 @@
+package proxyengine
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Engine states reported in Status.State.
+const (
+	StateStarting = "starting"
+	StateRunning  = "running"
+	StateStopped  = "stopped"
+)
+
+// Status is a snapshot of the engine, safe to keep and read from any
+// goroutine. The JSON form is what GET /status serves.
+type Status struct {
+	State     string    `json:"state"`
+	Hostname  string    `json:"hostname"`
+	PublicURL string    `json:"public_url"`
+	StartedAt time.Time `json:"started_at,omitzero"`
+
+	ActiveConnections  int               `json:"active_connections"`
+	ActiveWebSockets   int               `json:"active_websockets"`
+	RequestsTotal      uint64            `json:"requests_total"`
+	RequestsPerSecond  float64           `json:"requests_per_second"`    // over the last full second
+	RequestsLastMinute float64           `json:"requests_per_second_1m"` // average over the last minute
+	ResponsesByClass   map[string]uint64 `json:"responses_by_class"`     // "2xx" … "5xx"
+	UpstreamErrors     uint64            `json:"upstream_errors"`
+	UpstreamLatency    LatencySummary    `json:"upstream_latency"`
+
+	Connections []ConnectionInfo `json:"connections"`
+	WebSockets  []WebSocketInfo  `json:"websockets"`
+	Upstream    UpstreamHealth   `json:"upstream"`
+	Certificate CertStatus       `json:"certificate"`
+	History     []HistoryPoint   `json:"history"`
+	Events      []Event          `json:"events"` // newest first
+}
+
+// ErrorRate is the share of answers in the last minute of history that
+// were server errors (5xx), from 0 to 1.
+func (s Status) ErrorRate() float64 {
+	var reqs, errs uint64
+	for _, p := range s.History[max(0, len(s.History)-60):] {
+		reqs += p.Requests
+		errs += p.Errors
+	}
+	if reqs == 0 {
+		return 0
+	}
+	return float64(errs) / float64(reqs)
+}
+
+// MarshalJSON writes latencies in milliseconds.
+func (l LatencySummary) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		P50   float64 `json:"p50_ms"`
+		P95   float64 `json:"p95_ms"`
+		P99   float64 `json:"p99_ms"`
+		Count uint64  `json:"count"`
+	}{durationMS(l.P50), durationMS(l.P95), durationMS(l.P99), l.Count})
+}
+
+// ConnectionInfo describes one client connection to the TLS listener.
+type ConnectionInfo struct {
+	ID         uint64    `json:"id"`
+	Remote     string    `json:"remote"`
+	Protocol   string    `json:"protocol"` // "HTTP/1.1", "HTTP/2", "WebSocket", or "TLS" before the first request
+	WebSocket  bool      `json:"websocket"`
+	ServerName string    `json:"server_name,omitempty"`
+	OpenedAt   time.Time `json:"opened_at"`
+	Method     string    `json:"method,omitempty"` // of the current or last request
+	Path       string    `json:"path,omitempty"`
+	Status     int       `json:"status,omitempty"` // 0 while the request is in flight
+	BytesIn    int64     `json:"bytes_in"`         // from the client, on the wire
+	BytesOut   int64     `json:"bytes_out"`
+	Active     bool      `json:"active"` // a request or WebSocket is in progress
+}
+
+// WebSocketInfo describes one proxied WebSocket session.
+type WebSocketInfo struct {
+	ConnectionID uint64    `json:"connection_id"`
+	Remote       string    `json:"remote"`
+	Path         string    `json:"path"`
+	OpenedAt     time.Time `json:"opened_at"`
+	BytesIn      int64     `json:"bytes_in"` // client to upstream
+	BytesOut     int64     `json:"bytes_out"`
+	MessagesIn   uint64    `json:"messages_in"`
+	MessagesOut  uint64    `json:"messages_out"`
+}
+
+// Status returns a snapshot of the engine.
+func (e *Engine) Status() Status {
+	e.mu.Lock()
+	state, started := e.state, e.startedAt
+	e.mu.Unlock()
+	t := e.tracker
+	st := Status{
+		State:            state,
+		Hostname:         e.cfg.Hostname,
+		PublicURL:        e.PublicURL(),
+		StartedAt:        started,
+		RequestsTotal:    t.requests.Load(),
+		ResponsesByClass: map[string]uint64{},
+		Connections:      []ConnectionInfo{}, // [] rather than null in JSON
+		WebSockets:       []WebSocketInfo{},
+		UpstreamErrors:   t.upstreamErrors.Load(),
+		UpstreamLatency:  t.latency.summary(),
+		Upstream:         e.health.status(),
+		Certificate:      e.certs.Status(),
+		History:          e.history.list(),
+		Events:           t.events.list(),
+	}
+	st.RequestsPerSecond, st.RequestsLastMinute = e.history.rates()
+	for class := 1; class <= 5; class++ {
+		st.ResponsesByClass[strconv.Itoa(class)+"xx"] = t.byClass[class].Load()
+	}
+	sessions := e.proxy.ws.list()
+	wsByConn := map[uint64]bool{}
+	for _, s := range sessions {
+		st.WebSockets = append(st.WebSockets, s.info())
+		wsByConn[s.connID] = true
+	}
+	st.ActiveWebSockets = len(sessions)
+	for _, c := range t.connections() {
+		info := ConnectionInfo{
+			ID: c.id, Remote: c.remote, OpenedAt: c.opened,
+			Protocol: protocolNames[c.protocol.Load()], WebSocket: wsByConn[c.id],
+			BytesIn: c.bytesIn.Load(), BytesOut: c.bytesOut.Load(), Active: c.active.Load() || wsByConn[c.id],
+		}
+		if name := c.serverName.Load(); name != nil {
+			info.ServerName = *name
+		}
+		if r := c.last.Load(); r != nil {
+			info.Method, info.Path, info.Status = r.method, r.path, r.status
+		}
+		st.Connections = append(st.Connections, info)
+	}
+	st.ActiveConnections = len(st.Connections)
+	return st
+}
+
+// PublicURL is the address visitors use.
+func (e *Engine) PublicURL() string {
+	if e.cfg.PublicHTTPSPort == 443 {
+		return "https://" + e.cfg.Hostname + "/"
+	}
+	return "https://" + net.JoinHostPort(e.cfg.Hostname, strconv.Itoa(e.cfg.PublicHTTPSPort)) + "/"
+}
+
+// notifyInterval is the fastest pace of change notifications.
+const notifyInterval = 250 * time.Millisecond
+
+// subscribers fan change notifications out to UIs.
+type subscribers struct {
+	mu   sync.Mutex
+	subs map[chan struct{}]struct{}
+}
+
+// Subscribe returns a channel that receives a value when the status has
+// changed, at most four times a second and at least once a second while
+// the engine runs; a slow reader misses nothing but intermediate ticks.
+// cancel ends the subscription.
+func (e *Engine) Subscribe() (updates <-chan struct{}, cancel func()) {
+	ch := make(chan struct{}, 1)
+	s := &e.subs
+	s.mu.Lock()
+	if s.subs == nil {
+		s.subs = map[chan struct{}]struct{}{}
+	}
+	s.subs[ch] = struct{}{}
+	s.mu.Unlock()
+	var once sync.Once
+	return ch, func() {
+		once.Do(func() {
+			s.mu.Lock()
+			delete(s.subs, ch)
+			s.mu.Unlock()
+		})
+	}
+}
+
+func (s *subscribers) notify() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for ch := range s.subs {
+		select {
+		case ch <- struct{}{}:
+		default: // a notification is already pending
+		}
+	}
+}
+
+// sample runs while the engine serves: once a second it adds a history
+// point and rotates the latency window, and four times a second it tells
+// subscribers about changes.
+func (e *Engine) sample(ctx context.Context) {
+	tick := time.NewTicker(notifyInterval)
+	defer tick.Stop()
+	lastSecond := time.Now()
+	var lastReqs, lastErrs uint64
+	lastCert := e.certs.Status()
+	for {
+		select {
+		case <-ctx.Done():
+			e.subs.notify()
+			return
+		case now := <-tick.C:
+			t := e.tracker
+			if now.Sub(lastSecond) >= time.Second {
+				lastSecond = now
+				reqs, errs := t.requests.Load(), t.byClass[5].Load()
+				e.history.add(HistoryPoint{
+					Time: now, Requests: reqs - lastReqs, Errors: errs - lastErrs,
+					ActiveConnections: len(t.connections()), ActiveWebSockets: e.proxy.ws.count(),
+				})
+				lastReqs, lastErrs = reqs, errs
+				t.latency.rotate()
+				if cert := e.certs.Status(); certChanged(lastCert, cert) {
+					e.noteCertificate(cert)
+					lastCert = cert
+				}
+				t.changed.Store(true)
+			}
+			if t.changed.Swap(false) {
+				e.subs.notify()
+			}
+		}
+	}
+}
+
+func certChanged(a, b CertStatus) bool {
+	return a.Fingerprint != b.Fingerprint || a.LastError != b.LastError
+}
+
+// noteCertificate records a certificate change as an event and a log line.
+func (e *Engine) noteCertificate(c CertStatus) {
+	ev := Event{Time: time.Now(), Kind: EventCertificate}
+	if c.LastError != "" {
+		ev.Message = "certificate problem: " + c.LastError
+		e.cfg.Logger.Warn("certificate problem", "err", c.LastError)
+	} else {
+		ev.Message = fmt.Sprintf("serving a certificate from %s, valid until %s", c.Issuer, c.NotAfter.Format(time.DateOnly))
+		e.cfg.Logger.Info("serving a new certificate", "issuer", c.Issuer, "not_after", c.NotAfter)
+	}
+	e.tracker.events.add(ev)
+}
+
+// noteUpstreamHealth records an upstream health change.
+func (e *Engine) noteUpstreamHealth(h UpstreamHealth) {
+	ev := Event{Time: h.CheckedAt, Kind: EventUpstream}
+	if h.Healthy {
+		ev.Message = fmt.Sprintf("upstream is up (answered in %s)", h.Latency.Round(time.Millisecond))
+		e.cfg.Logger.Info("upstream is up", "url", h.URL, "latency", h.Latency)
+	} else {
+		ev.Message = "upstream is down: " + h.LastError
+		e.cfg.Logger.Warn("upstream is down", "url", h.URL, "err", h.LastError)
+	}
+	e.tracker.events.add(ev)
+	e.tracker.changed.Store(true)
+}

@@ -1,0 +1,97 @@
+package proxyengine
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// statusHandler serves the status endpoint: GET /status (JSON) and
+// GET /metrics (Prometheus text). It listens on loopback by default.
+func (e *Engine) statusHandler() http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(engineCollector{e}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		enc := json.NewEncoder(w)
+		if r.URL.Query().Has("pretty") {
+			enc.SetIndent("", "  ")
+		}
+		enc.Encode(e.Status())
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	return mux
+}
+
+var (
+	descActiveConns = prometheus.NewDesc("gatehouse_active_connections",
+		"Client connections open on the HTTPS listener.", nil, nil)
+	descActiveWS = prometheus.NewDesc("gatehouse_active_websockets",
+		"Proxied WebSocket sessions open.", nil, nil)
+	descRequests = prometheus.NewDesc("gatehouse_requests_total",
+		"Requests answered on the HTTPS listener, by status class.", []string{"class"}, nil)
+	descUpstreamErrors = prometheus.NewDesc("gatehouse_upstream_errors_total",
+		"Requests answered 502 or 504 because the upstream failed or was too slow.", nil, nil)
+	descUpstreamUp = prometheus.NewDesc("gatehouse_upstream_up",
+		"1 if the last upstream health check passed, else 0.", nil, nil)
+	descUpstreamCheckSeconds = prometheus.NewDesc("gatehouse_upstream_health_check_duration_seconds",
+		"Duration of the last upstream health check.", nil, nil)
+	descUpstreamLatency = prometheus.NewDesc("gatehouse_upstream_latency_seconds",
+		"Upstream time to response headers over the last minute, by quantile.", []string{"quantile"}, nil)
+	descCertExpiry = prometheus.NewDesc("gatehouse_certificate_expiry_seconds",
+		"Unix time at which the served certificate expires.", []string{"source"}, nil)
+	descBytes = prometheus.NewDesc("gatehouse_connection_bytes",
+		"Bytes on the wire of the open client connections, by direction.", []string{"direction"}, nil)
+)
+
+// engineCollector reads the engine's counters at scrape time, so metrics
+// cost nothing on the request path beyond the tracking itself.
+type engineCollector struct{ e *Engine }
+
+func (c engineCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descActiveConns, descActiveWS, descRequests, descUpstreamErrors, descUpstreamUp,
+		descUpstreamCheckSeconds, descUpstreamLatency, descCertExpiry, descBytes} {
+		ch <- d
+	}
+}
+
+func (c engineCollector) Collect(ch chan<- prometheus.Metric) {
+	e, t := c.e, c.e.tracker
+	conns := t.connections()
+	var in, out int64
+	for _, tc := range conns {
+		in += tc.bytesIn.Load()
+		out += tc.bytesOut.Load()
+	}
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	gauge(descActiveConns, float64(len(conns)))
+	gauge(descActiveWS, float64(e.proxy.ws.count()))
+	gauge(descBytes, float64(in), "in")
+	gauge(descBytes, float64(out), "out")
+	for class := 1; class <= 5; class++ {
+		ch <- prometheus.MustNewConstMetric(descRequests, prometheus.CounterValue, float64(t.byClass[class].Load()), strconv.Itoa(class)+"xx")
+	}
+	ch <- prometheus.MustNewConstMetric(descUpstreamErrors, prometheus.CounterValue, float64(t.upstreamErrors.Load()))
+	h := e.health.status()
+	up := 0.0
+	if h.Healthy {
+		up = 1
+	}
+	gauge(descUpstreamUp, up)
+	gauge(descUpstreamCheckSeconds, h.Latency.Seconds())
+	l := t.latency.summary()
+	gauge(descUpstreamLatency, l.P50.Seconds(), "0.5")
+	gauge(descUpstreamLatency, l.P95.Seconds(), "0.95")
+	gauge(descUpstreamLatency, l.P99.Seconds(), "0.99")
+	if cert := e.certs.Status(); !cert.NotAfter.IsZero() {
+		gauge(descCertExpiry, float64(cert.NotAfter.Unix()), cert.Source)
+	}
+}

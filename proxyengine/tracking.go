@@ -1,0 +1,255 @@
+package proxyengine
+
+import (
+	"bufio"
+	"cmp"
+	"context"
+	"crypto/tls"
+	"net"
+	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// tracker follows every client connection and request of the TLS listener.
+// The hot path touches only atomics and the connection's own fields; the
+// registry mutex is taken when a connection opens or closes, and snapshots
+// are built on demand by Status.
+type tracker struct {
+	nextID atomic.Uint64
+
+	mu    sync.Mutex
+	conns map[uint64]*trackedConn
+
+	requests       atomic.Uint64
+	byClass        [6]atomic.Uint64 // index status/100; 0 holds anything else
+	upstreamErrors atomic.Uint64
+	latency        latencyWindow
+	events         eventRing
+
+	// changed is set by anything a dashboard would redraw for; the
+	// notifier clears it when it tells subscribers.
+	changed atomic.Bool
+}
+
+func newTracker() *tracker {
+	return &tracker{conns: map[uint64]*trackedConn{}}
+}
+
+// Protocols of a tracked connection.
+const (
+	protoUnknown int32 = iota
+	protoHTTP1
+	protoHTTP2
+	protoWebSocket
+)
+
+var protocolNames = [...]string{"TLS", "HTTP/1.1", "HTTP/2", "WebSocket"}
+
+// trackedConn is a client connection with its traffic counters. It wraps
+// the raw TCP connection, so its byte counts are what crossed the wire,
+// TLS included, and it keeps counting after a WebSocket takes it over.
+type trackedConn struct {
+	net.Conn
+	t      *tracker
+	id     uint64
+	remote string
+	opened time.Time
+
+	bytesIn, bytesOut atomic.Int64
+	active            atomic.Bool
+	protocol          atomic.Int32
+	serverName        atomic.Pointer[string]
+	last              atomic.Pointer[requestInfo]
+	closeOnce         sync.Once
+}
+
+// requestInfo is a connection's current or last request.
+type requestInfo struct {
+	method, path string
+	status       int // 0 while in flight
+}
+
+func (c *trackedConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.bytesIn.Add(int64(n))
+	return n, err
+}
+
+func (c *trackedConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.bytesOut.Add(int64(n))
+	return n, err
+}
+
+func (c *trackedConn) Close() error {
+	c.closeOnce.Do(func() {
+		c.t.mu.Lock()
+		delete(c.t.conns, c.id)
+		c.t.mu.Unlock()
+		c.t.changed.Store(true)
+	})
+	return c.Conn.Close()
+}
+
+// trackingListener registers each accepted connection.
+type trackingListener struct {
+	net.Listener
+	t *tracker
+}
+
+func (l trackingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	tc := &trackedConn{Conn: c, t: l.t, id: l.t.nextID.Add(1), remote: c.RemoteAddr().String(), opened: time.Now()}
+	l.t.mu.Lock()
+	l.t.conns[tc.id] = tc
+	l.t.mu.Unlock()
+	l.t.changed.Store(true)
+	return tc, nil
+}
+
+type trackedConnKey struct{}
+
+// connContext makes the tracked connection reachable from its requests.
+func (t *tracker) connContext(ctx context.Context, c net.Conn) context.Context {
+	if tc := unwrapTracked(c); tc != nil {
+		return context.WithValue(ctx, trackedConnKey{}, tc)
+	}
+	return ctx
+}
+
+// connState follows whether a connection is busy or idle.
+func (t *tracker) connState(c net.Conn, s http.ConnState) {
+	if tc := unwrapTracked(c); tc != nil {
+		switch s {
+		case http.StateActive:
+			tc.active.Store(true)
+		case http.StateIdle:
+			tc.active.Store(false)
+		}
+	}
+}
+
+func unwrapTracked(c net.Conn) *trackedConn {
+	if tlsConn, ok := c.(*tls.Conn); ok {
+		c = tlsConn.NetConn()
+	}
+	tc, _ := c.(*trackedConn)
+	return tc
+}
+
+// connFromRequest returns the tracked connection a request arrived on.
+func connFromRequest(r *http.Request) *trackedConn {
+	tc, _ := r.Context().Value(trackedConnKey{}).(*trackedConn)
+	return tc
+}
+
+// middleware counts requests and records each in its connection and the
+// event ring.
+func (t *tracker) middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		tc := connFromRequest(r)
+		if tc != nil {
+			if tc.protocol.Load() != protoWebSocket {
+				p := protoHTTP1
+				if r.ProtoMajor == 2 {
+					p = protoHTTP2
+				}
+				tc.protocol.Store(p)
+			}
+			if r.TLS != nil && tc.serverName.Load() == nil {
+				name := r.TLS.ServerName
+				tc.serverName.Store(&name)
+			}
+			tc.last.Store(&requestInfo{method: r.Method, path: r.URL.Path})
+		}
+		rec := &statusRecorder{ResponseWriter: w}
+		next.ServeHTTP(rec, r)
+		status := rec.status
+		if status == 0 {
+			status = http.StatusOK // the handler wrote nothing: net/http sends 200
+		}
+		if tc != nil {
+			tc.last.Store(&requestInfo{method: r.Method, path: r.URL.Path, status: status})
+		}
+		t.requests.Add(1)
+		class := status / 100
+		if class < 1 || class > 5 {
+			class = 0
+		}
+		t.byClass[class].Add(1)
+		t.events.add(Event{Time: start, Kind: EventRequest, Method: r.Method, Path: r.URL.Path,
+			Status: status, Duration: time.Since(start), Remote: r.RemoteAddr})
+		t.changed.Store(true)
+	})
+}
+
+// statusRecorder notes the status a handler answered with. Unwrap lets
+// http.ResponseController reach Flush and Hijack underneath.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if s.status == 0 || s.status < 200 && code >= 200 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(p []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(p)
+}
+
+func (s *statusRecorder) Flush() { http.NewResponseController(s.ResponseWriter).Flush() }
+
+// Hijack records 101: a connection is taken over only to switch protocols,
+// and the 101 is then written on the raw connection.
+func (s *statusRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, brw, err := http.NewResponseController(s.ResponseWriter).Hijack()
+	if err == nil {
+		s.status = http.StatusSwitchingProtocols
+	}
+	return c, brw, err
+}
+
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// noteUpstreamError counts a failure to get an answer from the upstream.
+func (t *tracker) noteUpstreamError(r *http.Request, status int, err error) {
+	t.upstreamErrors.Add(1)
+	t.events.add(Event{Time: time.Now(), Kind: EventError, Method: r.Method, Path: r.URL.Path, Status: status,
+		Remote: r.RemoteAddr, Message: "upstream: " + err.Error()})
+	t.changed.Store(true)
+}
+
+// closeUnused closes connections that have not sent a byte of a request.
+func (t *tracker) closeUnused() {
+	for _, c := range t.connections() {
+		if c.last.Load() == nil && !c.active.Load() {
+			c.Close()
+		}
+	}
+}
+
+// connections lists the open connections, oldest first.
+func (t *tracker) connections() []*trackedConn {
+	t.mu.Lock()
+	out := make([]*trackedConn, 0, len(t.conns))
+	for _, c := range t.conns {
+		out = append(out, c)
+	}
+	t.mu.Unlock()
+	slices.SortFunc(out, func(a, b *trackedConn) int { return cmp.Compare(a.id, b.id) })
+	return out
+}

@@ -1,0 +1,310 @@
+package proxyengine
+
+import (
+	"bytes"
+	"crypto/rand"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"go.uber.org/goleak"
+)
+
+// wsUpstream is a gorilla/websocket server standing in for authentik's
+// /ws/client/ and /ws/outpost/<id>/ endpoints. It echoes every message; the
+// text "close <code> <reason>" makes it close with that code; "drop" makes
+// it vanish without a close frame. It records each handshake's request.
+type wsUpstream struct {
+	*httptest.Server
+	mu       sync.Mutex
+	requests []*http.Request
+	closed   chan wsClose // how each session ended, as the upstream saw it
+}
+
+type wsClose struct {
+	code int
+	text string
+}
+
+func newWSUpstream(t testing.TB) *wsUpstream {
+	u := &wsUpstream{closed: make(chan wsClose, 16)}
+	upgrader := websocket.Upgrader{
+		Subprotocols: []string{"authentik.v1", "chat"},
+		CheckOrigin:  func(*http.Request) bool { return true },
+	}
+	u.Server = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !websocket.IsWebSocketUpgrade(r) {
+			// Health checks and ordinary requests.
+			if r.URL.Path == "/missing" {
+				http.NotFound(w, r)
+				return
+			}
+			io.WriteString(w, "a plain page")
+			return
+		}
+		if r.URL.Path == "/ws/refuse/" {
+			http.Error(w, "no websockets for you", http.StatusForbidden)
+			return
+		}
+		u.mu.Lock()
+		u.requests = append(u.requests, r)
+		u.mu.Unlock()
+		c, err := upgrader.Upgrade(w, r, http.Header{"Set-Cookie": {"seen=1"}})
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		c.SetPingHandler(func(data string) error {
+			return c.WriteControl(websocket.PongMessage, []byte("pong:"+data), time.Now().Add(time.Second))
+		})
+		for {
+			kind, msg, err := c.ReadMessage()
+			if err != nil {
+				var ce *websocket.CloseError
+				if errors.As(err, &ce) {
+					u.closed <- wsClose{ce.Code, ce.Text}
+				} else {
+					u.closed <- wsClose{code: websocket.CloseAbnormalClosure}
+				}
+				return
+			}
+			if kind == websocket.TextMessage {
+				var code int
+				var reason string
+				if s := string(msg); strings.HasPrefix(s, "close ") {
+					parts := strings.SplitN(s, " ", 3)
+					code, _ = strconv.Atoi(parts[1])
+					if len(parts) == 3 {
+						reason = parts[2]
+					}
+					c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(time.Second))
+					continue
+				} else if s == "drop" {
+					c.UnderlyingConn().Close()
+					u.closed <- wsClose{code: -1, text: "dropped"}
+					return
+				}
+			}
+			if err := c.WriteMessage(kind, msg); err != nil {
+				return
+			}
+		}
+	}))
+	t.Cleanup(u.Close)
+	return u
+}
+
+func (u *wsUpstream) lastRequest() *http.Request {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.requests[len(u.requests)-1]
+}
+
+func (u *wsUpstream) waitClose(t *testing.T) wsClose {
+	t.Helper()
+	select {
+	case c := <-u.closed:
+		return c
+	case <-time.After(5 * time.Second):
+		t.Fatal("the upstream never saw the WebSocket end")
+		return wsClose{}
+	}
+}
+
+func startWSEngine(t *testing.T) (*Engine, *wsUpstream) {
+	up := newWSUpstream(t)
+	return startEngine(t, testConfig(t, up.Server)), up
+}
+
+func TestWebSocketEchoOnEveryPath(t *testing.T) {
+	e, up := startWSEngine(t)
+	big := make([]byte, 5<<20)
+	rand.Read(big)
+	for _, path := range []string{"/ws/client/", "/ws/outpost/3f1c2a4e-9b7d-4c1e-8f00-1234567890ab/", "/any/app/path"} {
+		hdr := http.Header{"Origin": {"https://" + testHostname}, "Cookie": {"authentik_session=s3cret"}}
+		hdr.Set("Sec-WebSocket-Protocol", "authentik.v1")
+		c, resp, err := wsDialer(t, e).Dial(wsURL(path+"?v=1"), hdr)
+		if err != nil {
+			t.Fatalf("%s: dial: %v", path, err)
+		}
+		if c.Subprotocol() != "authentik.v1" {
+			t.Errorf("%s: subprotocol %q, want authentik.v1 negotiated through the proxy", path, c.Subprotocol())
+		}
+		if resp.Header.Get("Set-Cookie") != "seen=1" {
+			t.Errorf("%s: the upstream's handshake headers were not passed back", path)
+		}
+		r := up.lastRequest()
+		if r.URL.RequestURI() != path+"?v=1" || r.Host != testHostname || r.Header.Get("Origin") != "https://"+testHostname ||
+			r.Header.Get("Cookie") != "authentik_session=s3cret" || r.Header.Get("X-Forwarded-Proto") != "https" ||
+			r.Header.Get("X-Forwarded-For") != "127.0.0.1" {
+			t.Errorf("%s: upstream handshake saw URI %q Host %q headers %v", path, r.URL.RequestURI(), r.Host, r.Header)
+		}
+		for _, m := range []struct {
+			kind int
+			data []byte
+		}{{websocket.TextMessage, []byte("hello authentik")}, {websocket.BinaryMessage, []byte{0, 1, 2, 255}}, {websocket.BinaryMessage, big}} {
+			if err := c.WriteMessage(m.kind, m.data); err != nil {
+				t.Fatal(err)
+			}
+			kind, got, err := c.ReadMessage()
+			if err != nil || kind != m.kind || !bytes.Equal(got, m.data) {
+				t.Fatalf("%s: echo of %d bytes came back as kind %d, %d bytes, err %v", path, len(m.data), kind, len(got), err)
+			}
+		}
+		pong := make(chan string, 1)
+		c.SetPongHandler(func(s string) error { pong <- s; return nil })
+		c.WriteControl(websocket.PingMessage, []byte("p1"), time.Now().Add(time.Second))
+		go c.ReadMessage() // pongs are delivered while reading
+		select {
+		case s := <-pong:
+			if s != "pong:p1" {
+				t.Errorf("pong %q", s)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("no pong came back through the proxy")
+		}
+		c.Close()
+		up.waitClose(t)
+	}
+}
+
+func TestWebSocketCloseCodesPassBothWays(t *testing.T) {
+	e, up := startWSEngine(t)
+
+	// Client closes: the upstream sees the client's code and reason.
+	c, _, err := wsDialer(t, e).Dial(wsURL("/ws/client/"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(4001, "tab closed"))
+	if got := up.waitClose(t); got.code != 4001 || got.text != "tab closed" {
+		t.Errorf("upstream saw close %+v, want 4001 tab closed", got)
+	}
+	c.Close()
+
+	// Upstream closes: the client sees the upstream's code and reason.
+	c, _, err = wsDialer(t, e).Dial(wsURL("/ws/client/"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.WriteMessage(websocket.TextMessage, []byte("close 4403 session expired"))
+	_, _, err = c.ReadMessage()
+	var ce *websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != 4403 || ce.Text != "session expired" {
+		t.Errorf("client saw %v, want close 4403 session expired", err)
+	}
+}
+
+func TestWebSocketUpstreamVanishingClosesClient(t *testing.T) {
+	e, _ := startWSEngine(t)
+	c, _, err := wsDialer(t, e).Dial(wsURL("/ws/client/"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.WriteMessage(websocket.TextMessage, []byte("drop"))
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, _, err = c.ReadMessage()
+	var ce *websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != websocket.CloseGoingAway {
+		t.Errorf("client saw %v, want a 1001 close frame from the proxy", err)
+	}
+	eventually(t, "the session is gone", func() bool { return e.proxy.ws.count() == 0 })
+}
+
+func TestWebSocketClientVanishingClosesUpstream(t *testing.T) {
+	e, up := startWSEngine(t)
+	c, _, err := wsDialer(t, e).Dial(wsURL("/ws/client/"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.UnderlyingConn().Close() // no close frame: the tab was killed
+	if got := up.waitClose(t); got.code != websocket.CloseGoingAway {
+		t.Errorf("upstream saw %+v, want 1001 going away from the proxy", got)
+	}
+	eventually(t, "the session is gone", func() bool { return e.proxy.ws.count() == 0 })
+}
+
+func TestWebSocketRefusedUpgradeIsRelayed(t *testing.T) {
+	e, _ := startWSEngine(t)
+	_, resp, err := wsDialer(t, e).Dial(wsURL("/ws/refuse/"), nil)
+	if err == nil || resp == nil || resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("refused upgrade: err %v, resp %v; want the upstream's 403", err, resp)
+	}
+}
+
+func TestWebSocketShutdownSends1001(t *testing.T) {
+	up := newWSUpstream(t)
+	e, err := New(testConfig(t, up.Server))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	c, _, err := wsDialer(t, e).Dial(wsURL("/ws/client/"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	done := make(chan error, 1)
+	go func() { done <- e.Shutdown(t.Context()) }()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, _, err = c.ReadMessage()
+	var ce *websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != websocket.CloseGoingAway {
+		t.Errorf("client saw %v, want 1001 on shutdown", err)
+	}
+	if got := up.waitClose(t); got.code != websocket.CloseGoingAway {
+		t.Errorf("upstream saw %+v, want 1001 on shutdown", got)
+	}
+	if err := <-done; err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+}
+
+// TestWebSocketNoLeaks opens and closes sessions every way they can end and
+// checks no goroutine outlives them.
+func TestWebSocketNoLeaks(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	up := newWSUpstream(t)
+	e, err := New(testConfig(t, up.Server))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	d := wsDialer(t, e)
+	for i := range 30 {
+		c, _, err := d.Dial(wsURL("/ws/client/"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.WriteMessage(websocket.TextMessage, []byte("hi"))
+		c.ReadMessage()
+		switch i % 3 {
+		case 0:
+			c.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(1000, ""))
+			c.ReadMessage()
+		case 1:
+			c.WriteMessage(websocket.TextMessage, []byte("drop"))
+			c.ReadMessage()
+		}
+		c.Close()
+		up.waitClose(t)
+	}
+	eventually(t, "all sessions end", func() bool { return e.proxy.ws.count() == 0 })
+	if err := e.Shutdown(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	up.Close()
+}
