@@ -470,8 +470,9 @@ func (k *Checker) checkHealth(ctx context.Context, r *CheckResult, cfg Config, u
 		r.Status, r.Finding = CheckFail, fmt.Sprintf("%s answered %s: the app is running but reports a problem", asked, a.text)
 		r.Fix = "authentik answers 503 while it starts or when it cannot reach its database or Redis: wait a minute, then read its logs (docker compose logs server)"
 	case a.status >= 300 && a.status < 400:
-		r.Status, r.Finding = CheckFail, fmt.Sprintf("%s answered %s, redirecting to %s", asked, a.text, a.location)
-		r.Fix = "point the upstream address at the app itself; if the redirect goes to https://, use https:// in the upstream address"
+		// The engine's periodic check counts a redirect as alive too.
+		r.Status, r.Finding = CheckWarn, fmt.Sprintf("%s answered %s, redirecting to %s: the app answers, but not with 2xx", asked, a.text, a.location)
+		r.Fix = "if the redirect goes to https://, use https:// in the upstream address; otherwise set --health-path to a path that answers 2xx"
 	case a.status == http.StatusBadRequest && bytes.Contains(a.body, []byte("HTTP request to an HTTPS server")):
 		r.Status, r.Finding = CheckFail, fmt.Sprintf("%s answered %s: the upstream expects HTTPS on this port", asked, a.text)
 		r.Fix = "use https:// in the upstream address"

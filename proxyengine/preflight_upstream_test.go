@@ -393,6 +393,10 @@ func TestCheckUpstreamUnhealthy(t *testing.T) {
 	res = upstreamResults(t, &k, Config{Upstream: startPlainUpstream(t, &fakeAuthentik{}).URL, HealthPath: "/healthz"})
 	wantStatus(t, res, map[string]CheckStatus{CheckNameUpstreamHealth: CheckWarn, CheckNameUpstreamWebSocket: CheckPass})
 	wantContains(t, "finding", res[CheckNameUpstreamHealth].Finding, "GET /healthz answered 404", "GET / answered 302 Found")
+	// A health path that redirects answers, but not as a health path should.
+	res = upstreamResults(t, &k, Config{Upstream: startPlainUpstream(t, &fakeAuthentik{}).URL, HealthPath: "/"})
+	wantStatus(t, res, map[string]CheckStatus{CheckNameUpstreamHealth: CheckWarn})
+	wantContains(t, "finding", res[CheckNameUpstreamHealth].Finding, "GET / answered 302 Found, redirecting to /if/flow/default-authentication-flow/")
 }
 
 func TestCheckUpstreamUnreachable(t *testing.T) {

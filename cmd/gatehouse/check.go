@@ -69,8 +69,12 @@ func printResults(w io.Writer, results []proxyengine.CheckResult) (failed bool) 
 			fmt.Fprintf(w, "%sfix: %s\n", indent, r.Fix)
 		}
 	}
-	fmt.Fprintf(w, "\n%d passed, %d warnings, %d failed, %d skipped\n",
-		counts[proxyengine.CheckPass], counts[proxyengine.CheckWarn], counts[proxyengine.CheckFail], counts[proxyengine.CheckSkip])
+	warnings := fmt.Sprintf("%d warnings", counts[proxyengine.CheckWarn])
+	if counts[proxyengine.CheckWarn] == 1 {
+		warnings = "1 warning"
+	}
+	fmt.Fprintf(w, "\n%d passed, %s, %d failed, %d skipped\n",
+		counts[proxyengine.CheckPass], warnings, counts[proxyengine.CheckFail], counts[proxyengine.CheckSkip])
 	return counts[proxyengine.CheckFail] > 0
 }
 
