@@ -122,7 +122,7 @@ func (k *Checker) CheckDNS(ctx context.Context, cfg Config) CheckResult {
 	ips, err := k.resolver().LookupNetIP(ctx, "ip", name)
 	if err != nil {
 		r.Status = CheckFail
-		r.Finding, r.Fix = describeLookupError(name, err, k.timeout())
+		r.Finding, r.Fix = describeLookupError(name, err, k.timeout(), k.Resolver != nil)
 		return r
 	}
 	local := localAddresses()
@@ -159,19 +159,30 @@ func boolOrder(b bool) int {
 	return 0
 }
 
-// describeLookupError explains a failed lookup of the public hostname.
-func describeLookupError(name string, err error, timeout time.Duration) (finding, fix string) {
+// describeLookupError explains a failed lookup of the public hostname,
+// made with a chosen DNS server or the system's.
+func describeLookupError(name string, err error, timeout time.Duration, chosenServer bool) (finding, fix string) {
 	var dnsErr *net.DNSError
+	checkServer := "check this machine's network connection and DNS server (/etc/resolv.conf), then run the check again"
+	if chosenServer {
+		checkServer = "check that the DNS server you chose answers, and this machine's network connection, then run the check again"
+	}
 	switch {
 	case errors.As(err, &dnsErr) && dnsErr.IsNotFound:
 		return fmt.Sprintf("%s does not resolve: there is no A or AAAA record for it", name),
 			fmt.Sprintf("at your DNS provider, create an A record for %s pointing at your public IP address (your router's, for a home server); new records can take a few minutes to appear", name)
 	case errors.Is(err, context.DeadlineExceeded) || errors.As(err, &dnsErr) && dnsErr.IsTimeout:
 		return fmt.Sprintf("looking up %s got no answer within %s", name, timeout),
-			"check this machine's network connection and DNS server (/etc/resolv.conf), then run the check again"
+			checkServer
+	}
+	if dnsErr != nil {
+		// dnsErr.Server names resolv.conf's server even when a Resolver
+		// dials another, so leave it out.
+		return fmt.Sprintf("looking up %s failed: %s", name, dnsErr.Err),
+			checkServer
 	}
 	return fmt.Sprintf("looking up %s failed: %v", name, err),
-		"check this machine's network connection and DNS server (/etc/resolv.conf), then run the check again"
+		checkServer
 }
 
 // localAddresses lists this machine's interface addresses. An error leaves

@@ -249,3 +249,25 @@ func TestClassifyAddress(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckDNSServerDown: a chosen DNS server that is not running.
+func TestCheckDNSServerDown(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := pc.LocalAddr().String()
+	pc.Close()
+	k := Checker{Timeout: 2 * time.Second, Resolver: &net.Resolver{
+		PreferGo: true,
+		Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "udp", addr)
+		},
+	}}
+	r := k.CheckDNS(context.Background(), Config{Hostname: "sso.example.com"})
+	if r.Status != CheckFail || !strings.Contains(r.Finding, "looking up sso.example.com failed: ") || strings.Contains(r.Finding, " on ") {
+		t.Errorf("result %s", r)
+	}
+	wantContains(t, "fix", r.Fix, "the DNS server you chose")
+}
