@@ -88,9 +88,10 @@ const DefaultCheckTimeout = 10 * time.Second
 // they are given and change nothing; a Checker is safe for concurrent use,
 // so a UI may run several checks at once.
 type Checker struct {
-	// Resolver looks up the public hostname and the upstream's host.
-	// Default: net.DefaultResolver. Point it at a public DNS server to see
-	// what the internet sees rather than a router's local answers.
+	// Resolver looks up the public hostname for the DNS check. Default:
+	// net.DefaultResolver. Point it at a public DNS server to see what the
+	// internet sees rather than a router's local answers. The upstream's
+	// host is always looked up by the system, as the proxy does.
 	Resolver *net.Resolver
 
 	// Timeout bounds each check (each step of the upstream checks).
@@ -110,10 +111,6 @@ func (k *Checker) resolver() *net.Resolver {
 		return k.Resolver
 	}
 	return net.DefaultResolver
-}
-
-func (k *Checker) dialer() *net.Dialer {
-	return &net.Dialer{Timeout: k.timeout(), Resolver: k.resolver()}
 }
 
 // RunChecks runs every pre-flight check with a zero Checker; see Checker.Run.

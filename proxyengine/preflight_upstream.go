@@ -162,6 +162,12 @@ func (k *Checker) CheckUpstream(ctx context.Context, cfg Config) []CheckResult {
 	return results()
 }
 
+// upstreamDialer connects to the upstream as the proxy does, through the
+// system's resolver, within the check's timeout.
+func (k *Checker) upstreamDialer() *net.Dialer {
+	return &net.Dialer{Timeout: k.timeout()}
+}
+
 // upstreamHostPort is the upstream's host:port, with the scheme's default port.
 func upstreamHostPort(u *url.URL) string {
 	port := u.Port()
@@ -178,7 +184,7 @@ func (k *Checker) checkConnect(ctx context.Context, r *CheckResult, addr string)
 	ctx, cancel := k.withTimeout(ctx)
 	defer cancel()
 	start := time.Now()
-	conn, err := k.dialer().DialContext(ctx, "tcp", addr)
+	conn, err := k.upstreamDialer().DialContext(ctx, "tcp", addr)
 	r.Elapsed = time.Since(start)
 	if err != nil {
 		r.Status = CheckFail
@@ -295,7 +301,7 @@ func (k *Checker) checkTLS(ctx context.Context, r *CheckResult, cfg Config, u *u
 func (k *Checker) handshake(ctx context.Context, addr string, tc *tls.Config) error {
 	ctx, cancel := k.withTimeout(ctx)
 	defer cancel()
-	raw, err := k.dialer().DialContext(ctx, "tcp", addr)
+	raw, err := k.upstreamDialer().DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return err
 	}
@@ -427,7 +433,6 @@ func (k *Checker) checkHealth(ctx context.Context, r *CheckResult, cfg Config, u
 		r.Status, r.Finding = CheckFail, err.Error()
 		return false
 	}
-	t.DialContext = k.dialer().DialContext
 	defer t.CloseIdleConnections()
 
 	start := time.Now()
@@ -509,7 +514,7 @@ func (k *Checker) checkWebSocket(ctx context.Context, r *CheckResult, cfg Config
 	target := *u
 	target.Scheme = map[string]string{"https": "wss", "http": "ws"}[u.Scheme]
 	target.Path = upstreamWebSocketPath
-	d := websocket.Dialer{NetDialContext: k.dialer().DialContext, TLSClientConfig: tc, HandshakeTimeout: k.timeout()}
+	d := websocket.Dialer{NetDialContext: k.upstreamDialer().DialContext, TLSClientConfig: tc, HandshakeTimeout: k.timeout()}
 	host := publicHost(cfg, u)
 	header := http.Header{
 		"Host":              {host},

@@ -17,11 +17,11 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -422,16 +422,27 @@ func TestCheckUpstreamUnreachable(t *testing.T) {
 	wantContains(t, "skip", res[CheckNameUpstreamTLS].Finding, "no connection to the upstream")
 }
 
-func TestCheckUpstreamUnresolvable(t *testing.T) {
-	resolver := startTestDNS(t, testDNS{records: map[string][]netip.Addr{}})
-	k := Checker{Resolver: resolver, Timeout: 2 * time.Second}
-	res := upstreamResults(t, &k, Config{Upstream: "https://authentik.example.com:9443"})
-	r := res[CheckNameUpstreamConnect]
-	if r.Status != CheckFail {
-		t.Fatalf("result %s", r)
+// TestDescribeDialError covers failures loopback cannot produce for real
+// without asking a DNS server or a router beyond this machine.
+func TestDescribeDialError(t *testing.T) {
+	dial := func(err error) error { return &net.OpError{Op: "dial", Net: "tcp", Err: err} }
+	tests := []struct {
+		err          error
+		finding, fix string
+	}{
+		{&net.DNSError{Err: "no such host", Name: "authentik.lan", IsNotFound: true}, "host name authentik.lan does not resolve on this machine", "use the upstream's IP address"},
+		{&net.DNSError{Err: "server misbehaving", Name: "authentik.lan", Server: "10.0.0.1:53"}, "looking up the upstream's host name authentik.lan failed: server misbehaving", "DNS server"},
+		{dial(os.NewSyscallError("connect", syscall.ECONNREFUSED)), "authentik.lan:9443 refused the connection: nothing is listening on port 9443", "9443"},
+		{dial(context.DeadlineExceeded), "authentik.lan:9443 did not answer within 10s", "no firewall drops connections to port 9443"},
+		{dial(os.NewSyscallError("connect", syscall.EHOSTUNREACH)), "there is no route to authentik.lan", "off or on another network"},
+		{dial(os.NewSyscallError("connect", syscall.ENETUNREACH)), "there is no route to authentik.lan", "off or on another network"},
 	}
-	wantContains(t, "finding", r.Finding, "host name authentik.example.com does not resolve")
-	wantContains(t, "fix", r.Fix, "IP address")
+	for _, tt := range tests {
+		finding, fix := describeDialError("authentik.lan:9443", tt.err, 10*time.Second)
+		if !strings.Contains(finding, tt.finding) || !strings.Contains(fix, tt.fix) {
+			t.Errorf("%v: %q / %q; want %q / %q", tt.err, finding, fix, tt.finding, tt.fix)
+		}
+	}
 }
 
 func TestCheckUpstreamWrongScheme(t *testing.T) {

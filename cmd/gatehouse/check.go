@@ -28,7 +28,7 @@ are reported as failed checks, so one run lists every problem.`
 func runCheck(args []string, stdout, stderr io.Writer) int {
 	cl := newCommandLine("check")
 	timeout := cl.fs.Duration("timeout", proxyengine.DefaultCheckTimeout, "time limit for each check")
-	dnsServer := cl.fs.String("dns-server", "", "look the hostname up with this DNS server (address[:port], such as 1.1.1.1) instead of the system's; a public one shows what the internet sees")
+	dnsServer := cl.fs.String("dns-server", "", "look the public hostname up with this DNS server (address[:port], such as 1.1.1.1) instead of the system's; a public one shows what the internet sees (the upstream is still looked up as the proxy does)")
 	cfg, err := cl.parse(args)
 	if errors.Is(err, flag.ErrHelp) {
 		cl.usage(stdout, checkSummary)
