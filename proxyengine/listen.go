@@ -75,6 +75,8 @@ func (e *ListenError) Fix() string {
 			return fmt.Sprintf("stop it (`sudo ss -ltnp 'sport = :%d'` shows which), or choose another port", port)
 		case e.Owner.PID == os.Getpid():
 			return "this program already listens there, probably as the running proxy; stop it before starting another, or choose another port"
+		case e.Owner.isGatehouse():
+			return fmt.Sprintf("Gatehouse is already running (perhaps as a service: `systemctl status %d` says which); that is expected if it serves these settings, otherwise stop it or choose another port", e.Owner.PID)
 		case e.Owner.Command == "docker-proxy":
 			return fmt.Sprintf("a Docker container publishes port %d; change or remove its ports: mapping, or choose another port", port)
 		case webServers[e.Owner.Command]:
@@ -140,6 +142,16 @@ type PortOwner struct {
 	Command string `json:"command,omitempty"` // its name, as in /proc/PID/comm
 	UID     int    `json:"uid"`               // the user owning the socket
 	User    string `json:"user,omitempty"`    // that user's name, if known
+}
+
+// isGatehouse reports whether the owner is this program itself or another
+// copy of it, such as the service while `gatehouse check` runs.
+func (o *PortOwner) isGatehouse() bool {
+	if o.PID == os.Getpid() {
+		return true
+	}
+	self, err := os.ReadFile("/proc/self/comm")
+	return err == nil && o.PID != 0 && o.Command == strings.TrimSpace(string(self))
 }
 
 func (o *PortOwner) String() string {

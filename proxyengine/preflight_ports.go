@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 )
@@ -75,8 +74,9 @@ func portResult(r CheckResult, err error) CheckResult {
 		return r
 	}
 	r.Status = CheckFail
-	if le.Owner != nil && le.Owner.PID == os.Getpid() {
-		// Gatehouse's own running proxy, as when the dashboard checks again.
+	if le.Owner != nil && le.Owner.isGatehouse() {
+		// Gatehouse's own running proxy, as when the dashboard checks again
+		// or the service runs while `gatehouse check` does.
 		r.Status = CheckWarn
 	}
 	r.Finding = fmt.Sprintf("cannot listen on %s: %s", le.Addr, le.Reason())

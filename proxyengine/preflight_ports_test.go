@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -122,11 +123,11 @@ func TestHelperHoldPort(t *testing.T) {
 	os.Exit(0)
 }
 
-// holdPortInAnotherProcess starts the helper process and returns its pid
-// and the address it holds.
-func holdPortInAnotherProcess(t *testing.T) (pid int, addr string) {
+// holdPortInAnotherProcess runs the test binary, as found at exe, as the
+// helper process and returns its pid and the address it holds.
+func holdPortInAnotherProcess(t *testing.T, exe string) (pid int, addr string) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperHoldPort$")
+	cmd := exec.Command(exe, "-test.run=^TestHelperHoldPort$")
 	cmd.Env = append(os.Environ(), "GATEHOUSE_TEST_HOLD_PORT=1")
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -169,28 +170,45 @@ func holdPortInAnotherProcess(t *testing.T) (pid int, addr string) {
 	return cmd.Process.Pid, addr
 }
 
+// copyTestBinary copies the running test binary to name, so that a
+// process started from it goes by another command name.
+func copyTestBinary(t *testing.T, name string) string {
+	t.Helper()
+	data, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, data, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 func TestCheckPortsInUseByAnotherProcess(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("port owners are found through Linux's /proc")
 	}
-	pid, addr := holdPortInAnotherProcess(t)
+	pid, addr := holdPortInAnotherProcess(t, copyTestBinary(t, "portholder"))
 	comm, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
 	if err != nil {
 		t.Fatal(err)
 	}
-	command := strings.TrimSpace(string(comm))
+	if command := strings.TrimSpace(string(comm)); command != "portholder" {
+		t.Fatalf("helper runs as %q", command)
+	}
 
 	var k Checker
 	r := k.CheckPorts(context.Background(), onlyHTTPS(addr))[0]
 	if r.Status != CheckFail {
 		t.Fatalf("result = %s; want a failure", r)
 	}
-	if r.PortOwner == nil || r.PortOwner.PID != pid || r.PortOwner.Command != command || r.PortOwner.UID != os.Geteuid() || r.PortOwner.User == "" {
-		t.Fatalf("owner = %+v; want pid %d, command %q, uid %d", r.PortOwner, pid, command, os.Geteuid())
+	if r.PortOwner == nil || r.PortOwner.PID != pid || r.PortOwner.Command != "portholder" || r.PortOwner.UID != os.Geteuid() || r.PortOwner.User == "" {
+		t.Fatalf("owner = %+v; want pid %d, command portholder, uid %d", r.PortOwner, pid, os.Geteuid())
 	}
 	_, port, _ := net.SplitHostPort(addr)
-	wantFinding := fmt.Sprintf("port %s is already in use by %s (pid %d)", port, command, pid)
-	if !strings.Contains(r.Finding, wantFinding) || !strings.Contains(r.Fix, fmt.Sprintf("stop %s (pid %d), or choose another port (`systemctl status %d`", command, pid, pid)) {
+	wantFinding := fmt.Sprintf("port %s is already in use by portholder (pid %d)", port, pid)
+	if !strings.Contains(r.Finding, wantFinding) || !strings.Contains(r.Fix, fmt.Sprintf("stop portholder (pid %d), or choose another port (`systemctl status %d`", pid, pid)) {
 		t.Errorf("result = %s; want the finding to say %q", r, wantFinding)
 	}
 
@@ -200,6 +218,21 @@ func TestCheckPortsInUseByAnotherProcess(t *testing.T) {
 	if !errors.As(err, &le) || !errors.Is(err, syscall.EADDRINUSE) || !strings.Contains(err.Error(), wantFinding) {
 		t.Errorf("listen error = %v; want a ListenError saying %q", err, wantFinding)
 	}
+}
+
+// TestCheckPortsInUseByAnotherGatehouse: another copy of this program, as
+// the service is while `gatehouse check` runs, is a warning.
+func TestCheckPortsInUseByAnotherGatehouse(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("port owners are found through Linux's /proc")
+	}
+	pid, addr := holdPortInAnotherProcess(t, os.Args[0])
+	var k Checker
+	r := k.CheckPorts(context.Background(), onlyHTTPS(addr))[0]
+	if r.Status != CheckWarn || r.PortOwner == nil || r.PortOwner.PID != pid {
+		t.Fatalf("result = %s, owner %+v; want a warning naming pid %d", r, r.PortOwner, pid)
+	}
+	wantContains(t, "fix", r.Fix, fmt.Sprintf("Gatehouse is already running (perhaps as a service: `systemctl status %d` says which)", pid))
 }
 
 // TestCheckPortsPrivileged synthesizes the kernel's EACCES, since tests
