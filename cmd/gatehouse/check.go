@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -28,6 +29,7 @@ are reported as failed checks, so one run lists every problem.`
 func runCheck(args []string, stdout, stderr io.Writer) int {
 	cl := newCommandLine("check")
 	timeout := cl.fs.Duration("timeout", proxyengine.DefaultCheckTimeout, "time limit for each check")
+	asJSON := cl.fs.Bool("json", false, "print the results as a JSON array, with their facts (addresses, port owner, certificate), instead of lines")
 	dnsServer := cl.fs.String("dns-server", "", "look the public hostname up with this DNS server (address[:port], such as 1.1.1.1) instead of the system's; a public one shows what the internet sees (the upstream is still looked up as the proxy does)")
 	cfg, err := cl.parse(args)
 	if errors.Is(err, flag.ErrHelp) {
@@ -48,8 +50,21 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if printResults(stdout, k.Run(ctx, cfg)) {
-		return 1
+	results := k.Run(ctx, cfg)
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(results); err != nil {
+			fmt.Fprintf(stderr, "gatehouse check: %v\n", err)
+			return 1
+		}
+	} else {
+		printResults(stdout, results)
+	}
+	for _, r := range results {
+		if r.Status == proxyengine.CheckFail {
+			return 1
+		}
 	}
 	return 0
 }
@@ -58,8 +73,8 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 const checkNameWidth = len(proxyengine.CheckNameUpstreamWebSocket)
 
 // printResults writes one line per result, its fix indented beneath, and
-// a count; it reports whether any check failed.
-func printResults(w io.Writer, results []proxyengine.CheckResult) (failed bool) {
+// a count.
+func printResults(w io.Writer, results []proxyengine.CheckResult) {
 	counts := map[proxyengine.CheckStatus]int{}
 	indent := strings.Repeat(" ", 4+2+checkNameWidth+2)
 	for _, r := range results {
@@ -75,7 +90,6 @@ func printResults(w io.Writer, results []proxyengine.CheckResult) (failed bool) 
 	}
 	fmt.Fprintf(w, "\n%d passed, %s, %d failed, %d skipped\n",
 		counts[proxyengine.CheckPass], warnings, counts[proxyengine.CheckFail], counts[proxyengine.CheckSkip])
-	return counts[proxyengine.CheckFail] > 0
 }
 
 // dnsResolver asks only server, an IP address with an optional port (53).

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/json"
 	"io"
 	"log"
 	"net"
@@ -139,6 +140,33 @@ func TestCheckCommandFails(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+func TestCheckCommandJSON(t *testing.T) {
+	upstream := httptest.NewUnstartedServer(http.NotFoundHandler())
+	upstream.Config.ErrorLog = log.New(io.Discard, "", 0)
+	upstream.StartTLS()
+	defer upstream.Close()
+	sum := sha256.Sum256(upstream.Certificate().Raw)
+
+	code, out, _ := runCheckForTest(checkArgs(t, "--json", "--upstream", upstream.URL)...)
+	if code != 1 {
+		t.Fatalf("exit %d, want 1 (the certificate is not trusted)\n%s", code, out)
+	}
+	var results []proxyengine.CheckResult
+	if err := json.Unmarshal([]byte(out), &results); err != nil {
+		t.Fatalf("output is not a JSON array of results: %v\n%s", err, out)
+	}
+	var tlsResult *proxyengine.CheckResult
+	for i := range results {
+		if results[i].Name == proxyengine.CheckNameUpstreamTLS {
+			tlsResult = &results[i]
+		}
+	}
+	if tlsResult == nil || tlsResult.Status != proxyengine.CheckFail || tlsResult.Certificate == nil ||
+		tlsResult.Certificate.Fingerprint != proxyengine.FormatFingerprint(sum[:]) {
+		t.Errorf("upstream-tls result %+v", tlsResult)
 	}
 }
 
