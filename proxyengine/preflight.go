@@ -88,11 +88,18 @@ const DefaultCheckTimeout = 10 * time.Second
 // they are given and change nothing; a Checker is safe for concurrent use,
 // so a UI may run several checks at once.
 type Checker struct {
-	// Resolver looks up the public hostname for the DNS check. Default:
+	// Resolver looks up the public hostname for the DNS check and, unless
+	// UpstreamResolver is set, the upstream's host. Default:
 	// net.DefaultResolver. Point it at a public DNS server to see what the
-	// internet sees rather than a router's local answers. The upstream's
-	// host is always looked up by the system, as the proxy does.
+	// internet sees rather than a router's local answers.
 	Resolver *net.Resolver
+
+	// UpstreamResolver, if set, looks up the upstream's host in place of
+	// Resolver. With Resolver pointing at a public DNS server, set it to
+	// net.DefaultResolver: the proxy looks the upstream up with the
+	// system's resolver, and a public one knows nothing of names such as
+	// authentik.lan.
+	UpstreamResolver *net.Resolver
 
 	// Timeout bounds each check (each step of the upstream checks).
 	// Default: DefaultCheckTimeout.
@@ -111,6 +118,13 @@ func (k *Checker) resolver() *net.Resolver {
 		return k.Resolver
 	}
 	return net.DefaultResolver
+}
+
+func (k *Checker) upstreamResolver() *net.Resolver {
+	if k.UpstreamResolver != nil {
+		return k.UpstreamResolver
+	}
+	return k.resolver()
 }
 
 // RunChecks runs every pre-flight check with a zero Checker; see Checker.Run.

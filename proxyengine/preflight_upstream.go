@@ -162,10 +162,9 @@ func (k *Checker) CheckUpstream(ctx context.Context, cfg Config) []CheckResult {
 	return results()
 }
 
-// upstreamDialer connects to the upstream as the proxy does, through the
-// system's resolver, within the check's timeout.
+// upstreamDialer connects to the upstream within the check's timeout.
 func (k *Checker) upstreamDialer() *net.Dialer {
-	return &net.Dialer{Timeout: k.timeout()}
+	return &net.Dialer{Timeout: k.timeout(), Resolver: k.upstreamResolver()}
 }
 
 // upstreamHostPort is the upstream's host:port, with the scheme's default port.
@@ -433,6 +432,7 @@ func (k *Checker) checkHealth(ctx context.Context, r *CheckResult, cfg Config, u
 		r.Status, r.Finding = CheckFail, err.Error()
 		return false
 	}
+	t.DialContext = k.upstreamDialer().DialContext
 	defer t.CloseIdleConnections()
 
 	start := time.Now()

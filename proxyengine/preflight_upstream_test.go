@@ -17,6 +17,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -420,6 +421,28 @@ func TestCheckUpstreamUnreachable(t *testing.T) {
 	wantContains(t, "finding", r.Finding, addr+" refused the connection: nothing is listening on port")
 	wantContains(t, "fix", r.Fix, "9443")
 	wantContains(t, "skip", res[CheckNameUpstreamTLS].Finding, "no connection to the upstream")
+}
+
+func TestCheckUpstreamUnresolvable(t *testing.T) {
+	resolver := startTestDNS(t, testDNS{records: map[string][]netip.Addr{}})
+	k := Checker{Resolver: resolver, Timeout: 2 * time.Second}
+	res := upstreamResults(t, &k, Config{Upstream: "https://authentik.example.com:9443"})
+	r := res[CheckNameUpstreamConnect]
+	if r.Status != CheckFail {
+		t.Fatalf("result %s", r)
+	}
+	wantContains(t, "finding", r.Finding, "host name authentik.example.com does not resolve")
+	wantContains(t, "fix", r.Fix, "IP address")
+
+	// UpstreamResolver takes Resolver's place for the upstream, as
+	// `gatehouse check --dns-server` needs.
+	upstreamDNS := startTestDNS(t, testDNS{records: map[string][]netip.Addr{"authentik.example.com": {netip.MustParseAddr("127.0.0.1")}}})
+	srv := startPlainUpstream(t, &fakeAuthentik{})
+	_, port, _ := net.SplitHostPort(strings.TrimPrefix(srv.URL, "http://"))
+	k.UpstreamResolver = upstreamDNS
+	res = upstreamResults(t, &k, Config{Upstream: "http://authentik.example.com:" + port})
+	wantStatus(t, res, map[string]CheckStatus{CheckNameUpstreamConnect: CheckPass, CheckNameUpstreamHealth: CheckPass, CheckNameUpstreamWebSocket: CheckPass})
+	wantContains(t, "finding", res[CheckNameUpstreamConnect].Finding, "connected to authentik.example.com:"+port+" (127.0.0.1:"+port+")")
 }
 
 // TestDescribeDialError covers failures loopback cannot produce for real

@@ -41,7 +41,10 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	}
 	k := proxyengine.Checker{Timeout: *timeout}
 	if err == nil && *dnsServer != "" {
+		// Only the public hostname: the proxy finds the upstream through
+		// the system's resolver, and so must the check.
 		k.Resolver, err = dnsResolver(*dnsServer)
+		k.UpstreamResolver = net.DefaultResolver
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "gatehouse check: %v (see gatehouse check -h)\n", err)

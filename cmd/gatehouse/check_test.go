@@ -79,7 +79,9 @@ func TestCheckCommandPasses(t *testing.T) {
 	sum := sha256.Sum256(upstream.Certificate().Raw)
 	fp := proxyengine.FormatFingerprint(sum[:])
 
-	code, out, errOut := runCheckForTest(checkArgs(t, "--upstream", upstream.URL, "--upstream-fingerprint", fp, "--health-path", "/")...)
+	// The upstream by name, which the system resolves from /etc/hosts.
+	_, port, _ := net.SplitHostPort(upstream.Listener.Addr().String())
+	code, out, errOut := runCheckForTest(checkArgs(t, "--upstream", "https://localhost:"+port, "--upstream-fingerprint", fp, "--health-path", "/")...)
 	// An app other than authentik: / answers 404, a warning, and so does
 	// the WebSocket refusal; nothing fails.
 	if code != 0 {
@@ -92,6 +94,7 @@ func TestCheckCommandPasses(t *testing.T) {
 		"                          fix: on your router, forward TCP port 443 to this machine",
 		"WARN  upstream-health     GET / answered 404 Not Found, so this is probably not authentik\n",
 		"PASS  https-port          127.0.0.1:0 is free",
+		"PASS  upstream-connect    connected to localhost:" + port + " (127.0.0.1:" + port + ")",
 		"PASS  upstream-tls        ",
 		"matches the pinned fingerprint\n",
 		"WARN  upstream-websocket  ",
