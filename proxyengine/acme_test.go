@@ -28,7 +28,7 @@ const acmeTestHost = "sso.gatehouse.test"
 // engine against them.
 type acmeRig struct {
 	pebble   *testPebble
-	dns      *testDNS
+	dns      *pebbleDNS
 	upstream *httptest.Server
 	stateDir string
 	httpPort int // where Pebble's validator sends HTTP-01
@@ -42,7 +42,7 @@ func newACMERig(t *testing.T, opts pebbleOptions) *acmeRig {
 	t.Helper()
 	t.Parallel()
 	r := &acmeRig{httpPort: freePort(t), tlsPort: freePort(t), stateDir: t.TempDir(), logger: quietLogger(t)}
-	r.dns = startTestDNS(t, "127.0.0.1")
+	r.dns = startPebbleDNS(t, "127.0.0.1")
 	r.pebble = startPebble(t, r.httpPort, r.tlsPort, r.dns.addr, opts)
 	r.upstream = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		io.WriteString(w, "hello from upstream")

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,19 +24,21 @@ import (
 	"github.com/miekg/dns"
 )
 
-// testDNS is a loopback DNS server for Pebble's validator: A queries for
-// any name get the configured address, AAAA queries get no answer (so the
-// validator falls back to IPv4), and an empty address answers NXDOMAIN.
-type testDNS struct {
-	addr string // host:port it serves on, UDP and TCP
+// pebbleDNS serves a testDNS zone (see preflight_dns_test.go) to Pebble's
+// validator, which asks over TCP and needs the server's address; the zone
+// can be switched while the test runs.
+type pebbleDNS struct {
+	addr string // host:port it serves on, TCP and UDP
 	mu   sync.Mutex
-	a    net.IP
+	zone testDNS
 }
 
-func startTestDNS(t *testing.T, answer string) *testDNS {
+// startPebbleDNS answers A queries for acmeTestHost with answer (AAAA
+// queries get no answer, so the validator uses IPv4).
+func startPebbleDNS(t *testing.T, answer string) *pebbleDNS {
 	t.Helper()
-	d := &testDNS{a: net.ParseIP(answer)}
-	// Pebble asks over TCP; UDP on the same port serves anything else.
+	d := &pebbleDNS{}
+	d.setAnswer(answer)
 	tcp, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -46,7 +49,12 @@ func startTestDNS(t *testing.T, answer string) *testDNS {
 		t.Fatal(err)
 	}
 	d.addr = tcp.Addr().String()
-	handler := dns.HandlerFunc(d.serveDNS)
+	handler := dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) {
+		d.mu.Lock()
+		zone := d.zone
+		d.mu.Unlock()
+		zone.serve(w, req)
+	})
 	servers := []*dns.Server{{Listener: tcp, Handler: handler}, {PacketConn: udp, Handler: handler}}
 	for _, srv := range servers {
 		go srv.ActivateAndServe()
@@ -59,31 +67,15 @@ func startTestDNS(t *testing.T, answer string) *testDNS {
 	return d
 }
 
-// setAnswer changes the A record; "" makes every name NXDOMAIN.
-func (d *testDNS) setAnswer(ip string) {
+// setAnswer changes the A record of acmeTestHost; "" makes it NXDOMAIN.
+func (d *pebbleDNS) setAnswer(ip string) {
+	zone := testDNS{records: map[string][]netip.Addr{}}
+	if ip != "" {
+		zone.records[acmeTestHost] = []netip.Addr{netip.MustParseAddr(ip)}
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.a = net.ParseIP(ip)
-}
-
-func (d *testDNS) serveDNS(w dns.ResponseWriter, req *dns.Msg) {
-	d.mu.Lock()
-	a := d.a
-	d.mu.Unlock()
-	resp := new(dns.Msg)
-	resp.SetReply(req)
-	if a == nil {
-		resp.Rcode = dns.RcodeNameError
-	}
-	for _, q := range req.Question {
-		if q.Qtype == dns.TypeA && a != nil {
-			resp.Answer = append(resp.Answer, &dns.A{
-				Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60},
-				A:   a.To4(),
-			})
-		}
-	}
-	w.WriteMsg(resp)
+	d.zone = zone
 }
 
 // testPebble is Let's Encrypt's test CA, in process, validating on the given

@@ -20,6 +20,8 @@ func main() {
 	switch args[0] {
 	case "serve":
 		os.Exit(runServe(args[1:]))
+	case "check":
+		os.Exit(runCheck(args[1:], os.Stdout, os.Stderr))
 	case "help", "-h", "-help", "--help":
 		fmt.Print(usage)
 	case "version", "--version":
@@ -35,5 +37,6 @@ const usage = `Gatehouse puts a web app such as authentik behind HTTPS.
 Usage:
   gatehouse                 open the desktop app: setup wizard, then the live dashboard
   gatehouse serve [flags]   run the proxy without a display (see gatehouse serve -h)
+  gatehouse check [flags]   check hostname, DNS, ports and upstream before serving (see gatehouse check -h)
   gatehouse version         print the version
 `

@@ -1,0 +1,205 @@
+package main
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/json"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gatehouse-proxy/gatehouse/proxyengine"
+	"github.com/miekg/dns"
+)
+
+// startDNS answers every A question with 203.0.113.7 and every other
+// question with no records, on a loopback UDP port it returns.
+func startDNS(t *testing.T) string {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(req)
+		if q := req.Question[0]; q.Qtype == dns.TypeA {
+			m.Answer = append(m.Answer, &dns.A{
+				Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60},
+				A:   net.ParseIP("203.0.113.7"),
+			})
+		}
+		w.WriteMsg(m)
+	})}
+	started := make(chan struct{})
+	srv.NotifyStartedFunc = func() { close(started) }
+	go srv.ActivateAndServe()
+	select {
+	case <-started:
+	case <-time.After(5 * time.Second):
+		t.Fatal("DNS server did not start")
+	}
+	t.Cleanup(func() { srv.Shutdown() })
+	return pc.LocalAddr().String()
+}
+
+// checkArgs are flags for a check that touches only loopback: the test
+// DNS server, ports on 127.0.0.1 and an empty config file.
+func checkArgs(t *testing.T, extra ...string) []string {
+	t.Helper()
+	config := filepath.Join(t.TempDir(), "config.json")
+	if err := proxyengine.SaveConfig(config, proxyengine.Config{StateDir: t.TempDir()}); err != nil {
+		t.Fatal(err)
+	}
+	return append([]string{
+		"-config", config, "--dns-server", startDNS(t), "--timeout", "5s",
+		"--hostname", "sso.example.com", "--tls", "self-signed",
+		"--https-addr", "127.0.0.1:0", "--http-addr", "off", "--status-addr", "off",
+	}, extra...)
+}
+
+func runCheckForTest(args ...string) (code int, stdout, stderr string) {
+	var out, errOut bytes.Buffer
+	code = runCheck(args, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func TestCheckCommandPasses(t *testing.T) {
+	upstream := httptest.NewUnstartedServer(http.NotFoundHandler())
+	upstream.Config.ErrorLog = log.New(io.Discard, "", 0) // the connect check hangs up before TLS
+	upstream.StartTLS()
+	defer upstream.Close()
+	sum := sha256.Sum256(upstream.Certificate().Raw)
+	fp := proxyengine.FormatFingerprint(sum[:])
+
+	// The upstream by name, which the system resolves from /etc/hosts.
+	_, port, _ := net.SplitHostPort(upstream.Listener.Addr().String())
+	code, out, errOut := runCheckForTest(checkArgs(t, "--upstream", "https://localhost:"+port, "--upstream-fingerprint", fp, "--health-path", "/")...)
+	// An app other than authentik: / answers 404, a warning, and so does
+	// the WebSocket refusal; nothing fails.
+	if code != 0 {
+		t.Fatalf("exit %d, want 0\n%s%s", code, out, errOut)
+	}
+	for _, want := range []string{
+		"PASS  config ",
+		"PASS  hostname            sso.example.com is a valid public DNS name\n",
+		"WARN  dns                 sso.example.com resolves to 203.0.113.7 (A: a public address that is not this machine's: probably your router",
+		"                          fix: on your router, forward TCP port 443 to this machine",
+		"WARN  upstream-health     GET / answered 404 Not Found, so this is probably not authentik\n",
+		"PASS  https-port          127.0.0.1:0 is free",
+		"PASS  upstream-connect    connected to localhost:" + port + " (127.0.0.1:" + port + ")",
+		"PASS  upstream-tls        ",
+		"matches the pinned fingerprint\n",
+		"WARN  upstream-websocket  ",
+		"5 passed, 3 warnings, 0 failed, 0 skipped\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestCheckCommandFails(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := ln.Addr().String()
+	ln.Close()
+
+	code, out, _ := runCheckForTest(checkArgs(t, "--upstream", "https://"+closed)...)
+	if code != 1 {
+		t.Fatalf("exit %d, want 1\n%s", code, out)
+	}
+	for _, want := range []string{
+		"FAIL  upstream-connect    " + closed + " refused the connection",
+		"\n                          fix: start the app",
+		"SKIP  upstream-tls        not tried: no connection to the upstream\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+
+	// Invalid settings are failed checks, not usage errors, so every
+	// problem shows in one run.
+	code, out, _ = runCheckForTest(checkArgs(t, "--hostname", "192.168.1.5", "--upstream", "authentik.lan:9443", "--https-addr", "443")...)
+	if code != 1 {
+		t.Fatalf("exit %d, want 1\n%s", code, out)
+	}
+	for _, want := range []string{
+		"FAIL  hostname            192.168.1.5 is an IP address",
+		"SKIP  dns                 not looked up",
+		"FAIL  https-port          \"443\" is not a listen address",
+		"FAIL  upstream-connect    \"authentik.lan:9443\" has no scheme",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestCheckCommandJSON(t *testing.T) {
+	upstream := httptest.NewUnstartedServer(http.NotFoundHandler())
+	upstream.Config.ErrorLog = log.New(io.Discard, "", 0)
+	upstream.StartTLS()
+	defer upstream.Close()
+	sum := sha256.Sum256(upstream.Certificate().Raw)
+
+	code, out, _ := runCheckForTest(checkArgs(t, "--json", "--upstream", upstream.URL)...)
+	if code != 1 {
+		t.Fatalf("exit %d, want 1 (the certificate is not trusted)\n%s", code, out)
+	}
+	var results []proxyengine.CheckResult
+	if err := json.Unmarshal([]byte(out), &results); err != nil {
+		t.Fatalf("output is not a JSON array of results: %v\n%s", err, out)
+	}
+	var tlsResult *proxyengine.CheckResult
+	for i := range results {
+		if results[i].Name == proxyengine.CheckNameUpstreamTLS {
+			tlsResult = &results[i]
+		}
+	}
+	if tlsResult == nil || tlsResult.Status != proxyengine.CheckFail || tlsResult.Certificate == nil ||
+		tlsResult.Certificate.Fingerprint != proxyengine.FormatFingerprint(sum[:]) {
+		t.Errorf("upstream-tls result %+v", tlsResult)
+	}
+}
+
+func TestCheckCommandUsage(t *testing.T) {
+	tests := []struct {
+		args   []string
+		code   int
+		stdout string
+		stderr string
+	}{
+		{[]string{"-h"}, 0, "Usage: gatehouse check [flags]", ""},
+		{[]string{"--no-such-flag"}, 2, "", "flag provided but not defined"},
+		{[]string{"-config", filepath.Join(t.TempDir(), "missing.json")}, 2, "", "reading config"},
+		{[]string{"-config", os.DevNull, "--timeout", "0s"}, 2, "", "config"},
+		{[]string{"--timeout", "-1s"}, 2, "", "--timeout -1s: use a positive duration"},
+		{[]string{"--dns-server", "dns.example.com"}, 2, "", "give the server's IP address"},
+		{[]string{"extra"}, 2, "", "unexpected argument"},
+	}
+	for _, tt := range tests {
+		code, out, errOut := runCheckForTest(tt.args...)
+		if code != tt.code || !strings.Contains(out, tt.stdout) || !strings.Contains(errOut, tt.stderr) {
+			t.Errorf("check %v: exit %d, stdout %q, stderr %q; want %d, %q, %q", tt.args, code, out, errOut, tt.code, tt.stdout, tt.stderr)
+		}
+	}
+}
+
+func TestDNSResolver(t *testing.T) {
+	for _, s := range []string{"1.1.1.1", "1.1.1.1:5353", "[2606:4700:4700::1111]:53", "2606:4700:4700::1111"} {
+		if _, err := dnsResolver(s); err != nil {
+			t.Errorf("dnsResolver(%q): %v", s, err)
+		}
+	}
+}
