@@ -54,22 +54,13 @@ func (s *fileSource) Start(ctx context.Context) error {
 	if interval == 0 {
 		interval = filesPollInterval
 	}
-	go func() {
-		t := time.NewTicker(interval)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				before := s.Status().LastError
-				// Log a broken pair once, not at every poll while it stays broken.
-				if err := s.reload(); err != nil && err.Error() != before {
-					s.logger.Error("reloading the certificate files; still serving the previous certificate", "err", err)
-				}
-			}
+	go every(ctx, interval, func(time.Time) {
+		before := s.Status().LastError
+		// Log a broken pair once, not at every poll while it stays broken.
+		if err := s.reload(); err != nil && err.Error() != before {
+			s.logger.Error("reloading the certificate files; still serving the previous certificate", "err", err)
 		}
-	}()
+	})
 	return nil
 }
 

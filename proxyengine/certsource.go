@@ -73,3 +73,18 @@ func newCertSource(c Config) (CertSource, error) {
 	}
 	return nil, fmt.Errorf("certificate source %q is not available", c.TLS)
 }
+
+// every calls f at each tick of interval until ctx is done; certificate
+// sources use it to keep their certificate fresh.
+func every(ctx context.Context, interval time.Duration, f func(now time.Time)) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			f(now)
+		}
+	}
+}

@@ -249,33 +249,21 @@ func (e *Engine) serveInBackground(serve func() error) {
 func (e *Engine) Err() <-chan error { return e.serveErr }
 
 // HTTPSAddr is the bound TLS address (useful with port 0), or nil before Start.
-func (e *Engine) HTTPSAddr() net.Addr {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.httpsLn == nil {
-		return nil
-	}
-	return e.httpsLn.Addr()
-}
-
-// StatusAddr is the bound status endpoint address, or nil if off or not started.
-func (e *Engine) StatusAddr() net.Addr {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.statusLn == nil {
-		return nil
-	}
-	return e.statusLn.Addr()
-}
+func (e *Engine) HTTPSAddr() net.Addr { return e.boundAddr(&e.httpsLn) }
 
 // HTTPAddr is the bound plain-HTTP address, or nil if off or not started.
-func (e *Engine) HTTPAddr() net.Addr {
+func (e *Engine) HTTPAddr() net.Addr { return e.boundAddr(&e.httpLn) }
+
+// StatusAddr is the bound status endpoint address, or nil if off or not started.
+func (e *Engine) StatusAddr() net.Addr { return e.boundAddr(&e.statusLn) }
+
+func (e *Engine) boundAddr(ln *net.Listener) net.Addr {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.httpLn == nil {
+	if *ln == nil {
 		return nil
 	}
-	return e.httpLn.Addr()
+	return (*ln).Addr()
 }
 
 // CertStatus describes the certificate being served.

@@ -52,23 +52,14 @@ func (s *selfSignedSource) Start(ctx context.Context) error {
 	if err := s.refresh(time.Now()); err != nil {
 		return err
 	}
-	go func() {
-		t := time.NewTicker(localRenewCheck)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case now := <-t.C:
-				if err := s.refresh(now); err != nil {
-					s.logger.Error("renewing the self-signed certificate", "err", err)
-					s.mu.Lock()
-					s.status.LastError = err.Error()
-					s.mu.Unlock()
-				}
-			}
+	go every(ctx, localRenewCheck, func(now time.Time) {
+		if err := s.refresh(now); err != nil {
+			s.logger.Error("renewing the self-signed certificate", "err", err)
+			s.mu.Lock()
+			s.status.LastError = err.Error()
+			s.mu.Unlock()
 		}
-	}()
+	})
 	return nil
 }
 
