@@ -1,0 +1,62 @@
+package ui
+
+import (
+	"sync"
+
+	"fyne.io/fyne/v2"
+
+	"github.com/gatehouse-proxy/gatehouse/proxyengine"
+)
+
+// The bridge is the only place where the engine's goroutines reach widgets:
+// everything it hands over runs on the Fyne goroutine through fyne.Do, so
+// the screens never lock and never touch a widget from elsewhere.
+
+// watchStatus calls show with a fresh snapshot of e on the Fyne goroutine
+// now and each time e's status changes (the engine limits that to a few
+// times a second, and ticks at least once a second while it runs), until
+// stop is called. Call stop on the Fyne goroutine: show is not called after
+// it returns.
+func watchStatus(e *proxyengine.Engine, show func(proxyengine.Status)) (stop func()) {
+	updates, cancel := e.Subscribe()
+	done := make(chan struct{})
+	go func() {
+		deliver := func() {
+			st := e.Status()
+			fyne.DoAndWait(func() {
+				select {
+				case <-done:
+				default:
+					show(st)
+				}
+			})
+		}
+		deliver()
+		for {
+			select {
+			case <-done:
+				return
+			case _, ok := <-updates:
+				if !ok {
+					return
+				}
+				deliver()
+			}
+		}
+	}()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			cancel()
+			close(done)
+		})
+	}
+}
+
+// progressTo returns a Config.Progress callback that hands each start-up
+// event to show on the Fyne goroutine, in order.
+func progressTo(show func(proxyengine.ProgressEvent)) func(proxyengine.ProgressEvent) {
+	return func(ev proxyengine.ProgressEvent) {
+		fyne.DoAndWait(func() { show(ev) })
+	}
+}
