@@ -2,6 +2,7 @@ package ui
 
 import (
 	"sync"
+	"time"
 
 	"fyne.io/fyne/v2"
 
@@ -58,5 +59,49 @@ func watchStatus(e *proxyengine.Engine, show func(proxyengine.Status)) (stop fun
 func progressTo(show func(proxyengine.ProgressEvent)) func(proxyengine.ProgressEvent) {
 	return func(ev proxyengine.ProgressEvent) {
 		fyne.DoAndWait(func() { show(ev) })
+	}
+}
+
+// inBackground runs work on its own goroutine (a pre-flight check, starting
+// or stopping the engine) and hands its result to done on the Fyne goroutine.
+func inBackground[T any](work func() T, done func(T)) {
+	go func() {
+		result := work()
+		fyne.Do(func() { done(result) })
+	}()
+}
+
+// A laterCheck runs a check in the background once its input has been still
+// for delay (the DNS check while a name is typed), and shows only the result
+// for the newest input. Its methods run on the Fyne goroutine.
+type laterCheck[T any] struct {
+	delay time.Duration
+	show  func(T)
+	seq   int
+	timer *time.Timer
+}
+
+// run schedules work, replacing any check not yet shown.
+func (c *laterCheck[T]) run(work func() T) {
+	c.seq++
+	seq := c.seq
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	c.timer = time.AfterFunc(c.delay, func() {
+		result := work()
+		fyne.Do(func() {
+			if seq == c.seq {
+				c.show(result)
+			}
+		})
+	})
+}
+
+// cancel drops the scheduled or running check.
+func (c *laterCheck[T]) cancel() {
+	c.seq++
+	if c.timer != nil {
+		c.timer.Stop()
 	}
 }
