@@ -59,6 +59,7 @@ type App struct {
 	wizard   *wizard
 	progress *progressScreen
 	dash     *dashboard
+	dashView fyne.CanvasObject // dash.content(), built once
 
 	engine   *proxyengine.Engine // the running proxy, or nil
 	demo     *proxyengine.DemoApp
@@ -98,6 +99,7 @@ func New(a fyne.App, opts Options) (*App, error) {
 		onEditSetup: g.onEditSetup,
 		onQuit:      g.onQuit,
 	})
+	g.dashView = g.dash.content()
 
 	cfg, err := proxyengine.LoadConfig(opts.ConfigPath)
 	switch {
@@ -173,9 +175,7 @@ func (g *App) bindableAddrs() (httpAddr, httpsAddr string) {
 	return httpAddr, httpsAddr
 }
 
-func (g *App) saveDraft() {
-	g.wizard.showSaveError(saveDraft(g.draftPath, *g.wizard.d))
-}
+func (g *App) saveDraft(d draft) error { return saveDraft(g.draftPath, d) }
 
 // onWizardStart saves the setup, forgets the draft, and starts the proxy:
 // through Let's Encrypt's staging service first if that was ticked.
@@ -270,7 +270,7 @@ func (g *App) started(r startResult) {
 		return
 	}
 	g.engine, g.demo = r.engine, r.demo
-	g.win.SetContent(g.dash.content())
+	g.win.SetContent(g.dashView)
 	g.dash.follow(r.engine)
 	g.watchFailure(r.engine)
 }

@@ -13,6 +13,12 @@ import (
 // everything it hands over runs on the Fyne goroutine through fyne.Do, so
 // the screens never lock and never touch a widget from elsewhere.
 
+// onFyne runs f on the Fyne goroutine and waits for it. Every hand-over
+// below goes through it; tests replace it to serialise these callbacks with
+// their own use of widgets, as the test driver runs f on the calling
+// goroutine rather than on one UI goroutine.
+var onFyne = fyne.DoAndWait
+
 // watchStatus calls show with a fresh snapshot of e on the Fyne goroutine
 // now and each time e's status changes (the engine limits that to a few
 // times a second, and ticks at least once a second while it runs), until
@@ -24,7 +30,7 @@ func watchStatus(e *proxyengine.Engine, show func(proxyengine.Status)) (stop fun
 	go func() {
 		deliver := func() {
 			st := e.Status()
-			fyne.DoAndWait(func() {
+			onFyne(func() {
 				select {
 				case <-done:
 				default:
@@ -58,7 +64,7 @@ func watchStatus(e *proxyengine.Engine, show func(proxyengine.Status)) (stop fun
 // event to show on the Fyne goroutine, in order.
 func progressTo(show func(proxyengine.ProgressEvent)) func(proxyengine.ProgressEvent) {
 	return func(ev proxyengine.ProgressEvent) {
-		fyne.DoAndWait(func() { show(ev) })
+		onFyne(func() { show(ev) })
 	}
 }
 
@@ -67,7 +73,7 @@ func progressTo(show func(proxyengine.ProgressEvent)) func(proxyengine.ProgressE
 func inBackground[T any](work func() T, done func(T)) {
 	go func() {
 		result := work()
-		fyne.Do(func() { done(result) })
+		onFyne(func() { done(result) })
 	}()
 }
 
@@ -90,7 +96,7 @@ func (c *laterCheck[T]) run(work func() T) {
 	}
 	c.timer = time.AfterFunc(c.delay, func() {
 		result := work()
-		fyne.Do(func() {
+		onFyne(func() {
 			if seq == c.seq {
 				c.show(result)
 			}

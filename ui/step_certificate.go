@@ -82,11 +82,12 @@ func newCertificateStep(w *wizard) *certificateStep {
 	s.name = container.NewVBox()
 
 	s.email = s.entry(c.ACMEEmail, "you@example.com", func(v string) { c.ACMEEmail = v })
-	s.staging = widget.NewCheck("Try Let's Encrypt's staging service first (recommended: mistakes there do not count against the real service's limits)", func(on bool) {
+	s.staging = widget.NewCheck("Try Let's Encrypt's staging service first (recommended: mistakes there do not count against the real service's limits)", nil)
+	s.staging.SetChecked(w.d.StagingFirst)
+	s.staging.OnChanged = func(on bool) {
 		w.d.StagingFirst = on
 		w.changed()
-	})
-	s.staging.SetChecked(w.d.StagingFirst)
+	}
 	s.acmeURL = s.entry(w.d.ACMEURL, "https://ca.example.com/acme/directory", func(v string) { w.d.ACMEURL = v })
 	s.eabKID = s.entry(c.ACMEEABKeyID, "optional", func(v string) { c.ACMEEABKeyID = v })
 	s.eabHMAC = s.entry(c.ACMEEABHMAC, "optional", func(v string) { c.ACMEEABHMAC = v })

@@ -32,8 +32,8 @@ type wizard struct {
 	d       *draft
 	// configPath is where Start saves the setup (shown on the review step).
 	configPath string
-	onChange   func()         // the draft changed: save it
-	onStart    func(d *draft) // the user pressed Start with a valid draft
+	onChange   func(draft) error // the draft changed: save it
+	onStart    func(d *draft)    // the user pressed Start with a valid draft
 
 	steps     []wizardStep
 	indicator []*widget.Label
@@ -45,7 +45,7 @@ type wizard struct {
 	root      fyne.CanvasObject
 }
 
-func newWizard(win fyne.Window, checker *proxyengine.Checker, d *draft, configPath string, onChange func(), onStart func(*draft)) *wizard {
+func newWizard(win fyne.Window, checker *proxyengine.Checker, d *draft, configPath string, onChange func(draft) error, onStart func(*draft)) *wizard {
 	w := &wizard{win: win, checker: checker, d: d, configPath: configPath, onChange: onChange, onStart: onStart}
 	w.steps = []wizardStep{newHostnameStep(w), newUpstreamStep(w), newCertificateStep(w), newReviewStep(w)}
 	w.buildUI()
@@ -112,13 +112,13 @@ func (w *wizard) show(i int) {
 		w.next.Importance = widget.MediumImportance
 	}
 	w.revalidate()
-	w.onChange()
+	w.showSaveError(w.onChange(*w.d))
 }
 
 // changed is called by the steps after each edit of the draft.
 func (w *wizard) changed() {
 	w.revalidate()
-	w.onChange()
+	w.showSaveError(w.onChange(*w.d))
 }
 
 // revalidate shows the engine's errors beside the fields and enables Next

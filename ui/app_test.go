@@ -1,0 +1,229 @@
+package ui
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"fyne.io/fyne/v2/test"
+	"github.com/gorilla/websocket"
+
+	"github.com/gatehouse-proxy/gatehouse/proxyengine"
+)
+
+// clientFor trusts the local CA in dir's state and dials e whatever the URL
+// names, as a browser sent to gatehouse.localhost would.
+func clientFor(t *testing.T, stateDir string, e *proxyengine.Engine) (*http.Client, *websocket.Dialer) {
+	t.Helper()
+	pem, err := os.ReadFile(filepath.Join(stateDir, proxyengine.LocalCACertFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(pem)
+	tc := &tls.Config{RootCAs: roots, ServerName: defaultHostname}
+	addr := e.HTTPSAddr().String()
+	dial := func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, network, addr)
+	}
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: tc, DialContext: dial}}
+	t.Cleanup(client.CloseIdleConnections)
+	return client, &websocket.Dialer{TLSClientConfig: tc, NetDialContext: dial, HandshakeTimeout: 10 * time.Second}
+}
+
+// TestNewcomerReachesTheDashboardWithNextAndStart is the embedded default:
+// the demo app behind the local CA, started by pressing only Next and Start
+// (the test also turns the status endpoint off, to run beside other tests).
+func TestNewcomerReachesTheDashboardWithNextAndStart(t *testing.T) {
+	dir := t.TempDir()
+	a := test.NewTempApp(t)
+	g := newTestApp(t, a, testOptions(dir))
+	_, _, cert, _ := wizardSteps(g)
+
+	names := []string{"wizard-1-hostname", "wizard-2-upstream", "wizard-3-certificate", "wizard-4-review"}
+	for i, name := range names {
+		onUI(func() {
+			if g.wizard.d.Step != i {
+				t.Fatalf("on step %d, want %d", g.wizard.d.Step, i)
+			}
+			if i == 2 {
+				retype(cert.statusAddr, proxyengine.Off)
+			}
+		})
+		if i == 0 {
+			// Let the DNS check answer so the picture shows it.
+			eventually(t, "the DNS check", func() bool {
+				h := g.wizard.steps[0].(*hostnameStep)
+				return len(h.checks.Objects) == 2 && !strings.Contains(rowText(h.checks.Objects[1]), "Looking up")
+			})
+		}
+		if i == 2 {
+			eventually(t, "the port check", func() bool { return len(cert.portChecks.Objects) > 0 })
+		}
+		onUI(func() {
+			saveScreenshot(t, g.win, screenshotSize, name)
+			test.Tap(g.wizard.next)
+		})
+	}
+
+	eventually(t, "the dashboard", func() bool { return g.engine != nil && shows(g, g.dashView) })
+	var e *proxyengine.Engine
+	onUI(func() { e = g.engine })
+
+	saved, err := proxyengine.LoadConfig(filepath.Join(dir, "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if saved.Upstream != proxyengine.UpstreamDemo || saved.TLS != proxyengine.TLSSelfSigned || saved.Hostname != defaultHostname {
+		t.Errorf("saved config: upstream %q, tls %q, hostname %q", saved.Upstream, saved.TLS, saved.Hostname)
+	}
+	if _, err := os.Stat(filepath.Join(dir, draftFile)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the draft is left after Start: %v", err)
+	}
+
+	client, dialer := clientFor(t, saved.StateDir, e)
+	res, err := client.Get("https://" + defaultHostname + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 || !strings.Contains(string(body), "this page came through Gatehouse") {
+		t.Fatalf("GET / through the proxy = %d %.200q", res.StatusCode, body)
+	}
+	ws, _, err := dialer.Dial("wss://"+defaultHostname+"/ws/client/", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws.WriteMessage(websocket.TextMessage, []byte("hello"))
+	ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, got, err := ws.ReadMessage(); err != nil || string(got) != "hello" {
+		t.Errorf("WebSocket echo through the proxy = %q, %v", got, err)
+	}
+	ws.Close()
+
+	// Stop, then Start again from the saved setup: a new engine each time.
+	onUI(func() { test.Tap(g.dash.stop) })
+	eventually(t, "the proxy to stop", func() bool { return g.engine == nil && g.dash.state.Text == proxyengine.StateStopped })
+	if _, err := client.Get("https://" + defaultHostname + "/"); err == nil {
+		t.Error("the proxy still answers after Stop")
+	}
+	onUI(func() { test.Tap(g.dash.start) })
+	eventually(t, "the proxy to run again", func() bool { return g.engine != nil && g.engine != e && shows(g, g.dashView) })
+
+	// Edit setup: the proxy stops and the wizard shows the saved choices.
+	onUI(func() { test.Tap(g.dash.edit) })
+	eventually(t, "the wizard", func() bool { return g.engine == nil && g.wizard != nil && shows(g, g.wizard.content()) })
+	onUI(func() {
+		if !g.wizard.d.Demo || g.wizard.d.Certificate != certLocal || g.wizard.d.Config.Hostname != defaultHostname {
+			t.Errorf("Edit setup prefilled %+v", g.wizard.d)
+		}
+	})
+}
+
+// TestSavedSetupStartsOnLaunch: with a config file, the app opens on the
+// dashboard with the proxy running.
+func TestSavedSetupStartsOnLaunch(t *testing.T) {
+	dir := t.TempDir()
+	opts := testOptions(dir)
+	cfg := proxyengine.Config{Hostname: defaultHostname, Upstream: proxyengine.UpstreamDemo, TLS: proxyengine.TLSSelfSigned,
+		HTTPAddr: "127.0.0.1:0", HTTPSAddr: "127.0.0.1:0", StatusAddr: proxyengine.Off, StateDir: filepath.Join(dir, "state")}
+	if err := proxyengine.SaveConfig(opts.ConfigPath, cfg); err != nil {
+		t.Fatal(err)
+	}
+	g := newTestApp(t, test.NewTempApp(t), opts)
+	eventually(t, "the dashboard", func() bool { return g.engine != nil && shows(g, g.dashView) })
+	onUI(func() {
+		if g.wizard != nil {
+			t.Error("the wizard was built for a saved setup")
+		}
+	})
+}
+
+// TestBusyPortShowsReasonAndFixWithRetryAndBack holds the HTTPS port the
+// setup names, so the start fails as it would with another server there.
+func TestBusyPortShowsReasonAndFixWithRetryAndBack(t *testing.T) {
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	busy := held.Addr().String()
+
+	g := newTestApp(t, test.NewTempApp(t), testOptions(t.TempDir()))
+	_, _, cert, _ := wizardSteps(g)
+	onUI(func() {
+		test.Tap(g.wizard.next)
+		test.Tap(g.wizard.next)
+		retype(cert.httpsAddr, busy)
+		retype(cert.statusAddr, proxyengine.Off)
+		test.Tap(g.wizard.next)
+		test.Tap(g.wizard.next) // Start
+	})
+	eventually(t, "the failure", func() bool { return g.progress.failure.Visible() })
+	onUI(func() {
+		p := g.progress
+		if !shows(g, p.content()) || !strings.Contains(p.summary.Text, "Cannot open the HTTPS port "+busy) ||
+			!strings.Contains(p.summary.Text, "already in use") || !strings.HasPrefix(p.fix.Text, "What to do: ") ||
+			!p.retry.Visible() || !p.back.Visible() {
+			t.Errorf("failure shown as %q / %q", p.summary.Text, p.fix.Text)
+		}
+		saveScreenshot(t, g.win, screenshotSize, "progress-failed")
+
+		// Back: the wizard, on the review, with the busy address kept.
+		test.Tap(p.back)
+		if !shows(g, g.wizard.content()) || g.wizard.d.Step != 3 || cert.httpsAddr.Text != busy {
+			t.Errorf("Back shows step %d with HTTPS address %q", g.wizard.d.Step, cert.httpsAddr.Text)
+		}
+		test.Tap(g.wizard.next) // Start again: still busy
+	})
+	eventually(t, "the failure again", func() bool { return g.progress.failure.Visible() })
+
+	held.Close() // the other server goes away: Retry now works
+	onUI(func() { test.Tap(g.progress.retry) })
+	eventually(t, "the dashboard after Retry", func() bool { return g.engine != nil && shows(g, g.dashView) })
+	onUI(func() {
+		if got := g.engine.HTTPSAddr().String(); got != busy {
+			t.Errorf("after Retry the proxy listens on %s, want %s", got, busy)
+		}
+	})
+}
+
+// TestDraftSurvivesRestart: what was typed comes back in a new app on the
+// same config directory, on the same step, from a private file.
+func TestDraftSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	g := newTestApp(t, test.NewTempApp(t), testOptions(dir))
+	host, up, _, _ := wizardSteps(g)
+	onUI(func() {
+		retype(host.entry, "sso.example.com")
+		test.Tap(g.wizard.next)
+		up.choice.SetSelected(upstreamChoiceApp)
+		retype(up.url, "http://authentik.lan:9000")
+	})
+	fi, err := os.Stat(filepath.Join(dir, draftFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("draft mode %v, want 0600", fi.Mode().Perm())
+	}
+
+	again := newTestApp(t, test.NewTempApp(t), testOptions(dir))
+	host2, up2, _, _ := wizardSteps(again)
+	onUI(func() {
+		if again.wizard.d.Step != 1 || host2.entry.Text != "sso.example.com" || up2.url.Text != "http://authentik.lan:9000" || up2.choice.Selected != upstreamChoiceApp {
+			t.Errorf("restored: step %d, hostname %q, upstream %q (%q)", again.wizard.d.Step, host2.entry.Text, up2.url.Text, up2.choice.Selected)
+		}
+	})
+}
