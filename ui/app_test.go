@@ -71,7 +71,7 @@ func TestNewcomerReachesTheDashboardWithNextAndStart(t *testing.T) {
 			eventually(t, "the port check", func() bool { return len(cert.portChecks.Objects) > 0 })
 		}
 		onUI(func() {
-			saveScreenshot(t, g.win, screenshotSize, name)
+			screenshot(t, g.win, name)
 			test.Tap(g.wizard.next)
 		})
 	}
@@ -178,7 +178,7 @@ func TestBusyPortShowsReasonAndFixWithRetryAndBack(t *testing.T) {
 			!p.retry.Visible() || !p.back.Visible() {
 			t.Errorf("failure shown as %q / %q", p.summary.Text, p.fix.Text)
 		}
-		saveScreenshot(t, g.win, screenshotSize, "progress-failed")
+		screenshot(t, g.win, "progress-failed")
 
 		// Back: the wizard, on the review, with the busy address kept.
 		test.Tap(p.back)

@@ -74,6 +74,7 @@ type progressScreen struct {
 func newProgressScreen(onRetry, onBack func()) *progressScreen {
 	p := &progressScreen{onRetry: onRetry, onBack: onBack}
 	p.heading = widget.NewLabelWithStyle("Starting Gatehouse", fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
+	p.heading.SizeName = theme.SizeNameSubHeadingText
 	p.phase = note("")
 	rows := container.NewVBox()
 	for _, s := range progressSteps {
@@ -92,8 +93,9 @@ func newProgressScreen(onRetry, onBack func()) *progressScreen {
 	p.retry.Importance = widget.HighImportance
 	p.back = widget.NewButtonWithIcon("Back to the setup", theme.NavigateBackIcon(), func() { p.onBack() })
 	p.failure = container.NewVBox(widget.NewSeparator(), p.summary, p.fix, container.NewHBox(p.back, p.retry))
-	p.root = container.NewBorder(container.NewVBox(p.heading, p.phase), nil, nil, nil,
-		container.NewVScroll(container.NewPadded(container.NewVBox(rows, p.bar, p.failure, widget.NewSeparator(), p.log))))
+	p.log.Hide()
+	p.root = container.NewBorder(container.NewPadded(container.NewVBox(p.heading, p.phase)), nil, nil, nil,
+		container.NewVScroll(container.NewPadded(container.NewVBox(rows, p.bar, p.failure, p.log))))
 	return p
 }
 
@@ -108,6 +110,7 @@ func (p *progressScreen) begin(phases []startPhase) {
 	p.bar.SetValue(0)
 	p.bar.Hide()
 	p.log.SetText("")
+	p.log.Hide()
 	p.failure.Hide()
 	p.showPhase(0)
 }
@@ -116,6 +119,7 @@ func (p *progressScreen) resetRows() {
 	for _, r := range p.rows {
 		r.icon.SetResource(theme.NewDisabledResource(theme.RadioButtonIcon()))
 		r.message.SetText("")
+		r.message.Hide()
 	}
 }
 
@@ -142,6 +146,7 @@ func (p *progressScreen) event(phase int, ev proxyengine.ProgressEvent) {
 		case i == row:
 			r.icon.SetResource(theme.NewPrimaryThemedResource(theme.MoreHorizontalIcon()))
 			r.message.SetText(ev.Message)
+			r.message.Show()
 		}
 	}
 	if ev.Stage == proxyengine.StageReady {
@@ -154,11 +159,12 @@ func (p *progressScreen) event(phase int, ev proxyengine.ProgressEvent) {
 			p.bar.Show() // only ACME takes long enough to need it
 		}
 	}
-	prefix := ""
+	// With two phases the rows start over for the second: the log keeps
+	// the first one's steps in view.
 	if len(p.phases) > 1 {
-		prefix = fmt.Sprintf("[%d/%d] ", phase+1, len(p.phases))
+		p.log.SetText(strings.TrimLeft(fmt.Sprintf("%s\n[%d/%d] %s", p.log.Text, phase+1, len(p.phases), ev.Message), "\n"))
+		p.log.Show()
 	}
-	p.log.SetText(strings.TrimLeft(p.log.Text+"\n"+prefix+ev.Message, "\n"))
 }
 
 func (p *progressScreen) rowFor(s proxyengine.Stage) int {

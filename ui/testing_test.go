@@ -108,3 +108,18 @@ func rowText(o fyne.CanvasObject) string {
 	walk(o)
 	return strings.Join(parts, " ")
 }
+
+// screenshot saves the window after letting its layout settle: the test
+// canvas, unlike the desktop driver, does not lay out again when a wrapped
+// label's height changes with the width it was just given.
+func screenshot(t *testing.T, w fyne.Window, name string) {
+	t.Helper()
+	if *screenshotDir == "" {
+		return
+	}
+	w.Resize(screenshotSize)
+	for range 3 {
+		w.Content().Refresh()
+	}
+	saveScreenshot(t, w, screenshotSize, name)
+}
