@@ -34,6 +34,8 @@ type upstreamStep struct {
 	trustErr *fieldError     // Validate reports trust conflicts and CA files as upstream_ca
 	pinErr   *fieldError     // and a bad fingerprint as upstream_fingerprint
 	offer    *fyne.Container // the untrusted certificate and what to do about it
+	pin      *widget.Button  // in offer: trust exactly this certificate
+	skip     *widget.Button  // in offer: do not verify
 	root     fyne.CanvasObject
 }
 
@@ -52,8 +54,8 @@ func newUpstreamStep(w *wizard) *upstreamStep {
 	s.appBox = container.NewVBox(
 		labelled("Address of your app", s.url, s.urlErr),
 		note("Scheme, host and port, such as "+defaultAppURL+" (authentik's HTTPS port) or http://authentik.lan:9000."),
-		container.NewHBox(s.test), s.testing, s.results,
-		s.trust, s.trustErr, s.pinErr, s.offer,
+		container.NewHBox(s.test), s.testing,
+		s.trust, s.trustErr, s.pinErr, s.offer, s.results,
 	)
 	s.demoNote = note("Gatehouse runs a small web page with a live WebSocket echo at /ws/client/ inside itself, " +
 		"so you can try the whole setup now. Choose Edit setup later to put your own app in its place.")
@@ -146,15 +148,15 @@ func (s *upstreamStep) offerTrust(c *proxyengine.UpstreamCertificate) {
 	}
 	fp := widget.NewLabelWithStyle(c.Fingerprint, fyne.TextAlignLeading, fyne.TextStyle{Monospace: true})
 	fp.Wrapping = fyne.TextWrapBreak
-	pin := widget.NewButtonWithIcon("Trust this certificate", theme.ConfirmIcon(), func() { s.setTrust(c.Fingerprint, "", false) })
-	pin.Importance = widget.HighImportance
+	s.pin = widget.NewButtonWithIcon("Trust this certificate", theme.ConfirmIcon(), func() { s.setTrust(c.Fingerprint, "", false) })
+	s.pin.Importance = widget.HighImportance
 	caFile := widget.NewButtonWithIcon("Use a CA file…", theme.FolderOpenIcon(), s.onChooseCA)
-	skip := widget.NewButtonWithIcon("Skip verification", theme.WarningIcon(), func() { s.setTrust("", "", true) })
+	s.skip = widget.NewButtonWithIcon("Skip verification", theme.WarningIcon(), func() { s.setTrust("", "", true) })
 	s.offer.Objects = []fyne.CanvasObject{
 		widget.NewCard("", what, container.NewVBox(
 			note("Subject: "+c.Subject+"\nIssuer: "+c.Issuer+"\nSHA-256 fingerprint (compare it with the one your app shows):"),
 			fp,
-			container.NewHBox(pin, caFile, skip),
+			container.NewHBox(s.pin, caFile, s.skip),
 		)),
 	}
 	s.offer.Refresh()

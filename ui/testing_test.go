@@ -99,6 +99,9 @@ func rowText(o fyne.CanvasObject) string {
 		switch v := o.(type) {
 		case *widget.Label:
 			parts = append(parts, v.Text)
+		case *widget.Card:
+			parts = append(parts, v.Title, v.Subtitle)
+			walk(v.Content)
 		case *fyne.Container:
 			for _, c := range v.Objects {
 				walk(c)
