@@ -197,6 +197,9 @@ func (s *upstreamStep) showTrust() {
 		s.trust.SetText("Trusted: certificates issued by the CAs in " + c.UpstreamCA + ".")
 	default:
 		s.trust.SetText("")
+		s.trust.Hide()
+		return
 	}
+	s.trust.Show()
 	s.trust.Refresh()
 }

@@ -103,13 +103,13 @@ func (w *wizard) show(i int) {
 		w.back.Enable()
 	}
 	if i == len(w.steps)-1 {
+		w.next.Importance = widget.HighImportance
 		w.next.SetText("Start")
 		w.next.SetIcon(theme.MediaPlayIcon())
-		w.next.Importance = widget.HighImportance
 	} else {
+		w.next.Importance = widget.MediumImportance
 		w.next.SetText("Next")
 		w.next.SetIcon(theme.NavigateNextIcon())
-		w.next.Importance = widget.MediumImportance
 	}
 	w.revalidate()
 	w.showSaveError(w.onChange(*w.d))
