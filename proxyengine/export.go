@@ -26,15 +26,9 @@ const exportDemoUpstream = "http://127.0.0.1:9000"
 // authentik's documented example.
 func ExportNginx(cfg Config) string {
 	cfg = cfg.WithDefaults()
-	up, notes := exportUpstream(cfg)
 	var b strings.Builder
 	line := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
-
-	line("# nginx configuration equivalent to Gatehouse's setup for %s.", cfg.Hostname)
-	line("# Written by Gatehouse; put it in /etc/nginx/conf.d/ and run `nginx -t` before reloading.")
-	for _, n := range notes {
-		line("# %s", n)
-	}
+	up := exportHeader(cfg, line, "nginx configuration", "put it in /etc/nginx/conf.d/ and run `nginx -t` before reloading")
 	line("")
 	line("upstream gatehouse_upstream {")
 	line("    server %s;", up.Host)
@@ -113,15 +107,9 @@ func ExportNginx(cfg Config) string {
 // ExportCaddyfile returns a Caddyfile equivalent to cfg.
 func ExportCaddyfile(cfg Config) string {
 	cfg = cfg.WithDefaults()
-	up, notes := exportUpstream(cfg)
 	var b strings.Builder
 	line := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
-
-	line("# Caddyfile equivalent to Gatehouse's setup for %s.", cfg.Hostname)
-	line("# Written by Gatehouse; check it with `caddy validate --config Caddyfile`.")
-	for _, n := range notes {
-		line("# %s", n)
-	}
+	up := exportHeader(cfg, line, "Caddyfile", "check it with `caddy validate --config Caddyfile`")
 	line("{")
 	if _, port, err := splitListenAddr(cfg.HTTPSAddr); err == nil && port != 443 && port != 0 {
 		line("\thttps_port %d", port)
@@ -188,6 +176,18 @@ func ExportCaddyfile(cfg Config) string {
 	line("\t}")
 	line("}")
 	return b.String()
+}
+
+// exportHeader writes the comment opening an export and returns the
+// upstream to forward to.
+func exportHeader(cfg Config, line func(string, ...any), what, check string) *url.URL {
+	up, notes := exportUpstream(cfg)
+	line("# %s equivalent to Gatehouse's setup for %s.", what, cfg.Hostname)
+	line("# Written by Gatehouse; %s.", check)
+	for _, n := range notes {
+		line("# %s", n)
+	}
+	return up
 }
 
 // exportUpstream is the upstream URL to write, and notes about what the

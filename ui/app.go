@@ -65,6 +65,7 @@ type App struct {
 	demo     *proxyengine.DemoApp
 	stopWait func() // ends the watch on engine.Err
 	retry    func() // starts again as last time
+	starting bool   // a start runs in the background
 }
 
 // New builds the window: the wizard on first run, or the dashboard with the
@@ -206,6 +207,10 @@ type startResult struct {
 // background: once, or first with Let's Encrypt's staging directory and
 // then with production, each a new engine as engines are one-shot.
 func (g *App) start(cfg proxyengine.Config, stagingFirst bool) {
+	if g.starting {
+		return // a double click on Start or Retry
+	}
+	g.starting = true
 	g.retry = func() { g.start(cfg, stagingFirst) }
 	phases := []startPhase{{}}
 	if stagingFirst {
@@ -265,6 +270,7 @@ func stopEngine(e *proxyengine.Engine, demo *proxyengine.DemoApp) error {
 
 // started shows the dashboard following the new engine, or the failure.
 func (g *App) started(r startResult) {
+	g.starting = false
 	if r.err != nil {
 		g.progress.failed(r.err)
 		return
