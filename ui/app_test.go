@@ -227,3 +227,35 @@ func TestDraftSurvivesRestart(t *testing.T) {
 		}
 	})
 }
+
+// TestStagingFirstRunsTwoEngines: with "try staging first", a start runs
+// one engine for staging and, once it is ready, a new one for production on
+// the same port, which the first must have let go of.
+func TestStagingFirstRunsTwoEngines(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	dir := t.TempDir()
+	g := newTestApp(t, test.NewTempApp(t), testOptions(dir))
+	// The local CA stands in for the ACME CA: what is tested is the
+	// sequence of engines, which does not depend on the source.
+	cfg := proxyengine.Config{Hostname: defaultHostname, Upstream: proxyengine.UpstreamDemo, TLS: proxyengine.TLSSelfSigned,
+		HTTPAddr: proxyengine.Off, HTTPSAddr: addr, StatusAddr: proxyengine.Off, StateDir: filepath.Join(dir, "state")}
+	onUI(func() { g.start(cfg, true) })
+	eventually(t, "the dashboard", func() bool { return g.engine != nil && shows(g, g.dashView) })
+	onUI(func() {
+		log := g.progress.log.Text
+		if !strings.Contains(log, "[1/2] Serving") || !strings.Contains(log, "[2/2] Serving") {
+			t.Errorf("progress log lacks a phase:\n%s", log)
+		}
+		if got := g.engine.Config().ACMEDirectory; got != "production" {
+			t.Errorf("the running engine uses %q, want production", got)
+		}
+		if got := g.engine.HTTPSAddr().String(); got != addr {
+			t.Errorf("the running engine listens on %s, want %s", got, addr)
+		}
+	})
+}
