@@ -146,8 +146,12 @@ func (g *App) showWizard(note error) {
 }
 
 func (g *App) loadDraft() draft {
-	if d, err := loadDraft(g.draftPath); err == nil {
+	d, err := loadDraft(g.draftPath)
+	if err == nil {
 		return d
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		g.opts.Logger.Warn("the unfinished setup could not be read; starting from the saved one", "err", err)
 	}
 	if cfg, err := proxyengine.LoadConfig(g.opts.ConfigPath); err == nil {
 		return draftFromConfig(cfg)
