@@ -35,6 +35,7 @@ func newHostnameStep(w *wizard) *hostnameStep {
 	s.entry.SetPlaceHolder("sso.example.com")
 	s.entry.SetText(w.d.Config.Hostname)
 	s.entry.OnChanged = s.onHostnameChanged
+	s.entry.OnSubmitted = func(string) { w.onNext() }
 	s.checks = container.NewVBox()
 	s.root = container.NewVBox(
 		heading("Public hostname"),

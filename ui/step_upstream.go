@@ -31,6 +31,7 @@ type upstreamStep struct {
 	testing  *widget.ProgressBarInfinite
 	results  *fyne.Container
 	trust    *widget.Label   // how the upstream's certificate is checked now
+	untrust  *widget.Button  // back to the system's CAs
 	trustErr *fieldError     // Validate reports trust conflicts and CA files as upstream_ca
 	pinErr   *fieldError     // and a bad fingerprint as upstream_fingerprint
 	offer    *fyne.Container // the untrusted certificate and what to do about it
@@ -45,17 +46,19 @@ func newUpstreamStep(w *wizard) *upstreamStep {
 	s.url.SetPlaceHolder(defaultAppURL)
 	s.url.SetText(w.d.Config.Upstream)
 	s.url.OnChanged = s.onURLChanged
+	s.url.OnSubmitted = func(string) { s.onTest() }
 	s.test = widget.NewButtonWithIcon("Test connection", theme.SearchIcon(), s.onTest)
 	s.testing = widget.NewProgressBarInfinite()
 	s.testing.Hide()
 	s.results = container.NewVBox()
 	s.trust = note("")
+	s.untrust = widget.NewButtonWithIcon("Use the system's CAs instead", theme.ContentUndoIcon(), func() { s.setTrust("", "", false) })
 	s.offer = container.NewVBox()
 	s.appBox = container.NewVBox(
 		labelled("Address of your app", s.url, s.urlErr),
 		note("Scheme, host and port, such as "+defaultAppURL+" (authentik's HTTPS port) or http://authentik.lan:9000."),
 		container.NewHBox(s.test), s.testing,
-		s.trust, s.trustErr, s.pinErr, s.offer, s.results,
+		s.trust, container.NewHBox(s.untrust), s.trustErr, s.pinErr, s.offer, s.results,
 	)
 	s.demoNote = note("Gatehouse runs a small web page with a live WebSocket echo at /ws/client/ inside itself, " +
 		"so you can try the whole setup now. Choose Edit setup later to put your own app in its place.")
@@ -198,8 +201,10 @@ func (s *upstreamStep) showTrust() {
 	default:
 		s.trust.SetText("")
 		s.trust.Hide()
+		s.untrust.Hide()
 		return
 	}
 	s.trust.Show()
+	s.untrust.Show()
 	s.trust.Refresh()
 }

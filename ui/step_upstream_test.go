@@ -76,5 +76,11 @@ func TestUpstreamSelfSignedCertificateCanBeTrusted(t *testing.T) {
 		// A trust option on a plain-HTTP upstream is the engine's error.
 		retype(s.url, "http://127.0.0.1:9000")
 		expectError(t, g, s.trustErr, "apply to an https:// upstream only")
+		// Back to the system's CAs clears it.
+		test.Tap(s.untrust)
+		expectError(t, g, s.trustErr, "")
+		if c := g.wizard.d.Config; c.UpstreamInsecure || c.UpstreamFingerprint != "" || c.UpstreamCA != "" || s.untrust.Visible() {
+			t.Errorf("after Use the system's CAs: %+v, button shown %v", c, s.untrust.Visible())
+		}
 	})
 }
