@@ -45,7 +45,9 @@ func clientFor(t *testing.T, stateDir string, e *proxyengine.Engine) (*http.Clie
 // the demo app behind the local CA, started by pressing only Next and Start
 // (the test also turns the status endpoint off, to run beside other tests).
 func TestNewcomerReachesTheDashboardWithNextAndStart(t *testing.T) {
-	dir := t.TempDir()
+	home := t.TempDir()
+	t.Setenv("HOME", home) // the pictures show ~/.config/gatehouse as on a real machine
+	dir := filepath.Join(home, ".config", "gatehouse")
 	a := test.NewTempApp(t)
 	g := newTestApp(t, a, testOptions(dir))
 	_, _, cert, _ := wizardSteps(g)

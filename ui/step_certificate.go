@@ -248,7 +248,7 @@ func (s *certificateStep) showChoice() {
 	}
 	cfg := s.w.d.config()
 	s.localNote.SetText("Gatehouse creates its own certificate authority and issues the certificate at once. " +
-		"Browsers warn until you trust the authority: import " + filepath.Join(cfg.WithDefaults().StateDir, proxyengine.LocalCACertFile) +
+		"Browsers warn until you trust the authority: import " + displayPath(filepath.Join(cfg.WithDefaults().StateDir, proxyengine.LocalCACertFile)) +
 		" into your browser or system (on Debian: copy it to /usr/local/share/ca-certificates/ and run update-ca-certificates).")
 	// A private name such as gatehouse.localhost is fine with a local CA but
 	// no public CA issues for it: say so here, where the choice is made.

@@ -77,8 +77,8 @@ func (s *reviewStep) shown() {
 		add("Trusted proxies", strings.Join(cfg.TrustedProxies, ", "))
 	}
 	add("Status endpoint", cfg.StatusAddr)
-	add("State directory", cfg.StateDir)
-	add("Config file", s.w.configPath)
+	add("State directory", displayPath(cfg.StateDir))
+	add("Config file", displayPath(s.w.configPath))
 	s.summary.Refresh()
 	s.exported.Hide()
 }

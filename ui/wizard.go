@@ -2,6 +2,8 @@ package ui
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
@@ -184,6 +186,19 @@ func note(text string) *widget.Label {
 // heading is a step's title line.
 func heading(text string) fyne.CanvasObject {
 	return widget.NewRichTextFromMarkdown("## " + text)
+}
+
+// displayPath shortens a path in the home directory to ~/…, as people
+// read and type it.
+func displayPath(p string) string {
+	home, err := os.UserHomeDir()
+	if err != nil || home == "" || home == "/" {
+		return p
+	}
+	if rel, err := filepath.Rel(home, p); err == nil && filepath.IsLocal(rel) {
+		return "~" + string(filepath.Separator) + rel
+	}
+	return p
 }
 
 // anyShown shows errs on each field error and reports whether one applied.

@@ -164,3 +164,17 @@ func formText(r *reviewStep) string {
 	}
 	return b.String()
 }
+
+func TestDisplayPathShortensHome(t *testing.T) {
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	for in, want := range map[string]string{
+		home + "/.config/gatehouse/config.json": "~/.config/gatehouse/config.json",
+		"/etc/gatehouse/config.json":            "/etc/gatehouse/config.json",
+		home + "-other/x":                       home + "-other/x",
+	} {
+		if got := displayPath(in); got != want {
+			t.Errorf("displayPath(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
