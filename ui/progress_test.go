@@ -55,7 +55,7 @@ func TestProgressShowsStagingThenProduction(t *testing.T) {
 	if p.failure.Visible() {
 		t.Error("failure shown while starting")
 	}
-	screenshot(t, w, "progress")
+	assertScreen(t, w, "progress")
 
 	p.failed(fmt.Errorf("certificate: %w", &proxyengine.ACMEError{Kind: proxyengine.ACMEConnection,
 		Summary: "Let's Encrypt could not connect to this machine on port 443.",

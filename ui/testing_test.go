@@ -126,3 +126,16 @@ func screenshot(t *testing.T, w fyne.Window, name string) {
 	}
 	saveScreenshot(t, w, screenshotSize, name)
 }
+
+// assertScreen compares the window's markup with testdata/name.xml (a
+// mismatch is written to testdata/failed/ to compare, and to copy over the
+// master when the change is meant), and saves its picture for the docs.
+func assertScreen(t *testing.T, w fyne.Window, name string) {
+	t.Helper()
+	w.Resize(screenshotSize)
+	for range 3 {
+		w.Content().Refresh()
+	}
+	test.AssertRendersToMarkup(t, name+".xml", w.Canvas())
+	screenshot(t, w, name)
+}
