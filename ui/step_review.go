@@ -98,25 +98,28 @@ func (s *reviewStep) showErrors(errs proxyengine.ValidationErrors) bool {
 	return true
 }
 
-// export writes the configuration another server needs, through a save
-// dialog. The file may hold EAB credentials, so it is private.
+// export asks where to write the configuration another server needs.
 func (s *reviewStep) export(name string, render func(proxyengine.Config) string) {
-	text := render(s.w.d.config())
 	save := dialog.NewFileSave(func(wc fyne.URIWriteCloser, err error) {
 		if err != nil || wc == nil {
 			return
 		}
-		path := wc.URI().Path()
 		wc.Close()
-		if err := proxyengine.WritePrivateFile(path, []byte(text)); err != nil {
-			dialog.ShowError(fmt.Errorf("exporting to %s: %w", path, err), s.w.win)
-			return
-		}
-		s.exported.SetText("Written to " + path)
-		s.exported.Show()
+		s.exportTo(wc.URI().Path(), render)
 	}, s.w.win)
 	save.SetFileName(name)
 	save.Show()
+}
+
+// exportTo writes the rendered setup to path. The file may hold EAB
+// credentials, so it is private.
+func (s *reviewStep) exportTo(path string, render func(proxyengine.Config) string) {
+	if err := proxyengine.WritePrivateFile(path, []byte(render(s.w.d.config()))); err != nil {
+		dialog.ShowError(fmt.Errorf("exporting to %s: %w", path, err), s.w.win)
+		return
+	}
+	s.exported.SetText("Written to " + displayPath(path))
+	s.exported.Show()
 }
 
 func trustSummary(cfg proxyengine.Config) string {

@@ -1,6 +1,8 @@
 package ui
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -176,5 +178,30 @@ func TestDisplayPathShortensHome(t *testing.T) {
 		if got := displayPath(in); got != want {
 			t.Errorf("displayPath(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+func TestReviewExportsTheSetup(t *testing.T) {
+	g := newTestApp(t, test.NewTempApp(t), testOptions(t.TempDir()))
+	_, _, _, review := wizardSteps(g)
+	out := filepath.Join(t.TempDir(), "gatehouse-nginx.conf")
+	onUI(func() {
+		test.Tap(g.wizard.next)
+		test.Tap(g.wizard.next)
+		test.Tap(g.wizard.next)
+		review.exportTo(out, proxyengine.ExportNginx)
+		if !review.exported.Visible() || !strings.Contains(review.exported.Text, out) {
+			t.Errorf("export note %q (shown %v)", review.exported.Text, review.exported.Visible())
+		}
+	})
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(data), "server_name "+defaultHostname+";") || !strings.Contains(string(data), "demo app exists only inside Gatehouse") {
+		t.Errorf("exported:\n%s", data)
+	}
+	if fi, _ := os.Stat(out); fi.Mode().Perm() != 0o600 {
+		t.Errorf("export mode %v, want 0600", fi.Mode().Perm())
 	}
 }
