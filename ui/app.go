@@ -60,6 +60,7 @@ type App struct {
 	progress *progressScreen
 	dash     *dashboard
 	dashView fyne.CanvasObject // dash.content(), built once
+	actions  dashboardActions  // what the dashboard's buttons and tray do
 
 	engine   *proxyengine.Engine // the running proxy, or nil
 	demo     *proxyengine.DemoApp
@@ -94,12 +95,13 @@ func New(a fyne.App, opts Options) (*App, error) {
 	g.win.SetIcon(icon)
 	g.win.Resize(windowSize)
 	g.progress = newProgressScreen(func() { g.retry() }, g.onProgressBack)
-	g.dash = newDashboard(a, g.win, dashboardActions{
+	g.actions = dashboardActions{
 		onStop:      g.onStop,
 		onStart:     g.onStartSaved,
 		onEditSetup: g.onEditSetup,
 		onQuit:      g.onQuit,
-	})
+	}
+	g.dash = newDashboard(a, g.win, g.actions)
 	g.dashView = g.dash.content()
 
 	cfg, err := proxyengine.LoadConfig(opts.ConfigPath)

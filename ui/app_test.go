@@ -119,16 +119,23 @@ func TestNewcomerReachesTheDashboardWithNextAndStart(t *testing.T) {
 	ws.Close()
 
 	// Stop, then Start again from the saved setup: a new engine each time.
-	onUI(func() { test.Tap(g.dash.stop) })
-	eventually(t, "the proxy to stop", func() bool { return g.engine == nil && g.dash.state.Text == proxyengine.StateStopped })
-	if _, err := client.Get("https://" + defaultHostname + "/"); err == nil {
+	// (The dashboard's own tests tap its buttons; these are what they call.)
+	onUI(g.actions.onStop)
+	eventually(t, "the proxy to stop", func() bool { return g.engine == nil })
+	client.CloseIdleConnections()
+	refused := false
+	for deadline := time.Now().Add(10 * time.Second); !refused && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		_, err := client.Get("https://" + defaultHostname + "/")
+		refused = err != nil
+	}
+	if !refused {
 		t.Error("the proxy still answers after Stop")
 	}
-	onUI(func() { test.Tap(g.dash.start) })
+	onUI(g.actions.onStart)
 	eventually(t, "the proxy to run again", func() bool { return g.engine != nil && g.engine != e && shows(g, g.dashView) })
 
 	// Edit setup: the proxy stops and the wizard shows the saved choices.
-	onUI(func() { test.Tap(g.dash.edit) })
+	onUI(g.actions.onEditSetup)
 	eventually(t, "the wizard", func() bool { return g.engine == nil && g.wizard != nil && shows(g, g.wizard.content()) })
 	onUI(func() {
 		if !g.wizard.d.Demo || g.wizard.d.Certificate != certLocal || g.wizard.d.Config.Hostname != defaultHostname {
