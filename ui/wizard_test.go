@@ -92,6 +92,7 @@ func TestWizardValidatesEveryStepAndKeepsValuesGoingBack(t *testing.T) {
 		expectError(t, g, cert.emailErr, "is not an email address")
 		retype(cert.email, "me@example.com")
 		expectError(t, g, cert.emailErr, "")
+		screenshot(t, g.win, "wizard-3-letsencrypt")
 
 		cert.choice.SetSelected(certChoices[2].label) // another ACME CA
 		expectError(t, g, cert.acmeURLErr, "enter the directory URL")
