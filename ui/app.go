@@ -143,7 +143,7 @@ func (g *App) showWizard(note error) {
 		d := g.loadDraft()
 		g.wizard = newWizard(g.win, g.opts.Checker, &d, g.opts.ConfigPath, g.saveDraft, g.onWizardStart)
 	}
-	g.wizard.showSaveError(note)
+	g.wizard.showNotice(note)
 	g.win.SetContent(g.wizard.content())
 }
 
@@ -189,7 +189,7 @@ func (g *App) saveDraft(d draft) error { return saveDraft(g.draftPath, d) }
 func (g *App) onWizardStart(d *draft) {
 	cfg := d.config()
 	if err := proxyengine.SaveConfig(g.opts.ConfigPath, cfg); err != nil {
-		g.wizard.showSaveError(err)
+		g.wizard.showNotice(err)
 		return
 	}
 	if err := removeDraft(g.draftPath); err != nil {

@@ -272,3 +272,41 @@ func TestStagingFirstRunsTwoEngines(t *testing.T) {
 		}
 	})
 }
+
+// TestFirstRunPrefillsPortsThisUserCanBind: when the preferred ports are
+// taken (or privileged), the wizard offers the next pair, as 8080/8443
+// after 80/443.
+func TestFirstRunPrefillsPortsThisUserCanBind(t *testing.T) {
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	opts := testOptions(t.TempDir())
+	opts.ListenCandidates = [][2]string{{"127.0.0.1:0", held.Addr().String()}, {"127.0.0.1:0", "127.0.0.2:0"}}
+	g := newTestApp(t, test.NewTempApp(t), opts)
+	_, _, cert, _ := wizardSteps(g)
+	onUI(func() {
+		if cert.httpsAddr.Text != "127.0.0.2:0" {
+			t.Errorf("HTTPS address prefilled %q, want the second candidate 127.0.0.2:0", cert.httpsAddr.Text)
+		}
+	})
+}
+
+// TestBrokenConfigOpensTheWizardAndSaysWhy: a config file that cannot be
+// read is not run, nor silently replaced: the wizard opens and says why.
+func TestBrokenConfigOpensTheWizardAndSaysWhy(t *testing.T) {
+	opts := testOptions(t.TempDir())
+	if err := os.WriteFile(opts.ConfigPath, []byte(`{"hostname": "sso.example.com", "upstrem": "x"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g := newTestApp(t, test.NewTempApp(t), opts)
+	onUI(func() {
+		if g.wizard == nil || !shows(g, g.wizard.content()) {
+			t.Fatal("the wizard is not shown")
+		}
+		if note := g.wizard.notice; !note.Visible() || !strings.Contains(note.Text, "could not be read") || !strings.Contains(note.Text, "upstrem") {
+			t.Errorf("note %q (shown %v), want why the saved setup was not used", note.Text, note.Visible())
+		}
+	})
+}

@@ -42,7 +42,7 @@ type wizard struct {
 	body      *fyne.Container
 	back      *widget.Button
 	next      *widget.Button
-	saveError *widget.Label
+	notice *widget.Label
 	errs      proxyengine.ValidationErrors
 	root      fyne.CanvasObject
 }
@@ -72,12 +72,12 @@ func (w *wizard) buildUI() {
 	w.back = widget.NewButtonWithIcon("Back", theme.NavigateBackIcon(), w.onBack)
 	w.next = widget.NewButtonWithIcon("Next", theme.NavigateNextIcon(), w.onNext)
 	w.next.IconPlacement = widget.ButtonIconTrailingText
-	w.saveError = widget.NewLabel("")
-	w.saveError.Importance = widget.DangerImportance
-	w.saveError.Wrapping = fyne.TextWrapWord
-	w.saveError.Hide()
+	w.notice = widget.NewLabel("")
+	w.notice.Importance = widget.DangerImportance
+	w.notice.Wrapping = fyne.TextWrapWord
+	w.notice.Hide()
 	header := container.NewVBox(container.NewCenter(container.NewHBox(marks...)), widget.NewSeparator())
-	footer := container.NewVBox(widget.NewSeparator(), w.saveError,
+	footer := container.NewVBox(widget.NewSeparator(), w.notice,
 		container.NewBorder(nil, nil, w.back, w.next))
 	w.root = container.NewBorder(header, footer, nil, nil, container.NewVScroll(container.NewPadded(w.body)))
 }
@@ -114,13 +114,13 @@ func (w *wizard) show(i int) {
 		w.next.SetIcon(theme.NavigateNextIcon())
 	}
 	w.revalidate()
-	w.showSaveError(w.onChange(*w.d))
+	w.showNotice(w.onChange(*w.d))
 }
 
 // changed is called by the steps after each edit of the draft.
 func (w *wizard) changed() {
 	w.revalidate()
-	w.showSaveError(w.onChange(*w.d))
+	w.showNotice(w.onChange(*w.d))
 }
 
 // revalidate shows the engine's errors beside the fields and enables Next
@@ -143,14 +143,15 @@ func (w *wizard) revalidate() {
 	}
 }
 
-// showSaveError says that the draft could not be saved (nil clears it).
-func (w *wizard) showSaveError(err error) {
+// showNotice shows a problem outside the steps, such as a draft that
+// could not be saved (nil clears it).
+func (w *wizard) showNotice(err error) {
 	if err == nil {
-		w.saveError.Hide()
+		w.notice.Hide()
 		return
 	}
-	w.saveError.SetText(err.Error())
-	w.saveError.Show()
+	w.notice.SetText(err.Error())
+	w.notice.Show()
 }
 
 func (w *wizard) onBack() {
