@@ -42,7 +42,7 @@ type wizard struct {
 	body      *fyne.Container
 	back      *widget.Button
 	next      *widget.Button
-	notice *widget.Label
+	notice    *widget.Label
 	errs      proxyengine.ValidationErrors
 	root      fyne.CanvasObject
 }
