@@ -140,7 +140,7 @@ func (k *Checker) CheckUpstream(ctx context.Context, cfg Config) []CheckResult {
 	}
 
 	if cfg.Upstream == UpstreamDemo {
-		connect.Status, connect.Finding = CheckPass, "The built-in demo app runs inside Gatehouse, on a loopback port chosen at start."
+		connect.Status, connect.Finding = CheckPass, "the built-in demo app runs inside Gatehouse, on a loopback port chosen at start"
 		skip("not needed: the demo app is part of Gatehouse", &handshake, &health, &ws)
 		return results()
 	}
