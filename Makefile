@@ -11,7 +11,7 @@ export PATH := $(PATH):/usr/local/go/bin
 FYNE_DEPS := gcc pkg-config libgl1-mesa-dev libx11-dev libxrandr-dev libxcursor-dev \
              libxinerama-dev libxi-dev libxxf86vm-dev
 
-.PHONY: all deps build run test vet fmt-check clean
+.PHONY: all deps build run test test-ui-headless screenshots vet fmt-check clean
 
 all: build
 
@@ -43,8 +43,16 @@ fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
-test: deps fmt-check vet
+test: deps fmt-check vet test-ui-headless
 	$(GO) test -race -count=1 -timeout 30m ./...
+
+# The UI's tests need no display and no cgo: prove it.
+test-ui-headless:
+	CGO_ENABLED=0 $(GO) test -count=1 ./ui/...
+
+# Renders each screen with the test driver into docs/*.png.
+screenshots:
+	CGO_ENABLED=0 $(GO) test -count=1 ./ui/... -args -screenshots=$(CURDIR)/docs
 
 clean:
 	rm -rf bin dist

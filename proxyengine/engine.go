@@ -87,6 +87,9 @@ func New(cfg Config) (*Engine, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if cfg.Upstream == UpstreamDemo {
+		return nil, errors.New(`upstream "demo": start the demo app with WithDemoApp before New`)
+	}
 	upstream, err := ParseUpstream(cfg.Upstream)
 	if err != nil {
 		return nil, err

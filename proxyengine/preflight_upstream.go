@@ -139,6 +139,11 @@ func (k *Checker) CheckUpstream(ctx context.Context, cfg Config) []CheckResult {
 		}
 	}
 
+	if cfg.Upstream == UpstreamDemo {
+		connect.Status, connect.Finding = CheckPass, "the built-in demo app runs inside Gatehouse, on a loopback port chosen at start"
+		skip("not needed: the demo app is part of Gatehouse", &handshake, &health, &ws)
+		return results()
+	}
 	u, err := ParseUpstream(cfg.Upstream)
 	if err != nil {
 		connect.Status, connect.Finding = CheckFail, err.Error()

@@ -62,3 +62,8 @@ func writeFileAtomic(path string, data []byte) (err error) {
 	}
 	return nil
 }
+
+// WritePrivateFile writes data to path as the state files are written:
+// atomically, mode 0600, in a 0700 directory. The desktop app keeps its
+// unfinished setup this way.
+func WritePrivateFile(path string, data []byte) error { return writeFileAtomic(path, data) }

@@ -74,6 +74,9 @@ func (c Config) Validate() error {
 		add("hostname", fmt.Errorf("%q is not a public name, so no ACME CA will issue a certificate for it; use a full name such as sso.example.com, or choose the self-signed certificate", c.Hostname))
 	}
 	u, err := ParseUpstream(c.Upstream)
+	if c.Upstream == UpstreamDemo {
+		u, err = &url.URL{Scheme: "http", Host: "127.0.0.1"}, nil // WithDemoApp gives the port
+	}
 	add("upstream", err)
 	add("upstream_ca", c.validateUpstreamTrust(u))
 	if c.UpstreamFingerprint != "" {

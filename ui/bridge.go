@@ -2,6 +2,7 @@ package ui
 
 import (
 	"sync"
+	"time"
 
 	"fyne.io/fyne/v2"
 
@@ -11,6 +12,12 @@ import (
 // The bridge is the only place where the engine's goroutines reach widgets:
 // everything it hands over runs on the Fyne goroutine through fyne.Do, so
 // the screens never lock and never touch a widget from elsewhere.
+
+// onFyne runs f on the Fyne goroutine and waits for it. Every hand-over
+// below goes through it; tests replace it to serialise these callbacks with
+// their own use of widgets, as the test driver runs f on the calling
+// goroutine rather than on one UI goroutine.
+var onFyne = fyne.DoAndWait
 
 // watchStatus calls show with a fresh snapshot of e on the Fyne goroutine
 // now and each time e's status changes (the engine limits that to a few
@@ -23,7 +30,7 @@ func watchStatus(e *proxyengine.Engine, show func(proxyengine.Status)) (stop fun
 	go func() {
 		deliver := func() {
 			st := e.Status()
-			fyne.DoAndWait(func() {
+			onFyne(func() {
 				select {
 				case <-done:
 				default:
@@ -57,6 +64,50 @@ func watchStatus(e *proxyengine.Engine, show func(proxyengine.Status)) (stop fun
 // event to show on the Fyne goroutine, in order.
 func progressTo(show func(proxyengine.ProgressEvent)) func(proxyengine.ProgressEvent) {
 	return func(ev proxyengine.ProgressEvent) {
-		fyne.DoAndWait(func() { show(ev) })
+		onFyne(func() { show(ev) })
+	}
+}
+
+// inBackground runs work on its own goroutine (a pre-flight check, starting
+// or stopping the engine) and hands its result to done on the Fyne goroutine.
+func inBackground[T any](work func() T, done func(T)) {
+	go func() {
+		result := work()
+		onFyne(func() { done(result) })
+	}()
+}
+
+// A laterCheck runs a check in the background once its input has been still
+// for delay (the DNS check while a name is typed), and shows only the result
+// for the newest input. Its methods run on the Fyne goroutine.
+type laterCheck[T any] struct {
+	delay time.Duration
+	show  func(T)
+	seq   int
+	timer *time.Timer
+}
+
+// run schedules work, replacing any check not yet shown.
+func (c *laterCheck[T]) run(work func() T) {
+	c.seq++
+	seq := c.seq
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	c.timer = time.AfterFunc(c.delay, func() {
+		result := work()
+		onFyne(func() {
+			if seq == c.seq {
+				c.show(result)
+			}
+		})
+	})
+}
+
+// cancel drops the scheduled or running check.
+func (c *laterCheck[T]) cancel() {
+	c.seq++
+	if c.timer != nil {
+		c.timer.Stop()
 	}
 }

@@ -6,20 +6,27 @@ import (
 	"runtime"
 
 	"fyne.io/fyne/v2/app"
-	"fyne.io/fyne/v2/container"
-	"fyne.io/fyne/v2/widget"
+
+	"github.com/gatehouse-proxy/gatehouse/ui"
 )
 
-// runDesktop opens the desktop app.
+// appID is FyneApp.toml's [Details] ID: it names the app's preferences and
+// lets desktop environments match the window to its launcher.
+const appID = "io.github.gatehouse"
+
+// runDesktop opens the desktop app: the setup wizard, then the dashboard.
 func runDesktop() int {
 	if !hasDisplay() {
 		fmt.Fprintln(os.Stderr, "gatehouse: no display found (DISPLAY and WAYLAND_DISPLAY are unset); run `gatehouse serve` to run the proxy headless")
 		return 1
 	}
-	a := app.NewWithID("io.github.gatehouse")
-	w := a.NewWindow("Gatehouse")
-	w.SetContent(container.NewCenter(widget.NewLabel("Gatehouse: the setup wizard is coming. Use `gatehouse serve` meanwhile.")))
-	w.ShowAndRun()
+	g, err := ui.New(app.NewWithID(appID), ui.Options{})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "gatehouse: %v\n", err)
+		return 1
+	}
+	g.Window().ShowAndRun()
+	g.Close()
 	return 0
 }
 

@@ -31,13 +31,24 @@ func runServe(args []string) int {
 		fmt.Fprintf(os.Stderr, "gatehouse serve: %v (see gatehouse serve -h)\n", err)
 		return 2
 	}
+	if err := cfg.Validate(); err != nil {
+		fmt.Fprintf(os.Stderr, "gatehouse serve: %s\n", describeConfigError(err))
+		return 2
+	}
+	saved := cfg // keeps "demo" rather than the demo's port of this run
+	cfg, demo, err := proxyengine.WithDemoApp(cfg)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "gatehouse serve: %v\n", err)
+		return 1
+	}
+	defer demo.Close()
 	engine, err := proxyengine.New(cfg)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "gatehouse serve: %s\n", describeConfigError(err))
 		return 2
 	}
 	if *save {
-		if err := proxyengine.SaveConfig(cl.configPath, cfg); err != nil {
+		if err := proxyengine.SaveConfig(cl.configPath, saved); err != nil {
 			fmt.Fprintf(os.Stderr, "gatehouse serve: %v\n", err)
 			return 1
 		}

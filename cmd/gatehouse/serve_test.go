@@ -63,13 +63,31 @@ func TestServeRunsAndStopsOnSIGTERM(t *testing.T) {
 	upLn, _ := net.Listen("tcp", "127.0.0.1:0")
 	go up.Serve(upLn)
 	defer up.Close()
+	if body := serveAndStop(t, "http://"+upLn.Addr().String()); body != "upstream says hi" {
+		t.Fatalf("proxied body %q", body)
+	}
+}
+
+// TestServeRunsTheDemoApp: --upstream demo serves the built-in demo app,
+// and the saved config keeps "demo" rather than this run's port.
+func TestServeRunsTheDemoApp(t *testing.T) {
+	if body := serveAndStop(t, proxyengine.UpstreamDemo); !strings.Contains(body, "this page came through Gatehouse") {
+		t.Fatalf("proxied body %.200q, want the demo page", body)
+	}
+}
+
+// serveAndStop runs `gatehouse serve --save-config` in-process in front of
+// upstream, fetches / through it, checks the saved config and stops it with
+// SIGTERM. It returns the body fetched.
+func serveAndStop(t *testing.T, upstream string) string {
+	t.Helper()
 	port, _ := net.Listen("tcp", "127.0.0.1:0") // reserve a free port
 	httpsAddr := port.Addr().String()
 	port.Close()
 
 	dir := t.TempDir()
 	config := filepath.Join(dir, "conf", "config.json")
-	args := []string{"--config", config, "--save-config", "--hostname", "sso.test", "--upstream", "http://" + upLn.Addr().String(),
+	args := []string{"--config", config, "--save-config", "--hostname", "sso.test", "--upstream", upstream,
 		"--tls", "self-signed", "--state-dir", filepath.Join(dir, "state"), "--https-addr", httpsAddr,
 		"--http-addr", "off", "--status-addr", "off", "--log-level", "error"}
 	code := make(chan int, 1)
@@ -80,6 +98,7 @@ func TestServeRunsAndStopsOnSIGTERM(t *testing.T) {
 		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
 			return (&net.Dialer{}).DialContext(ctx, network, httpsAddr)
 		}}}
+	defer client.CloseIdleConnections()
 	var body string
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
@@ -91,11 +110,8 @@ func TestServeRunsAndStopsOnSIGTERM(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if body != "upstream says hi" {
-		t.Fatalf("proxied body %q", body)
-	}
 	saved, err := proxyengine.LoadConfig(config)
-	if err != nil || saved.Hostname != "sso.test" || saved.HTTPSAddr != httpsAddr {
+	if err != nil || saved.Hostname != "sso.test" || saved.HTTPSAddr != httpsAddr || saved.Upstream != upstream {
 		t.Errorf("--save-config wrote %+v (%v)", saved, err)
 	}
 	if fi, _ := os.Stat(config); fi.Mode().Perm() != 0o600 {
@@ -110,4 +126,5 @@ func TestServeRunsAndStopsOnSIGTERM(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("serve did not stop on SIGTERM")
 	}
+	return body
 }

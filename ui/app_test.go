@@ -1,0 +1,312 @@
+package ui
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"fyne.io/fyne/v2/test"
+	"github.com/gorilla/websocket"
+
+	"github.com/gatehouse-proxy/gatehouse/proxyengine"
+)
+
+// clientFor trusts the local CA in dir's state and dials e whatever the URL
+// names, as a browser sent to gatehouse.localhost would.
+func clientFor(t *testing.T, stateDir string, e *proxyengine.Engine) (*http.Client, *websocket.Dialer) {
+	t.Helper()
+	pem, err := os.ReadFile(filepath.Join(stateDir, proxyengine.LocalCACertFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(pem)
+	tc := &tls.Config{RootCAs: roots, ServerName: defaultHostname}
+	addr := e.HTTPSAddr().String()
+	dial := func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, network, addr)
+	}
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: tc, DialContext: dial}}
+	t.Cleanup(client.CloseIdleConnections)
+	return client, &websocket.Dialer{TLSClientConfig: tc, NetDialContext: dial, HandshakeTimeout: 10 * time.Second}
+}
+
+// TestNewcomerReachesTheDashboardWithNextAndStart is the embedded default:
+// the demo app behind the local CA, started by pressing only Next and Start
+// (the test also turns the status endpoint off, to run beside other tests).
+func TestNewcomerReachesTheDashboardWithNextAndStart(t *testing.T) {
+	home := t.TempDir()
+	t.Setenv("HOME", home) // the pictures show ~/.config/gatehouse as on a real machine
+	dir := filepath.Join(home, ".config", "gatehouse")
+	a := test.NewTempApp(t)
+	g := newTestApp(t, a, testOptions(dir))
+	_, _, cert, _ := wizardSteps(g)
+
+	names := []string{"wizard-1-hostname", "wizard-2-upstream", "wizard-3-certificate", "wizard-4-review"}
+	for i, name := range names {
+		onUI(func() {
+			if g.wizard.d.Step != i {
+				t.Fatalf("on step %d, want %d", g.wizard.d.Step, i)
+			}
+			if i == 2 {
+				retype(cert.statusAddr, proxyengine.Off)
+			}
+		})
+		if i == 0 {
+			// Let the DNS check answer so the picture shows it.
+			eventually(t, "the DNS check", func() bool {
+				h := g.wizard.steps[0].(*hostnameStep)
+				return len(h.checks.Objects) == 2 && !strings.Contains(rowText(h.checks.Objects[1]), "Looking up")
+			})
+		}
+		if i == 2 {
+			eventually(t, "the port check", func() bool { return len(cert.portChecks.Objects) > 0 })
+		}
+		onUI(func() {
+			if i == 2 {
+				screenshot(t, g.win, name) // the port check shows the ports it was given
+			} else {
+				assertScreen(t, g.win, name)
+			}
+			test.Tap(g.wizard.next)
+		})
+	}
+
+	eventually(t, "the dashboard", func() bool { return g.engine != nil && shows(g, g.dashView) })
+	var e *proxyengine.Engine
+	onUI(func() { e = g.engine })
+
+	saved, err := proxyengine.LoadConfig(filepath.Join(dir, "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if saved.Upstream != proxyengine.UpstreamDemo || saved.TLS != proxyengine.TLSSelfSigned || saved.Hostname != defaultHostname {
+		t.Errorf("saved config: upstream %q, tls %q, hostname %q", saved.Upstream, saved.TLS, saved.Hostname)
+	}
+	if _, err := os.Stat(filepath.Join(dir, draftFile)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the draft is left after Start: %v", err)
+	}
+
+	client, dialer := clientFor(t, saved.StateDir, e)
+	res, err := client.Get("https://" + defaultHostname + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 || !strings.Contains(string(body), "this page came through Gatehouse") {
+		t.Fatalf("GET / through the proxy = %d %.200q", res.StatusCode, body)
+	}
+	ws, _, err := dialer.Dial("wss://"+defaultHostname+"/ws/client/", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws.WriteMessage(websocket.TextMessage, []byte("hello"))
+	ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, got, err := ws.ReadMessage(); err != nil || string(got) != "hello" {
+		t.Errorf("WebSocket echo through the proxy = %q, %v", got, err)
+	}
+	ws.Close()
+
+	// Stop, then Start again from the saved setup: a new engine each time.
+	// (The dashboard's own tests tap its buttons; these are what they call.)
+	onUI(g.actions.onStop)
+	eventually(t, "the proxy to stop", func() bool { return g.engine == nil })
+	client.CloseIdleConnections()
+	refused := false
+	for deadline := time.Now().Add(10 * time.Second); !refused && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		_, err := client.Get("https://" + defaultHostname + "/")
+		refused = err != nil
+	}
+	if !refused {
+		t.Error("the proxy still answers after Stop")
+	}
+	onUI(g.actions.onStart)
+	eventually(t, "the proxy to run again", func() bool { return g.engine != nil && g.engine != e && shows(g, g.dashView) })
+
+	// Edit setup: the proxy stops and the wizard shows the saved choices.
+	onUI(g.actions.onEditSetup)
+	eventually(t, "the wizard", func() bool { return g.engine == nil && g.wizard != nil && shows(g, g.wizard.content()) })
+	onUI(func() {
+		if !g.wizard.d.Demo || g.wizard.d.Certificate != certLocal || g.wizard.d.Config.Hostname != defaultHostname {
+			t.Errorf("Edit setup prefilled %+v", g.wizard.d)
+		}
+	})
+}
+
+// TestSavedSetupStartsOnLaunch: with a config file, the app opens on the
+// dashboard with the proxy running.
+func TestSavedSetupStartsOnLaunch(t *testing.T) {
+	dir := t.TempDir()
+	opts := testOptions(dir)
+	cfg := proxyengine.Config{Hostname: defaultHostname, Upstream: proxyengine.UpstreamDemo, TLS: proxyengine.TLSSelfSigned,
+		HTTPAddr: "127.0.0.1:0", HTTPSAddr: "127.0.0.1:0", StatusAddr: proxyengine.Off, StateDir: filepath.Join(dir, "state")}
+	if err := proxyengine.SaveConfig(opts.ConfigPath, cfg); err != nil {
+		t.Fatal(err)
+	}
+	g := newTestApp(t, test.NewTempApp(t), opts)
+	eventually(t, "the dashboard", func() bool { return g.engine != nil && shows(g, g.dashView) })
+	onUI(func() {
+		if g.wizard != nil {
+			t.Error("the wizard was built for a saved setup")
+		}
+	})
+}
+
+// TestBusyPortShowsReasonAndFixWithRetryAndBack holds the HTTPS port the
+// setup names, so the start fails as it would with another server there.
+func TestBusyPortShowsReasonAndFixWithRetryAndBack(t *testing.T) {
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	busy := held.Addr().String()
+
+	g := newTestApp(t, test.NewTempApp(t), testOptions(t.TempDir()))
+	_, _, cert, _ := wizardSteps(g)
+	onUI(func() {
+		test.Tap(g.wizard.next)
+		test.Tap(g.wizard.next)
+		retype(cert.httpsAddr, busy)
+		retype(cert.statusAddr, proxyengine.Off)
+		test.Tap(g.wizard.next)
+		test.Tap(g.wizard.next) // Start
+	})
+	eventually(t, "the failure", func() bool { return g.progress.failure.Visible() })
+	onUI(func() {
+		p := g.progress
+		if !shows(g, p.content()) || !strings.Contains(p.summary.Text, "Cannot open the HTTPS port "+busy) ||
+			!strings.Contains(p.summary.Text, "already in use") || !strings.HasPrefix(p.fix.Text, "What to do: ") ||
+			!p.retry.Visible() || !p.back.Visible() {
+			t.Errorf("failure shown as %q / %q", p.summary.Text, p.fix.Text)
+		}
+		screenshot(t, g.win, "progress-failed")
+
+		// Back: the wizard, on the review, with the busy address kept.
+		test.Tap(p.back)
+		if !shows(g, g.wizard.content()) || g.wizard.d.Step != 3 || cert.httpsAddr.Text != busy {
+			t.Errorf("Back shows step %d with HTTPS address %q", g.wizard.d.Step, cert.httpsAddr.Text)
+		}
+		test.Tap(g.wizard.next) // Start again: still busy
+	})
+	eventually(t, "the failure again", func() bool { return g.progress.failure.Visible() })
+
+	held.Close() // the other server goes away: Retry now works
+	onUI(func() { test.Tap(g.progress.retry) })
+	eventually(t, "the dashboard after Retry", func() bool { return g.engine != nil && shows(g, g.dashView) })
+	onUI(func() {
+		if got := g.engine.HTTPSAddr().String(); got != busy {
+			t.Errorf("after Retry the proxy listens on %s, want %s", got, busy)
+		}
+	})
+}
+
+// TestDraftSurvivesRestart: what was typed comes back in a new app on the
+// same config directory, on the same step, from a private file.
+func TestDraftSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	g := newTestApp(t, test.NewTempApp(t), testOptions(dir))
+	host, up, _, _ := wizardSteps(g)
+	onUI(func() {
+		retype(host.entry, "sso.example.com")
+		test.Tap(g.wizard.next)
+		up.choice.SetSelected(upstreamChoiceApp)
+		retype(up.url, "http://authentik.lan:9000")
+	})
+	fi, err := os.Stat(filepath.Join(dir, draftFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("draft mode %v, want 0600", fi.Mode().Perm())
+	}
+
+	again := newTestApp(t, test.NewTempApp(t), testOptions(dir))
+	host2, up2, _, _ := wizardSteps(again)
+	onUI(func() {
+		if again.wizard.d.Step != 1 || host2.entry.Text != "sso.example.com" || up2.url.Text != "http://authentik.lan:9000" || up2.choice.Selected != upstreamChoiceApp {
+			t.Errorf("restored: step %d, hostname %q, upstream %q (%q)", again.wizard.d.Step, host2.entry.Text, up2.url.Text, up2.choice.Selected)
+		}
+	})
+}
+
+// TestStagingFirstRunsTwoEngines: with "try staging first", a start runs
+// one engine for staging and, once it is ready, a new one for production on
+// the same port, which the first must have let go of.
+func TestStagingFirstRunsTwoEngines(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	dir := t.TempDir()
+	g := newTestApp(t, test.NewTempApp(t), testOptions(dir))
+	// The local CA stands in for the ACME CA: what is tested is the
+	// sequence of engines, which does not depend on the source.
+	cfg := proxyengine.Config{Hostname: defaultHostname, Upstream: proxyengine.UpstreamDemo, TLS: proxyengine.TLSSelfSigned,
+		HTTPAddr: proxyengine.Off, HTTPSAddr: addr, StatusAddr: proxyengine.Off, StateDir: filepath.Join(dir, "state")}
+	onUI(func() { g.start(cfg, true) })
+	eventually(t, "the dashboard", func() bool { return g.engine != nil && shows(g, g.dashView) })
+	onUI(func() {
+		log := g.progress.log.Text
+		if !strings.Contains(log, "[1/2] Serving") || !strings.Contains(log, "[2/2] Serving") {
+			t.Errorf("progress log lacks a phase:\n%s", log)
+		}
+		if got := g.engine.Config().ACMEDirectory; got != "production" {
+			t.Errorf("the running engine uses %q, want production", got)
+		}
+		if got := g.engine.HTTPSAddr().String(); got != addr {
+			t.Errorf("the running engine listens on %s, want %s", got, addr)
+		}
+	})
+}
+
+// TestFirstRunPrefillsPortsThisUserCanBind: when the preferred ports are
+// taken (or privileged), the wizard offers the next pair, as 8080/8443
+// after 80/443.
+func TestFirstRunPrefillsPortsThisUserCanBind(t *testing.T) {
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	opts := testOptions(t.TempDir())
+	opts.ListenCandidates = [][2]string{{"127.0.0.1:0", held.Addr().String()}, {"127.0.0.1:0", "127.0.0.2:0"}}
+	g := newTestApp(t, test.NewTempApp(t), opts)
+	_, _, cert, _ := wizardSteps(g)
+	onUI(func() {
+		if cert.httpsAddr.Text != "127.0.0.2:0" {
+			t.Errorf("HTTPS address prefilled %q, want the second candidate 127.0.0.2:0", cert.httpsAddr.Text)
+		}
+	})
+}
+
+// TestBrokenConfigOpensTheWizardAndSaysWhy: a config file that cannot be
+// read is not run, nor silently replaced: the wizard opens and says why.
+func TestBrokenConfigOpensTheWizardAndSaysWhy(t *testing.T) {
+	opts := testOptions(t.TempDir())
+	if err := os.WriteFile(opts.ConfigPath, []byte(`{"hostname": "sso.example.com", "upstrem": "x"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g := newTestApp(t, test.NewTempApp(t), opts)
+	onUI(func() {
+		if g.wizard == nil || !shows(g, g.wizard.content()) {
+			t.Fatal("the wizard is not shown")
+		}
+		if note := g.wizard.notice; !note.Visible() || !strings.Contains(note.Text, "could not be read") || !strings.Contains(note.Text, "upstrem") {
+			t.Errorf("note %q (shown %v), want why the saved setup was not used", note.Text, note.Visible())
+		}
+	})
+}

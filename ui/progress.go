@@ -1,0 +1,221 @@
+package ui
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/theme"
+	"fyne.io/fyne/v2/widget"
+
+	"github.com/gatehouse-proxy/gatehouse/proxyengine"
+)
+
+// progressSteps are the rows of the progress screen; the engine's stages
+// map onto them (the ACME stages all belong to the certificate).
+var progressSteps = []struct {
+	stage proxyengine.Stage
+	title string
+}{
+	{proxyengine.StageListen, "Opening the ports"},
+	{proxyengine.StageCertificate, "Getting the certificate"},
+	{proxyengine.StageUpstream, "Checking the app"},
+	{proxyengine.StageReady, "Serving visitors"},
+}
+
+// acmeProgress is how far along the progress bar each ACME stage is.
+var acmeProgress = map[proxyengine.Stage]float64{
+	proxyengine.StageCertificate:    0.05,
+	proxyengine.StageACMEAccount:    0.2,
+	proxyengine.StageACMEOrder:      0.4,
+	proxyengine.StageACMEChallenge:  0.6,
+	proxyengine.StageACMEValidating: 0.8,
+	proxyengine.StageACMEIssued:     1,
+}
+
+// A startPhase is one run of the engine during a start: one, or two when
+// a staging certificate comes first.
+type startPhase struct {
+	title         string // such as "Let's Encrypt staging (a test certificate)"; empty for a single phase
+	acmeDirectory string // overrides the config's, if set
+}
+
+// progressRow is one step: its state icon, title and latest message.
+type progressRow struct {
+	icon    *widget.Icon
+	title   *widget.Label
+	message *widget.Label
+}
+
+// progressScreen shows the engine starting, stage by stage, and explains a
+// failure with Retry and Back.
+type progressScreen struct {
+	onRetry func()
+	onBack  func()
+
+	heading *widget.Label
+	phase   *widget.Label
+	rows    []progressRow
+	bar     *widget.ProgressBar
+	log     *widget.Label // every message so far, phase by phase
+	failure *fyne.Container
+	summary *widget.Label
+	fix     *widget.Label
+	retry   *widget.Button
+	back    *widget.Button
+	root    fyne.CanvasObject
+
+	phases  []startPhase
+	current int // index into rows of the stage in progress
+}
+
+func newProgressScreen(onRetry, onBack func()) *progressScreen {
+	p := &progressScreen{onRetry: onRetry, onBack: onBack}
+	p.heading = widget.NewLabelWithStyle("Starting Gatehouse", fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
+	p.heading.SizeName = theme.SizeNameSubHeadingText
+	p.phase = note("")
+	rows := container.NewVBox()
+	for _, s := range progressSteps {
+		r := progressRow{icon: widget.NewIcon(nil), title: widget.NewLabelWithStyle(s.title, fyne.TextAlignLeading, fyne.TextStyle{Bold: true}), message: note("")}
+		p.rows = append(p.rows, r)
+		rows.Add(container.NewBorder(nil, nil, container.NewVBox(r.icon), nil, container.NewVBox(r.title, r.message)))
+	}
+	p.bar = widget.NewProgressBar()
+	p.log = note("")
+	p.log.Importance = widget.LowImportance
+	p.summary = note("")
+	p.summary.Importance = widget.DangerImportance
+	p.summary.TextStyle.Bold = true
+	p.fix = note("")
+	p.retry = widget.NewButtonWithIcon("Retry", theme.ViewRefreshIcon(), func() { p.onRetry() })
+	p.retry.Importance = widget.HighImportance
+	p.back = widget.NewButtonWithIcon("Back to the setup", theme.NavigateBackIcon(), func() { p.onBack() })
+	p.failure = container.NewVBox(widget.NewSeparator(), p.summary, p.fix, container.NewHBox(p.back, p.retry))
+	p.log.Hide()
+	p.root = container.NewBorder(container.NewPadded(container.NewVBox(p.heading, p.phase)), nil, nil, nil,
+		container.NewVScroll(container.NewPadded(container.NewVBox(rows, p.bar, p.failure, p.log))))
+	return p
+}
+
+func (p *progressScreen) content() fyne.CanvasObject { return p.root }
+
+// begin resets the screen for a start in the given phases.
+func (p *progressScreen) begin(phases []startPhase) {
+	p.phases = phases
+	p.current = 0
+	p.heading.SetText("Starting Gatehouse")
+	p.resetRows()
+	p.bar.SetValue(0)
+	p.bar.Hide()
+	p.log.SetText("")
+	p.log.Hide()
+	p.failure.Hide()
+	p.showPhase(0)
+}
+
+func (p *progressScreen) resetRows() {
+	for _, r := range p.rows {
+		r.icon.SetResource(theme.NewDisabledResource(theme.RadioButtonIcon()))
+		r.message.SetText("")
+		r.message.Hide()
+	}
+}
+
+func (p *progressScreen) showPhase(i int) {
+	if len(p.phases) < 2 {
+		p.phase.Hide()
+		return
+	}
+	p.phase.SetText(fmt.Sprintf("Certificate %d of %d: %s", i+1, len(p.phases), p.phases[i].title))
+	p.phase.Show()
+}
+
+// event shows one progress event of the engine running phase i.
+func (p *progressScreen) event(phase int, ev proxyengine.ProgressEvent) {
+	if ev.Stage == proxyengine.StageListen && phase > 0 {
+		p.resetRows() // the next phase starts over
+		p.showPhase(phase)
+	}
+	row := p.rowFor(ev.Stage)
+	for i, r := range p.rows {
+		switch {
+		case i < row:
+			r.icon.SetResource(theme.NewSuccessThemedResource(theme.ConfirmIcon()))
+		case i == row:
+			r.icon.SetResource(theme.NewPrimaryThemedResource(theme.MoreHorizontalIcon()))
+			r.message.SetText(ev.Message)
+			r.message.Show()
+		}
+	}
+	if ev.Stage == proxyengine.StageReady {
+		p.rows[row].icon.SetResource(theme.NewSuccessThemedResource(theme.ConfirmIcon()))
+	}
+	p.current = row
+	if v, ok := acmeProgress[ev.Stage]; ok {
+		p.bar.SetValue(v)
+		if ev.Stage != proxyengine.StageCertificate {
+			p.bar.Show() // only ACME takes long enough to need it
+		}
+	}
+	// With two phases the rows start over for the second: the log keeps
+	// the first one's steps in view.
+	if len(p.phases) > 1 {
+		p.log.SetText(strings.TrimLeft(fmt.Sprintf("%s\n[%d/%d] %s", p.log.Text, phase+1, len(p.phases), ev.Message), "\n"))
+		p.log.Show()
+	}
+}
+
+func (p *progressScreen) rowFor(s proxyengine.Stage) int {
+	if _, ok := acmeProgress[s]; ok {
+		return 1
+	}
+	for i, step := range progressSteps {
+		if step.stage == s {
+			return i
+		}
+	}
+	return p.current
+}
+
+// failed marks the stage in progress as failed and explains err.
+func (p *progressScreen) failed(err error) {
+	p.heading.SetText("Gatehouse could not start")
+	p.rows[p.current].icon.SetResource(theme.NewErrorThemedResource(theme.ErrorIcon()))
+	summary, fix := explain(err)
+	p.summary.SetText(summary)
+	p.fix.SetText(fix)
+	p.fix.Hidden = fix == ""
+	p.failure.Show()
+	p.failure.Refresh()
+}
+
+// explain words a start failure for the person at the screen: what went
+// wrong, and what to do.
+func explain(err error) (summary, fix string) {
+	var acmeErr *proxyengine.ACMEError
+	var listenErr *proxyengine.ListenError
+	switch {
+	case errors.As(err, &acmeErr):
+		return "No certificate: " + acmeErr.Summary, "What to do: " + acmeErr.Fix
+	case errors.As(err, &listenErr):
+		return fmt.Sprintf("Cannot open the %s port %s: %s.", listenErr.Purpose, listenErr.Addr, listenErr.Reason()),
+			"What to do: " + listenErr.Fix() + "."
+	}
+	if errs := proxyengine.FieldErrors(err); len(errs) > 0 {
+		lines := make([]string, len(errs))
+		for i, e := range errs {
+			lines[i] = "• " + e.Field + ": " + e.Message
+		}
+		return "The setup has mistakes:\n" + strings.Join(lines, "\n"), "What to do: go back to the setup and correct them."
+	}
+	return capitalize(err.Error()), ""
+}
+
+func capitalize(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}

@@ -1,0 +1,80 @@
+package ui
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"fyne.io/fyne/v2/test"
+
+	"github.com/gatehouse-proxy/gatehouse/proxyengine"
+)
+
+// TestProgressShowsStagingThenProduction feeds the screen the events of a
+// Let's Encrypt start with staging first, as the engine reports them.
+func TestProgressShowsStagingThenProduction(t *testing.T) {
+	a := test.NewTempApp(t)
+	w := a.NewWindow("Gatehouse")
+	var retried, backed bool
+	p := newProgressScreen(func() { retried = true }, func() { backed = true })
+	w.SetContent(p.content())
+	p.begin([]startPhase{{title: "Let's Encrypt staging", acmeDirectory: "staging"}, {title: "Let's Encrypt production", acmeDirectory: "production"}})
+
+	acme := []proxyengine.ProgressEvent{
+		{Stage: proxyengine.StageListen, Message: "Opening ports"},
+		{Stage: proxyengine.StageCertificate, Message: "Preparing the acme certificate for sso.example.com"},
+		{Stage: proxyengine.StageACMEAccount, Message: "Registering the ACME account"},
+		{Stage: proxyengine.StageACMEOrder, Message: "Ordering a certificate for sso.example.com"},
+		{Stage: proxyengine.StageACMEChallenge, Message: "Answering the tls-alpn-01 challenge"},
+		{Stage: proxyengine.StageACMEValidating, Message: "Waiting for the CA to check the answer"},
+		{Stage: proxyengine.StageACMEIssued, Message: "The CA issued the certificate"},
+		{Stage: proxyengine.StageUpstream, Message: "Checking the upstream"},
+		{Stage: proxyengine.StageReady, Message: "Serving https://sso.example.com/"},
+	}
+	for _, ev := range acme {
+		p.event(0, ev)
+	}
+	if p.phase.Text != "Certificate 1 of 2: Let's Encrypt staging" || p.rows[3].message.Text != "Serving https://sso.example.com/" {
+		t.Errorf("after staging: phase %q, last row %q", p.phase.Text, p.rows[3].message.Text)
+	}
+	for _, ev := range acme[:6] { // production: up to validating
+		p.event(1, ev)
+	}
+	if !strings.HasPrefix(p.phase.Text, "Certificate 2 of 2") {
+		t.Errorf("phase = %q, want the second", p.phase.Text)
+	}
+	if p.bar.Value != acmeProgress[proxyengine.StageACMEValidating] || !p.bar.Visible() {
+		t.Errorf("progress bar %v (shown %v), want %v", p.bar.Value, p.bar.Visible(), acmeProgress[proxyengine.StageACMEValidating])
+	}
+	if p.rows[2].message.Visible() || p.rows[1].message.Text != "Waiting for the CA to check the answer" {
+		t.Errorf("rows after production validating: certificate %q, upstream shown %v", p.rows[1].message.Text, p.rows[2].message.Visible())
+	}
+	if !strings.Contains(p.log.Text, "[1/2] The CA issued the certificate") || !strings.Contains(p.log.Text, "[2/2] Waiting for the CA") {
+		t.Errorf("log lacks a phase:\n%s", p.log.Text)
+	}
+	if p.failure.Visible() {
+		t.Error("failure shown while starting")
+	}
+	assertScreen(t, w, "progress")
+
+	p.failed(fmt.Errorf("certificate: %w", &proxyengine.ACMEError{Kind: proxyengine.ACMEConnection,
+		Summary: "Let's Encrypt could not connect to this machine on port 443.",
+		Fix:     "forward port 443 on your router to this machine, then retry."}))
+	if !p.failure.Visible() || p.summary.Text != "No certificate: Let's Encrypt could not connect to this machine on port 443." ||
+		p.fix.Text != "What to do: forward port 443 on your router to this machine, then retry." {
+		t.Errorf("ACME failure shown as %q / %q", p.summary.Text, p.fix.Text)
+	}
+	test.Tap(p.retry)
+	test.Tap(p.back)
+	if !retried || !backed {
+		t.Errorf("Retry called %v, Back called %v", retried, backed)
+	}
+}
+
+func TestExplainValidationErrors(t *testing.T) {
+	err := proxyengine.Config{Hostname: "sso.example.com", Upstream: "authentik.lan", TLS: proxyengine.TLSSelfSigned, StateDir: t.TempDir()}.Validate()
+	summary, fix := explain(err)
+	if !strings.Contains(summary, "• upstream: ") || !strings.Contains(summary, "has no scheme") || !strings.Contains(fix, "go back to the setup") {
+		t.Errorf("explain(validation) = %q / %q", summary, fix)
+	}
+}

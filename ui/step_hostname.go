@@ -1,0 +1,104 @@
+package ui
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/widget"
+
+	"github.com/gatehouse-proxy/gatehouse/proxyengine"
+)
+
+// dnsCheckDelay is how long the name must stay unchanged before the DNS
+// check runs, so typing does not send a query per key.
+const dnsCheckDelay = 600 * time.Millisecond
+
+// hostnameStep asks for the public name, checks it as it is typed and shows
+// what DNS says about it.
+type hostnameStep struct {
+	w       *wizard
+	entry   *widget.Entry
+	err     *fieldError
+	checks  *fyne.Container // the hostname check, then the DNS check
+	nameRow fyne.CanvasObject
+	dns     laterCheck[proxyengine.CheckResult]
+	root    fyne.CanvasObject
+}
+
+func newHostnameStep(w *wizard) *hostnameStep {
+	s := &hostnameStep{w: w, err: newFieldError("hostname")}
+	s.dns = laterCheck[proxyengine.CheckResult]{delay: dnsCheckDelay, show: s.showDNS}
+	s.entry = widget.NewEntry()
+	s.entry.SetPlaceHolder("sso.example.com")
+	s.entry.SetText(w.d.Config.Hostname)
+	s.entry.OnChanged = s.onHostnameChanged
+	s.entry.OnSubmitted = func(string) { w.onNext() }
+	s.checks = container.NewVBox()
+	s.root = container.NewVBox(
+		heading("Public hostname"),
+		note("The name visitors type to reach your app, such as sso.example.com. For a real certificate "+
+			"from Let's Encrypt it must be a public DNS name pointing at this machine (or your router). "+
+			"To try Gatehouse on this computer only, keep "+defaultHostname+": browsers send every *.localhost name here."),
+		labelled("Hostname", s.entry, s.err),
+		s.checks,
+	)
+	return s
+}
+
+func (s *hostnameStep) title() string              { return "Hostname" }
+func (s *hostnameStep) content() fyne.CanvasObject { return s.root }
+func (s *hostnameStep) shown()                     { s.check() }
+
+func (s *hostnameStep) showErrors(errs proxyengine.ValidationErrors) bool {
+	return s.err.show(errs)
+}
+
+func (s *hostnameStep) onHostnameChanged(name string) {
+	s.w.d.Config.Hostname = name
+	s.w.changed()
+	s.check()
+}
+
+// check shows the hostname check (a private name is a warning with a
+// local CA, a failure with ACME) at once, and the DNS check once the name
+// has stayed still for a moment.
+func (s *hostnameStep) check() {
+	cfg := s.w.d.config()
+	if proxyengine.ValidateHostname(cfg.Hostname) != nil {
+		s.dns.cancel()
+		s.checks.RemoveAll()
+		return
+	}
+	s.nameRow = checkRow(s.w.checker.CheckHostname(cfg))
+	if isLocalhost(cfg.Hostname) {
+		// Browsers answer *.localhost themselves (RFC 6761), so a DNS
+		// lookup failing here says nothing about whether it works.
+		s.dns.cancel()
+		s.showDNS(proxyengine.CheckResult{Title: "DNS", Status: proxyengine.CheckPass,
+			Finding: cfg.Hostname + " always means this computer: browsers reach Gatehouse here without any DNS record."})
+		return
+	}
+	s.checks.Objects = []fyne.CanvasObject{s.nameRow, checkRow(proxyengine.CheckResult{
+		Title: "DNS", Status: proxyengine.CheckSkip, Finding: "Looking up " + cfg.Hostname + "…",
+	})}
+	s.checks.Refresh()
+	checker := s.w.checker
+	s.dns.run(func() proxyengine.CheckResult {
+		ctx, cancel := context.WithTimeout(context.Background(), proxyengine.DefaultCheckTimeout)
+		defer cancel()
+		return checker.CheckDNS(ctx, cfg)
+	})
+}
+
+func isLocalhost(name string) bool {
+	name = strings.ToLower(strings.TrimSuffix(name, "."))
+	return name == "localhost" || strings.HasSuffix(name, ".localhost")
+}
+
+func (s *hostnameStep) showDNS(r proxyengine.CheckResult) {
+	s.checks.Objects = []fyne.CanvasObject{s.nameRow, checkRow(r)}
+	s.checks.Refresh()
+}

@@ -1,0 +1,162 @@
+package ui
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/dialog"
+	"fyne.io/fyne/v2/theme"
+	"fyne.io/fyne/v2/widget"
+
+	"github.com/gatehouse-proxy/gatehouse/proxyengine"
+)
+
+// reviewStep shows every choice in one place before Start, and exports the
+// equivalent nginx or Caddy configuration.
+type reviewStep struct {
+	w        *wizard
+	summary  *widget.Form
+	problems *widget.Label
+	exported *widget.Label
+	root     fyne.CanvasObject
+}
+
+func newReviewStep(w *wizard) *reviewStep {
+	s := &reviewStep{w: w, summary: widget.NewForm()}
+	s.problems = note("")
+	s.problems.Importance = widget.DangerImportance
+	s.problems.Hide()
+	s.exported = note("")
+	s.exported.Hide()
+	nginx := widget.NewButtonWithIcon("Export nginx config…", theme.DocumentSaveIcon(), func() {
+		s.export("gatehouse-nginx.conf", proxyengine.ExportNginx)
+	})
+	caddy := widget.NewButtonWithIcon("Export Caddyfile…", theme.DocumentSaveIcon(), func() {
+		s.export("Caddyfile", proxyengine.ExportCaddyfile)
+	})
+	s.root = container.NewVBox(
+		heading("Review"),
+		note("Start saves this setup and starts the proxy. Gatehouse starts it again the next time you open it; "+
+			"`gatehouse serve` runs the same setup without a window."),
+		s.summary, s.problems,
+		widget.NewSeparator(),
+		note("Moving to a bigger setup? Export the equivalent configuration for another server:"),
+		container.NewHBox(nginx, caddy), s.exported,
+	)
+	return s
+}
+
+func (s *reviewStep) title() string              { return "Review" }
+func (s *reviewStep) content() fyne.CanvasObject { return s.root }
+
+func (s *reviewStep) shown() {
+	d := s.w.d
+	cfg := d.config().WithDefaults()
+	s.summary.Items = nil
+	add := func(label, value string) {
+		v := widget.NewLabel(value)
+		v.Wrapping = fyne.TextWrapWord
+		s.summary.Append(label, v)
+	}
+	add("Public address", fmt.Sprintf("https://%s%s", cfg.Hostname, portSuffixFor(cfg.PublicHTTPSPort)))
+	if d.Demo {
+		add("Upstream", "the built-in demo app")
+	} else {
+		add("Upstream", cfg.Upstream+trustSummary(cfg))
+	}
+	add("Certificate", certSummary(d, cfg))
+	httpAddr := cfg.HTTPAddr
+	if httpAddr == proxyengine.Off {
+		httpAddr = "off"
+	}
+	add("Listening on", "HTTPS "+cfg.HTTPSAddr+", HTTP "+httpAddr+" (redirects to HTTPS)")
+	if len(cfg.TrustedProxies) > 0 {
+		add("Trusted proxies", strings.Join(cfg.TrustedProxies, ", "))
+	}
+	add("Status endpoint", cfg.StatusAddr)
+	add("State directory", displayPath(cfg.StateDir))
+	add("Config file", displayPath(s.w.configPath))
+	s.summary.Refresh()
+	s.exported.Hide()
+}
+
+// showErrors lists every problem left anywhere: Start needs a valid setup.
+func (s *reviewStep) showErrors(errs proxyengine.ValidationErrors) bool {
+	if len(errs) == 0 {
+		s.problems.Hide()
+		return false
+	}
+	lines := make([]string, len(errs))
+	for i, e := range errs {
+		lines[i] = "• " + e.Field + ": " + e.Message
+	}
+	s.problems.SetText("Go back and correct:\n" + strings.Join(lines, "\n"))
+	s.problems.Show()
+	return true
+}
+
+// export asks where to write the configuration another server needs.
+func (s *reviewStep) export(name string, render func(proxyengine.Config) string) {
+	save := dialog.NewFileSave(func(wc fyne.URIWriteCloser, err error) {
+		if err != nil || wc == nil {
+			return
+		}
+		wc.Close()
+		s.exportTo(wc.URI().Path(), render)
+	}, s.w.win)
+	save.SetFileName(name)
+	save.Show()
+}
+
+// exportTo writes the rendered setup to path. The file may hold EAB
+// credentials, so it is private.
+func (s *reviewStep) exportTo(path string, render func(proxyengine.Config) string) {
+	if err := proxyengine.WritePrivateFile(path, []byte(render(s.w.d.config()))); err != nil {
+		dialog.ShowError(fmt.Errorf("exporting to %s: %w", path, err), s.w.win)
+		return
+	}
+	s.exported.SetText("Written to " + displayPath(path))
+	s.exported.Show()
+}
+
+func trustSummary(cfg proxyengine.Config) string {
+	switch {
+	case cfg.UpstreamInsecure:
+		return " (certificate NOT verified)"
+	case cfg.UpstreamFingerprint != "":
+		return " (certificate pinned: " + cfg.UpstreamFingerprint + ")"
+	case cfg.UpstreamCA != "":
+		return " (certificate checked against " + cfg.UpstreamCA + ")"
+	}
+	return ""
+}
+
+func certSummary(d *draft, cfg proxyengine.Config) string {
+	switch d.Certificate {
+	case certLetsEncrypt:
+		s := "Let's Encrypt"
+		if d.StagingFirst {
+			s += ", staging first, then production"
+		}
+		if cfg.ACMEEmail != "" {
+			s += " (" + cfg.ACMEEmail + ")"
+		}
+		return s
+	case certACME:
+		return "ACME from " + d.ACMEURL
+	case certFiles:
+		return cfg.CertFile + " and " + cfg.KeyFile
+	default:
+		return "local certificate authority (" + proxyengine.LocalCACertFile + " in the state directory)"
+	}
+}
+
+func portSuffixFor(port int) string {
+	if port == 443 {
+		return ""
+	}
+	return ":" + strconv.Itoa(port)
+}

@@ -1,0 +1,210 @@
+package ui
+
+import (
+	"context"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/dialog"
+	"fyne.io/fyne/v2/theme"
+	"fyne.io/fyne/v2/widget"
+
+	"github.com/gatehouse-proxy/gatehouse/proxyengine"
+)
+
+// Choices of the upstream step.
+const (
+	upstreamChoiceDemo = "The built-in demo app (try Gatehouse without authentik)"
+	upstreamChoiceApp  = "My app at this address (such as authentik)"
+)
+
+// upstreamStep asks for the app behind the proxy, tests the way to it, and
+// offers ways to trust a certificate the system does not.
+type upstreamStep struct {
+	w        *wizard
+	choice   *widget.RadioGroup
+	demoNote *widget.Label
+	appBox   *fyne.Container // everything about "my app"
+	url      *widget.Entry
+	urlErr   *fieldError
+	test     *widget.Button
+	testing  *widget.ProgressBarInfinite
+	results  *fyne.Container
+	trust    *widget.Label   // how the upstream's certificate is checked now
+	untrust  *widget.Button  // back to the system's CAs
+	trustErr *fieldError     // Validate reports trust conflicts and CA files as upstream_ca
+	pinErr   *fieldError     // and a bad fingerprint as upstream_fingerprint
+	offer    *fyne.Container // the untrusted certificate and what to do about it
+	pin      *widget.Button  // in offer: trust exactly this certificate
+	skip     *widget.Button  // in offer: do not verify
+	root     fyne.CanvasObject
+}
+
+func newUpstreamStep(w *wizard) *upstreamStep {
+	s := &upstreamStep{w: w, urlErr: newFieldError("upstream"), trustErr: newFieldError("upstream_ca"), pinErr: newFieldError("upstream_fingerprint")}
+	s.url = widget.NewEntry()
+	s.url.SetPlaceHolder(defaultAppURL)
+	s.url.SetText(w.d.Config.Upstream)
+	s.url.OnChanged = s.onURLChanged
+	s.url.OnSubmitted = func(string) { s.onTest() }
+	s.test = widget.NewButtonWithIcon("Test connection", theme.SearchIcon(), s.onTest)
+	s.testing = widget.NewProgressBarInfinite()
+	s.testing.Hide()
+	s.results = container.NewVBox()
+	s.trust = note("")
+	s.untrust = widget.NewButtonWithIcon("Use the system's CAs instead", theme.ContentUndoIcon(), func() { s.setTrust("", "", false) })
+	s.offer = container.NewVBox()
+	s.appBox = container.NewVBox(
+		labelled("Address of your app", s.url, s.urlErr),
+		note("Scheme, host and port, such as "+defaultAppURL+" (authentik's HTTPS port) or http://authentik.lan:9000."),
+		container.NewHBox(s.test), s.testing,
+		s.trust, container.NewHBox(s.untrust), s.trustErr, s.pinErr, s.offer, s.results,
+	)
+	s.demoNote = note("Gatehouse runs a small web page with a live WebSocket echo at /ws/client/ inside itself, " +
+		"so you can try the whole setup now. Choose Edit setup later to put your own app in its place.")
+	s.choice = widget.NewRadioGroup([]string{upstreamChoiceDemo, upstreamChoiceApp}, s.onChoice)
+	s.choice.Required = true
+	if w.d.Demo {
+		s.choice.SetSelected(upstreamChoiceDemo)
+	} else {
+		s.choice.SetSelected(upstreamChoiceApp)
+	}
+	s.root = container.NewVBox(
+		heading("The app to protect"),
+		note("Gatehouse forwards every visitor to this app, with the headers authentik needs, and passes WebSockets through."),
+		s.choice, s.demoNote, s.appBox,
+	)
+	s.showChoice()
+	s.showTrust()
+	return s
+}
+
+func (s *upstreamStep) title() string              { return "Upstream" }
+func (s *upstreamStep) content() fyne.CanvasObject { return s.root }
+func (s *upstreamStep) shown()                     {}
+
+func (s *upstreamStep) showErrors(errs proxyengine.ValidationErrors) bool {
+	return anyShown(errs, s.urlErr, s.trustErr, s.pinErr)
+}
+
+func (s *upstreamStep) onChoice(choice string) {
+	demo := choice == upstreamChoiceDemo
+	if s.w.d.Demo == demo {
+		return
+	}
+	s.w.d.Demo = demo
+	s.showChoice()
+	s.w.changed()
+}
+
+func (s *upstreamStep) showChoice() {
+	if s.w.d.Demo {
+		s.appBox.Hide()
+		s.demoNote.Show()
+	} else {
+		s.demoNote.Hide()
+		s.appBox.Show()
+	}
+}
+
+func (s *upstreamStep) onURLChanged(u string) {
+	s.w.d.Config.Upstream = u
+	s.results.RemoveAll()
+	s.offer.RemoveAll()
+	s.w.changed()
+}
+
+// onTest runs the upstream checks: connect, TLS, health, WebSocket.
+func (s *upstreamStep) onTest() {
+	cfg := s.w.d.config()
+	s.test.Disable()
+	s.testing.Show()
+	s.results.RemoveAll()
+	s.offer.RemoveAll()
+	checker := s.w.checker
+	inBackground(func() []proxyengine.CheckResult {
+		ctx, cancel := context.WithTimeout(context.Background(), 4*proxyengine.DefaultCheckTimeout)
+		defer cancel()
+		return checker.CheckUpstream(ctx, cfg)
+	}, s.showResults)
+}
+
+func (s *upstreamStep) showResults(results []proxyengine.CheckResult) {
+	s.test.Enable()
+	s.testing.Hide()
+	s.results.Objects = checkList(results)
+	s.results.Refresh()
+	s.offer.RemoveAll()
+	for _, r := range results {
+		if c := r.Certificate; c != nil && !c.Verified && c.Trust != proxyengine.TrustInsecure {
+			s.offerTrust(c)
+		}
+	}
+}
+
+// offerTrust shows a certificate the configured trust rejects, with the
+// three ways to accept it, safest first.
+func (s *upstreamStep) offerTrust(c *proxyengine.UpstreamCertificate) {
+	what := "The app's certificate is not trusted"
+	if c.SelfSigned {
+		what = "The app uses a self-signed certificate (authentik's default)"
+	}
+	fp := widget.NewLabelWithStyle(c.Fingerprint, fyne.TextAlignLeading, fyne.TextStyle{Monospace: true})
+	fp.Wrapping = fyne.TextWrapBreak
+	s.pin = widget.NewButtonWithIcon("Trust this certificate", theme.ConfirmIcon(), func() { s.setTrust(c.Fingerprint, "", false) })
+	s.pin.Importance = widget.HighImportance
+	caFile := widget.NewButtonWithIcon("Use a CA file…", theme.FolderOpenIcon(), s.onChooseCA)
+	s.skip = widget.NewButtonWithIcon("Skip verification", theme.WarningIcon(), func() { s.setTrust("", "", true) })
+	s.offer.Objects = []fyne.CanvasObject{
+		widget.NewCard("", what, container.NewVBox(
+			note("Subject: "+c.Subject+"\nIssuer: "+c.Issuer+"\nSHA-256 fingerprint (compare it with the one your app shows):"),
+			fp,
+			container.NewHBox(s.pin, caFile, s.skip),
+		)),
+	}
+	s.offer.Refresh()
+}
+
+func (s *upstreamStep) onChooseCA() {
+	dialog.ShowFileOpen(func(r fyne.URIReadCloser, err error) {
+		if err != nil || r == nil {
+			return
+		}
+		r.Close()
+		s.setTrust("", r.URI().Path(), false)
+	}, s.w.win)
+}
+
+// setTrust sets one way of trusting the upstream (or none) and tests again.
+func (s *upstreamStep) setTrust(fingerprint, caFile string, insecure bool) {
+	c := &s.w.d.Config
+	c.UpstreamFingerprint, c.UpstreamCA, c.UpstreamInsecure = fingerprint, caFile, insecure
+	s.showTrust()
+	s.w.changed()
+	s.onTest()
+}
+
+// showTrust says how the upstream's certificate is checked now, with a way
+// back to the system's CAs.
+func (s *upstreamStep) showTrust() {
+	c := s.w.d.Config
+	s.trust.Importance = widget.MediumImportance
+	switch {
+	case c.UpstreamInsecure:
+		s.trust.SetText("Warning: the app's certificate is NOT verified. Anyone who can intercept the connection " +
+			"between Gatehouse and the app can read and change it. Use this only on a network you control.")
+		s.trust.Importance = widget.WarningImportance
+	case c.UpstreamFingerprint != "":
+		s.trust.SetText("Trusted: exactly the certificate with fingerprint " + c.UpstreamFingerprint + ".")
+	case c.UpstreamCA != "":
+		s.trust.SetText("Trusted: certificates issued by the CAs in " + c.UpstreamCA + ".")
+	default:
+		s.trust.SetText("")
+		s.trust.Hide()
+		s.untrust.Hide()
+		return
+	}
+	s.trust.Show()
+	s.untrust.Show()
+	s.trust.Refresh()
+}

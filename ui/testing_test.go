@@ -1,0 +1,141 @@
+package ui
+
+import (
+	"io"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/test"
+	"fyne.io/fyne/v2/widget"
+)
+
+// uiMu stands in for the Fyne goroutine in tests: the test driver runs
+// fyne.Do on the caller's goroutine, so the bridge's callbacks and the
+// test's own widget work take turns through it.
+var uiMu sync.Mutex
+
+func init() {
+	onFyne = func(f func()) {
+		uiMu.Lock()
+		defer uiMu.Unlock()
+		f()
+	}
+}
+
+// onUI runs f as if on the Fyne goroutine.
+func onUI(f func()) {
+	uiMu.Lock()
+	defer uiMu.Unlock()
+	f()
+}
+
+// eventually polls cond on the UI until it holds, failing after 30 s.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var ok bool
+		onUI(func() { ok = cond() })
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// testOptions keeps everything of an app in dir and on loopback.
+func testOptions(dir string) Options {
+	return Options{
+		ConfigPath:       filepath.Join(dir, "config.json"),
+		ListenCandidates: [][2]string{{"127.0.0.1:0", "127.0.0.1:0"}},
+		Logger:           slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}
+}
+
+// newTestApp builds the desktop app on the test driver and stops its proxy
+// when the test ends.
+func newTestApp(t *testing.T, a fyne.App, opts Options) *App {
+	t.Helper()
+	var g *App
+	var err error
+	onUI(func() { g, err = New(a, opts) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		onUI(func() {
+			g.Close()
+			g.win.Close()
+		})
+	})
+	return g
+}
+
+// retype replaces an entry's text by typing, as a user would after
+// selecting all.
+func retype(e *widget.Entry, text string) {
+	e.SetText("")
+	test.Type(e, text)
+}
+
+// shows reports whether the window shows obj.
+func shows(g *App, obj fyne.CanvasObject) bool { return g.win.Content() == obj }
+
+var screenshotSize = fyne.NewSize(960, 700)
+
+// rowText is the text of the labels in a check row, joined.
+func rowText(o fyne.CanvasObject) string {
+	var parts []string
+	var walk func(fyne.CanvasObject)
+	walk = func(o fyne.CanvasObject) {
+		switch v := o.(type) {
+		case *widget.Label:
+			parts = append(parts, v.Text)
+		case *widget.Card:
+			parts = append(parts, v.Title, v.Subtitle)
+			walk(v.Content)
+		case *fyne.Container:
+			for _, c := range v.Objects {
+				walk(c)
+			}
+		}
+	}
+	walk(o)
+	return strings.Join(parts, " ")
+}
+
+// screenshot saves the window after letting its layout settle: the test
+// canvas, unlike the desktop driver, does not lay out again when a wrapped
+// label's height changes with the width it was just given.
+func screenshot(t *testing.T, w fyne.Window, name string) {
+	t.Helper()
+	if *screenshotDir == "" {
+		return
+	}
+	w.Resize(screenshotSize)
+	for range 3 {
+		w.Content().Refresh()
+	}
+	saveScreenshot(t, w, screenshotSize, name)
+}
+
+// assertScreen compares the window's markup with testdata/name.xml (a
+// mismatch is written to testdata/failed/ to compare, and to copy over the
+// master when the change is meant), and saves its picture for the docs.
+func assertScreen(t *testing.T, w fyne.Window, name string) {
+	t.Helper()
+	w.Resize(screenshotSize)
+	for range 3 {
+		w.Content().Refresh()
+	}
+	test.AssertRendersToMarkup(t, name+".xml", w.Canvas())
+	screenshot(t, w, name)
+}

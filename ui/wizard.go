@@ -1,0 +1,214 @@
+package ui
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/theme"
+	"fyne.io/fyne/v2/widget"
+
+	"github.com/gatehouse-proxy/gatehouse/proxyengine"
+)
+
+// A wizardStep is one screen of the setup wizard. Steps write what is typed
+// straight into the wizard's draft and call wizard.changed.
+type wizardStep interface {
+	title() string
+	content() fyne.CanvasObject
+	// showErrors shows errs beside this step's fields and reports whether
+	// any of them is this step's, which keeps Next disabled.
+	showErrors(errs proxyengine.ValidationErrors) bool
+	// shown runs each time the step appears, to refresh what depends on
+	// other steps' choices.
+	shown()
+}
+
+// wizard is the frame around the steps: a step indicator, the current
+// step, and Back and Next (Start on the last step).
+type wizard struct {
+	win     fyne.Window
+	checker *proxyengine.Checker
+	d       *draft
+	// configPath is where Start saves the setup (shown on the review step).
+	configPath string
+	onChange   func(draft) error // the draft changed: save it
+	onStart    func(d *draft)    // the user pressed Start with a valid draft
+
+	steps     []wizardStep
+	indicator []*widget.Label
+	body      *fyne.Container
+	back      *widget.Button
+	next      *widget.Button
+	notice    *widget.Label
+	errs      proxyengine.ValidationErrors
+	root      fyne.CanvasObject
+}
+
+func newWizard(win fyne.Window, checker *proxyengine.Checker, d *draft, configPath string, onChange func(draft) error, onStart func(*draft)) *wizard {
+	w := &wizard{win: win, checker: checker, d: d, configPath: configPath, onChange: onChange, onStart: onStart}
+	w.steps = []wizardStep{newHostnameStep(w), newUpstreamStep(w), newCertificateStep(w), newReviewStep(w)}
+	w.buildUI()
+	if w.d.Step < 0 || w.d.Step >= len(w.steps) {
+		w.d.Step = 0
+	}
+	w.show(w.d.Step)
+	return w
+}
+
+func (w *wizard) buildUI() {
+	marks := make([]fyne.CanvasObject, 0, 2*len(w.steps))
+	for i, s := range w.steps {
+		l := widget.NewLabel(fmt.Sprintf("%d. %s", i+1, s.title()))
+		w.indicator = append(w.indicator, l)
+		if i > 0 {
+			marks = append(marks, widget.NewIcon(theme.NavigateNextIcon()))
+		}
+		marks = append(marks, l)
+	}
+	w.body = container.NewStack()
+	w.back = widget.NewButtonWithIcon("Back", theme.NavigateBackIcon(), w.onBack)
+	w.next = widget.NewButtonWithIcon("Next", theme.NavigateNextIcon(), w.onNext)
+	w.next.IconPlacement = widget.ButtonIconTrailingText
+	w.notice = widget.NewLabel("")
+	w.notice.Importance = widget.DangerImportance
+	w.notice.Wrapping = fyne.TextWrapWord
+	w.notice.Hide()
+	header := container.NewVBox(container.NewCenter(container.NewHBox(marks...)), widget.NewSeparator())
+	footer := container.NewVBox(widget.NewSeparator(), w.notice,
+		container.NewBorder(nil, nil, w.back, w.next))
+	w.root = container.NewBorder(header, footer, nil, nil, container.NewVScroll(container.NewPadded(w.body)))
+}
+
+func (w *wizard) content() fyne.CanvasObject { return w.root }
+
+// show makes step i current.
+func (w *wizard) show(i int) {
+	w.d.Step = i
+	for j, l := range w.indicator {
+		l.TextStyle.Bold = j == i
+		l.Importance = widget.LowImportance
+		if j == i {
+			l.Importance = widget.HighImportance
+		}
+		l.Refresh()
+	}
+	step := w.steps[i]
+	step.shown()
+	w.body.Objects = []fyne.CanvasObject{step.content()}
+	w.body.Refresh()
+	if i == 0 {
+		w.back.Disable()
+	} else {
+		w.back.Enable()
+	}
+	if i == len(w.steps)-1 {
+		w.next.Importance = widget.HighImportance
+		w.next.SetText("Start")
+		w.next.SetIcon(theme.MediaPlayIcon())
+	} else {
+		w.next.Importance = widget.MediumImportance
+		w.next.SetText("Next")
+		w.next.SetIcon(theme.NavigateNextIcon())
+	}
+	w.revalidate()
+	w.showNotice(w.onChange(*w.d))
+}
+
+// changed is called by the steps after each edit of the draft.
+func (w *wizard) changed() {
+	w.revalidate()
+	w.showNotice(w.onChange(*w.d))
+}
+
+// revalidate shows the engine's errors beside the fields and enables Next
+// only when the current step has none (Start only when no step has any).
+func (w *wizard) revalidate() {
+	w.errs = w.d.validate()
+	blocked := false
+	for i, s := range w.steps {
+		if s.showErrors(w.errs) && i == w.d.Step {
+			blocked = true
+		}
+	}
+	if w.d.Step == len(w.steps)-1 && len(w.errs) > 0 {
+		blocked = true
+	}
+	if blocked {
+		w.next.Disable()
+	} else {
+		w.next.Enable()
+	}
+}
+
+// showNotice shows a problem outside the steps, such as a draft that
+// could not be saved (nil clears it).
+func (w *wizard) showNotice(err error) {
+	if err == nil {
+		w.notice.Hide()
+		return
+	}
+	w.notice.SetText(err.Error())
+	w.notice.Show()
+}
+
+func (w *wizard) onBack() {
+	if w.d.Step > 0 {
+		w.show(w.d.Step - 1)
+	}
+}
+
+func (w *wizard) onNext() {
+	if w.next.Disabled() {
+		return
+	}
+	if w.d.Step < len(w.steps)-1 {
+		w.show(w.d.Step + 1)
+		return
+	}
+	w.onStart(w.d)
+}
+
+// labelled puts a bold caption above a field and its error.
+func labelled(caption string, field fyne.CanvasObject, more ...fyne.CanvasObject) fyne.CanvasObject {
+	objs := append([]fyne.CanvasObject{widget.NewLabelWithStyle(caption, fyne.TextAlignLeading, fyne.TextStyle{Bold: true}), field}, more...)
+	return container.NewVBox(objs...)
+}
+
+// note is a wrapping paragraph of explanation.
+func note(text string) *widget.Label {
+	l := widget.NewLabel(text)
+	l.Wrapping = fyne.TextWrapWord
+	return l
+}
+
+// heading is a step's title line.
+func heading(text string) fyne.CanvasObject {
+	return widget.NewRichTextFromMarkdown("## " + text)
+}
+
+// displayPath shortens a path in the home directory to ~/…, as people
+// read and type it.
+func displayPath(p string) string {
+	home, err := os.UserHomeDir()
+	if err != nil || home == "" || home == "/" {
+		return p
+	}
+	if rel, err := filepath.Rel(home, p); err == nil && filepath.IsLocal(rel) {
+		return "~" + string(filepath.Separator) + rel
+	}
+	return p
+}
+
+// anyShown shows errs on each field error and reports whether one applied.
+func anyShown(errs proxyengine.ValidationErrors, fields ...*fieldError) bool {
+	found := false
+	for _, f := range fields {
+		if f.show(errs) {
+			found = true
+		}
+	}
+	return found
+}
