@@ -16,8 +16,8 @@ import (
 // times, drawn against its own scale (requests and connections differ in
 // size by orders of magnitude, so each gets the full height).
 type chartSeries struct {
-	name   string  // in the legend
-	unit   string  // after the scale's maximum, such as "req/s"
+	name   string // in the legend
+	unit   string // after the scale's maximum, such as "req/s"
 	color  fyne.ThemeColorName
 	values []float64
 }
