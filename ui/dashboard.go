@@ -165,6 +165,9 @@ func (d *dashboard) stopped(err error) {
 func (d *dashboard) show(st proxyengine.Status) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.unwatch == nil {
+		return // a snapshot that was on its way when stopped was called
+	}
 	if d.seen {
 		for _, n := range notificationsBetween(d.last, st) {
 			d.app.SendNotification(n)

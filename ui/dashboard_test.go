@@ -50,6 +50,9 @@ func newTestDashboard(t *testing.T, a fyne.App) (*dashboard, *recordedActions, f
 	w := a.NewWindow("Gatehouse")
 	t.Cleanup(w.Close)
 	d := newDashboard(a, w, rec.actions())
+	// Stop following the engine before the next test: its goroutine would
+	// otherwise keep touching Fyne's caches while that test runs.
+	t.Cleanup(func() { d.stopped(nil) })
 	w.SetContent(d.content())
 	w.Resize(dashboardSize)
 	return d, rec, w
@@ -399,4 +402,127 @@ func TestDashboardScreenshot(t *testing.T) {
 	// also does when a minimum size grows): shrink it so saving lays out.
 	w.Resize(fyne.NewSize(100, 100))
 	saveScreenshot(t, w, dashboardSize, "dashboard")
+}
+
+func TestDashboardRendersASnapshot(t *testing.T) {
+	a := test.NewTempApp(t)
+	d, _, _ := newTestDashboard(t, a)
+	now := time.Date(2026, 11, 28, 12, 0, 0, 0, time.Local)
+	d.now = func() time.Time { return now }
+	d.running = true // as follow leaves it
+	history := []proxyengine.HistoryPoint{
+		{Time: now.Add(-2 * time.Second), Requests: 30, Errors: 0, ActiveConnections: 5},
+		{Time: now.Add(-time.Second), Requests: 10, Errors: 10, ActiveConnections: 6},
+	}
+	st := proxyengine.Status{
+		State:              proxyengine.StateRunning,
+		Hostname:           "sso.example.com",
+		PublicURL:          "https://sso.example.com/",
+		ActiveConnections:  6,
+		ActiveWebSockets:   2,
+		RequestsTotal:      1234,
+		RequestsPerSecond:  12.5,
+		RequestsLastMinute: 3.25,
+		UpstreamErrors:     10,
+		UpstreamLatency:    proxyengine.LatencySummary{P50: 4 * time.Millisecond, P95: 25 * time.Millisecond, P99: 1500 * time.Millisecond, Count: 40},
+		Upstream: proxyengine.UpstreamHealth{
+			URL: "https://authentik.lan:9443/-/health/live/", Checked: true, Healthy: false,
+			CheckedAt: now.Add(-3 * time.Second), ChangedAt: now.Add(-5 * time.Minute), LastError: "dial tcp 192.168.1.20:9443: connection refused",
+		},
+		Certificate: proxyengine.CertStatus{
+			Source: proxyengine.TLSACME, Issuer: "R11", NotAfter: now.Add(10*24*time.Hour + time.Hour),
+			NextRenewal: now.Add(-time.Hour), LastError: "Let's Encrypt is rate-limiting this name until 13:00.",
+		},
+		History: history,
+		Events: []proxyengine.Event{
+			{Time: now, Kind: proxyengine.EventUpstream, Message: "upstream is down: connection refused"},
+			{Time: now.Add(-time.Second), Kind: proxyengine.EventRequest, Method: "GET", Path: "/api/v3/", Status: 502, Duration: 2 * time.Millisecond, Remote: "203.0.113.9"},
+		},
+	}
+	d.render(st)
+
+	for _, tc := range []struct {
+		card          *statCard
+		value, detail string
+		importance    widget.Importance
+		alert         string
+	}{
+		{d.connections, "6", "1234 requests since start", widget.MediumImportance, ""},
+		{d.websockets, "2", "of 6 connections", widget.MediumImportance, ""},
+		{d.rate, "12", "3.2 average over the last minute", widget.MediumImportance, ""},
+		{d.errors, "25.0 %", "10 upstream errors since start", widget.DangerImportance, ""},
+		{d.upstream, "Down",
+			"https://authentik.lan:9443/-/health/live/ checked at 11:59:57\ndown since 11:55:00 (5 min)\nlatency p50 4.0 ms · p95 25 ms · p99 1.5 s",
+			widget.DangerImportance, "dial tcp 192.168.1.20:9443: connection refused"},
+		{d.certificate, "Expires in 10 days",
+			"ACME (automatic), issued by R11\nvalid until " + formatDate(st.Certificate.NotAfter) + " · next renewal " + formatDate(st.Certificate.NextRenewal),
+			widget.WarningImportance, "Let's Encrypt is rate-limiting this name until 13:00."},
+	} {
+		if tc.card.value.Text != tc.value || tc.card.value.Importance != tc.importance {
+			t.Errorf("%s: value %q (importance %v), want %q (%v)", tc.card.title.Text, tc.card.value.Text, tc.card.value.Importance, tc.value, tc.importance)
+		}
+		if tc.card.detail.Text != tc.detail {
+			t.Errorf("%s: detail\n%q, want\n%q", tc.card.title.Text, tc.card.detail.Text, tc.detail)
+		}
+		if tc.card.alert.Text != tc.alert || tc.card.alert.Visible() != (tc.alert != "") {
+			t.Errorf("%s: alert %q (shown %v), want %q", tc.card.title.Text, tc.card.alert.Text, tc.card.alert.Visible(), tc.alert)
+		}
+	}
+	if len(d.chart.times) != 2 || d.chart.series[0].values[0] != 30 || d.chart.series[1].values[1] != 6 {
+		t.Errorf("chart data = %v %v", d.chart.times, d.chart.series)
+	}
+	if d.state.Text != "Running" || d.link.Text != "https://sso.example.com/" || d.link.URL.String() != "https://sso.example.com/" {
+		t.Errorf("header: %q, link %q -> %v", d.state.Text, d.link.Text, d.link.URL)
+	}
+	if len(d.eventRows) != 2 {
+		t.Fatalf("event rows = %d, want 2", len(d.eventRows))
+	}
+	if badge, imp := eventBadge(d.eventRows[1]); badge != "502" || imp != widget.DangerImportance {
+		t.Errorf("a 502 request's badge = %q (%v)", badge, imp)
+	}
+	if got, want := eventText(d.eventRows[1]), "GET /api/v3/ · 2.0 ms · 203.0.113.9"; got != want {
+		t.Errorf("request event text = %q, want %q", got, want)
+	}
+	if got, want := eventText(d.eventRows[0]), "upstream is down: connection refused"; got != want {
+		t.Errorf("upstream event text = %q, want %q", got, want)
+	}
+
+	// An expired certificate, and one not yet obtained.
+	st.Certificate.NotAfter = now.Add(-50 * time.Hour)
+	d.render(st)
+	if d.certificate.value.Text != "Expired 3 days ago" || d.certificate.value.Importance != widget.DangerImportance {
+		t.Errorf("expired certificate shows %q (%v)", d.certificate.value.Text, d.certificate.value.Importance)
+	}
+	st.Certificate = proxyengine.CertStatus{Source: proxyengine.TLSACME}
+	d.render(st)
+	if d.certificate.value.Text != "None yet" || d.certificate.alert.Visible() {
+		t.Errorf("no certificate shows %q, alert %q", d.certificate.value.Text, d.certificate.alert.Text)
+	}
+}
+
+func TestDashboardNotifiesWhenTheUpstreamGoesDown(t *testing.T) {
+	a := test.NewTempApp(t)
+	var down atomic.Bool
+	e := startTestEngine(t, proxyengine.Config{Upstream: echoUpstream(t, &down).URL})
+	d, _, _ := newTestDashboard(t, a)
+	fyne.DoAndWait(func() { d.follow(e) })
+	waitFor(t, d, 10*time.Second, "the first check found the upstream healthy", func() (bool, string) {
+		return d.upstream.value.Text == "Healthy", d.upstream.value.Text
+	})
+
+	// The engine checks every 10 s; nothing in the ui can make it sooner.
+	want := &fyne.Notification{Title: "Upstream is down"}
+	test.AssertNotificationSent(t, want, func() {
+		down.Store(true)
+		waitFor(t, d, 30*time.Second, "the upstream card says down", func() (bool, string) {
+			return d.upstream.value.Text == "Down" && d.upstream.alert.Visible(), d.upstream.value.Text
+		})
+		d.read(func() {
+			u := d.last.Upstream
+			if !strings.Contains(u.LastError, "503") {
+				t.Errorf("upstream error = %q, want the 503 it answered", u.LastError)
+			}
+			want.Content = u.URL + " is not answering (" + u.LastError + "); visitors to gatehouse.test get an error page until it is back."
+		})
+	})
 }
