@@ -17,35 +17,47 @@ import (
 // size by orders of magnitude, so each gets the full height).
 type chartSeries struct {
 	name   string // in the legend
-	unit   string // after the scale's maximum, such as "req/s"
+	unit   string // after the scale's maximum when it is 1, such as "connection"
+	units  string // after any other maximum, such as "connections"
 	color  fyne.ThemeColorName
 	values []float64
 }
 
-// lineChart draws up to two series over a fixed time span that ends at the
+// lineChart draws up to two series over a time span that ends at the
 // newest point: the first series is scaled on the left, the second on the
-// right, each labelled with its maximum.
+// right, each labelled with its maximum. The span grows a minute at a time
+// with the data, up to maxSpan, so a proxy started seconds ago already
+// shows a curve rather than a few pixels at the right edge.
 type lineChart struct {
 	widget.BaseWidget
-	span   time.Duration
-	times  []time.Time // oldest first, one per value of each series
-	series []chartSeries
+	maxSpan time.Duration
+	span    time.Duration // what the time axis covers now
+	times   []time.Time   // oldest first, one per value of each series
+	series  []chartSeries
 }
 
-func newLineChart(span time.Duration) *lineChart {
-	c := &lineChart{span: span}
+// chartMinSpan is the shortest time axis: a minute.
+const chartMinSpan = time.Minute
+
+func newLineChart(maxSpan time.Duration) *lineChart {
+	c := &lineChart{maxSpan: maxSpan, span: chartMinSpan}
 	c.ExtendBaseWidget(c)
 	return c
 }
 
 // setData replaces what the chart shows and redraws it, leaving out points
-// older than the span. Call it on the Fyne goroutine.
+// older than the longest span. Call it on the Fyne goroutine.
 func (c *lineChart) setData(times []time.Time, series ...chartSeries) {
 	first := 0
+	c.span = chartMinSpan
 	if len(times) > 0 {
 		newest := times[len(times)-1]
-		for first < len(times) && newest.Sub(times[first]) > c.span {
+		for first < len(times) && newest.Sub(times[first]) > c.maxSpan {
 			first++
+		}
+		if first < len(times) {
+			covered := newest.Sub(times[first])
+			c.span = min(c.maxSpan, max(chartMinSpan, covered.Truncate(time.Minute)+time.Minute))
 		}
 	}
 	c.times = times[first:]
@@ -151,7 +163,12 @@ func (r *lineChartRenderer) Refresh() {
 		col := th.Color(s.color, v)
 		r.legend[i].Text, r.legend[i].Color, r.legend[i].TextSize = s.name, fg, caption
 		r.swatches[i].FillColor = col
-		r.maxima[i].Text = formatScale(niceMax(s.values)) + " " + s.unit
+		top := niceMax(s.values)
+		unit := s.units
+		if top == 1 {
+			unit = s.unit
+		}
+		r.maxima[i].Text = formatScale(top) + " " + unit
 		r.maxima[i].Color, r.maxima[i].TextSize, r.maxima[i].TextStyle.Bold = col, caption, true
 		segments := max(0, len(s.values)-1)
 		for len(r.lines[i]) < segments {

@@ -60,8 +60,8 @@ func TestLineChartDrawsEachSeriesOnItsOwnScale(t *testing.T) {
 	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	times := []time.Time{now.Add(-11 * time.Minute), now.Add(-2 * time.Second), now.Add(-time.Second), now}
 	c.setData(times,
-		chartSeries{name: "Requests/s", unit: "req/s", color: theme.ColorNamePrimary, values: []float64{40, 0, 5, 8}},
-		chartSeries{name: "Connections", unit: "connections", color: theme.ColorNameWarning, values: []float64{1, 1, 1, 2}},
+		chartSeries{name: "Requests/s", unit: "req/s", units: "req/s", color: theme.ColorNamePrimary, values: []float64{40, 0, 5, 8}},
+		chartSeries{name: "Connections", unit: "connection", units: "connections", color: theme.ColorNameWarning, values: []float64{1, 1, 1, 2}},
 	)
 	if !r.empty.Hidden {
 		t.Error("the no-traffic note still shows with data")
@@ -92,14 +92,47 @@ func TestLineChartDrawsEachSeriesOnItsOwnScale(t *testing.T) {
 	if zero.Y != origin.Y+plot.Height {
 		t.Errorf("a zero is drawn at y=%v, want the axis at %v", zero.Y, origin.Y+plot.Height)
 	}
+	// Two seconds of data: the axis spans a minute.
 	oneSecondBack := r.lines[0][1].Position1.X
-	if wantX := right - plot.Width/600; abs32(oneSecondBack-wantX) > 0.01 {
-		t.Errorf("a point one second old is at x=%v, want %v (a 600th of the width from the right)", oneSecondBack, wantX)
+	if wantX := right - plot.Width/60; abs32(oneSecondBack-wantX) > 0.01 {
+		t.Errorf("a point one second old is at x=%v, want %v (a 60th of the width from the right)", oneSecondBack, wantX)
+	}
+	if r.start.Text != "1 min ago" {
+		t.Errorf("time axis starts at %q, want 1 min ago", r.start.Text)
+	}
+
+	c.setData(times[3:],
+		chartSeries{name: "Connections", unit: "connection", units: "connections", color: theme.ColorNameWarning, values: []float64{1}})
+	if got, want := r.maxima[0].Text, "1 connection"; got != want {
+		t.Errorf("a scale of one = %q, want %q", got, want)
 	}
 
 	c.setData(nil)
 	if r.empty.Hidden || len(r.lines) != 0 {
 		t.Errorf("after clearing: empty note hidden=%v, %d series drawn", r.empty.Hidden, len(r.lines))
+	}
+}
+
+func TestLineChartSpanGrowsWithTheData(t *testing.T) {
+	test.NewTempApp(t)
+	c := newLineChart(10 * time.Minute)
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for _, tc := range []struct {
+		covered time.Duration
+		want    time.Duration
+	}{
+		{0, time.Minute},
+		{59 * time.Second, time.Minute},
+		{60 * time.Second, 2 * time.Minute},
+		{150 * time.Second, 3 * time.Minute},
+		{9*time.Minute + 59*time.Second, 10 * time.Minute},
+		{10 * time.Minute, 10 * time.Minute},
+	} {
+		c.setData([]time.Time{now.Add(-tc.covered), now},
+			chartSeries{name: "Requests/s", color: theme.ColorNamePrimary, values: []float64{1, 2}})
+		if c.span != tc.want {
+			t.Errorf("data covering %v: span %v, want %v", tc.covered, c.span, tc.want)
+		}
 	}
 }
 

@@ -145,8 +145,10 @@ func (d *dashboard) stopped(err error) {
 		d.problem.Hide()
 	}
 	// Keep what is history (chart, events, certificate); clear what was live.
+	// Nobody checks the upstream while stopped: its last result would mislead.
 	st := d.last
 	st.State = proxyengine.StateStopped
+	st.Upstream = proxyengine.UpstreamHealth{URL: st.Upstream.URL}
 	st.ActiveConnections, st.ActiveWebSockets = 0, 0
 	st.RequestsPerSecond, st.RequestsLastMinute = 0, 0
 	st.Connections, st.WebSockets = nil, nil
@@ -228,8 +230,8 @@ func (d *dashboard) renderChart(history []proxyengine.HistoryPoint) {
 		conns[i] = float64(p.ActiveConnections)
 	}
 	d.chart.setData(times,
-		chartSeries{name: "Requests/s", unit: "req/s", color: theme.ColorNamePrimary, values: requests},
-		chartSeries{name: "Active connections", unit: "connections", color: theme.ColorNameWarning, values: conns},
+		chartSeries{name: "Requests/s", unit: "req/s", units: "req/s", color: theme.ColorNamePrimary, values: requests},
+		chartSeries{name: "Active connections", unit: "connection", units: "connections", color: theme.ColorNameWarning, values: conns},
 	)
 }
 

@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"cmp"
 	"slices"
 	"strconv"
 	"time"
@@ -106,10 +107,12 @@ func (d *dashboard) renderConnections(conns []proxyengine.ConnectionInfo) {
 		if c := a.OpenedAt.Compare(b.OpenedAt); c != 0 {
 			return c
 		}
-		return int(a.ID) - int(b.ID)
+		return cmp.Compare(a.ID, b.ID)
 	})
-	d.connTab.Text = "Connections (" + strconv.Itoa(len(conns)) + ")"
-	d.activity.Refresh()
+	if title := "Connections (" + strconv.Itoa(len(conns)) + ")"; title != d.connTab.Text {
+		d.connTab.Text = title
+		d.activity.Refresh()
+	}
 	d.connTable.Refresh()
 }
 

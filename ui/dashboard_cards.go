@@ -113,12 +113,15 @@ func (d *dashboard) renderCounters(st proxyengine.Status) {
 
 func (d *dashboard) renderUpstream(st proxyengine.Status, now time.Time) {
 	h := st.Upstream
-	latency := "latency p50 " + formatLatency(st.UpstreamLatency.P50) +
-		" · p95 " + formatLatency(st.UpstreamLatency.P95) +
-		" · p99 " + formatLatency(st.UpstreamLatency.P99)
+	latency := "no requests in the last minute"
+	if st.UpstreamLatency.Count > 0 {
+		latency = "latency p50 " + formatLatency(st.UpstreamLatency.P50) +
+			" · p95 " + formatLatency(st.UpstreamLatency.P95) +
+			" · p99 " + formatLatency(st.UpstreamLatency.P99)
+	}
 	switch {
 	case !h.Checked:
-		d.upstream.set("Not checked yet", widget.MediumImportance, "", h.URL, latency)
+		d.upstream.set("Not checked", widget.MediumImportance, "", h.URL, latency)
 	case h.Healthy:
 		d.upstream.set("Healthy", widget.SuccessImportance, "",
 			h.URL+" answered in "+formatLatency(h.Latency)+" at "+formatClock(h.CheckedAt, now),

@@ -316,6 +316,9 @@ func TestDashboardButtonsFollowTheProxyState(t *testing.T) {
 		if d.connections.value.Text != "0" || len(d.connRows) != 0 {
 			t.Errorf("a stopped proxy shows %s connections, %d rows", d.connections.value.Text, len(d.connRows))
 		}
+		if d.upstream.value.Text != "Not checked" {
+			t.Errorf("a stopped proxy's upstream shows %q, want Not checked (nobody checks it)", d.upstream.value.Text)
+		}
 	})
 	test.Tap(d.edit)
 	if rec.edits.Load() != 1 {
