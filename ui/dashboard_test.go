@@ -399,6 +399,9 @@ func TestDashboardScreenshot(t *testing.T) {
 		st := d.last
 		st.History = syntheticHistory(d.now())
 		st.RequestsPerSecond, st.RequestsLastMinute = 27, 24.3
+		for _, p := range st.History {
+			st.RequestsTotal += p.Requests
+		}
 		d.render(st)
 	})
 	// The test canvas lays out again only when resized (the real driver
