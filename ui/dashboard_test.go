@@ -376,6 +376,9 @@ func syntheticHistory(end time.Time) []proxyengine.HistoryPoint {
 }
 
 func TestDashboardScreenshot(t *testing.T) {
+	if *screenshotDir == "" {
+		t.Skip("no -screenshots directory given")
+	}
 	a := test.NewTempApp(t)
 	a.Settings().SetTheme(theme.DefaultTheme()) // as users see it, not the test theme
 	e := startTestEngine(t, proxyengine.Config{Upstream: echoUpstream(t, nil).URL})
