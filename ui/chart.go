@@ -180,6 +180,16 @@ func (r *lineChartRenderer) Refresh() {
 		}
 	}
 	r.Layout(c.Size())
+	// Texts and rectangles are painted from cached textures that a refresh
+	// renews; lines are drawn afresh each frame.
+	for _, o := range []fyne.CanvasObject{r.background, r.start, r.end, r.empty} {
+		canvas.Refresh(o)
+	}
+	for i := range r.legend {
+		canvas.Refresh(r.legend[i])
+		canvas.Refresh(r.swatches[i])
+		canvas.Refresh(r.maxima[i])
+	}
 	canvas.Refresh(c)
 }
 

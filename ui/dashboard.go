@@ -32,7 +32,6 @@ type dashboardActions struct {
 // menu and sends the desktop notifications.
 type dashboard struct {
 	app     fyne.App
-	window  fyne.Window
 	actions dashboardActions
 	tray    *tray // nil where the desktop has none
 	now     func() time.Time
@@ -55,8 +54,8 @@ type dashboard struct {
 	start     *widget.Button
 	edit      *widget.Button
 
-	connections, websockets, rate, errors *statCard
-	upstream, certificate                 *statCard
+	connections, websockets, rate, errorRate *statCard
+	upstream, certificate                    *statCard
 
 	chart     *lineChart
 	connTable *widget.Table
@@ -69,7 +68,7 @@ type dashboard struct {
 }
 
 func newDashboard(a fyne.App, w fyne.Window, actions dashboardActions) *dashboard {
-	d := &dashboard{app: a, window: w, actions: actions, now: time.Now}
+	d := &dashboard{app: a, actions: actions, now: time.Now}
 	d.stateIcon = widget.NewIcon(theme.MediaStopIcon())
 	d.state = widget.NewLabelWithStyle("Stopped", fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
 	d.link = widget.NewHyperlink("", nil)
@@ -86,7 +85,7 @@ func newDashboard(a fyne.App, w fyne.Window, actions dashboardActions) *dashboar
 	d.connections = newStatCard("Active connections")
 	d.websockets = newStatCard("Active WebSockets")
 	d.rate = newStatCard("Requests per second")
-	d.errors = newStatCard("Error rate (5xx, last minute)")
+	d.errorRate = newStatCard("Error rate (5xx, last minute)")
 	d.upstream = newStatCard("Upstream")
 	d.certificate = newStatCard("Certificate")
 
@@ -101,7 +100,7 @@ func newDashboard(a fyne.App, w fyne.Window, actions dashboardActions) *dashboar
 
 	header := container.NewBorder(nil, d.problem,
 		container.NewHBox(d.stateIcon, d.state, d.link), container.NewHBox(d.stop, d.start, d.edit))
-	counters := container.NewGridWithColumns(4, d.connections, d.websockets, d.rate, d.errors)
+	counters := container.NewGridWithColumns(4, d.connections, d.websockets, d.rate, d.errorRate)
 	health := container.NewGridWithColumns(2, d.upstream, d.certificate)
 	charts := container.NewVSplit(d.chart, d.activity)
 	charts.Offset = 0.38

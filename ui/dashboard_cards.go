@@ -107,7 +107,7 @@ func (d *dashboard) renderCounters(st proxyengine.Status) {
 	if errRate > 0 {
 		importance = widget.DangerImportance
 	}
-	d.errors.set(formatPercent(errRate), importance, "",
+	d.errorRate.set(formatPercent(errRate), importance, "",
 		formatUint(st.UpstreamErrors)+" upstream errors since start")
 }
 

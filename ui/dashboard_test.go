@@ -459,7 +459,7 @@ func TestDashboardRendersASnapshot(t *testing.T) {
 		{d.connections, "6", "1234 requests since start", widget.MediumImportance, ""},
 		{d.websockets, "2", "of 6 connections", widget.MediumImportance, ""},
 		{d.rate, "12", "3.2 average over the last minute", widget.MediumImportance, ""},
-		{d.errors, "25.0 %", "10 upstream errors since start", widget.DangerImportance, ""},
+		{d.errorRate, "25.0 %", "10 upstream errors since start", widget.DangerImportance, ""},
 		{d.upstream, "Down",
 			"https://authentik.lan:9443/-/health/live/ checked at 11:59:57\ndown since 11:55:00 (5 min)\nlatency p50 4.0 ms · p95 25 ms · p99 1.5 s",
 			widget.DangerImportance, "dial tcp 192.168.1.20:9443: connection refused"},
