@@ -11,7 +11,7 @@ export PATH := $(PATH):/usr/local/go/bin
 FYNE_DEPS := gcc pkg-config libgl1-mesa-dev libx11-dev libxrandr-dev libxcursor-dev \
              libxinerama-dev libxi-dev libxxf86vm-dev
 
-.PHONY: all deps build run test vet fmt-check screenshots clean
+.PHONY: all deps build run test vet fmt-check clean
 
 all: build
 
@@ -45,11 +45,6 @@ fmt-check:
 
 test: deps fmt-check vet
 	$(GO) test -race -count=1 -timeout 30m ./...
-
-# screenshots renders the app's screens with Fyne's test driver (no display
-# needed) into docs/, for the README.
-screenshots:
-	CGO_ENABLED=0 $(GO) test ./ui -run 'Screenshot|Dashboard|Wizard' -count=1 -args -screenshots=$(CURDIR)/docs
 
 clean:
 	rm -rf bin dist
