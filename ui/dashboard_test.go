@@ -535,3 +535,41 @@ func TestDashboardNotifiesWhenTheUpstreamGoesDown(t *testing.T) {
 		})
 	})
 }
+
+// TestDashboardMarkup keeps the dashboard's layout (what sits where, with
+// which text, style and colour) in ui/testdata/dashboard.xml: a change to it
+// shows up as a diff to look at. Update the file from testdata/failed/ when
+// the change is meant.
+func TestDashboardMarkup(t *testing.T) {
+	a := test.NewTempApp(t)
+	d, _, w := newTestDashboard(t, a)
+	// Times in the local zone, so the clock texts are the same anywhere.
+	now := time.Date(2026, 11, 28, 14, 30, 0, 0, time.Local)
+	d.now = func() time.Time { return now }
+	d.running = true
+	var history []proxyengine.HistoryPoint
+	for i := range 90 {
+		history = append(history, proxyengine.HistoryPoint{
+			Time:              now.Add(time.Duration(i-89) * time.Second),
+			Requests:          uint64(5 + i%10),
+			ActiveConnections: 2 + i/30,
+		})
+	}
+	opened := now.Add(-95 * time.Second)
+	d.render(proxyengine.Status{
+		State: proxyengine.StateRunning, Hostname: "sso.example.com", PublicURL: "https://sso.example.com/",
+		ActiveConnections: 2, ActiveWebSockets: 1, RequestsTotal: 812, RequestsPerSecond: 9, RequestsLastMinute: 8.5,
+		UpstreamLatency: proxyengine.LatencySummary{P50: 3 * time.Millisecond, P95: 12 * time.Millisecond, P99: 40 * time.Millisecond, Count: 500},
+		Connections: []proxyengine.ConnectionInfo{
+			{ID: 7, Remote: "198.51.100.4:50122", Protocol: "HTTP/2", OpenedAt: opened, Method: "GET", Path: "/if/admin/", Status: 200, BytesIn: 2048, BytesOut: 48 << 10},
+			{ID: 9, Remote: "198.51.100.4:50130", Protocol: "WebSocket", WebSocket: true, OpenedAt: opened.Add(time.Second), Method: "GET", Path: "/ws/client/", BytesIn: 900, BytesOut: 3500},
+		},
+		Upstream: proxyengine.UpstreamHealth{URL: "https://authentik.lan:9443/-/health/live/", Checked: true, Healthy: true,
+			Latency: 2 * time.Millisecond, CheckedAt: now.Add(-4 * time.Second), ChangedAt: now.Add(-2 * time.Hour)},
+		Certificate: proxyengine.CertStatus{Source: proxyengine.TLSACME, Issuer: "R11", NotAfter: now.Add(60*24*time.Hour + time.Hour), NextRenewal: now.Add(30*24*time.Hour + time.Hour)},
+		History:     history,
+	})
+	w.Resize(fyne.NewSize(100, 100)) // lay out again at the real size, as saveScreenshot explains
+	w.Resize(dashboardSize)
+	test.AssertRendersToMarkup(t, "dashboard.xml", w.Canvas())
+}
