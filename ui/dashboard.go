@@ -72,6 +72,7 @@ func newDashboard(a fyne.App, w fyne.Window, actions dashboardActions) *dashboar
 	d.stateIcon = widget.NewIcon(theme.MediaStopIcon())
 	d.state = widget.NewLabelWithStyle("Stopped", fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
 	d.link = widget.NewHyperlink("", nil)
+	d.link.OnTapped = d.openPublicURL
 	d.link.Hidden = true
 	d.problem = widget.NewLabel("")
 	d.problem.Wrapping = fyne.TextWrapWord
@@ -232,6 +233,17 @@ func (d *dashboard) renderChart(history []proxyengine.HistoryPoint) {
 		chartSeries{name: "Requests/s", unit: "req/s", units: "req/s", color: theme.ColorNamePrimary, values: requests},
 		chartSeries{name: "Active connections", unit: "connection", units: "connections", color: theme.ColorNameWarning, values: conns},
 	)
+}
+
+// openPublicURL opens the proxy's address in the browser, through the app
+// the dashboard was given.
+func (d *dashboard) openPublicURL() {
+	if d.link.URL == nil {
+		return
+	}
+	if err := d.app.OpenURL(d.link.URL); err != nil {
+		fyne.LogError("opening "+d.link.URL.String(), err)
+	}
 }
 
 // tapStop asks the shell to stop the proxy; the dashboard shows it stopped

@@ -509,7 +509,7 @@ func TestDashboardRendersASnapshot(t *testing.T) {
 	}
 }
 
-func TestDashboardNotifiesWhenTheUpstreamGoesDown(t *testing.T) {
+func TestDashboardNotifiesWhenTheUpstreamGoesDownAndComesBack(t *testing.T) {
 	a := test.NewTempApp(t)
 	var down atomic.Bool
 	e := startTestEngine(t, proxyengine.Config{Upstream: echoUpstream(t, &down).URL})
@@ -520,8 +520,8 @@ func TestDashboardNotifiesWhenTheUpstreamGoesDown(t *testing.T) {
 	})
 
 	// The engine checks every 10 s; nothing in the ui can make it sooner.
-	want := &fyne.Notification{Title: "Upstream is down"}
-	test.AssertNotificationSent(t, want, func() {
+	wentDown := &fyne.Notification{Title: "Upstream is down"}
+	test.AssertNotificationSent(t, wentDown, func() {
 		down.Store(true)
 		waitFor(t, d, 30*time.Second, "the upstream card says down", func() (bool, string) {
 			return d.upstream.value.Text == "Down" && d.upstream.alert.Visible(), d.upstream.value.Text
@@ -531,8 +531,17 @@ func TestDashboardNotifiesWhenTheUpstreamGoesDown(t *testing.T) {
 			if !strings.Contains(u.LastError, "503") {
 				t.Errorf("upstream error = %q, want the 503 it answered", u.LastError)
 			}
-			want.Content = u.URL + " is not answering (" + u.LastError + "); visitors to gatehouse.test get an error page until it is back."
+			wentDown.Content = u.URL + " is not answering (" + u.LastError + "); visitors to gatehouse.test get an error page until it is back."
 		})
+	})
+
+	cameBack := &fyne.Notification{Title: "Upstream is back"}
+	test.AssertNotificationSent(t, cameBack, func() {
+		down.Store(false)
+		waitFor(t, d, 30*time.Second, "the upstream card says healthy again", func() (bool, string) {
+			return d.upstream.value.Text == "Healthy" && !d.upstream.alert.Visible(), d.upstream.value.Text
+		})
+		cameBack.Content = e.Status().Upstream.URL + " answers again; gatehouse.test is serving visitors."
 	})
 }
 
@@ -572,4 +581,17 @@ func TestDashboardMarkup(t *testing.T) {
 	w.Resize(fyne.NewSize(100, 100)) // lay out again at the real size, as saveScreenshot explains
 	w.Resize(dashboardSize)
 	test.AssertRendersToMarkup(t, "dashboard.xml", w.Canvas())
+}
+
+func TestDashboardLinkOpensThePublicURL(t *testing.T) {
+	a := &desktopApp{App: test.NewTempApp(t)}
+	d, _, w := newTestDashboard(t, a)
+	d.render(proxyengine.Status{State: proxyengine.StateRunning, PublicURL: "https://sso.example.com:8443/"})
+	w.Resize(fyne.NewSize(100, 100)) // lay the header out with the link shown
+	w.Resize(dashboardSize)
+	size := d.link.Size()
+	test.TapAt(d.link, fyne.NewPos(size.Width/2, size.Height/2))
+	if len(a.opened) != 1 || a.opened[0] != "https://sso.example.com:8443/" {
+		t.Errorf("opened %q, want the public URL once", a.opened)
+	}
 }

@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"net/url"
 	"testing"
 	"time"
 
@@ -10,20 +11,26 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/proxyengine"
 )
 
-// trayApp is the test app with a system tray, as desktop drivers have,
-// recording what was put there.
-type trayApp struct {
+// desktopApp is the test app with a system tray, as desktop drivers have,
+// recording what was put there and which addresses it was asked to open.
+type desktopApp struct {
 	fyne.App
 	menus  []*fyne.Menu // each SetSystemTrayMenu, in order
 	icon   fyne.Resource
 	window fyne.Window
+	opened []string
 }
 
-func (a *trayApp) SetSystemTrayMenu(m *fyne.Menu)    { a.menus = append(a.menus, m) }
-func (a *trayApp) SetSystemTrayIcon(r fyne.Resource) { a.icon = r }
-func (a *trayApp) SetSystemTrayWindow(w fyne.Window) { a.window = w }
+func (a *desktopApp) OpenURL(u *url.URL) error {
+	a.opened = append(a.opened, u.String())
+	return nil
+}
 
-func (a *trayApp) labels() []string {
+func (a *desktopApp) SetSystemTrayMenu(m *fyne.Menu)    { a.menus = append(a.menus, m) }
+func (a *desktopApp) SetSystemTrayIcon(r fyne.Resource) { a.icon = r }
+func (a *desktopApp) SetSystemTrayWindow(w fyne.Window) { a.window = w }
+
+func (a *desktopApp) labels() []string {
 	var out []string
 	for _, it := range a.menus[len(a.menus)-1].Items {
 		if !it.IsSeparator {
@@ -33,7 +40,7 @@ func (a *trayApp) labels() []string {
 	return out
 }
 
-func (a *trayApp) item(label string) *fyne.MenuItem {
+func (a *desktopApp) item(label string) *fyne.MenuItem {
 	for _, it := range a.menus[len(a.menus)-1].Items {
 		if it.Label == label {
 			return it
@@ -43,7 +50,7 @@ func (a *trayApp) item(label string) *fyne.MenuItem {
 }
 
 func TestTrayMenuFollowsTheProxyState(t *testing.T) {
-	a := &trayApp{App: test.NewTempApp(t)}
+	a := &desktopApp{App: test.NewTempApp(t)}
 	d, rec, w := newTestDashboard(t, a)
 
 	if a.icon == nil || a.window != w || len(a.menus) == 0 {
