@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"fyne.io/fyne/v2"
@@ -177,10 +178,7 @@ func eventBadge(ev proxyengine.Event) (string, widget.Importance) {
 func eventText(ev proxyengine.Event) string {
 	text := ev.Message
 	if ev.Method != "" || ev.Path != "" {
-		req := ev.Method + " " + ev.Path
-		if req[0] == ' ' {
-			req = req[1:]
-		}
+		req := strings.TrimSpace(ev.Method + " " + ev.Path)
 		if text != "" {
 			text = req + ": " + text
 		} else {

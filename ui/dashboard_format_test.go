@@ -79,3 +79,21 @@ func TestPlainError(t *testing.T) {
 		t.Errorf("plain error = %q", got)
 	}
 }
+
+func TestEventText(t *testing.T) {
+	for _, tc := range []struct {
+		ev   proxyengine.Event
+		want string
+	}{
+		{proxyengine.Event{Kind: proxyengine.EventRequest, Method: "POST", Path: "/api/v3/flows/", Status: 200, Duration: 12 * time.Millisecond, Remote: "203.0.113.9"},
+			"POST /api/v3/flows/ · 12 ms · 203.0.113.9"},
+		{proxyengine.Event{Kind: proxyengine.EventWebSocket, Path: "/ws/client/", Message: "closed by the client (1000)", Duration: 3 * time.Second},
+			"/ws/client/: closed by the client (1000) · 3.0 s"},
+		{proxyengine.Event{Kind: proxyengine.EventCertificate, Message: "renewed; valid until 2027-02-26"},
+			"renewed; valid until 2027-02-26"},
+	} {
+		if got := eventText(tc.ev); got != tc.want {
+			t.Errorf("eventText(%+v) = %q, want %q", tc.ev, got, tc.want)
+		}
+	}
+}
