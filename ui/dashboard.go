@@ -1,17 +1,24 @@
 package ui
 
-// PLACEHOLDER owned by the dashboard helper: the lead replaces this file with
-// the real dashboard at merge. It keeps the contract's declarations so the
-// app shell compiles and its tests run.
-
 import (
+	"net/url"
+	"sync"
+	"time"
+
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 
 	"github.com/gatehouse-proxy/gatehouse/proxyengine"
 )
 
+// chartSpan is how far back the dashboard's chart reaches: the engine's
+// whole history.
+const chartSpan = 10 * time.Minute
+
+// dashboardActions are what the dashboard asks of the app shell, which owns
+// the engine.
 type dashboardActions struct {
 	onStop      func() // stop the proxy (the dashboard stays, showing "stopped")
 	onStart     func() // start it again with the saved config (progress, then dashboard)
@@ -19,48 +26,250 @@ type dashboardActions struct {
 	onQuit      func() // stop the proxy and quit the app (the tray's Quit)
 }
 
+// dashboard is the live view of a running proxy: its state and address,
+// counters, upstream and certificate health, a chart of the last minutes,
+// the open connections and recent events. It also keeps the system tray's
+// menu and sends the desktop notifications.
 type dashboard struct {
+	app     fyne.App
+	actions dashboardActions
+	tray    *tray // nil where the desktop has none
+	now     func() time.Time
+
+	// mu orders show, follow and stopped. In the app they all run on the
+	// Fyne goroutine and it is never contended, but Fyne's test driver runs
+	// fyne.Do inline on the caller's goroutine, so there it keeps a test's
+	// reads of the widgets from racing the engine's updates.
+	mu      sync.Mutex
+	unwatch func() // stops following the engine; nil when not following
+	running bool
+	last    proxyengine.Status // the latest snapshot shown
+	seen    bool               // last holds a snapshot: later ones are compared to it for notifications
+
+	stateIcon *widget.Icon
 	state     *widget.Label
-	url       *widget.Label
+	link      *widget.Hyperlink
+	problem   *widget.Label
 	stop      *widget.Button
 	start     *widget.Button
 	edit      *widget.Button
-	stopWatch func()
+
+	connections, websockets, rate, errorRate *statCard
+	upstream, certificate                    *statCard
+
+	chart     *lineChart
+	connTable *widget.Table
+	connRows  []proxyengine.ConnectionInfo
+	connTab   *container.TabItem
+	eventList *widget.List
+	eventRows []proxyengine.Event
+	activity  *container.AppTabs
+	root      fyne.CanvasObject
 }
 
 func newDashboard(a fyne.App, w fyne.Window, actions dashboardActions) *dashboard {
-	d := &dashboard{state: widget.NewLabel(""), url: widget.NewLabel("")}
-	d.stop = widget.NewButton("Stop", actions.onStop)
-	d.start = widget.NewButton("Start", actions.onStart)
-	d.edit = widget.NewButton("Edit setup", actions.onEditSetup)
+	d := &dashboard{app: a, actions: actions, now: time.Now}
+	d.stateIcon = widget.NewIcon(theme.MediaStopIcon())
+	d.state = widget.NewLabelWithStyle("Stopped", fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
+	d.link = widget.NewHyperlink("", nil)
+	d.link.OnTapped = d.openPublicURL
+	d.link.Hidden = true
+	d.problem = widget.NewLabel("")
+	d.problem.Wrapping = fyne.TextWrapWord
+	d.problem.Importance = widget.DangerImportance
+	d.problem.Hidden = true
+	d.stop = widget.NewButtonWithIcon("Stop", theme.MediaStopIcon(), d.tapStop)
+	d.start = widget.NewButtonWithIcon("Start", theme.MediaPlayIcon(), d.tapStart)
+	d.start.Importance = widget.HighImportance
+	d.edit = widget.NewButtonWithIcon("Edit setup", theme.SettingsIcon(), d.actions.onEditSetup)
+
+	d.connections = newStatCard("Active connections")
+	d.websockets = newStatCard("Active WebSockets")
+	d.rate = newStatCard("Requests per second")
+	d.errorRate = newStatCard("Error rate (5xx, last minute)")
+	d.upstream = newStatCard("Upstream")
+	d.certificate = newStatCard("Certificate")
+
+	d.chart = newLineChart(chartSpan)
+	d.connTable = d.newConnectionTable()
+	d.eventList = d.newEventList()
+	d.connTab = container.NewTabItemWithIcon("Connections", theme.ComputerIcon(), d.connTable)
+	d.activity = container.NewAppTabs(
+		d.connTab,
+		container.NewTabItemWithIcon("Recent events", theme.ListIcon(), d.eventList),
+	)
+
+	header := container.NewBorder(nil, d.problem,
+		container.NewHBox(d.stateIcon, d.state, d.link), container.NewHBox(d.stop, d.start, d.edit))
+	counters := container.NewGridWithColumns(4, d.connections, d.websockets, d.rate, d.errorRate)
+	health := container.NewGridWithColumns(2, d.upstream, d.certificate)
+	charts := container.NewVSplit(d.chart, d.activity)
+	charts.Offset = 0.38
+	d.root = container.NewBorder(container.NewVBox(header, counters, health), nil, nil, nil, charts)
+
+	d.tray = newTray(a, w, d.tapStart, d.tapStop, actions.onQuit)
+	d.render(proxyengine.Status{State: proxyengine.StateStopped})
 	return d
 }
 
-func (d *dashboard) content() fyne.CanvasObject {
-	return container.NewVBox(d.state, d.url, container.NewHBox(d.stop, d.start, d.edit))
-}
+// content is the dashboard screen, for the window.
+func (d *dashboard) content() fyne.CanvasObject { return d.root }
 
-// follow shows e's live status until stopped is called; call on the Fyne
+// follow shows e's live status until stopped is called; called on the Fyne
 // goroutine after each successful start.
 func (d *dashboard) follow(e *proxyengine.Engine) {
-	if d.stopWatch != nil {
-		d.stopWatch()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.unwatch != nil {
+		d.unwatch()
 	}
-	d.stopWatch = watchStatus(e, func(st proxyengine.Status) {
-		d.state.SetText(st.State)
-		d.url.SetText(st.PublicURL)
-	})
+	d.running = true
+	d.problem.Hidden = true
+	d.unwatch = watchStatus(e, d.show)
 }
 
 // stopped shows the proxy as stopped (err == nil) or failed (err != nil,
 // shown in plain words).
 func (d *dashboard) stopped(err error) {
-	if d.stopWatch != nil {
-		d.stopWatch()
-		d.stopWatch = nil
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.unwatch != nil {
+		d.unwatch()
+		d.unwatch = nil
 	}
-	d.state.SetText(proxyengine.StateStopped)
+	d.running = false
 	if err != nil {
-		d.state.SetText("error: " + err.Error())
+		d.problem.SetText(plainError(err))
+		d.problem.Show()
+	} else {
+		d.problem.Hide()
+	}
+	// Keep what is history (chart, events, certificate); clear what was live.
+	// Nobody checks the upstream while stopped: its last result would mislead.
+	st := d.last
+	st.State = proxyengine.StateStopped
+	st.Upstream = proxyengine.UpstreamHealth{URL: st.Upstream.URL}
+	st.ActiveConnections, st.ActiveWebSockets = 0, 0
+	st.RequestsPerSecond, st.RequestsLastMinute = 0, 0
+	st.Connections, st.WebSockets = nil, nil
+	d.last = st
+	d.render(st)
+	if err != nil {
+		d.state.SetText("Failed")
+		d.state.Importance = widget.DangerImportance
+		d.stateIcon.SetResource(theme.ErrorIcon())
+		d.state.Refresh()
+	}
+}
+
+// show takes one snapshot from the engine: it sends the notifications the
+// change since the previous one calls for, then displays it.
+func (d *dashboard) show(st proxyengine.Status) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.unwatch == nil {
+		return // a snapshot that was on its way when stopped was called
+	}
+	if d.seen {
+		for _, n := range notificationsBetween(d.last, st) {
+			d.app.SendNotification(n)
+		}
+	}
+	d.last, d.seen = st, true
+	d.render(st)
+}
+
+// render displays a snapshot. It is pure display: tests feed it made-up
+// snapshots.
+func (d *dashboard) render(st proxyengine.Status) {
+	now := d.now()
+	d.renderHeader(st)
+	d.renderCounters(st)
+	d.renderUpstream(st, now)
+	d.renderCertificate(st.Certificate, now)
+	d.renderChart(st.History)
+	d.renderConnections(st.Connections)
+	d.renderEvents(st.Events)
+}
+
+func (d *dashboard) renderHeader(st proxyengine.Status) {
+	running := d.running && st.State != proxyengine.StateStopped
+	switch {
+	case running && st.State == proxyengine.StateStarting:
+		d.state.SetText("Starting…")
+		d.state.Importance = widget.WarningImportance
+		d.stateIcon.SetResource(theme.MediaPlayIcon())
+	case running:
+		d.state.SetText("Running")
+		d.state.Importance = widget.SuccessImportance
+		d.stateIcon.SetResource(theme.NewSuccessThemedResource(theme.MediaPlayIcon()))
+	default:
+		d.state.SetText("Stopped")
+		d.state.Importance = widget.MediumImportance
+		d.stateIcon.SetResource(theme.MediaStopIcon())
+	}
+	d.state.Refresh()
+
+	if u, err := url.Parse(st.PublicURL); err == nil && st.PublicURL != "" {
+		d.link.SetText(st.PublicURL)
+		d.link.SetURL(u)
+		d.link.Show()
+	}
+	setEnabled(d.stop, running)
+	setEnabled(d.start, !d.running)
+	d.tray.setRunning(running)
+}
+
+func (d *dashboard) renderChart(history []proxyengine.HistoryPoint) {
+	times := make([]time.Time, len(history))
+	requests := make([]float64, len(history))
+	conns := make([]float64, len(history))
+	for i, p := range history {
+		times[i] = p.Time
+		requests[i] = float64(p.Requests)
+		conns[i] = float64(p.ActiveConnections)
+	}
+	d.chart.setData(times,
+		chartSeries{name: "Requests/s", unit: "req/s", units: "req/s", color: theme.ColorNamePrimary, values: requests},
+		chartSeries{name: "Active connections", unit: "connection", units: "connections", color: theme.ColorNameWarning, values: conns},
+	)
+}
+
+// openPublicURL opens the proxy's address in the browser, through the app
+// the dashboard was given.
+func (d *dashboard) openPublicURL() {
+	if d.link.URL == nil {
+		return
+	}
+	if err := d.app.OpenURL(d.link.URL); err != nil {
+		fyne.LogError("opening "+d.link.URL.String(), err)
+	}
+}
+
+// tapStop asks the shell to stop the proxy; the dashboard shows it stopped
+// when the shell calls stopped.
+func (d *dashboard) tapStop() {
+	if !d.running {
+		return
+	}
+	d.stop.Disable()
+	d.actions.onStop()
+}
+
+// tapStart asks the shell to start the proxy again; it calls follow once it
+// runs, or stopped with the reason it could not.
+func (d *dashboard) tapStart() {
+	if d.running {
+		return
+	}
+	d.start.Disable()
+	d.actions.onStart()
+}
+
+func setEnabled(b *widget.Button, enabled bool) {
+	if enabled {
+		b.Enable()
+	} else {
+		b.Disable()
 	}
 }

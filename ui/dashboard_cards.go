@@ -1,0 +1,182 @@
+package ui
+
+import (
+	"strconv"
+	"strings"
+	"time"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/canvas"
+	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/theme"
+	"fyne.io/fyne/v2/widget"
+
+	"github.com/gatehouse-proxy/gatehouse/proxyengine"
+)
+
+// certWarnDays is when an expiry date turns from fine to worrying: ACME
+// renews a month ahead, so fewer days left means renewal is failing.
+const certWarnDays = 14
+
+// statCard is one tile of the dashboard: a caption, a big value, lines of
+// detail and, when something is wrong, an alert in the danger colour.
+type statCard struct {
+	widget.BaseWidget
+	title  *widget.Label
+	value  *widget.Label
+	detail *widget.Label // one line per fact
+	alert  *widget.Label
+}
+
+func newStatCard(title string) *statCard {
+	c := &statCard{
+		title:  &widget.Label{Text: title, SizeName: theme.SizeNameCaptionText, TextStyle: fyne.TextStyle{Bold: true}, Truncation: fyne.TextTruncateEllipsis},
+		value:  &widget.Label{Text: "–", SizeName: theme.SizeNameSubHeadingText, TextStyle: fyne.TextStyle{Bold: true}, Truncation: fyne.TextTruncateEllipsis},
+		detail: &widget.Label{SizeName: theme.SizeNameCaptionText, Truncation: fyne.TextTruncateEllipsis},
+		alert:  &widget.Label{SizeName: theme.SizeNameCaptionText, Wrapping: fyne.TextWrapWord, Importance: widget.DangerImportance},
+	}
+	c.alert.Hide()
+	c.ExtendBaseWidget(c)
+	return c
+}
+
+func (c *statCard) CreateRenderer() fyne.WidgetRenderer {
+	th := c.Theme()
+	v := fyne.CurrentApp().Settings().ThemeVariant()
+	bg := canvas.NewRectangle(th.Color(theme.ColorNameInputBackground, v))
+	bg.CornerRadius = th.Size(theme.SizeNameInputRadius)
+	// Tight rows: the tiles are many, the window is not tall.
+	rows := container.New(&tightRows{}, c.title, c.value, c.detail, c.alert)
+	return widget.NewSimpleRenderer(container.NewStack(bg, container.NewPadded(rows)))
+}
+
+// set shows a value, coloured by importance, with its details (one per
+// line; empty ones are left out) and an alert (hidden when empty).
+func (c *statCard) set(value string, importance widget.Importance, alert string, details ...string) {
+	c.value.Text, c.value.Importance = value, importance
+	c.value.Refresh()
+	var lines []string
+	for _, l := range details {
+		if l != "" {
+			lines = append(lines, l)
+		}
+	}
+	c.detail.SetText(strings.Join(lines, "\n"))
+	c.alert.SetText(alert)
+	c.alert.Hidden = alert == ""
+	c.alert.Refresh()
+}
+
+// tightRows stacks visible objects at their minimum height with no space
+// between them, each as wide as the container.
+type tightRows struct{}
+
+func (*tightRows) MinSize(objects []fyne.CanvasObject) fyne.Size {
+	var s fyne.Size
+	for _, o := range objects {
+		if o.Visible() {
+			m := o.MinSize()
+			s.Width = max(s.Width, m.Width)
+			s.Height += m.Height
+		}
+	}
+	return s
+}
+
+func (*tightRows) Layout(objects []fyne.CanvasObject, size fyne.Size) {
+	var y float32
+	for _, o := range objects {
+		if o.Visible() {
+			h := o.MinSize().Height
+			o.Move(fyne.NewPos(0, y))
+			o.Resize(fyne.NewSize(size.Width, h))
+			y += h
+		}
+	}
+}
+
+func (d *dashboard) renderCounters(st proxyengine.Status) {
+	d.connections.set(strconv.Itoa(st.ActiveConnections), widget.MediumImportance, "",
+		formatUint(st.RequestsTotal)+" requests since start")
+	d.websockets.set(strconv.Itoa(st.ActiveWebSockets), widget.MediumImportance, "",
+		"of "+strconv.Itoa(st.ActiveConnections)+" connections")
+	d.rate.set(formatRate(st.RequestsPerSecond), widget.MediumImportance, "",
+		formatRate(st.RequestsLastMinute)+" average over the last minute")
+	errRate := st.ErrorRate()
+	importance := widget.MediumImportance
+	if errRate > 0 {
+		importance = widget.DangerImportance
+	}
+	d.errorRate.set(formatPercent(errRate), importance, "",
+		formatUint(st.UpstreamErrors)+" upstream errors since start")
+}
+
+func (d *dashboard) renderUpstream(st proxyengine.Status, now time.Time) {
+	h := st.Upstream
+	latency := "no requests in the last minute"
+	if st.UpstreamLatency.Count > 0 {
+		latency = "latency p50 " + formatLatency(st.UpstreamLatency.P50) +
+			" · p95 " + formatLatency(st.UpstreamLatency.P95) +
+			" · p99 " + formatLatency(st.UpstreamLatency.P99)
+	}
+	switch {
+	case !h.Checked:
+		d.upstream.set("Not checked", widget.MediumImportance, "", h.URL, latency)
+	case h.Healthy:
+		d.upstream.set("Healthy", widget.SuccessImportance, "",
+			h.URL+" answered in "+formatLatency(h.Latency)+" at "+formatClock(h.CheckedAt, now),
+			"healthy since "+formatClock(h.ChangedAt, now)+" ("+formatAge(now.Sub(h.ChangedAt))+")",
+			latency)
+	default:
+		d.upstream.set("Down", widget.DangerImportance, h.LastError,
+			h.URL+" checked at "+formatClock(h.CheckedAt, now),
+			"down since "+formatClock(h.ChangedAt, now)+" ("+formatAge(now.Sub(h.ChangedAt))+")",
+			latency)
+	}
+}
+
+func (d *dashboard) renderCertificate(c proxyengine.CertStatus, now time.Time) {
+	if c.NotAfter.IsZero() {
+		d.certificate.set("None yet", widget.MediumImportance, c.LastError, certSource(c.Source))
+		return
+	}
+	days := daysUntil(c.NotAfter, now)
+	value, importance := "Expires in "+plural(days, "day"), widget.SuccessImportance
+	switch {
+	case days < 0:
+		value, importance = "Expired "+plural(-days, "day")+" ago", widget.DangerImportance
+	case days < certWarnDays:
+		importance = widget.WarningImportance
+	}
+	issuer := "issued by " + c.Issuer
+	if c.Issuer == "" {
+		issuer = "issuer unknown"
+	}
+	renewal := "valid until " + formatDate(c.NotAfter)
+	if !c.NextRenewal.IsZero() {
+		renewal += " · next renewal " + formatDate(c.NextRenewal)
+	}
+	d.certificate.set(value, importance, c.LastError, certSource(c.Source)+", "+issuer, renewal)
+}
+
+// certSource names where the certificate comes from, as the wizard offered it.
+func certSource(source string) string {
+	switch source {
+	case proxyengine.TLSACME:
+		return "ACME (automatic)"
+	case proxyengine.TLSFiles:
+		return "Certificate files"
+	case proxyengine.TLSSelfSigned:
+		return "Local self-signed CA"
+	}
+	return source
+}
+
+func plural(n int, unit string) string {
+	if n == 1 {
+		return "1 " + unit
+	}
+	return strconv.Itoa(n) + " " + unit + "s"
+}
+
+func formatUint(n uint64) string { return strconv.FormatUint(n, 10) }
