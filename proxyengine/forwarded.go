@@ -57,7 +57,9 @@ func (f forwarding) apply(out, in *http.Request) {
 	out.Header.Set("X-Forwarded-Host", in.Host)
 }
 
-// remoteIP parses the address of a request's peer.
+// remoteIP parses the address of a request's peer. An IPv6 zone
+// (fe80::1%eth0) is dropped: it names an interface of this machine, means
+// nothing to the upstream, and no trusted-proxy prefix would contain it.
 func remoteIP(remoteAddr string) netip.Addr {
 	host, _, err := net.SplitHostPort(remoteAddr)
 	if err != nil {
@@ -67,5 +69,5 @@ func remoteIP(remoteAddr string) netip.Addr {
 	if err != nil {
 		return netip.Addr{}
 	}
-	return ip.Unmap()
+	return ip.WithZone("").Unmap()
 }
