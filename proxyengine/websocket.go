@@ -89,16 +89,8 @@ func (x *wsProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeErrorPage(w, http.StatusServiceUnavailable, "The gateway is restarting", "Try again in a few seconds.")
 		return
 	}
-	out := r.Clone(r.Context())
-	out.RequestURI, out.Body, out.ContentLength = "", nil, 0
-	upgrade := r.Header.Get("Upgrade")
-	removeHopHeaders(out.Header)
-	x.p.rewrite(&httputil.ProxyRequest{In: r, Out: out})
-	out.Header.Set("Connection", "Upgrade")
-	out.Header.Set("Upgrade", upgrade)
-	if _, ok := out.Header["User-Agent"]; !ok {
-		out.Header.Set("User-Agent", "") // no Go default in its place
-	}
+	out := x.upgradeRequest(r)
+	upgrade := out.Header.Get("Upgrade")
 
 	dialCtx, cancelDial := context.WithTimeout(r.Context(), wsDialTimeout)
 	up, err := x.dialUpstream(dialCtx)
@@ -174,6 +166,23 @@ func (x *wsProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x.logger.Debug("websocket opened", "path", s.path, "client", r.RemoteAddr)
 	go s.pump(client, up, &s.toUpstream, &s.bytesUp, sideClient)
 	go s.pump(up, client, &s.toClient, &s.bytesDown, sideUpstream)
+}
+
+// upgradeRequest is the upgrade request for the upstream hop: the
+// client's, without its hop-by-hop headers, routed and with the forwarding
+// headers set like any proxied request.
+func (x *wsProxy) upgradeRequest(r *http.Request) *http.Request {
+	out := r.Clone(r.Context())
+	out.RequestURI, out.Body, out.ContentLength = "", nil, 0
+	upgrade := r.Header.Get("Upgrade")
+	removeHopHeaders(out.Header)
+	x.p.rewrite(&httputil.ProxyRequest{In: r, Out: out})
+	out.Header.Set("Connection", "Upgrade")
+	out.Header.Set("Upgrade", upgrade)
+	if _, ok := out.Header["User-Agent"]; !ok {
+		out.Header.Set("User-Agent", "") // no Go default in its place
+	}
+	return out
 }
 
 func (x *wsProxy) dialUpstream(ctx context.Context) (net.Conn, error) {
