@@ -6,17 +6,23 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"flag"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
+	"go.uber.org/goleak"
 )
 
 // cutOffBound is how long a test waits for the engine to cut off a hostile
@@ -629,4 +635,168 @@ func TestHardeningForwardedForDropsIPv6Zone(t *testing.T) {
 	if got := out.Header.Get("X-Forwarded-For"); got != "203.0.113.9, fe80::1" {
 		t.Errorf("from a trusted link-local proxy X-Forwarded-For = %q, want 203.0.113.9, fe80::1", got)
 	}
+}
+
+var long = flag.Bool("long", false, "run the churn tests at full size (10,000 WebSockets, 100,000 requests)")
+
+// churnSize is n in `make test` and full with -long.
+func churnSize(n, full int) int {
+	if *long {
+		return full
+	}
+	return n
+}
+
+// resources are what a leak grows: goroutines and open file descriptors.
+type resources struct{ goroutines, fds int }
+
+func countResources(t *testing.T) resources {
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resources{runtime.NumGoroutine(), len(fds)}
+}
+
+// churnTolerance allows for goroutines and descriptors of the runtime and
+// of background work (the health check) that come and go on their own.
+const churnTolerance = 5
+
+// waitSettled polls until the counts are back within churnTolerance of
+// base, dropping idle keepalive connections (whose number the pool bounds)
+// before each look, and returns where they settled.
+func waitSettled(t *testing.T, base resources, dropIdle func()) resources {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		dropIdle()
+		now := countResources(t)
+		if now.goroutines <= base.goroutines+churnTolerance && now.fds <= base.fds+churnTolerance {
+			return now
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("resources did not return: %d goroutines and %d fds, from %d and %d before", now.goroutines, now.fds, base.goroutines, base.fds)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// inParallel runs n jobs over workers goroutines and returns the first error.
+func inParallel(workers, n int, job func(i int) error) error {
+	var next atomic.Int64
+	errs := make(chan error, workers)
+	for range workers {
+		go func() {
+			for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
+				if err := job(i); err != nil {
+					errs <- fmt.Errorf("job %d: %w", i, err)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	var first error
+	for range workers {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// TestChurnWebSockets opens and closes WebSockets through the engine, every
+// way a session can end, and checks goroutines and file descriptors return
+// to where they were.
+func TestChurnWebSockets(t *testing.T) {
+	ignore := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, ignore) }) // runs last, after the engine and upstream stop
+	e, up := startWSEngine(t)
+	d := wsDialer(t, e)
+	cycle := func(i int) error {
+		c, _, err := d.Dial(wsURL("/ws/client/"), nil)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		c.SetReadDeadline(time.Now().Add(cutOffBound))
+		if err := c.WriteMessage(websocket.TextMessage, []byte("ping")); err != nil {
+			return err
+		}
+		if _, msg, err := c.ReadMessage(); err != nil || string(msg) != "ping" {
+			return fmt.Errorf("echo %q, %v", msg, err)
+		}
+		switch i % 3 {
+		case 0: // a clean close, answered
+			c.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""))
+			c.ReadMessage()
+		case 1: // the upstream drops the connection
+			c.WriteMessage(websocket.TextMessage, []byte("drop"))
+			c.ReadMessage()
+		} // case 2: the client vanishes
+		c.Close()
+		select {
+		case <-up.closed:
+			return nil
+		case <-time.After(cutOffBound):
+			return errors.New("the upstream never saw the session end")
+		}
+	}
+	dropIdle := func() { e.transport.CloseIdleConnections() }
+	if err := cycle(0); err != nil { // warm up what stays: pools, timers, the engine's workers
+		t.Fatal(err)
+	}
+	base := waitSettled(t, countResources(t), dropIdle)
+	n := churnSize(300, 10000)
+	start := time.Now()
+	if err := inParallel(4, n, cycle); err != nil {
+		t.Fatal(err)
+	}
+	elapsed := time.Since(start)
+	eventually(t, "every session ends", func() bool { return e.proxy.ws.count() == 0 })
+	after := waitSettled(t, base, dropIdle)
+	t.Logf("%d WebSocket cycles in %v: goroutines %d -> %d, fds %d -> %d",
+		n, elapsed.Round(time.Millisecond), base.goroutines, after.goroutines, base.fds, after.fds)
+}
+
+// TestChurnKeepaliveRequests sends many requests over keepalive
+// connections and checks goroutines and file descriptors return to where
+// they were.
+func TestChurnKeepaliveRequests(t *testing.T) {
+	ignore := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
+	e := startEngine(t, testConfig(t, newEchoUpstream(t)))
+	const workers = 4
+	c := httpClient(t, e, false)
+	client := c.Transport.(*http.Transport)
+	client.MaxIdleConnsPerHost = workers
+	request := func(i int) error {
+		resp, err := c.Get(engineURL("/churn?i=" + strconv.Itoa(i)))
+		if err != nil {
+			return err
+		}
+		_, err = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if err == nil && resp.StatusCode != 200 {
+			err = fmt.Errorf("status %d", resp.StatusCode)
+		}
+		return err
+	}
+	dropIdle := func() {
+		client.CloseIdleConnections()
+		e.transport.CloseIdleConnections()
+	}
+	if err := request(0); err != nil {
+		t.Fatal(err)
+	}
+	base := waitSettled(t, countResources(t), dropIdle)
+	n := churnSize(5000, 100000)
+	start := time.Now()
+	if err := inParallel(workers, n, request); err != nil {
+		t.Fatal(err)
+	}
+	elapsed := time.Since(start)
+	after := waitSettled(t, base, dropIdle)
+	t.Logf("%d keepalive requests in %v: goroutines %d -> %d, fds %d -> %d",
+		n, elapsed.Round(time.Millisecond), base.goroutines, after.goroutines, base.fds, after.fds)
 }
