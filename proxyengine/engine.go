@@ -185,7 +185,8 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 		e.serveInBackground(func() error { return e.httpSrv.Serve(e.httpLn) })
 	}
 	if e.statusLn != nil {
-		e.statusSrv = &http.Server{Handler: e.statusHandler(), ReadHeaderTimeout: e.limits.readHeaderTimeout, ErrorLog: errLog}
+		e.statusSrv = e.limits.server(e.statusHandler())
+		e.statusSrv.ErrorLog = errLog
 		e.serveInBackground(func() error { return e.statusSrv.Serve(e.statusLn) })
 		if !isLoopbackListen(e.statusLn.Addr()) {
 			e.cfg.Logger.Warn("the status endpoint is reachable from other machines: it shows visitors' addresses and paths", "addr", e.statusLn.Addr())

@@ -60,8 +60,7 @@ func (l clientLimits) server(handler http.Handler) *http.Server {
 func (l clientLimits) withSendTimeout(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sw := &sendDeadlineWriter{ResponseWriter: w}
-		rc := http.NewResponseController(w)
-		sw.deadline = progressDeadline{timeout: l.sendTimeout, set: rc.SetWriteDeadline}
+		sw.deadline = progressDeadline{timeout: l.sendTimeout, conn: http.NewResponseController(w)}
 		sw.deadline.progress()
 		next.ServeHTTP(sw, r)
 	})
@@ -100,8 +99,14 @@ func (w *sendDeadlineWriter) Unwrap() http.ResponseWriter { return w.ResponseWri
 // It is not safe for concurrent use: one writer owns it.
 type progressDeadline struct {
 	timeout time.Duration
-	set     func(time.Time) error
+	conn    writeDeadliner
 	armedAt time.Time
+}
+
+// writeDeadliner is what takes a write deadline: a net.Conn, or an
+// http.ResponseController for one response.
+type writeDeadliner interface {
+	SetWriteDeadline(time.Time) error
 }
 
 func (d *progressDeadline) progress() {
@@ -111,5 +116,5 @@ func (d *progressDeadline) progress() {
 	}
 	d.armedAt = now
 	// A writer without deadlines (none of net/http's) simply stays unbounded.
-	d.set(now.Add(d.timeout))
+	d.conn.SetWriteDeadline(now.Add(d.timeout))
 }

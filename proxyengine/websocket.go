@@ -390,7 +390,7 @@ func (s *wsSession) pump(src, dst net.Conn, sc *wsFrameScanner, counter *atomic.
 	small := make([]byte, wsSmallBuffer)
 	buf := small
 	var large *[]byte
-	sendDeadline := progressDeadline{timeout: s.proxy.p.limits.sendTimeout, set: dst.SetWriteDeadline}
+	sendDeadline := progressDeadline{timeout: s.proxy.p.limits.sendTimeout, conn: dst}
 	for {
 		n, err := src.Read(buf)
 		if n > 0 {
