@@ -59,8 +59,8 @@ func (l clientLimits) server(handler http.Handler) *http.Server {
 // earlier response left on a keepalive connection.
 func (l clientLimits) withSendTimeout(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		sw := &sendDeadlineWriter{ResponseWriter: w}
-		sw.deadline = progressDeadline{timeout: l.sendTimeout, conn: http.NewResponseController(w)}
+		sw := &sendDeadlineWriter{ResponseWriter: w, rc: *http.NewResponseController(w)}
+		sw.deadline = progressDeadline{timeout: l.sendTimeout, conn: &sw.rc}
 		sw.deadline.progress()
 		next.ServeHTTP(sw, r)
 	})
@@ -71,6 +71,7 @@ func (l clientLimits) withSendTimeout(next http.Handler) http.Handler {
 // underneath.
 type sendDeadlineWriter struct {
 	http.ResponseWriter
+	rc       http.ResponseController // of the ResponseWriter, held here to save an allocation
 	deadline progressDeadline
 }
 
@@ -86,7 +87,7 @@ func (w *sendDeadlineWriter) Write(p []byte) (int, error) {
 
 func (w *sendDeadlineWriter) FlushError() error {
 	w.deadline.progress()
-	return http.NewResponseController(w.ResponseWriter).Flush()
+	return w.rc.Flush()
 }
 
 func (w *sendDeadlineWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
