@@ -747,7 +747,7 @@ func TestChurnWebSockets(t *testing.T) {
 		t.Fatal(err)
 	}
 	base := waitSettled(t, countResources(t), dropIdle)
-	n := churnSize(300, 10000)
+	n := churnSize(200, 10000)
 	start := time.Now()
 	if err := inParallel(4, n, cycle); err != nil {
 		t.Fatal(err)
@@ -790,7 +790,7 @@ func TestChurnKeepaliveRequests(t *testing.T) {
 		t.Fatal(err)
 	}
 	base := waitSettled(t, countResources(t), dropIdle)
-	n := churnSize(5000, 100000)
+	n := churnSize(2000, 100000)
 	start := time.Now()
 	if err := inParallel(workers, n, request); err != nil {
 		t.Fatal(err)
