@@ -135,26 +135,28 @@ func TestHardeningHostileRequests(t *testing.T) {
 		name, request string
 		status        int
 		check         func(t *testing.T, hits []upstreamHit) // nil: the upstream must see nothing
+		close         bool                                   // the engine must close the connection after answering
 	}{
-		{"oversized headers", "GET / HTTP/1.1\r\n" + host + "X-Big: " + strings.Repeat("a", 100<<10) + "\r\n\r\n", 431, nil},
-		{"NUL in a header value", "GET / HTTP/1.1\r\n" + host + "X-Bad: a\x00b\r\n\r\n", 400, nil},
-		{"control byte in a header value", "GET / HTTP/1.1\r\n" + host + "X-Bad: a\x1bb\r\n\r\n", 400, nil},
-		{"space in a header name", "GET / HTTP/1.1\r\n" + host + "X Bad: x\r\n\r\n", 400, nil},
-		{"no Host", "GET / HTTP/1.1\r\n\r\n", 400, nil},
-		{"two Hosts", "GET / HTTP/1.1\r\n" + host + "Host: other.example\r\n\r\n", 400, nil},
-		{"differing Content-Lengths", "POST / HTTP/1.1\r\n" + host + "Content-Length: 3\r\nContent-Length: 4\r\n\r\nabcd", 400, nil},
-		{"Transfer-Encoding other than chunked", "POST / HTTP/1.1\r\n" + host + "Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", 501, nil},
-		{"absolute form for another host", "GET https://other.example/admin/ HTTP/1.1\r\n" + host + "\r\n", 421, nil},
-		{"CONNECT to this host", "CONNECT " + testHostname + ":443 HTTP/1.1\r\nHost: " + testHostname + ":443\r\n\r\n", 405, nil},
-		{"CONNECT elsewhere", "CONNECT internal.lan:22 HTTP/1.1\r\nHost: internal.lan:22\r\n\r\n", 405, nil},
-		{"h2c upgrade", "GET / HTTP/1.1\r\n" + host + "Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n", 400, nil},
-		{"other upgrade", "GET / HTTP/1.1\r\n" + host + "Connection: upgrade\r\nUpgrade: irc/6.9\r\n\r\n", 400, nil},
-		{"Upgrade without Connection", "GET / HTTP/1.1\r\n" + host + "Upgrade: h2c\r\n\r\n", 400, nil},
+		{"oversized headers", "GET / HTTP/1.1\r\n" + host + "X-Big: " + strings.Repeat("a", 100<<10) + "\r\n\r\n", 431, nil, false},
+		{"NUL in a header value", "GET / HTTP/1.1\r\n" + host + "X-Bad: a\x00b\r\n\r\n", 400, nil, false},
+		{"control byte in a header value", "GET / HTTP/1.1\r\n" + host + "X-Bad: a\x1bb\r\n\r\n", 400, nil, false},
+		{"space in a header name", "GET / HTTP/1.1\r\n" + host + "X Bad: x\r\n\r\n", 400, nil, false},
+		{"no Host", "GET / HTTP/1.1\r\n\r\n", 400, nil, false},
+		{"two Hosts", "GET / HTTP/1.1\r\n" + host + "Host: other.example\r\n\r\n", 400, nil, false},
+		{"differing Content-Lengths", "POST / HTTP/1.1\r\n" + host + "Content-Length: 3\r\nContent-Length: 4\r\n\r\nabcd", 400, nil, false},
+		{"Transfer-Encoding other than chunked", "POST / HTTP/1.1\r\n" + host + "Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", 501, nil, false},
+		{"absolute form for another host", "GET https://other.example/admin/ HTTP/1.1\r\n" + host + "\r\n", 421, nil, false},
+		{"CONNECT to this host", "CONNECT " + testHostname + ":443 HTTP/1.1\r\nHost: " + testHostname + ":443\r\n\r\n", 405, nil, false},
+		{"CONNECT elsewhere", "CONNECT internal.lan:22 HTTP/1.1\r\nHost: internal.lan:22\r\n\r\n", 405, nil, false},
+		{"h2c upgrade", "GET / HTTP/1.1\r\n" + host + "Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n", 400, nil, false},
+		{"other upgrade", "GET / HTTP/1.1\r\n" + host + "Connection: upgrade\r\nUpgrade: irc/6.9\r\n\r\n", 400, nil, false},
+		{"Upgrade without Connection", "GET / HTTP/1.1\r\n" + host + "Upgrade: h2c\r\n\r\n", 400, nil, false},
 		{
 			// RFC 9112, section 6.3: Transfer-Encoding overrides
 			// Content-Length. Go's server drops the Content-Length and reads
 			// the chunked body; the upstream must then see that one framing
-			// only, never both.
+			// only, never both, and the connection must close after the
+			// answer (section 6.1).
 			"Content-Length and chunked", "POST /flow HTTP/1.1\r\n" + host + "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", 200,
 			func(t *testing.T, hits []upstreamHit) {
 				if len(hits) != 1 {
@@ -167,6 +169,7 @@ func TestHardeningHostileRequests(t *testing.T) {
 						h.body, h.header.Get("Content-Length"), h.contentLength, h.transferEncoding)
 				}
 			},
+			true,
 		},
 		{
 			// The absolute form's authority is the request's host (RFC 9112,
@@ -178,12 +181,16 @@ func TestHardeningHostileRequests(t *testing.T) {
 					t.Errorf("upstream saw %+v, want one origin-form request for %s", hits, testHostname)
 				}
 			},
+			false,
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			resp := rawExchange(t, e, tc.request)
 			if resp.StatusCode != tc.status {
 				t.Errorf("status %d, want %d", resp.StatusCode, tc.status)
+			}
+			if tc.close && !resp.Close {
+				t.Error("the connection stays open for another request")
 			}
 			hits := up.take()
 			if tc.check != nil {

@@ -71,6 +71,15 @@ func (p *proxyHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeErrorPage(w, http.StatusBadRequest, "This gateway does not switch to that protocol",
 			"Only WebSocket upgrades are forwarded.")
 	default:
+		if r.ProtoMajor == 1 && len(r.TransferEncoding) > 0 {
+			// Go's server frames a request carrying both Transfer-Encoding
+			// and Content-Length by the former, but does not say it saw
+			// both; RFC 9112 (section 6.1) then requires closing the
+			// connection, as a proxy in front may have framed it otherwise.
+			// Closing after every chunked HTTP/1.1 request covers that case
+			// cheaply: browsers stream request bodies only over HTTP/2.
+			w.Header().Set("Connection", "close")
+		}
 		p.rp.ServeHTTP(w, r)
 	}
 }
