@@ -48,7 +48,8 @@ fmt-check:
 # proxyengine/testdata/fuzz/<FuzzName>/; commit them with the fix.
 FUZZTIME ?= 4s
 fuzz:
-	@for f in $$($(GO) test -list '^Fuzz' ./proxyengine | grep '^Fuzz'); do \
+	@list=$$($(GO) test -list '^Fuzz' ./proxyengine) || { echo "$$list"; exit 1; }; \
+	for f in $$(echo "$$list" | grep '^Fuzz'); do \
 	  echo "fuzz $$f ($(FUZZTIME))"; \
 	  $(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime=$(FUZZTIME) ./proxyengine >/dev/null || \
 	    { $(GO) test -run "^$$f\$$" ./proxyengine; exit 1; }; \
