@@ -202,6 +202,35 @@ func TestHardeningHostileRequests(t *testing.T) {
 	}
 }
 
+// TestHardeningHostileRequestsHTTP2 checks the same refusals hold for
+// HTTP/2, where the host is the :authority pseudo-header.
+func TestHardeningHostileRequestsHTTP2(t *testing.T) {
+	up := newRecordingUpstream(t)
+	e := startEngine(t, testConfig(t, up.Server))
+	c := httpClient(t, e, true)
+	connect, _ := http.NewRequest(http.MethodConnect, engineURL("/"), nil)
+	connect.URL.Path = ""
+	other, _ := http.NewRequest(http.MethodGet, engineURL("/admin/"), nil)
+	other.Host = "other.example"
+	for _, tc := range []struct {
+		name   string
+		req    *http.Request
+		status int
+	}{{"CONNECT", connect, 405}, {"another :authority", other, 421}} {
+		resp, err := c.Do(tc.req)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		resp.Body.Close()
+		if resp.ProtoMajor != 2 || resp.StatusCode != tc.status {
+			t.Errorf("%s: %s %d, want HTTP/2 %d", tc.name, resp.Proto, resp.StatusCode, tc.status)
+		}
+	}
+	if hits := up.take(); len(hits) != 0 {
+		t.Errorf("reached the upstream as %+v", hits)
+	}
+}
+
 // TestHardeningSlowloris opens connections that stall in the TLS handshake
 // or trickle their headers byte by byte, on the TLS and the plain port, and
 // checks a normal visitor is served meanwhile and the engine closes every
