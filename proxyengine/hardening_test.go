@@ -416,6 +416,49 @@ func TestHardeningSlowReaderHTTP1(t *testing.T) {
 	t.Logf("upstream wrote %d MiB before the engine gave up; the client found %d MiB buffered, then %v", sent>>20, got>>20, err)
 }
 
+// TestHardeningSlowReaderPlainHTTP pipelines redirect requests on the plain
+// port and reads none of the answers: once they fill the socket buffers the
+// engine must give up after its send timeout and hang up, while serving
+// others.
+func TestHardeningSlowReaderPlainHTTP(t *testing.T) {
+	e := startEngine(t, testConfig(t, newEchoUpstream(t)), shortLimits)
+	c, err := net.Dial("tcp", e.HTTPAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// Long paths make long Location headers, so the buffers fill sooner.
+	request := "GET /" + strings.Repeat("p", 2000) + " HTTP/1.1\r\nHost: " + testHostname + "\r\n\r\n"
+	batch := []byte(strings.Repeat(request, 32))
+	c.SetWriteDeadline(time.Now().Add(cutOffBound))
+	type outcome struct {
+		sent int
+		err  error
+	}
+	flood := make(chan outcome, 1)
+	go func() {
+		var o outcome
+		for o.err == nil {
+			var n int
+			n, o.err = c.Write(batch)
+			o.sent += n
+		}
+		flood <- o
+	}()
+
+	resp, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).
+		Get("http://" + e.HTTPAddr().String() + "/meanwhile")
+	if err != nil || resp.StatusCode != http.StatusMovedPermanently {
+		t.Fatalf("a visitor during the flood: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	o := <-flood
+	if isTimeout(o.err) {
+		t.Fatalf("the engine still reads requests from a client that reads no answers after %v", cutOffBound)
+	}
+	t.Logf("the engine hung up after %d MiB of pipelined requests: %v", o.sent>>20, o.err)
+}
+
 // TestHardeningSlowReaderHTTP2 stalls one HTTP/2 stream: the engine resets
 // that stream after its send timeout, and the connection goes on serving.
 func TestHardeningSlowReaderHTTP2(t *testing.T) {
