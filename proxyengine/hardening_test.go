@@ -336,6 +336,27 @@ func slowloris(c net.Conn, trickle bool, started func()) error {
 	return nil
 }
 
+// TestHardeningIdleKeepaliveClosed checks a keepalive connection that
+// sends nothing after its request is closed after the idle timeout.
+func TestHardeningIdleKeepaliveClosed(t *testing.T) {
+	e := startEngine(t, testConfig(t, newEchoUpstream(t)), func(e *Engine) { e.limits.idleTimeout = time.Second })
+	c := dialRawTLS(t, e)
+	c.SetDeadline(time.Now().Add(cutOffBound))
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: "+testHostname+"\r\n\r\n")
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode != 200 || resp.Close {
+		t.Fatalf("status %d, close %v; want 200 on a keepalive connection", resp.StatusCode, resp.Close)
+	}
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Errorf("idle connection: %v, want closed by the engine", err)
+	}
+}
+
 // bigUpstream serves /big: a body of bigSize bytes with a Content-Length,
 // reporting on done how many bytes it wrote before it stopped.
 const bigSize = 1 << 30
