@@ -11,7 +11,7 @@ export PATH := $(PATH):/usr/local/go/bin
 FYNE_DEPS := gcc pkg-config libgl1-mesa-dev libx11-dev libxrandr-dev libxcursor-dev \
              libxinerama-dev libxi-dev libxxf86vm-dev
 
-.PHONY: all deps build run test test-ui-headless screenshots vet fmt-check clean
+.PHONY: all deps build run test test-ui-headless screenshots vet fmt-check fuzz clean
 
 all: build
 
@@ -43,7 +43,19 @@ fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
-test: deps fmt-check vet test-ui-headless
+# fuzz runs each fuzz target of proxyengine briefly, one after another (a
+# fuzz run takes one target). Failing inputs land in
+# proxyengine/testdata/fuzz/<FuzzName>/; commit them with the fix.
+FUZZTIME ?= 4s
+fuzz:
+	@list=$$($(GO) test -list '^Fuzz' ./proxyengine) || { echo "$$list"; exit 1; }; \
+	for f in $$(echo "$$list" | grep '^Fuzz'); do \
+	  echo "fuzz $$f ($(FUZZTIME))"; \
+	  $(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime=$(FUZZTIME) ./proxyengine >/dev/null || \
+	    { $(GO) test -run "^$$f\$$" ./proxyengine; exit 1; }; \
+	done
+
+test: deps fmt-check vet fuzz test-ui-headless
 	$(GO) test -race -count=1 -timeout 30m ./...
 
 # The UI's tests need no display and no cgo: prove it.

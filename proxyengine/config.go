@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -220,11 +221,16 @@ func (c Config) ACMEDirectoryURL() string {
 // wrapping fs.ErrNotExist; unknown keys are errors, so typos do not pass
 // silently.
 func LoadConfig(path string) (Config, error) {
-	var c Config
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return c, fmt.Errorf("reading config: %w", err)
+		return Config{}, fmt.Errorf("reading config: %w", err)
 	}
+	return parseConfig(data, path)
+}
+
+// parseConfig decodes a config file's contents; path names it in errors.
+func parseConfig(data []byte, path string) (Config, error) {
+	var c Config
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&c); err != nil {
@@ -234,6 +240,12 @@ func LoadConfig(path string) (Config, error) {
 			return c, fmt.Errorf("config %s, line %d: %v", path, line, err)
 		}
 		return c, fmt.Errorf("config %s: %v", path, err)
+	}
+	// Decode stops after the first value; anything behind it (a second
+	// object pasted in, stray text) would otherwise be ignored silently.
+	if _, err := dec.Token(); err != io.EOF {
+		line := 1 + bytes.Count(data[:dec.InputOffset()], []byte("\n"))
+		return c, fmt.Errorf("config %s, line %d: unexpected text after the closing }", path, line)
 	}
 	return c, nil
 }

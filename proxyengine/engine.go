@@ -13,15 +13,9 @@ import (
 	"time"
 )
 
-// Client-side limits of the listeners.
-const (
-	readHeaderTimeout = 10 * time.Second
-	clientIdleTimeout = 2 * time.Minute
-	maxHeaderBytes    = 64 << 10
-	// shutdownGrace bounds how long in-flight requests may finish when the
-	// caller's context sets no deadline.
-	shutdownGrace = 10 * time.Second
-)
+// shutdownGrace bounds how long in-flight requests may finish when the
+// caller's context sets no deadline.
+const shutdownGrace = 10 * time.Second
 
 // Stage names a step of starting the engine, reported through
 // Config.Progress.
@@ -65,6 +59,8 @@ type Engine struct {
 	// untracked serves without connection and request tracking; it exists
 	// so benchmarks can measure what tracking costs.
 	untracked bool
+	// limits bound what clients may hold; tests shorten them before Start.
+	limits clientLimits
 
 	mu             sync.Mutex
 	started        bool
@@ -107,8 +103,8 @@ func New(cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	e := &Engine{cfg: cfg, upstream: upstream, certs: certs, transport: transport, tracker: newTracker(),
-		state: StateStopped, serveErr: make(chan error, 3)}
-	e.proxy = newProxyHandler(cfg, upstream, transport, forwarding{trusted: trusted}, e.tracker)
+		limits: defaultClientLimits, state: StateStopped, serveErr: make(chan error, 3)}
+	e.proxy = newProxyHandler(cfg, upstream, transport, forwarding{trusted: trusted}, e.tracker, &e.limits)
 	e.health = newHealthChecker(cfg, upstream, transport, e.noteUpstreamHealth)
 	return e, nil
 }
@@ -176,33 +172,24 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 		}
 	}
 	errLog := slog.NewLogLogger(e.cfg.Logger.Handler(), slog.LevelDebug)
-	e.httpsSrv = &http.Server{
-		Handler:     handler,
-		ConnContext: e.tracker.connContext,
-		ConnState:   e.tracker.connState,
-		TLSConfig: &tls.Config{
-			MinVersion:     tls.VersionTLS12,
-			NextProtos:     nextProtos,
-			GetCertificate: e.certs.GetCertificate,
-		},
-		ReadHeaderTimeout: readHeaderTimeout,
-		IdleTimeout:       clientIdleTimeout,
-		MaxHeaderBytes:    maxHeaderBytes,
-		ErrorLog:          errLog,
+	e.httpsSrv = e.limits.server(handler)
+	e.httpsSrv.ConnContext = e.tracker.connContext
+	e.httpsSrv.ConnState = e.tracker.connState
+	e.httpsSrv.TLSConfig = &tls.Config{
+		MinVersion:     tls.VersionTLS12,
+		NextProtos:     nextProtos,
+		GetCertificate: e.certs.GetCertificate,
 	}
+	e.httpsSrv.ErrorLog = errLog
 	e.serveInBackground(func() error { return e.httpsSrv.ServeTLS(e.httpsLn, "", "") })
 	if e.httpLn != nil {
-		e.httpSrv = &http.Server{
-			Handler:           plain,
-			ReadHeaderTimeout: readHeaderTimeout,
-			IdleTimeout:       clientIdleTimeout,
-			MaxHeaderBytes:    maxHeaderBytes,
-			ErrorLog:          errLog,
-		}
+		e.httpSrv = e.limits.server(plain)
+		e.httpSrv.ErrorLog = errLog
 		e.serveInBackground(func() error { return e.httpSrv.Serve(e.httpLn) })
 	}
 	if e.statusLn != nil {
-		e.statusSrv = &http.Server{Handler: e.statusHandler(), ReadHeaderTimeout: readHeaderTimeout, ErrorLog: errLog}
+		e.statusSrv = e.limits.server(e.statusHandler())
+		e.statusSrv.ErrorLog = errLog
 		e.serveInBackground(func() error { return e.statusSrv.Serve(e.statusLn) })
 		if !isLoopbackListen(e.statusLn.Addr()) {
 			e.cfg.Logger.Warn("the status endpoint is reachable from other machines: it shows visitors' addresses and paths", "addr", e.statusLn.Addr())

@@ -37,8 +37,11 @@ func (f forwarding) isTrusted(ip netip.Addr) bool {
 func (f forwarding) apply(out, in *http.Request) {
 	ip := remoteIP(in.RemoteAddr)
 	trusted := f.isTrusted(ip)
+	// A trusted proxy's headers are kept unless its Connection header
+	// names them, which makes them its hop's alone (RFC 9110, 7.6.1).
+	keep := func(h string) bool { return trusted && !headerHasToken(in.Header, "Connection", h) }
 	for _, h := range clientSpoofableHeaders {
-		if trusted && h != "X-Forwarded-For" && h != "X-Forwarded-Proto" && h != "X-Forwarded-Host" {
+		if h != "X-Forwarded-For" && h != "X-Forwarded-Proto" && h != "X-Forwarded-Host" && keep(h) {
 			if v, ok := in.Header[h]; ok {
 				out.Header[h] = v
 			}
@@ -47,7 +50,7 @@ func (f forwarding) apply(out, in *http.Request) {
 		out.Header.Del(h)
 	}
 	xff := ip.String()
-	if prior := in.Header.Values("X-Forwarded-For"); trusted && len(prior) > 0 {
+	if prior := in.Header.Values("X-Forwarded-For"); len(prior) > 0 && keep("X-Forwarded-For") {
 		xff = strings.Join(prior, ", ") + ", " + xff
 	}
 	if ip.IsValid() {
@@ -57,7 +60,9 @@ func (f forwarding) apply(out, in *http.Request) {
 	out.Header.Set("X-Forwarded-Host", in.Host)
 }
 
-// remoteIP parses the address of a request's peer.
+// remoteIP parses the address of a request's peer. An IPv6 zone
+// (fe80::1%eth0) is dropped: it names an interface of this machine, means
+// nothing to the upstream, and no trusted-proxy prefix would contain it.
 func remoteIP(remoteAddr string) netip.Addr {
 	host, _, err := net.SplitHostPort(remoteAddr)
 	if err != nil {
@@ -67,5 +72,5 @@ func remoteIP(remoteAddr string) netip.Addr {
 	if err != nil {
 		return netip.Addr{}
 	}
-	return ip.Unmap()
+	return ip.WithZone("").Unmap()
 }

@@ -47,11 +47,16 @@ func testConfig(t testing.TB, upstream *httptest.Server) Config {
 }
 
 // startEngine starts an engine for cfg and stops it when the test ends.
-func startEngine(t testing.TB, cfg Config) *Engine {
+// Each setup function may adjust the engine between New and Start, such as
+// shortening its client limits.
+func startEngine(t testing.TB, cfg Config, setup ...func(*Engine)) *Engine {
 	t.Helper()
 	e, err := New(cfg)
 	if err != nil {
 		t.Fatalf("New: %v", err)
+	}
+	for _, f := range setup {
+		f(e)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

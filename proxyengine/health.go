@@ -75,17 +75,19 @@ func newHealthChecker(c Config, upstream *url.URL, transport http.RoundTripper, 
 	}
 }
 
-// run checks now and then every interval until ctx is done.
+// run checks every interval until ctx is done. The first check waits an
+// interval: Start has just checked, and a second probe at once would race
+// visitors' first requests for the keepalive pool.
 func (h *healthChecker) run(ctx context.Context) {
 	t := time.NewTicker(h.interval)
 	defer t.Stop()
 	for {
-		h.check(ctx)
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
+		h.check(ctx)
 	}
 }
 

@@ -23,15 +23,21 @@ type proxyHandler struct {
 	tracker    *tracker
 	rp         *httputil.ReverseProxy
 	ws         *wsProxy
+	// upstreamTimeout bounds the wait for the upstream's response headers,
+	// a WebSocket's 101 included.
+	upstreamTimeout time.Duration
+	limits          *clientLimits // the engine's, read once serving starts
 }
 
-func newProxyHandler(c Config, upstream *url.URL, transport *http.Transport, fwd forwarding, t *tracker) *proxyHandler {
+func newProxyHandler(c Config, upstream *url.URL, transport *http.Transport, fwd forwarding, t *tracker, limits *clientLimits) *proxyHandler {
 	p := &proxyHandler{
-		hostname:   normalizeHost(c.Hostname),
-		upstream:   upstream,
-		forwarding: fwd,
-		logger:     c.Logger,
-		tracker:    t,
+		hostname:        normalizeHost(c.Hostname),
+		upstream:        upstream,
+		forwarding:      fwd,
+		logger:          c.Logger,
+		tracker:         t,
+		upstreamTimeout: time.Duration(c.UpstreamTimeout),
+		limits:          limits,
 	}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:      p.rewrite,
@@ -43,17 +49,39 @@ func newProxyHandler(c Config, upstream *url.URL, transport *http.Transport, fwd
 	return p
 }
 
+// ServeHTTP checks what the visitor asks for before anything reaches the
+// upstream. r.Host is the authority of an absolute-form request line (Go's
+// server takes it over the Host header), so both forms are checked alike.
 func (p *proxyHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if normalizeHost(r.Host) != p.hostname {
+	switch {
+	case r.Method == http.MethodConnect:
+		// A reverse proxy is no tunnel to wherever the visitor names.
+		w.Header().Set("Allow", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS")
+		writeErrorPage(w, http.StatusMethodNotAllowed, "This gateway does not open tunnels",
+			"CONNECT requests are not forwarded.")
+	case normalizeHost(r.Host) != p.hostname:
 		writeErrorPage(w, http.StatusMisdirectedRequest, "This server does not serve that name",
 			"The address you used is not the one this gateway is set up for.")
-		return
-	}
-	if isWebSocketUpgrade(r) {
+	case isWebSocketUpgrade(r):
 		p.ws.ServeHTTP(w, r)
-		return
+	case asksUpgrade(r):
+		// httputil.ReverseProxy would forward any Upgrade; an h2c upgrade
+		// passed on would give the visitor an HTTP/2 connection straight to
+		// the upstream, past every check here (h2c smuggling).
+		writeErrorPage(w, http.StatusBadRequest, "This gateway does not switch to that protocol",
+			"Only WebSocket upgrades are forwarded.")
+	default:
+		if r.ProtoMajor == 1 && len(r.TransferEncoding) > 0 {
+			// Go's server frames a request carrying both Transfer-Encoding
+			// and Content-Length by the former, but does not say it saw
+			// both; RFC 9112 (section 6.1) then requires closing the
+			// connection, as a proxy in front may have framed it otherwise.
+			// Closing after every chunked HTTP/1.1 request covers that case
+			// cheaply: browsers stream request bodies only over HTTP/2.
+			w.Header().Set("Connection", "close")
+		}
+		p.rp.ServeHTTP(w, r)
 	}
-	p.rp.ServeHTTP(w, r)
 }
 
 // rewrite routes the outbound request to the upstream, keeping the Host the
@@ -123,6 +151,11 @@ func normalizeHost(host string) string {
 func isWebSocketUpgrade(r *http.Request) bool {
 	return r.ProtoMajor == 1 && headerHasToken(r.Header, "Connection", "upgrade") &&
 		strings.EqualFold(strings.TrimSpace(r.Header.Get("Upgrade")), "websocket")
+}
+
+// asksUpgrade reports whether r asks to switch protocols at all.
+func asksUpgrade(r *http.Request) bool {
+	return r.Header.Get("Upgrade") != "" || headerHasToken(r.Header, "Connection", "upgrade")
 }
 
 // headerHasToken reports whether the comma-separated header name contains

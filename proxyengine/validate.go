@@ -149,12 +149,27 @@ func ValidateHostname(name string) error {
 	if len(name) > 253 {
 		return fmt.Errorf("the name is %d characters long; DNS allows at most 253", len(name))
 	}
-	for _, label := range strings.Split(strings.TrimSuffix(name, "."), ".") {
+	labels := strings.Split(strings.TrimSuffix(name, "."), ".")
+	for _, label := range labels {
 		if err := validateLabel(label); err != nil {
 			return fmt.Errorf("%q is not a valid host name: %v", name, err)
 		}
 	}
+	if isNumericLabel(labels[len(labels)-1]) {
+		return fmt.Errorf("%q ends in a number, so browsers read it as an IP address; enter a name whose last part has letters, such as sso.example.com", name)
+	}
 	return nil
+}
+
+// isNumericLabel reports whether a label is what the WHATWG URL standard's
+// "ends in a number" check takes for part of an IPv4 address: decimal
+// digits, or 0x and hex digits. Browsers parse a host ending in one as an
+// address ("http://0/" is 0.0.0.0), so such a name can never be visited.
+func isNumericLabel(label string) bool {
+	if hex, ok := strings.CutPrefix(strings.ToLower(label), "0x"); ok {
+		return strings.Trim(hex, "0123456789abcdef") == ""
+	}
+	return label != "" && strings.Trim(label, "0123456789") == ""
 }
 
 func validateLabel(label string) error {

@@ -21,8 +21,9 @@ import (
 )
 
 const (
-	// wsHandshakeTimeout bounds dialing the upstream and its 101 answer.
-	wsHandshakeTimeout = 30 * time.Second
+	// wsDialTimeout bounds connecting to the upstream, TLS included; its
+	// 101 answer is then awaited for the configured UpstreamTimeout.
+	wsDialTimeout = upstreamDialTimeout + upstreamTLSTimeout
 	// wsCloseWait bounds writing the proxy's own close frame.
 	wsCloseWait = time.Second
 	// wsSmallBuffer is what an idle session holds per direction while it
@@ -88,24 +89,18 @@ func (x *wsProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeErrorPage(w, http.StatusServiceUnavailable, "The gateway is restarting", "Try again in a few seconds.")
 		return
 	}
-	out := r.Clone(r.Context())
-	out.RequestURI, out.Body, out.ContentLength = "", nil, 0
-	upgrade := r.Header.Get("Upgrade")
-	removeHopHeaders(out.Header)
-	x.p.rewrite(&httputil.ProxyRequest{In: r, Out: out})
-	out.Header.Set("Connection", "Upgrade")
-	out.Header.Set("Upgrade", upgrade)
-	if _, ok := out.Header["User-Agent"]; !ok {
-		out.Header.Set("User-Agent", "") // no Go default in its place
-	}
+	out := x.upgradeRequest(r)
+	upgrade := out.Header.Get("Upgrade")
 
-	ctx, cancel := context.WithTimeout(r.Context(), wsHandshakeTimeout)
-	defer cancel()
-	up, err := x.dialUpstream(ctx)
+	dialCtx, cancelDial := context.WithTimeout(r.Context(), wsDialTimeout)
+	up, err := x.dialUpstream(dialCtx)
+	cancelDial()
 	if err != nil {
 		x.p.serveUpstreamError(w, r, err)
 		return
 	}
+	ctx, cancel := context.WithTimeout(r.Context(), x.p.upstreamTimeout)
+	defer cancel()
 	resp, br, err := x.handshake(ctx, up, out)
 	if err != nil {
 		up.Close()
@@ -138,7 +133,7 @@ func (x *wsProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	upPending, err := drainBuffered(br)
 	wsHandshakeReaders.Put(br)
 	if err == nil {
-		err = write101(client, resp, upPending)
+		err = write101(client, resp, upPending, x.p.limits.sendTimeout)
 	}
 	var clientPending []byte
 	if err == nil {
@@ -171,6 +166,23 @@ func (x *wsProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x.logger.Debug("websocket opened", "path", s.path, "client", r.RemoteAddr)
 	go s.pump(client, up, &s.toUpstream, &s.bytesUp, sideClient)
 	go s.pump(up, client, &s.toClient, &s.bytesDown, sideUpstream)
+}
+
+// upgradeRequest is the upgrade request for the upstream hop: the
+// client's, without its hop-by-hop headers, routed and with the forwarding
+// headers set like any proxied request.
+func (x *wsProxy) upgradeRequest(r *http.Request) *http.Request {
+	out := r.Clone(r.Context())
+	out.RequestURI, out.Body, out.ContentLength = "", nil, 0
+	upgrade := r.Header.Get("Upgrade")
+	removeHopHeaders(out.Header)
+	x.p.rewrite(&httputil.ProxyRequest{In: r, Out: out})
+	out.Header.Set("Connection", "Upgrade")
+	out.Header.Set("Upgrade", upgrade)
+	if _, ok := out.Header["User-Agent"]; !ok {
+		out.Header.Set("User-Agent", "") // no Go default in its place
+	}
+	return out
 }
 
 func (x *wsProxy) dialUpstream(ctx context.Context) (net.Conn, error) {
@@ -228,8 +240,8 @@ func (x *wsProxy) relayRefusal(w http.ResponseWriter, resp *http.Response) {
 
 // write101 sends the upstream's 101 answer to the client, with any frames
 // the upstream already sent behind it.
-func write101(client net.Conn, resp *http.Response, pending []byte) error {
-	client.SetWriteDeadline(time.Now().Add(wsHandshakeTimeout))
+func write101(client net.Conn, resp *http.Response, pending []byte, sendTimeout time.Duration) error {
+	client.SetWriteDeadline(time.Now().Add(sendTimeout))
 	upgrade := resp.Header.Get("Upgrade")
 	removeHopHeaders(resp.Header)
 	resp.Header.Set("Connection", "Upgrade")
@@ -372,15 +384,19 @@ func (s *wsSession) stop(reason wsSide) {
 }
 
 // pump copies src to dst until either fails, following the frames in sc.
+// A destination that reads nothing for the send timeout fails the write, so
+// a peer that stops reading cannot hold the session and its buffers.
 func (s *wsSession) pump(src, dst net.Conn, sc *wsFrameScanner, counter *atomic.Int64, from wsSide) {
 	small := make([]byte, wsSmallBuffer)
 	buf := small
 	var large *[]byte
+	sendDeadline := progressDeadline{timeout: s.proxy.p.limits.sendTimeout, conn: dst}
 	for {
 		n, err := src.Read(buf)
 		if n > 0 {
 			sc.scan(buf[:n])
 			counter.Add(int64(n))
+			sendDeadline.progress()
 			if _, werr := dst.Write(buf[:n]); werr != nil {
 				// The destination is gone: it is the side that ended.
 				s.stop(from.other())
