@@ -2,7 +2,6 @@ package ui
 
 import (
 	"net/url"
-	"sync"
 	"time"
 
 	"fyne.io/fyne/v2"
@@ -36,11 +35,6 @@ type dashboard struct {
 	tray    *tray // nil where the desktop has none
 	now     func() time.Time
 
-	// mu orders show, follow and stopped. In the app they all run on the
-	// Fyne goroutine and it is never contended, but Fyne's test driver runs
-	// fyne.Do inline on the caller's goroutine, so there it keeps a test's
-	// reads of the widgets from racing the engine's updates.
-	mu      sync.Mutex
 	unwatch func() // stops following the engine; nil when not following
 	running bool
 	last    proxyengine.Status // the latest snapshot shown
@@ -118,8 +112,6 @@ func (d *dashboard) content() fyne.CanvasObject { return d.root }
 // follow shows e's live status until stopped is called; called on the Fyne
 // goroutine after each successful start.
 func (d *dashboard) follow(e *proxyengine.Engine) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
 	if d.unwatch != nil {
 		d.unwatch()
 	}
@@ -131,8 +123,6 @@ func (d *dashboard) follow(e *proxyengine.Engine) {
 // stopped shows the proxy as stopped (err == nil) or failed (err != nil,
 // shown in plain words).
 func (d *dashboard) stopped(err error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
 	if d.unwatch != nil {
 		d.unwatch()
 		d.unwatch = nil
@@ -165,8 +155,6 @@ func (d *dashboard) stopped(err error) {
 // show takes one snapshot from the engine: it sends the notifications the
 // change since the previous one calls for, then displays it.
 func (d *dashboard) show(st proxyengine.Status) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
 	if d.unwatch == nil {
 		return // a snapshot that was on its way when stopped was called
 	}

@@ -49,24 +49,19 @@ func newTestDashboard(t *testing.T, a fyne.App) (*dashboard, *recordedActions, f
 	rec := &recordedActions{}
 	w := a.NewWindow("Gatehouse")
 	t.Cleanup(w.Close)
-	d := newDashboard(a, w, rec.actions())
+	var d *dashboard
+	onUI(func() {
+		d = newDashboard(a, w, rec.actions())
+		w.SetContent(d.content())
+		w.Resize(dashboardSize)
+	})
 	// Stop following the engine before the next test: its goroutine would
 	// otherwise keep touching Fyne's caches while that test runs.
-	t.Cleanup(func() { d.stopped(nil) })
-	w.SetContent(d.content())
-	w.Resize(dashboardSize)
+	t.Cleanup(func() { onUI(func() { d.stopped(nil) }) })
 	return d, rec, w
 }
 
-// read runs f with the dashboard's updates held off, so a test can read the
-// widgets while the engine's goroutine keeps showing snapshots.
-func (d *dashboard) read(f func()) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	f()
-}
-
-// waitFor polls cond (under the dashboard's lock) until it holds or the
+// waitFor polls cond (as if on the Fyne goroutine) until it holds or the
 // deadline passes, then fails the test with what was last seen.
 func waitFor(t *testing.T, d *dashboard, within time.Duration, what string, cond func() (ok bool, seen string)) {
 	t.Helper()
@@ -74,7 +69,7 @@ func waitFor(t *testing.T, d *dashboard, within time.Duration, what string, cond
 	var ok bool
 	var seen string
 	for {
-		d.read(func() { ok, seen = cond() })
+		onUI(func() { ok, seen = cond() })
 		if ok {
 			return
 		}
@@ -210,7 +205,7 @@ func TestDashboardShowsLiveConnectionsAndWebSockets(t *testing.T) {
 	a := test.NewTempApp(t)
 	e := startTestEngine(t, proxyengine.Config{Upstream: echoUpstream(t, nil).URL})
 	d, _, _ := newTestDashboard(t, a)
-	fyne.DoAndWait(func() { d.follow(e) })
+	onUI(func() { d.follow(e) })
 
 	client := newProxyClient(t, e)
 	first := client.keepalive(t, "/one")
@@ -221,7 +216,7 @@ func TestDashboardShowsLiveConnectionsAndWebSockets(t *testing.T) {
 		seen := d.connections.value.Text + " connections, " + d.websockets.value.Text + " WebSockets, " + d.state.Text
 		return d.connections.value.Text == "3" && d.websockets.value.Text == "1" && d.state.Text == "Running", seen
 	})
-	d.read(func() {
+	onUI(func() {
 		rows, marked := d.cells()
 		if len(rows) != 3 {
 			t.Fatalf("table rows = %v, want 3", rows)
@@ -283,33 +278,33 @@ func TestDashboardButtonsFollowTheProxyState(t *testing.T) {
 	if d.state.Text != "Stopped" || !d.stop.Disabled() || d.start.Disabled() || d.edit.Disabled() {
 		t.Fatalf("new dashboard: state %q, stop disabled %v, start disabled %v, edit disabled %v", d.state.Text, d.stop.Disabled(), d.start.Disabled(), d.edit.Disabled())
 	}
-	test.Tap(d.stop)
+	onUI(func() { test.Tap(d.stop) })
 	if rec.stops.Load() != 0 {
 		t.Error("a disabled Stop called onStop")
 	}
-	test.Tap(d.start)
+	onUI(func() { test.Tap(d.start) })
 	if rec.starts.Load() != 1 || !d.start.Disabled() {
 		t.Errorf("Start: %d calls, disabled afterwards %v; want 1 call and disabled until the start ends", rec.starts.Load(), d.start.Disabled())
 	}
-	test.Tap(d.start)
+	onUI(func() { test.Tap(d.start) })
 	if rec.starts.Load() != 1 {
 		t.Error("a second tap started twice")
 	}
 
 	// The shell started it.
 	e := startTestEngine(t, proxyengine.Config{})
-	fyne.DoAndWait(func() { d.follow(e) })
+	onUI(func() { d.follow(e) })
 	waitFor(t, d, 10*time.Second, "running", func() (bool, string) {
 		return d.state.Text == "Running" && !d.stop.Disabled() && d.start.Disabled(), d.state.Text
 	})
-	test.Tap(d.stop)
+	onUI(func() { test.Tap(d.stop) })
 	if rec.stops.Load() != 1 {
 		t.Errorf("Stop called onStop %d times, want 1", rec.stops.Load())
 	}
 
 	// The shell stopped it.
-	fyne.DoAndWait(func() { d.stopped(nil) })
-	d.read(func() {
+	onUI(func() { d.stopped(nil) })
+	onUI(func() {
 		if d.state.Text != "Stopped" || d.problem.Visible() || !d.stop.Disabled() || d.start.Disabled() {
 			t.Errorf("after stopped(nil): state %q, problem shown %v, stop disabled %v, start disabled %v", d.state.Text, d.problem.Visible(), d.stop.Disabled(), d.start.Disabled())
 		}
@@ -320,7 +315,7 @@ func TestDashboardButtonsFollowTheProxyState(t *testing.T) {
 			t.Errorf("a stopped proxy's upstream shows %q, want Not checked (nobody checks it)", d.upstream.value.Text)
 		}
 	})
-	test.Tap(d.edit)
+	onUI(func() { test.Tap(d.edit) })
 	if rec.edits.Load() != 1 {
 		t.Errorf("Edit setup called onEditSetup %d times, want 1", rec.edits.Load())
 	}
@@ -336,7 +331,7 @@ func TestDashboardStoppedShowsTheErrorInPlainWords(t *testing.T) {
 		Fix:     "Forward port 443 on your router to this computer.",
 		Detail:  "urn:ietf:params:acme:error:connection: 203.0.113.7: Timeout during connect",
 	}
-	d.stopped(errors.Join(errors.New("starting"), acme))
+	onUI(func() { d.stopped(errors.Join(errors.New("starting"), acme)) })
 	if d.state.Text != "Failed" || d.state.Importance != widget.DangerImportance {
 		t.Errorf("state = %q (importance %v), want Failed in the danger colour", d.state.Text, d.state.Importance)
 	}
@@ -347,11 +342,11 @@ func TestDashboardStoppedShowsTheErrorInPlainWords(t *testing.T) {
 		t.Error("after a failure Start must be offered and Stop not")
 	}
 
-	d.stopped(errors.New("listen tcp 0.0.0.0:443: bind: permission denied"))
+	onUI(func() { d.stopped(errors.New("listen tcp 0.0.0.0:443: bind: permission denied")) })
 	if d.problem.Text != "listen tcp 0.0.0.0:443: bind: permission denied" {
 		t.Errorf("problem = %q", d.problem.Text)
 	}
-	d.stopped(nil)
+	onUI(func() { d.stopped(nil) })
 	if d.problem.Visible() || d.state.Text != "Stopped" {
 		t.Errorf("a clean stop still shows %q / %q", d.state.Text, d.problem.Text)
 	}
@@ -383,7 +378,7 @@ func TestDashboardScreenshot(t *testing.T) {
 	a.Settings().SetTheme(theme.DefaultTheme()) // as users see it, not the test theme
 	e := startTestEngine(t, proxyengine.Config{Upstream: echoUpstream(t, nil).URL})
 	d, _, w := newTestDashboard(t, a)
-	fyne.DoAndWait(func() { d.follow(e) })
+	onUI(func() { d.follow(e) })
 
 	client := newProxyClient(t, e)
 	client.keepalive(t, "/if/flow/default-authentication-flow/")
@@ -396,7 +391,7 @@ func TestDashboardScreenshot(t *testing.T) {
 
 	// The chart's real history is a few seconds long here: for the picture
 	// only, show the live snapshot with ten minutes of made-up history.
-	d.read(func() {
+	onUI(func() {
 		d.unwatch()
 		d.unwatch = nil
 		st := d.last
@@ -409,7 +404,7 @@ func TestDashboardScreenshot(t *testing.T) {
 	})
 	// The test canvas lays out again only when resized (the real driver
 	// also does when a minimum size grows): shrink it so saving lays out.
-	w.Resize(fyne.NewSize(100, 100))
+	onUI(func() { w.Resize(fyne.NewSize(100, 100)) })
 	saveScreenshot(t, w, dashboardSize, "dashboard")
 }
 
@@ -448,7 +443,7 @@ func TestDashboardRendersASnapshot(t *testing.T) {
 			{Time: now.Add(-time.Second), Kind: proxyengine.EventRequest, Method: "GET", Path: "/api/v3/", Status: 502, Duration: 2 * time.Millisecond, Remote: "203.0.113.9"},
 		},
 	}
-	d.render(st)
+	onUI(func() { d.render(st) })
 
 	for _, tc := range []struct {
 		card          *statCard
@@ -498,12 +493,12 @@ func TestDashboardRendersASnapshot(t *testing.T) {
 
 	// An expired certificate, and one not yet obtained.
 	st.Certificate.NotAfter = now.Add(-50 * time.Hour)
-	d.render(st)
+	onUI(func() { d.render(st) })
 	if d.certificate.value.Text != "Expired 3 days ago" || d.certificate.value.Importance != widget.DangerImportance {
 		t.Errorf("expired certificate shows %q (%v)", d.certificate.value.Text, d.certificate.value.Importance)
 	}
 	st.Certificate = proxyengine.CertStatus{Source: proxyengine.TLSACME}
-	d.render(st)
+	onUI(func() { d.render(st) })
 	if d.certificate.value.Text != "None yet" || d.certificate.alert.Visible() {
 		t.Errorf("no certificate shows %q, alert %q", d.certificate.value.Text, d.certificate.alert.Text)
 	}
@@ -514,7 +509,7 @@ func TestDashboardNotifiesWhenTheUpstreamGoesDownAndComesBack(t *testing.T) {
 	var down atomic.Bool
 	e := startTestEngine(t, proxyengine.Config{Upstream: echoUpstream(t, &down).URL})
 	d, _, _ := newTestDashboard(t, a)
-	fyne.DoAndWait(func() { d.follow(e) })
+	onUI(func() { d.follow(e) })
 	waitFor(t, d, 10*time.Second, "the first check found the upstream healthy", func() (bool, string) {
 		return d.upstream.value.Text == "Healthy", d.upstream.value.Text
 	})
@@ -526,7 +521,7 @@ func TestDashboardNotifiesWhenTheUpstreamGoesDownAndComesBack(t *testing.T) {
 		waitFor(t, d, 30*time.Second, "the upstream card says down", func() (bool, string) {
 			return d.upstream.value.Text == "Down" && d.upstream.alert.Visible(), d.upstream.value.Text
 		})
-		d.read(func() {
+		onUI(func() {
 			u := d.last.Upstream
 			if !strings.Contains(u.LastError, "503") {
 				t.Errorf("upstream error = %q, want the 503 it answered", u.LastError)
@@ -565,32 +560,36 @@ func TestDashboardMarkup(t *testing.T) {
 		})
 	}
 	opened := now.Add(-95 * time.Second)
-	d.render(proxyengine.Status{
-		State: proxyengine.StateRunning, Hostname: "sso.example.com", PublicURL: "https://sso.example.com/",
-		ActiveConnections: 2, ActiveWebSockets: 1, RequestsTotal: 812, RequestsPerSecond: 9, RequestsLastMinute: 8.5,
-		UpstreamLatency: proxyengine.LatencySummary{P50: 3 * time.Millisecond, P95: 12 * time.Millisecond, P99: 40 * time.Millisecond, Count: 500},
-		Connections: []proxyengine.ConnectionInfo{
-			{ID: 7, Remote: "198.51.100.4:50122", Protocol: "HTTP/2", OpenedAt: opened, Method: "GET", Path: "/if/admin/", Status: 200, BytesIn: 2048, BytesOut: 48 << 10},
-			{ID: 9, Remote: "198.51.100.4:50130", Protocol: "WebSocket", WebSocket: true, OpenedAt: opened.Add(time.Second), Method: "GET", Path: "/ws/client/", BytesIn: 900, BytesOut: 3500},
-		},
-		Upstream: proxyengine.UpstreamHealth{URL: "https://authentik.lan:9443/-/health/live/", Checked: true, Healthy: true,
-			Latency: 2 * time.Millisecond, CheckedAt: now.Add(-4 * time.Second), ChangedAt: now.Add(-2 * time.Hour)},
-		Certificate: proxyengine.CertStatus{Source: proxyengine.TLSACME, Issuer: "R11", NotAfter: now.Add(60*24*time.Hour + time.Hour), NextRenewal: now.Add(30*24*time.Hour + time.Hour)},
-		History:     history,
+	onUI(func() {
+		d.render(proxyengine.Status{
+			State: proxyengine.StateRunning, Hostname: "sso.example.com", PublicURL: "https://sso.example.com/",
+			ActiveConnections: 2, ActiveWebSockets: 1, RequestsTotal: 812, RequestsPerSecond: 9, RequestsLastMinute: 8.5,
+			UpstreamLatency: proxyengine.LatencySummary{P50: 3 * time.Millisecond, P95: 12 * time.Millisecond, P99: 40 * time.Millisecond, Count: 500},
+			Connections: []proxyengine.ConnectionInfo{
+				{ID: 7, Remote: "198.51.100.4:50122", Protocol: "HTTP/2", OpenedAt: opened, Method: "GET", Path: "/if/admin/", Status: 200, BytesIn: 2048, BytesOut: 48 << 10},
+				{ID: 9, Remote: "198.51.100.4:50130", Protocol: "WebSocket", WebSocket: true, OpenedAt: opened.Add(time.Second), Method: "GET", Path: "/ws/client/", BytesIn: 900, BytesOut: 3500},
+			},
+			Upstream: proxyengine.UpstreamHealth{URL: "https://authentik.lan:9443/-/health/live/", Checked: true, Healthy: true,
+				Latency: 2 * time.Millisecond, CheckedAt: now.Add(-4 * time.Second), ChangedAt: now.Add(-2 * time.Hour)},
+			Certificate: proxyengine.CertStatus{Source: proxyengine.TLSACME, Issuer: "R11", NotAfter: now.Add(60*24*time.Hour + time.Hour), NextRenewal: now.Add(30*24*time.Hour + time.Hour)},
+			History:     history,
+		})
 	})
-	w.Resize(fyne.NewSize(100, 100)) // lay out again at the real size, as saveScreenshot explains
-	w.Resize(dashboardSize)
+	onUI(func() { w.Resize(fyne.NewSize(100, 100)) }) // lay out again at the real size, as saveScreenshot explains
+	onUI(func() { w.Resize(dashboardSize) })
 	test.AssertRendersToMarkup(t, "dashboard.xml", w.Canvas())
 }
 
 func TestDashboardLinkOpensThePublicURL(t *testing.T) {
 	a := &desktopApp{App: test.NewTempApp(t)}
 	d, _, w := newTestDashboard(t, a)
-	d.render(proxyengine.Status{State: proxyengine.StateRunning, PublicURL: "https://sso.example.com:8443/"})
-	w.Resize(fyne.NewSize(100, 100)) // lay the header out with the link shown
-	w.Resize(dashboardSize)
+	onUI(func() {
+		d.render(proxyengine.Status{State: proxyengine.StateRunning, PublicURL: "https://sso.example.com:8443/"})
+	})
+	onUI(func() { w.Resize(fyne.NewSize(100, 100)) }) // lay the header out with the link shown
+	onUI(func() { w.Resize(dashboardSize) })
 	size := d.link.Size()
-	test.TapAt(d.link, fyne.NewPos(size.Width/2, size.Height/2))
+	onUI(func() { test.TapAt(d.link, fyne.NewPos(size.Width/2, size.Height/2)) })
 	if len(a.opened) != 1 || a.opened[0] != "https://sso.example.com:8443/" {
 		t.Errorf("opened %q, want the public URL once", a.opened)
 	}

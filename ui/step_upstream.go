@@ -38,6 +38,10 @@ type upstreamStep struct {
 	pin      *widget.Button  // in offer: trust exactly this certificate
 	skip     *widget.Button  // in offer: do not verify
 	root     fyne.CanvasObject
+	// runs numbers the connection tests: only the newest one's results are
+	// shown, so a slow test of an earlier address or trust never overwrites
+	// what the user has changed since.
+	runs int
 }
 
 func newUpstreamStep(w *wizard) *upstreamStep {
@@ -109,6 +113,9 @@ func (s *upstreamStep) showChoice() {
 
 func (s *upstreamStep) onURLChanged(u string) {
 	s.w.d.Config.Upstream = u
+	s.runs++ // a test still running was of the old address
+	s.test.Enable()
+	s.testing.Hide()
 	s.results.RemoveAll()
 	s.offer.RemoveAll()
 	s.w.changed()
@@ -122,11 +129,17 @@ func (s *upstreamStep) onTest() {
 	s.results.RemoveAll()
 	s.offer.RemoveAll()
 	checker := s.w.checker
+	s.runs++
+	run := s.runs
 	inBackground(func() []proxyengine.CheckResult {
 		ctx, cancel := context.WithTimeout(context.Background(), 4*proxyengine.DefaultCheckTimeout)
 		defer cancel()
 		return checker.CheckUpstream(ctx, cfg)
-	}, s.showResults)
+	}, func(results []proxyengine.CheckResult) {
+		if run == s.runs {
+			s.showResults(results)
+		}
+	})
 }
 
 func (s *upstreamStep) showResults(results []proxyengine.CheckResult) {

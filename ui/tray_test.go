@@ -68,16 +68,16 @@ func TestTrayMenuFollowsTheProxyState(t *testing.T) {
 	}
 
 	e := startTestEngine(t, proxyengine.Config{})
-	fyne.DoAndWait(func() { d.follow(e) })
+	onUI(func() { d.follow(e) })
 	waitFor(t, d, 10*time.Second, "the tray offers Stop", func() (bool, string) {
 		return a.item("Stop proxy") != nil, a.labels()[1]
 	})
 	menus := len(a.menus)
-	d.read(func() { a.item("Stop proxy").Action() })
+	onUI(func() { a.item("Stop proxy").Action() })
 	if rec.stops.Load() != 1 {
 		t.Errorf("tray Stop called onStop %d times", rec.stops.Load())
 	}
-	fyne.DoAndWait(func() { d.stopped(nil) })
+	onUI(func() { d.stopped(nil) })
 	if a.item("Start proxy") == nil {
 		t.Errorf("after stopping the tray shows %q", a.labels())
 	}
