@@ -11,7 +11,7 @@ export PATH := $(PATH):/usr/local/go/bin
 FYNE_DEPS := gcc pkg-config libgl1-mesa-dev libx11-dev libxrandr-dev libxcursor-dev \
              libxinerama-dev libxi-dev libxxf86vm-dev
 
-.PHONY: all deps build run test vet fmt-check clean
+.PHONY: all deps build run test vet fmt-check bench clean
 
 all: build
 
@@ -45,6 +45,11 @@ fmt-check:
 
 test: deps fmt-check vet
 	$(GO) test -race -count=1 -timeout 30m ./...
+
+# bench compares Gatehouse with nginx and Caddy (about 12 minutes; QUICK=1 for a
+# smoke run); see bench/run.sh for its settings and docs/BENCHMARKS.md.
+bench: deps
+	bench/run.sh
 
 clean:
 	rm -rf bin dist
