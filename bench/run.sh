@@ -23,6 +23,7 @@
 #   PROFILE_SECONDS=10  CPU profile length (0: no profile)
 #   PEERS="nginx caddy gatehouse gatehouse-ka10"
 #                       gatehouse-kaN is Gatehouse with --upstream-keepalive N
+#   PHASES="http ws idle startup profile"   which measurements to run
 #   QUICK=1             one short round of everything, to check the script
 #   OUT=bench/results/<time>   where results, logs and profiles go
 # Results: $OUT/summary.md (the table), $OUT/raw.tsv (every sample).
@@ -40,6 +41,7 @@ WS_DURATION=${WS_DURATION:-8}
 WS_CONNS=${WS_CONNS:-32}
 IDLE_CONNS=${IDLE_CONNS:-2000}
 PROFILE_SECONDS=${PROFILE_SECONDS:-10}
+PHASES=" ${PHASES:-http ws idle startup profile} "
 read -r -a PEERS <<<"${PEERS:-nginx caddy gatehouse gatehouse-ka10}"
 OUT=${OUT:-bench/results/$(date -u +%Y%m%d-%H%M%S)}
 WRK_THREADS=${WRK_THREADS:-$(nproc)}
@@ -205,7 +207,7 @@ record() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$OUT/raw.tsv"; }
 
 # --- measurements --------------------------------------------------------------
 
-# wrk_run PEER BYTES CONNS SECONDS: prints "rps p50_ms p99_ms errors".
+# wrk_run PEER BYTES CONNS SECONDS: prints "rps p50_ms p99_ms errors requests".
 wrk_run() {
 	wrk -t "$WRK_THREADS" -c "$3" -d "${4}s" --latency "https://localhost:${PORT[$1]}/bytes/$2" | awk '
 		function ms(v) {
@@ -217,13 +219,17 @@ wrk_run() {
 		/^ +50%/ { p50 = ms($2) }
 		/^ +99%/ { p99 = ms($2) }
 		/^Requests\/sec:/ { rps = $2 }
+		/ requests in / { requests = $1 }
 		/Non-2xx/ { errors += $NF }
 		/Socket errors/ { gsub(/,/, ""); errors += $4 + $6 + $8 + $10 }
-		END { printf "%s %s %s %d\n", rps, p50, p99, errors }'
+		END { printf "%s %s %s %d %d\n", rps, p50, p99, errors, requests }'
 }
 
+# upstream_connections: how many connections the upstream has accepted.
+upstream_connections() { curl -sfk --max-time 5 "https://127.0.0.1:$UPSTREAM_PORT/-/bench/connections"; }
+
 measure_http() {
-	local peer r c bytes conns rps p50 p99 errors
+	local peer r c bytes conns rps p50 p99 errors requests dialled
 	log "HTTP: warming up"
 	for peer in "${PEERS[@]}"; do
 		wrk_run "$peer" 100 32 2 >/dev/null
@@ -232,13 +238,16 @@ measure_http() {
 		for c in "${HTTP_CASES[@]}"; do
 			bytes=${c%:*} conns=${c#*:}
 			for peer in $(rotated "$r"); do
-				read -r rps p50 p99 errors < <(wrk_run "$peer" "$bytes" "$conns" "$HTTP_DURATION")
-				log "HTTP round $((r + 1)) ${bytes}B ${conns}c $peer: $rps req/s, p50 $p50 ms, p99 $p99 ms, $errors errors"
-				[[ -n $rps ]] || die "wrk gave no result for $peer"
+				dialled=$(upstream_connections)
+				read -r rps p50 p99 errors requests < <(wrk_run "$peer" "$bytes" "$conns" "$HTTP_DURATION")
+				[[ -n $rps && $requests -gt 0 ]] || die "wrk gave no result for $peer"
+				dialled=$(($(upstream_connections) - dialled))
+				log "HTTP round $((r + 1)) ${bytes}B ${conns}c $peer: $rps req/s, p50 $p50 ms, p99 $p99 ms, $errors errors, $dialled upstream connections for $requests requests"
 				record "http_${bytes}_${conns}_rps" "$peer" "$rps"
 				record "http_${bytes}_${conns}_p50" "$peer" "$p50"
 				record "http_${bytes}_${conns}_p99" "$peer" "$p99"
 				record "http_${bytes}_${conns}_errors" "$peer" "$errors"
+				record "http_${bytes}_${conns}_dials" "$peer" "$(awk -v d="$dialled" -v n="$requests" 'BEGIN { printf "%.1f", 1000 * d / n }')"
 			done
 		done
 	done
@@ -348,15 +357,19 @@ summarize() {
 		"http_100_32_rps|HTTP 100 B, 32 conns: req/s"
 		"http_100_32_p50|HTTP 100 B, 32 conns: p50 ms"
 		"http_100_32_p99|HTTP 100 B, 32 conns: p99 ms"
+		"http_100_32_dials|HTTP 100 B, 32 conns: upstream dials per 1,000 req"
 		"http_100_256_rps|HTTP 100 B, 256 conns: req/s"
 		"http_100_256_p50|HTTP 100 B, 256 conns: p50 ms"
 		"http_100_256_p99|HTTP 100 B, 256 conns: p99 ms"
+		"http_100_256_dials|HTTP 100 B, 256 conns: upstream dials per 1,000 req"
 		"http_102400_32_rps|HTTP 100 KiB, 32 conns: req/s"
 		"http_102400_32_p50|HTTP 100 KiB, 32 conns: p50 ms"
 		"http_102400_32_p99|HTTP 100 KiB, 32 conns: p99 ms"
+		"http_102400_32_dials|HTTP 100 KiB, 32 conns: upstream dials per 1,000 req"
 		"http_102400_256_rps|HTTP 100 KiB, 256 conns: req/s"
 		"http_102400_256_p50|HTTP 100 KiB, 256 conns: p50 ms"
 		"http_102400_256_p99|HTTP 100 KiB, 256 conns: p99 ms"
+		"http_102400_256_dials|HTTP 100 KiB, 256 conns: upstream dials per 1,000 req"
 		"ws_rtps|WebSocket echo, $WS_CONNS conns: round trips/s"
 		"ws_p50|WebSocket echo: p50 ms"
 		"ws_p99|WebSocket echo: p99 ms"
@@ -419,29 +432,38 @@ main() {
 		echo "machine: $(nproc) cores, $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo), kernel $(uname -r)"
 		echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 		echo "versions: $(nginx -v 2>&1), caddy $(caddy version | cut -d' ' -f1), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2), $(go version | cut -d' ' -f3)"
-		echo "settings: ROUNDS=$ROUNDS HTTP_DURATION=$HTTP_DURATION WS_DURATION=$WS_DURATION WS_CONNS=$WS_CONNS IDLE_CONNS=$IDLE_CONNS PROFILE_SECONDS=$PROFILE_SECONDS WRK_THREADS=$WRK_THREADS PEERS=\"${PEERS[*]}\""
+		echo "settings: PHASES=\"$(echo $PHASES)\" ROUNDS=$ROUNDS HTTP_DURATION=$HTTP_DURATION WS_DURATION=$WS_DURATION WS_CONNS=$WS_CONNS IDLE_CONNS=$IDLE_CONNS PROFILE_SECONDS=$PROFILE_SECONDS WRK_THREADS=$WRK_THREADS PEERS=\"${PEERS[*]}\""
 	} >"$OUT/machine.txt"
 	: >"$OUT/raw.tsv"
 
 	start_upstream
-	for peer in "${PEERS[@]}"; do
-		start_peer "$peer"
-	done
-	measure_http
-	measure_ws_echo
-	for peer in "${PEERS[@]}"; do
-		stop_peer "$peer"
-	done
-
-	# Fresh processes for memory, in rotating order across rounds.
-	local r
-	for ((r = 0; r < ROUNDS; r++)); do
-		for peer in $(rotated "$r"); do
-			measure_idle_ws "$peer"
+	if [[ $PHASES == *" http "* || $PHASES == *" ws "* ]]; then
+		for peer in "${PEERS[@]}"; do
+			start_peer "$peer"
 		done
-	done
-	measure_startup
-	if ((PROFILE_SECONDS > 0)); then
+		if [[ $PHASES == *" http "* ]]; then
+			measure_http
+		fi
+		if [[ $PHASES == *" ws "* ]]; then
+			measure_ws_echo
+		fi
+		for peer in "${PEERS[@]}"; do
+			stop_peer "$peer"
+		done
+	fi
+	if [[ $PHASES == *" idle "* ]]; then
+		# Fresh processes for memory, in rotating order across rounds.
+		local r
+		for ((r = 0; r < ROUNDS; r++)); do
+			for peer in $(rotated "$r"); do
+				measure_idle_ws "$peer"
+			done
+		done
+	fi
+	if [[ $PHASES == *" startup "* ]]; then
+		measure_startup
+	fi
+	if [[ $PHASES == *" profile "* ]] && ((PROFILE_SECONDS > 0)); then
 		for peer in "${PEERS[@]}"; do
 			if [[ $peer == gatehouse* ]]; then
 				profile_gatehouse "$peer"

@@ -15,6 +15,8 @@
 //	/bytes/N           N bytes of application/octet-stream (N up to 16 MiB)
 //	/-/health/live/    204, as authentik's liveness check
 //	/ws/client/        WebSocket echo of every message
+//	/-/bench/connections  how many connections it has accepted, so the suite
+//	                   can count a proxy's upstream handshakes per request
 package main
 
 import (
@@ -34,6 +36,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -61,8 +64,14 @@ func main() {
 	if err != nil {
 		log.Fatalf("upstream: %v", err)
 	}
+	var accepted atomic.Int64
 	srv := &http.Server{
-		Handler:           newHandler(),
+		Handler: newHandler(&accepted),
+		ConnState: func(_ net.Conn, state http.ConnState) {
+			if state == http.StateNew {
+				accepted.Add(1)
+			}
+		},
 		ReadHeaderTimeout: 10 * time.Second,
 		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}},
 		// HTTP/1.1 only, as authentik's proxies speak to it.
@@ -73,8 +82,9 @@ func main() {
 	log.Fatal(srv.ServeTLS(ln, "", ""))
 }
 
-// newHandler returns the routes listed in the package comment.
-func newHandler() http.Handler {
+// newHandler returns the routes listed in the package comment; accepted
+// counts the server's connections.
+func newHandler(accepted *atomic.Int64) http.Handler {
 	payload := make([]byte, maxPayload)
 	for i := range payload {
 		payload[i] = 'a' + byte(i%26)
@@ -101,6 +111,9 @@ func newHandler() http.Handler {
 	})
 	mux.HandleFunc("/-/health/live/", func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("/-/bench/connections", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, accepted.Load())
 	})
 	mux.HandleFunc("/ws/client/", func(w http.ResponseWriter, r *http.Request) {
 		conn, err := upgrader.Upgrade(w, r, nil)
