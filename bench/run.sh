@@ -12,7 +12,8 @@
 #     VmRSS before and after opening IDLE_CONNS WebSockets through it (nginx:
 #     master plus workers);
 #   - time from process start to the first proxied answer (bench/startup);
-# and takes a CPU profile of Gatehouse under wrk load (bench/profile).
+# and profiles Gatehouse (bench/profile): CPU under wrk load, and the heap
+# with IDLE_CONNS idle WebSockets open.
 #
 # Settings (environment):
 #   ROUNDS=3            rounds of every measurement
@@ -284,6 +285,7 @@ measure_idle_ws() {
 	grep -q '^open=' "$out" || die "$IDLE_CONNS WebSockets through $peer did not open within 120 s"
 	sleep 2 # let the proxy settle: buffers allocated at the handshake are done
 	after=$(rss_kib "${PID[$peer]}")
+	kill -0 "$client" 2>/dev/null || die "a WebSocket through $peer closed while idle: $(cat "$out")"
 	stop "$client"
 	stop_peer "$peer"
 	log "idle WebSockets $peer: RSS $before KiB before, $after KiB with $IDLE_CONNS open"
@@ -304,10 +306,10 @@ measure_startup() {
 	done
 }
 
-# profile_gatehouse PEER: a CPU profile of the engine in-process under wrk at
-# 100 B and 32 connections, with PEER's keepalive setting.
-profile_gatehouse() {
-	local peer=$1 keepalive=0 prof="$OUT/cpu-$1.prof" load
+# start_profiled PEER: the engine in-process with PEER's keepalive setting
+# and pprof beside it, on PROFILE_PORT; sets PROFILED to its PID.
+start_profiled() {
+	local peer=$1 keepalive=0
 	if [[ $peer == gatehouse-ka* ]]; then
 		keepalive=${peer#gatehouse-ka}
 	fi
@@ -327,9 +329,16 @@ profile_gatehouse() {
 		}
 	EOF
 	bin/bench-profile -config "$WORK/profile-$peer.json" -pprof "$PPROF_ADDR" >>"$WORK/profile.log" 2>&1 &
-	local pid=$!
-	started "$pid"
+	PROFILED=$!
+	started "$PROFILED"
 	wait_ready "https://localhost:$PROFILE_PORT/"
+}
+
+# profile_cpu PEER: a CPU profile of PEER's engine under wrk at 100 B and 32
+# connections.
+profile_cpu() {
+	local peer=$1 prof="$OUT/cpu-$1.prof" load
+	start_profiled "$peer"
 	wrk -t "$WRK_THREADS" -c 32 -d "$((PROFILE_SECONDS + 2))s" "https://localhost:$PROFILE_PORT/bytes/100" >"$OUT/profile-wrk-$peer.txt" &
 	load=$!
 	started "$load"
@@ -337,10 +346,34 @@ profile_gatehouse() {
 	curl -sf -o "$prof" "http://$PPROF_ADDR/debug/pprof/profile?seconds=$PROFILE_SECONDS"
 	wait "$load"
 	unset "RUNNING[$load]"
-	stop "$pid"
+	stop "$PROFILED"
 	go tool pprof -top -nodecount=30 "$prof" >"$OUT/cpu-$peer-top.txt" 2>/dev/null
-	go tool pprof -top -cum -nodecount=40 "$prof" >"$OUT/cpu-$peer-cum.txt" 2>/dev/null
-	log "profile $peer: $OUT/cpu-$peer-top.txt, $OUT/cpu-$peer-cum.txt ($(awk '/^Requests\/sec/ {print $2}' "$OUT/profile-wrk-$peer.txt") req/s while profiled)"
+	go tool pprof -top -cum -nodecount=60 "$prof" >"$OUT/cpu-$peer-cum.txt" 2>/dev/null
+	log "CPU profile $peer: $OUT/cpu-$peer-top.txt, $OUT/cpu-$peer-cum.txt ($(awk '/^Requests\/sec/ {print $2}' "$OUT/profile-wrk-$peer.txt") req/s while profiled)"
+}
+
+# profile_idle_heap PEER: PEER's heap and memory statistics with IDLE_CONNS
+# idle WebSockets open, to show what each one holds.
+profile_idle_heap() {
+	local peer=$1 client i out="$WORK/idle-profile.out"
+	start_profiled "$peer"
+	bin/bench-wsload -mode idle -url "wss://localhost:$PROFILE_PORT/ws/client/" -conns "$IDLE_CONNS" >"$out" 2>&1 &
+	client=$!
+	started "$client"
+	for ((i = 0; i < 1200; i++)); do
+		grep -q '^open=' "$out" && break
+		kill -0 "$client" 2>/dev/null || die "wsload failed against the profiled engine: $(cat "$out")"
+		sleep 0.1
+	done
+	sleep 2
+	curl -sf -o "$OUT/heap-idle-$peer.prof" "http://$PPROF_ADDR/debug/pprof/heap?gc=1"
+	curl -sf -o "$OUT/heap-idle-$peer.txt" "http://$PPROF_ADDR/debug/pprof/heap?debug=1"
+	curl -sf -o "$OUT/goroutines-idle-$peer.txt" "http://$PPROF_ADDR/debug/pprof/goroutine?debug=1"
+	kill -0 "$client" 2>/dev/null || die "a WebSocket through the profiled engine closed while idle: $(cat "$out")"
+	stop "$client"
+	stop "$PROFILED"
+	go tool pprof -top -sample_index=inuse_space -nodecount=30 "$OUT/heap-idle-$peer.prof" >"$OUT/heap-idle-$peer-top.txt" 2>/dev/null
+	log "heap profile with $IDLE_CONNS idle WebSockets, $peer: $OUT/heap-idle-$peer-top.txt ($(head -1 "$OUT/goroutines-idle-$peer.txt"))"
 }
 
 # --- summary -------------------------------------------------------------------
@@ -466,9 +499,12 @@ main() {
 	if [[ $PHASES == *" profile "* ]] && ((PROFILE_SECONDS > 0)); then
 		for peer in "${PEERS[@]}"; do
 			if [[ $peer == gatehouse* ]]; then
-				profile_gatehouse "$peer"
+				profile_cpu "$peer"
 			fi
 		done
+	fi
+	if [[ $PHASES == *" profile "* ]]; then
+		profile_idle_heap gatehouse
 	fi
 	echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/machine.txt"
 	summarize

@@ -198,6 +198,7 @@ func runIdle(ctx context.Context, url string, n int, hold time.Duration) error {
 	defer closeAll(conns)
 	dropped := make(chan error, n)
 	for i, c := range conns {
+		c.SetReadDeadline(time.Time{}) // the opening echo's deadline must not end the hold
 		go func() {
 			// The server never sends unprompted, so a read returns only when
 			// the connection ends: by our Close, or by the proxy dropping it.
