@@ -27,7 +27,8 @@
 #   PHASES="http ws idle startup profile"   which measurements to run
 #   QUICK=1             one short round of everything, to check the script
 #   OUT=bench/results/<time>   where results, logs and profiles go
-# Results: $OUT/summary.md (the table), $OUT/raw.tsv (every sample).
+# Results: $OUT/summary.md (the table), $OUT/raw.tsv (every sample),
+# $OUT/machine.txt, profiles (cpu-*, heap-idle-*) and $OUT/logs.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -117,11 +118,18 @@ stop() {
 	unset "RUNNING[$1]"
 }
 
+# cleanup stops what is still running, keeps the logs in $OUT/logs and
+# removes the scratch directory with its throwaway key.
 cleanup() {
 	local p
 	for p in "${!RUNNING[@]}"; do
 		stop "$p"
 	done
+	if [[ -n ${WORK:-} && -d $WORK ]]; then
+		mkdir -p "$OUT/logs"
+		cp "$WORK"/*.log "$WORK"/*.out "$WORK"/nginx.conf "$WORK"/Caddyfile "$OUT/logs/" 2>/dev/null || true
+		rm -rf "$WORK"
+	fi
 }
 trap cleanup EXIT
 
@@ -176,6 +184,7 @@ stop_peer() { stop "${PID[$1]}"; }
 
 start_upstream() {
 	bin/bench-upstream -addr "127.0.0.1:$UPSTREAM_PORT" -cert-dir "$WORK" >"$WORK/upstream.log" 2>&1 &
+	UPSTREAM_PID=$!
 	started $!
 	local i
 	for ((i = 0; i < 100; i++)); do
@@ -183,6 +192,16 @@ start_upstream() {
 		sleep 0.1
 	done
 	die "the upstream did not start; see $WORK/upstream.log"
+}
+
+# check_upstream fails the run, with the reason, if the upstream has exited.
+check_upstream() {
+	if ! kill -0 "$UPSTREAM_PID" 2>/dev/null || [[ $(ps -o stat= -p "$UPSTREAM_PID") == Z* ]]; then
+		local status=0
+		wait "$UPSTREAM_PID" || status=$?
+		unset "RUNNING[$UPSTREAM_PID]"
+		die "the upstream exited with status $status (128+N: signal N); see $OUT/logs/upstream.log"
+	fi
 }
 
 # rss_kib PID: resident memory of PID and its children (nginx's workers), KiB.
@@ -241,6 +260,7 @@ measure_http() {
 			for peer in $(rotated "$r"); do
 				dialled=$(upstream_connections)
 				read -r rps p50 p99 errors requests < <(wrk_run "$peer" "$bytes" "$conns" "$HTTP_DURATION")
+				check_upstream
 				[[ -n $rps && $requests -gt 0 ]] || die "wrk gave no result for $peer"
 				dialled=$(($(upstream_connections) - dialled))
 				log "HTTP round $((r + 1)) ${bytes}B ${conns}c $peer: $rps req/s, p50 $p50 ms, p99 $p99 ms, $errors errors, $dialled upstream connections for $requests requests"
@@ -268,24 +288,37 @@ measure_ws_echo() {
 	done
 }
 
+# wait_open PID OUTFILE PEER: waits for wsload's "open=" line, failing if it
+# exits first or takes over 120 s.
+wait_open() {
+	local i
+	for ((i = 0; i < 1200; i++)); do
+		if grep -q '^open=' "$2"; then
+			return 0
+		fi
+		if ! kill -0 "$1" 2>/dev/null || [[ $(ps -o stat= -p "$1") == Z* ]]; then
+			check_upstream
+			die "wsload failed against $3: $(head -c 600 "$2")"
+		fi
+		sleep 0.1
+	done
+	die "$IDLE_CONNS WebSockets through $3 did not open within 120 s"
+}
+
 # measure_idle_ws PEER: a fresh process's memory per idle proxied WebSocket.
 measure_idle_ws() {
-	local peer=$1 before after client i out="$WORK/idle-$1.out"
+	local peer=$1 before after client out="$WORK/idle-$1.out"
 	start_peer "$peer"
 	sleep 1
 	before=$(rss_kib "${PID[$peer]}")
 	bin/bench-wsload -mode idle -url "wss://localhost:${PORT[$peer]}/ws/client/" -conns "$IDLE_CONNS" >"$out" 2>&1 &
 	client=$!
 	started "$client"
-	for ((i = 0; i < 1200; i++)); do
-		grep -q '^open=' "$out" && break
-		kill -0 "$client" 2>/dev/null || die "wsload failed against $peer: $(cat "$out")"
-		sleep 0.1
-	done
-	grep -q '^open=' "$out" || die "$IDLE_CONNS WebSockets through $peer did not open within 120 s"
+	wait_open "$client" "$out" "$peer"
 	sleep 2 # let the proxy settle: buffers allocated at the handshake are done
 	after=$(rss_kib "${PID[$peer]}")
-	kill -0 "$client" 2>/dev/null || die "a WebSocket through $peer closed while idle: $(cat "$out")"
+	kill -0 "$client" 2>/dev/null || die "a WebSocket through $peer closed while idle: $(head -c 600 "$out")"
+	check_upstream
 	stop "$client"
 	stop_peer "$peer"
 	log "idle WebSockets $peer: RSS $before KiB before, $after KiB with $IDLE_CONNS open"
@@ -355,21 +388,17 @@ profile_cpu() {
 # profile_idle_heap PEER: PEER's heap and memory statistics with IDLE_CONNS
 # idle WebSockets open, to show what each one holds.
 profile_idle_heap() {
-	local peer=$1 client i out="$WORK/idle-profile.out"
+	local peer=$1 client out="$WORK/idle-profile.out"
 	start_profiled "$peer"
 	bin/bench-wsload -mode idle -url "wss://localhost:$PROFILE_PORT/ws/client/" -conns "$IDLE_CONNS" >"$out" 2>&1 &
 	client=$!
 	started "$client"
-	for ((i = 0; i < 1200; i++)); do
-		grep -q '^open=' "$out" && break
-		kill -0 "$client" 2>/dev/null || die "wsload failed against the profiled engine: $(cat "$out")"
-		sleep 0.1
-	done
+	wait_open "$client" "$out" "the profiled engine"
 	sleep 2
 	curl -sf -o "$OUT/heap-idle-$peer.prof" "http://$PPROF_ADDR/debug/pprof/heap?gc=1"
 	curl -sf -o "$OUT/heap-idle-$peer.txt" "http://$PPROF_ADDR/debug/pprof/heap?debug=1"
 	curl -sf -o "$OUT/goroutines-idle-$peer.txt" "http://$PPROF_ADDR/debug/pprof/goroutine?debug=1"
-	kill -0 "$client" 2>/dev/null || die "a WebSocket through the profiled engine closed while idle: $(cat "$out")"
+	kill -0 "$client" 2>/dev/null || die "a WebSocket through the profiled engine closed while idle: $(head -c 600 "$out")"
 	stop "$client"
 	stop "$PROFILED"
 	go tool pprof -top -sample_index=inuse_space -nodecount=30 "$OUT/heap-idle-$peer.prof" >"$OUT/heap-idle-$peer-top.txt" 2>/dev/null
@@ -455,7 +484,7 @@ main() {
 	mkdir -p "$OUT"
 	OUT=$(cd "$OUT" && pwd)
 	WORK=$(mktemp -d /tmp/gatehouse-bench.XXXXXX)
-	log "results in $OUT, scratch files in $WORK"
+	log "results in $OUT"
 	local i peer
 	for i in "${!PEERS[@]}"; do
 		PORT[${PEERS[$i]}]=$((PEER_PORT_BASE + i))
