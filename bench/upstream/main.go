@@ -64,8 +64,16 @@ func main() {
 	if err != nil {
 		log.Fatalf("upstream: %v", err)
 	}
+	srv := newServer(cert)
+	fmt.Printf("upstream listening on https://%s\n", ln.Addr())
+	log.Fatal(srv.ServeTLS(ln, "", ""))
+}
+
+// newServer returns the HTTP/1.1 server with the routes, counting the
+// connections it accepts for /-/bench/connections.
+func newServer(cert tls.Certificate) *http.Server {
 	var accepted atomic.Int64
-	srv := &http.Server{
+	return &http.Server{
 		Handler: newHandler(&accepted),
 		ConnState: func(_ net.Conn, state http.ConnState) {
 			if state == http.StateNew {
@@ -78,8 +86,6 @@ func main() {
 		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
 		ErrorLog:     log.New(os.Stderr, "upstream: ", 0),
 	}
-	fmt.Printf("upstream listening on https://%s\n", ln.Addr())
-	log.Fatal(srv.ServeTLS(ln, "", ""))
 }
 
 // newHandler returns the routes listed in the package comment; accepted
