@@ -11,7 +11,7 @@ export PATH := $(PATH):/usr/local/go/bin
 FYNE_DEPS := gcc pkg-config libgl1-mesa-dev libx11-dev libxrandr-dev libxcursor-dev \
              libxinerama-dev libxi-dev libxxf86vm-dev
 
-.PHONY: all deps build run test test-ui-headless screenshots vet fmt-check fuzz clean
+.PHONY: all deps build run test test-ui-headless screenshots vet fmt-check fuzz bench clean
 
 all: build
 
@@ -65,6 +65,11 @@ test-ui-headless:
 # Renders each screen with the test driver into docs/*.png.
 screenshots:
 	CGO_ENABLED=0 $(GO) test -count=1 ./ui/... -args -screenshots=$(CURDIR)/docs
+
+# bench compares Gatehouse with nginx and Caddy (about 12 minutes; QUICK=1 for a
+# smoke run); see bench/run.sh for its settings and docs/BENCHMARKS.md.
+bench: deps
+	bench/run.sh
 
 clean:
 	rm -rf bin dist

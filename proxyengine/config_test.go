@@ -70,7 +70,7 @@ func unwrapAll(err error) error {
 
 func TestWithDefaults(t *testing.T) {
 	c := Config{HTTPSAddr: "127.0.0.1:8443"}.WithDefaults()
-	if c.HTTPAddr != ":80" || c.PublicHTTPSPort != 8443 || c.TLS != TLSACME || c.UpstreamKeepalive != 10 ||
+	if c.HTTPAddr != ":80" || c.PublicHTTPSPort != 8443 || c.TLS != TLSACME || c.UpstreamKeepalive != 256 ||
 		c.UpstreamIdleTimeout != Duration(90*time.Second) || c.UpstreamTimeout != Duration(60*time.Second) ||
 		c.StatusAddr != "127.0.0.1:9180" || c.HealthPath != "/-/health/live/" || c.StateDir == "" {
 		t.Errorf("defaults: %+v", c)

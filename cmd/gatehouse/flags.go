@@ -62,7 +62,7 @@ func newCommandLine(name string) *commandLine {
 	cl.set["upstream-insecure"] = func(c *proxyengine.Config) { c.UpstreamInsecure = *insecure }
 	port := fs.Int("public-https-port", 0, "port visitors reach HTTPS on, for redirects (default: the --https-addr port)")
 	cl.set["public-https-port"] = func(c *proxyengine.Config) { c.PublicHTTPSPort = *port }
-	keepalive := fs.Int("upstream-keepalive", 0, "idle upstream connections kept for reuse (default 10)")
+	keepalive := fs.Int("upstream-keepalive", 0, fmt.Sprintf("idle upstream connections kept for reuse (default %d)", proxyengine.DefaultUpstreamKeepalive))
 	cl.set["upstream-keepalive"] = func(c *proxyengine.Config) { c.UpstreamKeepalive = *keepalive }
 	timeout := fs.Duration("upstream-timeout", 0, "wait this long for the upstream's response headers before answering 504 (default 60s)")
 	cl.set["upstream-timeout"] = func(c *proxyengine.Config) { c.UpstreamTimeout = proxyengine.Duration(*timeout) }
