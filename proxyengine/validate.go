@@ -209,6 +209,11 @@ func ParseUpstream(raw string) (*url.URL, error) {
 	if u.Hostname() == "" {
 		return nil, fmt.Errorf("%q has no host name; use a form such as https://authentik.lan:9443", raw)
 	}
+	// url.Parse lets odd bytes through in an IPv6 zone and writes them back
+	// escaped in a form it then refuses: the proxy could not use such a URL.
+	if _, err := url.Parse(u.String()); err != nil {
+		return nil, fmt.Errorf("%q has an invalid host %q; use a host name or IP address such as https://authentik.lan:9443", raw, u.Host)
+	}
 	if p := u.Port(); p != "" {
 		if _, port, err := splitListenAddr(":" + p); err != nil || port == 0 {
 			return nil, fmt.Errorf("port %s is not a number from 1 to 65535", p)
