@@ -117,6 +117,9 @@ func (k *Checker) CheckDNS(ctx context.Context, cfg Config) CheckResult {
 		r.Status, r.Finding = CheckSkip, "not looked up: the hostname is not valid"
 		return r
 	}
+	if name == "localhost" || strings.HasSuffix(name, ".localhost") {
+		return checkLocalhostName(r, name, cfg)
+	}
 	ctx, cancel := k.withTimeout(ctx)
 	defer cancel()
 	ips, err := k.resolver().LookupNetIP(ctx, "ip", name)
@@ -149,6 +152,30 @@ func (k *Checker) CheckDNS(ctx context.Context, cfg Config) CheckResult {
 	})
 	r.Finding = name + " resolves to " + strings.Join(notes, ", ")
 	r.Fix = strings.Join(fixes, " ")
+	return r
+}
+
+// checkLocalhostName answers the DNS check for localhost and its
+// subdomains without a lookup: they always mean this machine (RFC 6761,
+// 6.3), browsers answer them themselves, and many resolvers refuse or
+// fail them, so a lookup would only mislead.
+func checkLocalhostName(r CheckResult, name string, cfg Config) CheckResult {
+	r.Addresses = []ResolvedAddress{
+		{IP: netip.AddrFrom4([4]byte{127, 0, 0, 1}), Scope: ScopeLoopback, Local: true},
+		{IP: netip.IPv6Loopback(), Scope: ScopeLoopback, Local: true},
+	}
+	if cfg.TLS == TLSACME {
+		r.Status = CheckFail
+		r.Finding = name + " always means this computer, so no CA on the internet can reach it to validate a certificate"
+		r.Fix = "use a name in a domain you own, such as sso.example.com, or choose the local certificate authority to try Gatehouse on this computer"
+	} else {
+		r.Status = CheckPass
+		r.Finding = name + " always means this computer: browsers reach Gatehouse here without any DNS record"
+	}
+	for i := range r.Addresses {
+		r.Addresses[i].Status = r.Status
+		r.Addresses[i].Note = "loopback, so only this machine itself can reach it"
+	}
 	return r
 }
 

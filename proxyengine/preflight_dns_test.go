@@ -165,6 +165,10 @@ func TestCheckDNS(t *testing.T) {
 			[]ResolvedAddress{{IP: here, Scope: addressScope(here), Local: true}}},
 		{"blocked.example.com", TLSACME, want{CheckFail, []string{"not a usable address"}, []string{"DNS blocker"}}, nil},
 		{"missing.example.com", TLSACME, want{CheckFail, []string{"does not resolve"}, []string{"create an A record"}}, nil},
+		// Answered without a lookup (the test server knows neither name).
+		{"gatehouse.localhost", TLSSelfSigned, want{CheckPass, []string{"always means this computer"}, nil},
+			[]ResolvedAddress{{IP: netip.MustParseAddr("127.0.0.1"), Scope: ScopeLoopback, Local: true}, {IP: netip.MustParseAddr("::1"), Scope: ScopeLoopback, Local: true}}},
+		{"LOCALHOST.", TLSACME, want{CheckFail, []string{"localhost always means this computer", "no CA on the internet can reach it"}, []string{"local certificate authority"}}, nil},
 		{"silent.example.com", TLSACME, want{CheckFail, []string{"no answer within 2s"}, []string{"DNS server"}}, nil},
 	}
 	for _, tt := range tests {

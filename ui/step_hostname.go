@@ -2,7 +2,6 @@ package ui
 
 import (
 	"context"
-	"strings"
 	"time"
 
 	"fyne.io/fyne/v2"
@@ -73,14 +72,6 @@ func (s *hostnameStep) check() {
 		return
 	}
 	s.nameRow = checkRow(s.w.checker.CheckHostname(cfg))
-	if isLocalhost(cfg.Hostname) {
-		// Browsers answer *.localhost themselves (RFC 6761), so a DNS
-		// lookup failing here says nothing about whether it works.
-		s.dns.cancel()
-		s.showDNS(proxyengine.CheckResult{Title: "DNS", Status: proxyengine.CheckPass,
-			Finding: cfg.Hostname + " always means this computer: browsers reach Gatehouse here without any DNS record."})
-		return
-	}
 	s.checks.Objects = []fyne.CanvasObject{s.nameRow, checkRow(proxyengine.CheckResult{
 		Title: "DNS", Status: proxyengine.CheckSkip, Finding: "Looking up " + cfg.Hostname + "…",
 	})}
@@ -91,11 +82,6 @@ func (s *hostnameStep) check() {
 		defer cancel()
 		return checker.CheckDNS(ctx, cfg)
 	})
-}
-
-func isLocalhost(name string) bool {
-	name = strings.ToLower(strings.TrimSuffix(name, "."))
-	return name == "localhost" || strings.HasSuffix(name, ".localhost")
 }
 
 func (s *hostnameStep) showDNS(r proxyengine.CheckResult) {
