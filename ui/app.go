@@ -67,6 +67,7 @@ type App struct {
 	stopWait func() // ends the watch on engine.Err
 	retry    func() // starts again as last time
 	starting bool   // a start runs in the background
+	toldTray bool   // the user was told the window hid to the tray
 }
 
 // New builds the window: the wizard on first run, or the dashboard with the
@@ -103,6 +104,9 @@ func New(a fyne.App, opts Options) (*App, error) {
 	}
 	g.dash = newDashboard(a, g.win, g.actions)
 	g.dashView = g.dash.content()
+	if g.dash.tray != nil {
+		g.win.SetCloseIntercept(g.onCloseWindow)
+	}
 
 	cfg, err := proxyengine.LoadConfig(opts.ConfigPath)
 	switch {
@@ -332,9 +336,17 @@ func (g *App) onStop() {
 	})
 }
 
-// onStartSaved starts the saved setup again (the dashboard's Start).
+// onStartSaved starts the saved setup again (the dashboard's and the
+// tray's Start). While the wizard or the progress screen shows, the tray's
+// Start brings the window forward instead: the setup is not finished, or a
+// start is already under way.
 func (g *App) onStartSaved() {
 	if g.engine != nil {
+		return
+	}
+	if g.win.Content() != g.dashView {
+		g.win.Show()
+		g.win.RequestFocus()
 		return
 	}
 	cfg, err := proxyengine.LoadConfig(g.opts.ConfigPath)
@@ -350,6 +362,23 @@ func (g *App) onEditSetup() {
 		g.wizard = nil // start from the saved setup (or the unfinished one)
 		g.showWizard(nil)
 	})
+}
+
+// onCloseWindow is the window's close button on desktops with a tray. A
+// running (or starting) proxy keeps serving with the window hidden, as a
+// server should, and the first time the user is told where it went; with
+// nothing running there is nothing to keep, and closing quits.
+func (g *App) onCloseWindow() {
+	if g.engine == nil && !g.starting {
+		g.onQuit()
+		return
+	}
+	g.win.Hide()
+	if !g.toldTray {
+		g.toldTray = true
+		g.fyneApp.SendNotification(fyne.NewNotification("Gatehouse keeps running",
+			"The proxy still serves visitors. Open Gatehouse, stop the proxy or quit from its icon in the system tray."))
+	}
 }
 
 func (g *App) onQuit() {

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"net"
@@ -43,7 +44,10 @@ func clientFor(t *testing.T, stateDir string, e *proxyengine.Engine) (*http.Clie
 
 // TestNewcomerReachesTheDashboardWithNextAndStart is the embedded default:
 // the demo app behind the local CA, started by pressing only Next and Start
-// (the test also turns the status endpoint off, to run beside other tests).
+// (the test also turns the status endpoint off, to run beside other tests),
+// each step's markup as testdata keeps it, then a page and a WebSocket
+// through the proxy, the dashboard showing the WebSocket and then its end,
+// Stop, Start and Edit setup.
 func TestNewcomerReachesTheDashboardWithNextAndStart(t *testing.T) {
 	home := t.TempDir()
 	t.Setenv("HOME", home) // the pictures show ~/.config/gatehouse as on a real machine
@@ -73,11 +77,7 @@ func TestNewcomerReachesTheDashboardWithNextAndStart(t *testing.T) {
 			eventually(t, "the port check", func() bool { return len(cert.portChecks.Objects) > 0 })
 		}
 		onUI(func() {
-			if i == 2 {
-				screenshot(t, g.win, name) // the port check shows the ports it was given
-			} else {
-				assertScreen(t, g.win, name)
-			}
+			assertScreen(t, g.win, name)
 			test.Tap(g.wizard.next)
 		})
 	}
@@ -116,7 +116,27 @@ func TestNewcomerReachesTheDashboardWithNextAndStart(t *testing.T) {
 	if _, got, err := ws.ReadMessage(); err != nil || string(got) != "hello" {
 		t.Errorf("WebSocket echo through the proxy = %q, %v", got, err)
 	}
+	// The dashboard the wizard led to shows the WebSocket, then shows it gone.
+	waitFor(t, g.dash, 10*time.Second, "the dashboard shows the WebSocket", func() (bool, string) {
+		rows, marked := g.dash.cells()
+		for i, row := range rows {
+			if marked[i] && row[1] == "WebSocket" && row[2] == "GET /ws/client/" {
+				return g.dash.websockets.value.Text == "1", g.dash.websockets.value.Text + " WebSockets"
+			}
+		}
+		return false, fmt.Sprint(rows)
+	})
+	ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
 	ws.Close()
+	waitFor(t, g.dash, 10*time.Second, "the dashboard shows the WebSocket gone", func() (bool, string) {
+		rows, _ := g.dash.cells()
+		for _, row := range rows {
+			if row[1] == "WebSocket" {
+				return false, fmt.Sprint(rows)
+			}
+		}
+		return g.dash.websockets.value.Text == "0", g.dash.websockets.value.Text + " WebSockets"
+	})
 
 	// Stop, then Start again from the saved setup: a new engine each time.
 	// (The dashboard's own tests tap its buttons; these are what they call.)
