@@ -1,6 +1,7 @@
 package proxyengine
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -28,7 +29,7 @@ func TestExportNginxACME(t *testing.T) {
 	got := ExportNginx(cfg)
 	wantLines(t, "nginx config", got,
 		"server authentik.lan:9443;",
-		"keepalive 10;",
+		fmt.Sprintf("keepalive %d;", DefaultUpstreamKeepalive),
 		"keepalive_timeout 90s;",
 		"map $http_upgrade $connection_upgrade {",
 		"listen 8080;",
@@ -103,7 +104,7 @@ func TestExportCaddyfile(t *testing.T) {
 		"header_up X-Forwarded-Proto https",
 		"versions 1.1",
 		"keepalive 1m30s",
-		"keepalive_idle_conns 10",
+		fmt.Sprintf("keepalive_idle_conns %d", DefaultUpstreamKeepalive),
 		"tls_trusted_ca_certs /etc/ssl/authentik-ca.pem",
 	)
 	if strings.Count(got, "{")-strings.Count(got, "{host}")-strings.Count(got, "{client_ip}") != strings.Count(got, "}")-strings.Count(got, "{host}")-strings.Count(got, "{client_ip}") {
