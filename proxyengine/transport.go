@@ -19,17 +19,28 @@ const (
 	upstreamExpectContinue  = time.Second
 	upstreamMaxConnsPerHost = 0 // no cap: a busy site must not queue behind the pool
 	upstreamALPNHTTP11      = "http/1.1"
+	// upstreamSessionCacheSize is the TLS sessions kept for resuming
+	// upstream connections. There is one upstream, so a few are plenty.
+	upstreamSessionCacheSize = 16
 )
 
 // upstreamTLSConfig returns the TLS client config for an https upstream:
 // system roots by default, or the configured CA file, pinned fingerprint or
 // no verification. It offers only HTTP/1.1 in ALPN: authentik's WebSockets
 // need HTTP/1.1 upgrades, which an h2 connection cannot carry.
+//
+// Sessions are resumed, as nginx's proxy_ssl_session_reuse does by default:
+// every WebSocket and every connection the pool adds under load is a new
+// upstream connection, and a resumed handshake skips the certificate (its
+// verification, and the buffers crypto/tls grows to read it and keeps for
+// the connection's life). A resumed session was verified when it was made;
+// a pin is checked again on each one, as VerifyConnection runs for all.
 func upstreamTLSConfig(c Config, u *url.URL) (*tls.Config, error) {
 	tc := &tls.Config{
-		ServerName: u.Hostname(),
-		NextProtos: []string{upstreamALPNHTTP11},
-		MinVersion: tls.VersionTLS12,
+		ServerName:         u.Hostname(),
+		NextProtos:         []string{upstreamALPNHTTP11},
+		MinVersion:         tls.VersionTLS12,
+		ClientSessionCache: tls.NewLRUClientSessionCache(upstreamSessionCacheSize),
 	}
 	switch {
 	case c.UpstreamInsecure:
