@@ -105,12 +105,18 @@ func (b *acmeBackoff) admit(now time.Time) (next time.Time, ok bool, err error) 
 	return time.Time{}, true, b.saveLocked()
 }
 
-// succeed records that a certificate arrived, clearing the schedule.
-func (b *acmeBackoff) succeed() error {
+// succeed records that a certificate arrived at now, clearing the
+// schedule. The attempt stays open until it falls quiet: autocert's last
+// requests (it deactivates the authorizations it no longer needs) follow
+// the certificate, and must not begin an attempt that would never end in a
+// certificate and so count as a failure.
+func (b *acmeBackoff) succeed(now time.Time) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.state = acmeBackoffState{Hostname: b.hostname}
-	b.attemptStart = time.Time{}
+	if !b.attemptStart.IsZero() {
+		b.lastRequest = now
+	}
 	return b.saveLocked()
 }
 

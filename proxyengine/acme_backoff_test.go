@@ -79,12 +79,37 @@ func TestACMEBackoffScheduleSurvivesRestarts(t *testing.T) {
 	}
 
 	// Success clears everything.
-	if err := b.succeed(); err != nil {
+	if err := b.succeed(now.Add(3 * time.Minute)); err != nil {
 		t.Fatal(err)
 	}
 	b, _ = loadACMEBackoff(path, "sso.example.com")
 	if st := b.snapshot(); st.Failures != 0 || st.LastError != "" || !st.NextAttempt.IsZero() {
 		t.Errorf("state after success %+v", st)
+	}
+}
+
+// TestACMEBackoffRequestsAfterSuccessEndTheSameAttempt: autocert sends a
+// nonce request and authorization updates after downloading the
+// certificate; they belong to the attempt that succeeded, so they neither
+// count as a failure nor delay the next renewal. Once the attempt has
+// fallen quiet, a request begins a new attempt as before.
+func TestACMEBackoffRequestsAfterSuccessEndTheSameAttempt(t *testing.T) {
+	b, _ := loadACMEBackoff(filepath.Join(t.TempDir(), acmeBackoffFile), "sso.example.com")
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	b.admit(now)
+	b.succeed(now.Add(time.Second))
+	if _, ok, _ := b.admit(now.Add(2 * time.Second)); !ok {
+		t.Fatal("autocert's request right after the certificate was refused")
+	}
+	if st := b.snapshot(); st.Failures != 0 || !st.NextAttempt.IsZero() {
+		t.Errorf("after the certificate and one more request: %+v, want a clean schedule", st)
+	}
+	later := now.Add(2*time.Second + acmeAttemptIdle)
+	if _, ok, _ := b.admit(later); !ok {
+		t.Fatal("the renewal's first request was refused")
+	}
+	if st := b.snapshot(); st.Failures != 1 || !st.LastAttempt.Equal(later) {
+		t.Errorf("a renewal after the quiet: %+v, want it counted as an attempt begun at %v", st, later)
 	}
 }
 

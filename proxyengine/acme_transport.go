@@ -157,7 +157,7 @@ func (t *acmeTransport) inspect(req *http.Request, url string, resp *http.Respon
 	defer t.mu.Unlock()
 	if req.Method == http.MethodPost && t.certURLs[url] && resp.StatusCode == http.StatusOK {
 		t.failed = nil
-		if err := t.backoff.succeed(); err != nil {
+		if err := t.backoff.succeed(t.now()); err != nil {
 			t.logger.Error("recording the new certificate in the backoff state", "err", err)
 		}
 		return
