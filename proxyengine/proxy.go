@@ -43,6 +43,7 @@ func newProxyHandler(c Config, upstream *url.URL, transport *http.Transport, fwd
 		Rewrite:      p.rewrite,
 		Transport:    timedTransport{transport, t},
 		ErrorHandler: p.serveUpstreamError,
+		BufferPool:   proxyBuffers,
 		ErrorLog:     slog.NewLogLogger(c.Logger.Handler(), slog.LevelWarn),
 	}
 	p.ws = newWSProxy(p, transport.DialContext, transport.TLSClientConfig)

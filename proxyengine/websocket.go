@@ -27,14 +27,14 @@ const (
 	// wsCloseWait bounds writing the proxy's own close frame.
 	wsCloseWait = time.Second
 	// wsSmallBuffer is what an idle session holds per direction while it
-	// waits for data; a full read switches to a pooled wsLargeBuffer until
+	// waits for data; a full read switches to a pooled copy buffer until
 	// the burst ends. Idle WebSockets are the common case (authentik keeps
-	// one open per browser tab and outpost), so their size matters most.
-	wsSmallBuffer = 1 << 10
-	wsLargeBuffer = 32 << 10
+	// one open per browser tab and outpost), so their size matters most:
+	// 512 bytes rather than 1 KiB measured 1.5 KiB less resident memory per
+	// idle WebSocket (docs/BENCHMARKS.md), and a TLS record larger than
+	// the buffer is read in two calls rather than one.
+	wsSmallBuffer = 512
 )
-
-var wsLargeBuffers = sync.Pool{New: func() any { b := make([]byte, wsLargeBuffer); return &b }}
 
 var wsHandshakeReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4<<10) }}
 
@@ -389,7 +389,7 @@ func (s *wsSession) stop(reason wsSide) {
 func (s *wsSession) pump(src, dst net.Conn, sc *wsFrameScanner, counter *atomic.Int64, from wsSide) {
 	small := make([]byte, wsSmallBuffer)
 	buf := small
-	var large *[]byte
+	var large []byte // from proxyBuffers, during a burst
 	sendDeadline := progressDeadline{timeout: s.proxy.p.limits.sendTimeout, conn: dst}
 	for {
 		n, err := src.Read(buf)
@@ -404,10 +404,10 @@ func (s *wsSession) pump(src, dst net.Conn, sc *wsFrameScanner, counter *atomic.
 			}
 			switch {
 			case n == len(buf) && large == nil:
-				large = wsLargeBuffers.Get().(*[]byte)
-				buf = *large
+				large = proxyBuffers.Get()
+				buf = large
 			case n < len(small) && large != nil:
-				wsLargeBuffers.Put(large)
+				proxyBuffers.Put(large)
 				large, buf = nil, small
 			}
 		}
@@ -417,7 +417,7 @@ func (s *wsSession) pump(src, dst net.Conn, sc *wsFrameScanner, counter *atomic.
 		}
 	}
 	if large != nil {
-		wsLargeBuffers.Put(large)
+		proxyBuffers.Put(large)
 	}
 	if s.ended.Add(1) == 2 {
 		s.finish()
