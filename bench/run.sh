@@ -23,7 +23,8 @@
 #   IDLE_CONNS=2000     idle WebSockets for the memory measurement
 #   PROFILE_SECONDS=10  CPU profile length (0: no profile)
 #   PEERS="nginx caddy gatehouse gatehouse-ka10"
-#                       gatehouse-kaN is Gatehouse with --upstream-keepalive N
+#                       gatehouse-kaN is Gatehouse with --upstream-keepalive N,
+#                       gatehouse-gogcN Gatehouse with GOGC=N
 #   PHASES="http ws idle startup profile"   which measurements to run
 #   QUICK=1             one short round of everything, to check the script
 #   OUT=bench/results/<time>   where results, logs and profiles go
@@ -147,9 +148,13 @@ peer_cmd() {
 		CMD=(env HOME="$WORK" XDG_CONFIG_HOME="$WORK/xdg" XDG_DATA_HOME="$WORK/xdg"
 			caddy run --config "$WORK/Caddyfile" --adapter caddyfile)
 		;;
-	gatehouse | gatehouse-ka*)
+	gatehouse | gatehouse-ka* | gatehouse-gogc*)
 		# XDG_CONFIG_HOME keeps a user's ~/.config/gatehouse config out of the run.
-		CMD=(env XDG_CONFIG_HOME="$WORK/xdg" bin/gatehouse serve
+		CMD=(env XDG_CONFIG_HOME="$WORK/xdg")
+		if [[ $1 == gatehouse-gogc* ]]; then
+			CMD+=(GOGC="${1#gatehouse-gogc}")
+		fi
+		CMD+=(bin/gatehouse serve
 			--tls files --cert-file "$WORK/cert.pem" --key-file "$WORK/key.pem"
 			--upstream "https://127.0.0.1:$UPSTREAM_PORT" --upstream-insecure
 			--hostname localhost --https-addr "127.0.0.1:$port"
@@ -158,7 +163,7 @@ peer_cmd() {
 			CMD+=(--upstream-keepalive "${1#gatehouse-ka}")
 		fi
 		;;
-	*) die "unknown peer $1 (nginx, caddy, gatehouse or gatehouse-kaN)" ;;
+	*) die "unknown peer $1 (nginx, caddy, gatehouse, gatehouse-kaN or gatehouse-gogcN)" ;;
 	esac
 }
 
