@@ -13,6 +13,7 @@ import (
 )
 
 func main() {
+	setDefaultGCPercent()
 	args := os.Args[1:]
 	if len(args) == 0 {
 		os.Exit(runDesktop())
