@@ -26,6 +26,7 @@
 #                       gatehouse-kaN is Gatehouse with --upstream-keepalive N,
 #                       gatehouse-gogcN Gatehouse with GOGC=N
 #   PHASES="http ws idle startup profile"   which measurements to run
+#   HTTP_CASES="100:32 100:256 102400:32 102400:256"   response bytes:connections
 #   QUICK=1             one short round of everything, to check the script
 #   OUT=bench/results/<time>   where results, logs and profiles go
 # Results: $OUT/summary.md (the table), $OUT/raw.tsv (every sample),
@@ -56,7 +57,7 @@ PROFILE_PORT=18459
 PPROF_ADDR=127.0.0.1:16060
 READY_TEXT="authentik stand-in" # in the upstream's page, so a ready answer is a proxied one
 
-HTTP_CASES=("100:32" "100:256" "102400:32" "102400:256") # bytes:connections
+read -r -a HTTP_CASES <<<"${HTTP_CASES:-100:32 100:256 102400:32 102400:256}" # bytes:connections
 
 log() { printf '%s %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 die() {
