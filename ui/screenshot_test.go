@@ -5,9 +5,11 @@ import (
 	"image/png"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/test"
 )
 
 // screenshotDir, when set (make screenshots), is where tests that build a
@@ -33,4 +35,38 @@ func saveScreenshot(t *testing.T, w fyne.Window, size fyne.Size, name string) {
 		t.Fatalf("saving screenshot %s: %v", path, err)
 	}
 	t.Logf("wrote %s", path)
+}
+
+// TestWizardPictures saves each wizard step as a newcomer on a desktop sees
+// it (make screenshots): the ports an unprivileged user gets, the status
+// endpoint on, the setup under ~/.config. It only takes pictures, never
+// starts the proxy, and is skipped unless -screenshots is given; the
+// newcomer test checks the same screens' markup on test ports.
+func TestWizardPictures(t *testing.T) {
+	if *screenshotDir == "" {
+		t.Skip("pictures only: run with -screenshots DIR (make screenshots)")
+	}
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	opts := testOptions(filepath.Join(home, ".config", "gatehouse"))
+	opts.ListenCandidates = [][2]string{{":8080", ":8443"}}
+	g := newTestApp(t, test.NewTempApp(t), opts)
+	_, _, cert, _ := wizardSteps(g)
+	for i, name := range []string{"wizard-1-hostname", "wizard-2-upstream", "wizard-3-certificate", "wizard-4-review"} {
+		switch i {
+		case 0:
+			eventually(t, "the DNS check", func() bool {
+				h := g.wizard.steps[0].(*hostnameStep)
+				return len(h.checks.Objects) == 2 && !strings.Contains(rowText(h.checks.Objects[1]), "Looking up")
+			})
+		case 2:
+			eventually(t, "the port check", func() bool { return len(cert.portChecks.Objects) > 0 })
+		}
+		onUI(func() {
+			screenshot(t, g.win, name)
+			if i < 3 {
+				test.Tap(g.wizard.next)
+			}
+		})
+	}
 }

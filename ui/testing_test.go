@@ -133,11 +133,19 @@ func screenshot(t *testing.T, w fyne.Window, name string) {
 // :0 test address, different on every run.
 var boundAs = regexp.MustCompile(`\(bound as [^)]*\)`)
 
-// assertScreen compares the window's markup with testdata/name.xml (a
-// mismatch is written to testdata/failed/ to compare, and to copy over the
-// master when the change is meant), and saves its picture for the docs.
-// Ports the system picked are left out of the comparison.
+// assertScreen checks the window's markup as assertMarkup does, and saves
+// its picture for the docs.
 func assertScreen(t *testing.T, w fyne.Window, name string) {
+	t.Helper()
+	assertMarkup(t, w, name)
+	screenshot(t, w, name)
+}
+
+// assertMarkup compares the window's markup with testdata/name.xml (a
+// mismatch is written to testdata/failed/ to compare, and to copy over the
+// master when the change is meant). Ports the system picked are left out of
+// the comparison.
+func assertMarkup(t *testing.T, w fyne.Window, name string) {
 	t.Helper()
 	w.Resize(screenshotSize)
 	for range 3 {
@@ -155,5 +163,4 @@ func assertScreen(t *testing.T, w fyne.Window, name string) {
 		}
 		t.Errorf("the window does not render as testdata/%s.xml (%v): compare with %s, and copy it over the master if the change is meant", name, err, failed)
 	}
-	screenshot(t, w, name)
 }
