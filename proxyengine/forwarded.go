@@ -1,7 +1,6 @@
 package proxyengine
 
 import (
-	"net"
 	"net/http"
 	"net/netip"
 	"slices"
@@ -60,17 +59,16 @@ func (f forwarding) apply(out, in *http.Request) {
 	out.Header.Set("X-Forwarded-Host", in.Host)
 }
 
-// remoteIP parses the address of a request's peer. An IPv6 zone
-// (fe80::1%eth0) is dropped: it names an interface of this machine, means
-// nothing to the upstream, and no trusted-proxy prefix would contain it.
+// remoteIP parses the address of a request's peer, "ip:port" as the net
+// package gives it (or a bare IP). An IPv6 zone (fe80::1%eth0) is dropped: it
+// names an interface of this machine, means nothing to the upstream, and no
+// trusted-proxy prefix would contain it.
 func remoteIP(remoteAddr string) netip.Addr {
-	host, _, err := net.SplitHostPort(remoteAddr)
-	if err != nil {
-		host = remoteAddr
-	}
-	ip, err := netip.ParseAddr(host)
-	if err != nil {
-		return netip.Addr{}
+	var ip netip.Addr
+	if ap, err := netip.ParseAddrPort(remoteAddr); err == nil {
+		ip = ap.Addr()
+	} else if a, err := netip.ParseAddr(remoteAddr); err == nil {
+		ip = a
 	}
 	return ip.WithZone("").Unmap()
 }
