@@ -160,10 +160,6 @@ func (k *Checker) CheckDNS(ctx context.Context, cfg Config) CheckResult {
 // 6.3), browsers answer them themselves, and many resolvers refuse or
 // fail them, so a lookup would only mislead.
 func checkLocalhostName(r CheckResult, name string, cfg Config) CheckResult {
-	r.Addresses = []ResolvedAddress{
-		{IP: netip.AddrFrom4([4]byte{127, 0, 0, 1}), Scope: ScopeLoopback, Local: true},
-		{IP: netip.IPv6Loopback(), Scope: ScopeLoopback, Local: true},
-	}
 	if cfg.TLS == TLSACME {
 		r.Status = CheckFail
 		r.Finding = name + " always means this computer, so no CA on the internet can reach it to validate a certificate"
@@ -172,9 +168,9 @@ func checkLocalhostName(r CheckResult, name string, cfg Config) CheckResult {
 		r.Status = CheckPass
 		r.Finding = name + " always means this computer: browsers reach Gatehouse here without any DNS record"
 	}
-	for i := range r.Addresses {
-		r.Addresses[i].Status = r.Status
-		r.Addresses[i].Note = "loopback, so only this machine itself can reach it"
+	for _, ip := range []netip.Addr{netip.AddrFrom4([4]byte{127, 0, 0, 1}), netip.IPv6Loopback()} {
+		r.Addresses = append(r.Addresses, ResolvedAddress{IP: ip, Scope: ScopeLoopback, Local: true,
+			Status: r.Status, Note: "loopback, so only this machine itself can reach it"})
 	}
 	return r
 }

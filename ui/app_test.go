@@ -66,16 +66,7 @@ func TestNewcomerReachesTheDashboardWithNextAndStart(t *testing.T) {
 				retype(cert.statusAddr, proxyengine.Off)
 			}
 		})
-		if i == 0 {
-			// Let the DNS check answer so the picture shows it.
-			eventually(t, "the DNS check", func() bool {
-				h := g.wizard.steps[0].(*hostnameStep)
-				return len(h.checks.Objects) == 2 && !strings.Contains(rowText(h.checks.Objects[1]), "Looking up")
-			})
-		}
-		if i == 2 {
-			eventually(t, "the port check", func() bool { return len(cert.portChecks.Objects) > 0 })
-		}
+		awaitStepChecks(t, g)
 		onUI(func() {
 			assertMarkup(t, g.win, name) // the pictures come from TestWizardPictures
 			test.Tap(g.wizard.next)

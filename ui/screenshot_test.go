@@ -5,7 +5,6 @@ import (
 	"image/png"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"fyne.io/fyne/v2"
@@ -51,17 +50,8 @@ func TestWizardPictures(t *testing.T) {
 	opts := testOptions(filepath.Join(home, ".config", "gatehouse"))
 	opts.ListenCandidates = [][2]string{{":8080", ":8443"}}
 	g := newTestApp(t, test.NewTempApp(t), opts)
-	_, _, cert, _ := wizardSteps(g)
 	for i, name := range []string{"wizard-1-hostname", "wizard-2-upstream", "wizard-3-certificate", "wizard-4-review"} {
-		switch i {
-		case 0:
-			eventually(t, "the DNS check", func() bool {
-				h := g.wizard.steps[0].(*hostnameStep)
-				return len(h.checks.Objects) == 2 && !strings.Contains(rowText(h.checks.Objects[1]), "Looking up")
-			})
-		case 2:
-			eventually(t, "the port check", func() bool { return len(cert.portChecks.Objects) > 0 })
-		}
+		awaitStepChecks(t, g)
 		onUI(func() {
 			screenshot(t, g.win, name)
 			if i < 3 {

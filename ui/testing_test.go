@@ -53,6 +53,24 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// awaitStepChecks waits until the wizard's current step shows the checks
+// that answer in the background (step 1's DNS lookup, step 3's port
+// check), so its markup or picture shows their findings.
+func awaitStepChecks(t *testing.T, g *App) {
+	t.Helper()
+	var step int
+	onUI(func() { step = g.wizard.d.Step })
+	switch step {
+	case 0:
+		eventually(t, "the DNS check", func() bool {
+			h := g.wizard.steps[0].(*hostnameStep)
+			return len(h.checks.Objects) == 2 && !strings.Contains(rowText(h.checks.Objects[1]), "Looking up")
+		})
+	case 2:
+		eventually(t, "the port check", func() bool { return len(g.wizard.steps[2].(*certificateStep).portChecks.Objects) > 0 })
+	}
+}
+
 // testOptions keeps everything of an app in dir and on loopback.
 func testOptions(dir string) Options {
 	return Options{
