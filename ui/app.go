@@ -68,6 +68,7 @@ type App struct {
 	retry    func() // starts again as last time
 	starting bool   // a start runs in the background
 	toldTray bool   // the user was told the window hid to the tray
+	closed   bool   // Close ran: whatever finishes in the background is dropped
 }
 
 // New builds the window: the wizard on first run, or the dashboard with the
@@ -123,9 +124,16 @@ func New(a fyne.App, opts Options) (*App, error) {
 // Window is the app's one window.
 func (g *App) Window() fyne.Window { return g.win }
 
-// Close stops the proxy, if it runs, and waits for it: call it after the
-// app's run loop has ended.
+// Close stops the proxy, if it runs, and waits for it, and drops the checks
+// and updates still on their way to the window: call it on the Fyne
+// goroutine once the app's run loop has ended. A start still under way is
+// shut down as soon as it finishes.
 func (g *App) Close() {
+	g.closed = true
+	if g.wizard != nil {
+		g.wizard.close()
+	}
+	g.dash.unfollow()
 	if g.stopWait != nil {
 		g.stopWait()
 		g.stopWait = nil
@@ -229,13 +237,20 @@ func (g *App) start(cfg proxyengine.Config, stagingFirst bool) {
 			{title: "Let's Encrypt production (the real certificate)", acmeDirectory: "production"},
 		}
 	}
+	if g.wizard != nil {
+		g.wizard.close()
+	}
 	g.progress.begin(phases)
 	g.win.SetContent(g.progress.content())
 	logger := g.opts.Logger
 	inBackground(func() startResult {
 		var r startResult
 		for i, ph := range phases {
-			r = runPhase(cfg, ph, logger, progressTo(func(ev proxyengine.ProgressEvent) { g.progress.event(i, ev) }))
+			r = runPhase(cfg, ph, logger, progressTo(func(ev proxyengine.ProgressEvent) {
+				if !g.closed {
+					g.progress.event(i, ev)
+				}
+			}))
 			if r.err != nil || i == len(phases)-1 {
 				break
 			}
@@ -281,6 +296,12 @@ func stopEngine(e *proxyengine.Engine, demo *proxyengine.DemoApp) error {
 // started shows the dashboard following the new engine, or the failure.
 func (g *App) started(r startResult) {
 	g.starting = false
+	if g.closed {
+		if r.err == nil {
+			go stopEngine(r.engine, r.demo) // nobody is left to show it to
+		}
+		return
+	}
 	if r.err != nil {
 		g.progress.failed(r.err)
 		return

@@ -256,7 +256,10 @@ func TestDraftSurvivesRestart(t *testing.T) {
 // one engine for staging and, once it is ready, a new one for production on
 // the same port, which the first must have let go of.
 func TestStagingFirstRunsTwoEngines(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	// Both engines must bind the same address, so the port is found and
+	// let go first. On an address of its own in 127/8 no other test's
+	// 127.0.0.1:0 listener or connection can take it in between.
+	ln, err := net.Listen("tcp", "127.0.0.3:0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -318,6 +321,41 @@ func TestBrokenConfigOpensTheWizardAndSaysWhy(t *testing.T) {
 		}
 		if note := g.wizard.notice; !note.Visible() || !strings.Contains(note.Text, "could not be read") || !strings.Contains(note.Text, "upstrem") {
 			t.Errorf("note %q (shown %v), want why the saved setup was not used", note.Text, note.Visible())
+		}
+	})
+}
+
+// TestClosingDropsPendingChecks: the wizard's delayed checks (step 1's DNS
+// lookup, step 3's port check) never reach the window once their step is
+// left or the app is closed; before, a closed app's timer fired into
+// whatever ran next and raced with it on Fyne's caches.
+func TestClosingDropsPendingChecks(t *testing.T) {
+	g := newTestApp(t, test.NewTempApp(t), testOptions(t.TempDir()))
+	var host *hostnameStep
+	var cert *certificateStep
+	onUI(func() {
+		host = g.wizard.steps[0].(*hostnameStep)
+		cert = g.wizard.steps[2].(*certificateStep)
+		// In one turn of the UI, so no check can have answered yet: a new
+		// name schedules the DNS check, leaving step 1 must drop it, and
+		// step 3's port check is scheduled and then dropped by Close.
+		retype(host.entry, "pending.localhost")
+		test.Tap(g.wizard.next)
+		test.Tap(g.wizard.next)
+		if g.wizard.d.Step != 2 {
+			t.Fatalf("on step %d, want the certificate step", g.wizard.d.Step+1)
+		}
+		g.Close()
+	})
+	// Both checks answer at once for a .localhost name and loopback ports,
+	// so this is ample time for a check that was not dropped to show.
+	time.Sleep(3*max(dnsCheckDelay, portCheckDelay) + time.Second)
+	onUI(func() {
+		if n := len(host.checks.Objects); n != 2 || !strings.Contains(rowText(host.checks.Objects[1]), "Looking up") {
+			t.Errorf("the DNS check of a step that was left still showed: %q", rowText(host.checks))
+		}
+		if n := len(cert.portChecks.Objects); n != 0 {
+			t.Errorf("the port check of a closed app still showed %d results", n)
 		}
 	})
 }

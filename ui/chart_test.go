@@ -47,6 +47,7 @@ func TestFormatScaleAndSpan(t *testing.T) {
 }
 
 func TestLineChartDrawsEachSeriesOnItsOwnScale(t *testing.T) {
+	holdUI(t)
 	test.NewTempApp(t)
 	c := newLineChart(10 * time.Minute)
 	w := test.NewTempWindow(t, c)
@@ -114,6 +115,7 @@ func TestLineChartDrawsEachSeriesOnItsOwnScale(t *testing.T) {
 }
 
 func TestLineChartSpanGrowsWithTheData(t *testing.T) {
+	holdUI(t)
 	test.NewTempApp(t)
 	c := newLineChart(10 * time.Minute)
 	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)

@@ -120,13 +120,19 @@ func (d *dashboard) follow(e *proxyengine.Engine) {
 	d.unwatch = watchStatus(e, d.show)
 }
 
-// stopped shows the proxy as stopped (err == nil) or failed (err != nil,
-// shown in plain words).
-func (d *dashboard) stopped(err error) {
+// unfollow stops following the engine without showing anything: the
+// window is going away.
+func (d *dashboard) unfollow() {
 	if d.unwatch != nil {
 		d.unwatch()
 		d.unwatch = nil
 	}
+}
+
+// stopped shows the proxy as stopped (err == nil) or failed (err != nil,
+// shown in plain words).
+func (d *dashboard) stopped(err error) {
+	d.unfollow()
 	d.running = false
 	if err != nil {
 		d.problem.SetText(plainError(err))

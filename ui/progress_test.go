@@ -13,6 +13,7 @@ import (
 // TestProgressShowsStagingThenProduction feeds the screen the events of a
 // Let's Encrypt start with staging first, as the engine reports them.
 func TestProgressShowsStagingThenProduction(t *testing.T) {
+	holdUI(t)
 	a := test.NewTempApp(t)
 	w := a.NewWindow("Gatehouse")
 	var retried, backed bool

@@ -203,6 +203,8 @@ func (s *certificateStep) shown() {
 	s.checkPorts()
 }
 
+func (s *certificateStep) left() { s.ports.cancel() }
+
 func (s *certificateStep) showErrors(errs proxyengine.ValidationErrors) bool {
 	// Only the chosen source's fields count: the others are left out of
 	// the config (draft.config), so they cannot have errors anyway.

@@ -50,6 +50,7 @@ func newHostnameStep(w *wizard) *hostnameStep {
 func (s *hostnameStep) title() string              { return "Hostname" }
 func (s *hostnameStep) content() fyne.CanvasObject { return s.root }
 func (s *hostnameStep) shown()                     { s.check() }
+func (s *hostnameStep) left()                      { s.dns.cancel() }
 
 func (s *hostnameStep) showErrors(errs proxyengine.ValidationErrors) bool {
 	return s.err.show(errs)

@@ -52,6 +52,9 @@ func newReviewStep(w *wizard) *reviewStep {
 func (s *reviewStep) title() string              { return "Review" }
 func (s *reviewStep) content() fyne.CanvasObject { return s.root }
 
+// left has nothing to drop: the review runs nothing in the background.
+func (s *reviewStep) left() {}
+
 func (s *reviewStep) shown() {
 	d := s.w.d
 	cfg := d.config().WithDefaults()

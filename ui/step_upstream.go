@@ -87,6 +87,14 @@ func (s *upstreamStep) title() string              { return "Upstream" }
 func (s *upstreamStep) content() fyne.CanvasObject { return s.root }
 func (s *upstreamStep) shown()                     {}
 
+// left forgets a connection test still running; Test connection is ready
+// again when the step comes back.
+func (s *upstreamStep) left() {
+	s.runs++
+	s.test.Enable()
+	s.testing.Hide()
+}
+
 func (s *upstreamStep) showErrors(errs proxyengine.ValidationErrors) bool {
 	return anyShown(errs, s.urlErr, s.trustErr, s.pinErr)
 }

@@ -36,6 +36,14 @@ func onUI(f func()) {
 	f()
 }
 
+// holdUI makes the rest of the test run as if on the Fyne goroutine, for
+// tests that drive widgets and wait for nothing in the background: a
+// callback still on its way from an earlier test then waits its turn.
+func holdUI(t *testing.T) {
+	uiMu.Lock()
+	t.Cleanup(uiMu.Unlock)
+}
+
 // eventually polls cond on the UI until it holds, failing after 30 s.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()

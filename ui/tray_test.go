@@ -78,16 +78,18 @@ func TestTrayMenuFollowsTheProxyState(t *testing.T) {
 	a := &desktopApp{App: test.NewTempApp(t)}
 	d, rec, w := newTestDashboard(t, a)
 
-	if a.icon == nil || a.window != w || len(a.menus) == 0 {
-		t.Fatalf("tray: icon %v, window %v, %d menus", a.icon, a.window, len(a.menus))
-	}
-	if got := a.labels(); len(got) != 3 || got[0] != "Show Gatehouse" || got[1] != "Start proxy" || got[2] != "Quit" {
-		t.Fatalf("tray menu = %q, want Show Gatehouse, Start proxy, Quit", got)
-	}
-	if quit := a.item("Quit"); !quit.IsQuit {
-		t.Error("Quit is not marked as the quit item: the driver would add a second one")
-	}
-	a.item("Start proxy").Action()
+	onUI(func() {
+		if a.icon == nil || a.window != w || len(a.menus) == 0 {
+			t.Fatalf("tray: icon %v, window %v, %d menus", a.icon, a.window, len(a.menus))
+		}
+		if got := a.labels(); len(got) != 3 || got[0] != "Show Gatehouse" || got[1] != "Start proxy" || got[2] != "Quit" {
+			t.Fatalf("tray menu = %q, want Show Gatehouse, Start proxy, Quit", got)
+		}
+		if quit := a.item("Quit"); !quit.IsQuit {
+			t.Error("Quit is not marked as the quit item: the driver would add a second one")
+		}
+		a.item("Start proxy").Action()
+	})
 	if rec.starts.Load() != 1 {
 		t.Errorf("tray Start called onStart %d times", rec.starts.Load())
 	}
@@ -97,19 +99,24 @@ func TestTrayMenuFollowsTheProxyState(t *testing.T) {
 	waitFor(t, d, 10*time.Second, "the tray offers Stop", func() (bool, string) {
 		return a.item("Stop proxy") != nil, a.labels()[1]
 	})
-	menus := len(a.menus)
-	onUI(func() { a.item("Stop proxy").Action() })
+	var menus int
+	onUI(func() {
+		menus = len(a.menus)
+		a.item("Stop proxy").Action()
+	})
 	if rec.stops.Load() != 1 {
 		t.Errorf("tray Stop called onStop %d times", rec.stops.Load())
 	}
-	onUI(func() { d.stopped(nil) })
-	if a.item("Start proxy") == nil {
-		t.Errorf("after stopping the tray shows %q", a.labels())
-	}
-	if len(a.menus) != menus+1 {
-		t.Errorf("the menu was set %d times for one change of state, want once", len(a.menus)-menus)
-	}
-	a.item("Quit").Action()
+	onUI(func() {
+		d.stopped(nil)
+		if a.item("Start proxy") == nil {
+			t.Errorf("after stopping the tray shows %q", a.labels())
+		}
+		if len(a.menus) != menus+1 {
+			t.Errorf("the menu was set %d times for one change of state, want once", len(a.menus)-menus)
+		}
+		a.item("Quit").Action()
+	})
 	if rec.quits.Load() != 1 {
 		t.Errorf("tray Quit called onQuit %d times", rec.quits.Load())
 	}

@@ -24,6 +24,10 @@ type wizardStep interface {
 	// shown runs each time the step appears, to refresh what depends on
 	// other steps' choices.
 	shown()
+	// left runs when another step replaces this one or the wizard goes
+	// away: it drops the checks still running or waiting in the
+	// background, whose results nobody would see.
+	left()
 }
 
 // wizard is the frame around the steps: a step indicator, the current
@@ -38,6 +42,7 @@ type wizard struct {
 	onStart    func(d *draft)    // the user pressed Start with a valid draft
 
 	steps     []wizardStep
+	current   wizardStep // the step on screen; nil once the wizard is closed
 	indicator []*widget.Label
 	body      *fyne.Container
 	back      *widget.Button
@@ -96,6 +101,10 @@ func (w *wizard) show(i int) {
 		l.Refresh()
 	}
 	step := w.steps[i]
+	if w.current != nil && w.current != step {
+		w.current.left()
+	}
+	w.current = step
 	step.shown()
 	w.body.Objects = []fyne.CanvasObject{step.content()}
 	w.body.Refresh()
@@ -115,6 +124,15 @@ func (w *wizard) show(i int) {
 	}
 	w.revalidate()
 	w.showNotice(w.onChange(*w.d))
+}
+
+// close drops the current step's pending checks: call it when the wizard
+// leaves the window. Showing a step again reopens it.
+func (w *wizard) close() {
+	if w.current != nil {
+		w.current.left()
+		w.current = nil
+	}
 }
 
 // changed is called by the steps after each edit of the draft.
