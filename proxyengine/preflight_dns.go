@@ -34,6 +34,17 @@ func (k *Checker) CheckHostname(cfg Config) CheckResult {
 		return r
 	}
 	private := ""
+	if name == "localhost" || strings.HasSuffix(name, ".localhost") {
+		// Not a private name but this computer's own (RFC 6761): the
+		// try-out choice with a local CA, and nothing a CA can validate.
+		if cfg.TLS == TLSACME {
+			r.Status, r.Finding = CheckFail, name+" always means this computer, so no public CA such as Let's Encrypt can reach it to issue a certificate"
+			r.Fix = "use a name in a domain you own, such as sso.example.com, or choose the local certificate authority to try Gatehouse on this computer"
+			return r
+		}
+		r.Status, r.Finding = CheckPass, name+" always means this computer: the name for trying Gatehouse out here (other devices cannot reach it; for them, use a name in your domain)"
+		return r
+	}
 	if !strings.Contains(name, ".") {
 		private = fmt.Sprintf("%s is a single name without a domain, which only your own network can resolve", name)
 	} else {
@@ -49,7 +60,7 @@ func (k *Checker) CheckHostname(cfg Config) CheckResult {
 		r.Status, r.Finding = CheckPass, name+" is a valid public DNS name"
 	case cfg.TLS == TLSACME:
 		r.Status, r.Finding = CheckFail, private+", so no public CA such as Let's Encrypt will issue a certificate for it"
-		r.Fix = "use a name in a domain you own, such as sso.example.com (a free dynamic DNS name works too), or choose the self-signed certificate for use inside your network only"
+		r.Fix = "use a name in a domain you own, such as sso.example.com (a free dynamic DNS name works too), or choose the local certificate authority for use inside your network only"
 	default:
 		r.Status, r.Finding = CheckWarn, private+"; visitors outside your network cannot reach it"
 		r.Fix = "fine for use inside your network; for visitors from the internet use a name in a public domain, such as sso.example.com"

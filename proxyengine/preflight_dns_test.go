@@ -92,6 +92,9 @@ func TestCheckHostname(t *testing.T) {
 		{"auth.lan", TLSACME, CheckFail, "ends in .lan"},
 		{"auth.home.arpa", TLSFiles, CheckWarn, "ends in .home.arpa"},
 		{"auth.landmark.com", TLSACME, CheckPass, "valid public"},
+		{"gatehouse.localhost", TLSSelfSigned, CheckPass, "the name for trying Gatehouse out"},
+		{"gatehouse.localhost", TLSACME, CheckFail, "always means this computer"},
+		{"localhost", TLSFiles, CheckPass, "always means this computer"},
 	}
 	for _, tt := range tests {
 		r := k.CheckHostname(Config{Hostname: tt.name, TLS: tt.tls})
