@@ -55,11 +55,11 @@ func statusIcon(s proxyengine.CheckStatus) fyne.Resource {
 // the fix when there is one.
 func checkRow(r proxyengine.CheckResult) fyne.CanvasObject {
 	title := widget.NewLabelWithStyle(r.Title, fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
-	finding := widget.NewLabel(r.Finding)
+	finding := widget.NewLabel(inAppWords(r.Finding))
 	finding.Wrapping = fyne.TextWrapWord
 	lines := container.NewVBox(title, finding)
 	if r.Fix != "" {
-		fix := widget.NewLabel("Fix: " + r.Fix)
+		fix := widget.NewLabel("Fix: " + inAppWords(r.Fix))
 		fix.Wrapping = fyne.TextWrapWord
 		fix.Importance = widget.MediumImportance
 		fix.TextStyle.Italic = true
@@ -76,4 +76,16 @@ func checkList(results []proxyengine.CheckResult) []fyne.CanvasObject {
 		rows[i] = checkRow(r)
 	}
 	return rows
+}
+
+// failures are the findings of the failed results, in the app's words: a
+// step's blockers.
+func failures(results ...proxyengine.CheckResult) []string {
+	var out []string
+	for _, r := range results {
+		if r.Status == proxyengine.CheckFail {
+			out = append(out, r.Title+": "+inAppWords(r.Finding))
+		}
+	}
+	return out
 }

@@ -104,9 +104,9 @@ func plainError(err error) string {
 	var acme *proxyengine.ACMEError
 	if errors.As(err, &acme) && acme.Summary != "" {
 		if acme.Fix != "" {
-			return acme.Summary + " " + acme.Fix
+			return inAppWords(acme.Summary + " " + acme.Fix)
 		}
-		return acme.Summary
+		return inAppWords(acme.Summary)
 	}
-	return err.Error()
+	return inAppWords(err.Error())
 }

@@ -198,7 +198,7 @@ func explain(err error) (summary, fix string) {
 	var listenErr *proxyengine.ListenError
 	switch {
 	case errors.As(err, &acmeErr):
-		return "No certificate: " + acmeErr.Summary, "What to do: " + acmeErr.Fix
+		return "No certificate: " + inAppWords(acmeErr.Summary), "What to do: " + inAppWords(acmeErr.Fix)
 	case errors.As(err, &listenErr):
 		return fmt.Sprintf("Cannot open the %s port %s: %s.", listenErr.Purpose, listenErr.Addr, listenErr.Reason()),
 			"What to do: " + listenErr.Fix() + "."
@@ -206,11 +206,11 @@ func explain(err error) (summary, fix string) {
 	if errs := proxyengine.FieldErrors(err); len(errs) > 0 {
 		lines := make([]string, len(errs))
 		for i, e := range errs {
-			lines[i] = "• " + e.Field + ": " + e.Message
+			lines[i] = "• " + stepOfField(e.Field) + ": " + inAppWords(e.Message)
 		}
 		return "The setup has mistakes:\n" + strings.Join(lines, "\n"), "What to do: go back to the setup and correct them."
 	}
-	return capitalize(err.Error()), ""
+	return capitalize(inAppWords(err.Error())), ""
 }
 
 func capitalize(s string) string {

@@ -75,7 +75,7 @@ func TestProgressShowsStagingThenProduction(t *testing.T) {
 func TestExplainValidationErrors(t *testing.T) {
 	err := proxyengine.Config{Hostname: "sso.example.com", Upstream: "authentik.lan", TLS: proxyengine.TLSSelfSigned, StateDir: t.TempDir()}.Validate()
 	summary, fix := explain(err)
-	if !strings.Contains(summary, "• upstream: ") || !strings.Contains(summary, "has no scheme") || !strings.Contains(fix, "go back to the setup") {
+	if !strings.Contains(summary, "• 2. Upstream: ") || !strings.Contains(summary, "has no scheme") || !strings.Contains(fix, "go back to the setup") {
 		t.Errorf("explain(validation) = %q / %q", summary, fix)
 	}
 }

@@ -57,6 +57,8 @@ type certificateStep struct {
 	publicPort    *widget.Entry
 	publicPortErr *fieldError
 	portChecks    *fyne.Container
+	portResults   []proxyengine.CheckResult // shown in portChecks
+	nameResult    []proxyengine.CheckResult // the failed hostname check shown in name, if any
 	ports         laterCheck[[]proxyengine.CheckResult]
 
 	proxies     *widget.Entry
@@ -64,6 +66,9 @@ type certificateStep struct {
 	statusAddr  *widget.Entry
 	statusErr   *fieldError
 	portTextErr *widget.Label // the public port is not a number at all
+
+	advanced    *widget.Button  // opens and closes advancedBox
+	advancedBox *fyne.Container // the settings few need, at the end of the step
 
 	root fyne.CanvasObject
 }
@@ -146,10 +151,15 @@ func newCertificateStep(w *wizard) *certificateStep {
 	})
 	s.statusAddr = s.entry(c.StatusAddr, proxyengine.DefaultStatusAddr, func(v string) { c.StatusAddr = v; s.checkPorts() })
 
-	advanced := widget.NewAccordion(widget.NewAccordionItem("Advanced", container.NewVBox(
+	s.advancedBox = container.NewVBox(
 		labelled("Trusted proxies in front of Gatehouse (CIDRs, comma-separated)", s.proxies, s.proxiesErr),
 		labelled("Status endpoint (JSON and Prometheus metrics, or off)", s.statusAddr, s.statusErr),
-	)))
+	)
+	s.advancedBox.Hide()
+	s.advanced = widget.NewButtonWithIcon("Advanced", theme.MenuDropDownIcon(), s.toggleAdvanced)
+	s.advanced.Alignment = widget.ButtonAlignLeading
+	s.advanced.Importance = widget.LowImportance
+	advanced := container.NewVBox(s.advanced, s.advancedBox)
 	s.root = container.NewVBox(
 		heading("Certificate"),
 		s.choice, s.name, formStack,
@@ -213,6 +223,10 @@ func (s *certificateStep) showErrors(errs proxyengine.ValidationErrors) bool {
 	return found || s.portTextErr.Visible()
 }
 
+func (s *certificateStep) blockers() []string {
+	return failures(append(append([]proxyengine.CheckResult{}, s.nameResult...), s.portResults...)...)
+}
+
 func (s *certificateStep) onChoice(label string) {
 	for _, ch := range certChoices {
 		if ch.label == label && s.w.d.Certificate != ch.key {
@@ -221,6 +235,19 @@ func (s *certificateStep) onChoice(label string) {
 			s.w.changed()
 		}
 	}
+}
+
+// toggleAdvanced opens the advanced settings and scrolls them into view
+// (they open at the end of the step, below the fold), or closes them.
+func (s *certificateStep) toggleAdvanced() {
+	if s.advancedBox.Visible() {
+		s.advancedBox.Hide()
+		s.advanced.SetIcon(theme.MenuDropDownIcon())
+		return
+	}
+	s.advancedBox.Show()
+	s.advanced.SetIcon(theme.MenuDropUpIcon())
+	s.w.scrollToBottom()
 }
 
 func (s *certificateStep) onPublicPort(v string) {
@@ -255,9 +282,11 @@ func (s *certificateStep) showChoice() {
 	// A private name such as gatehouse.localhost is fine with a local CA but
 	// no public CA issues for it: say so here, where the choice is made.
 	s.name.RemoveAll()
+	s.nameResult = nil
 	if proxyengine.ValidateHostname(cfg.Hostname) == nil {
 		if r := s.w.checker.CheckHostname(cfg); r.Status == proxyengine.CheckFail {
 			s.name.Add(checkRow(r))
+			s.nameResult = []proxyengine.CheckResult{r}
 		}
 	}
 }
@@ -274,8 +303,10 @@ func (s *certificateStep) checkPorts() {
 }
 
 func (s *certificateStep) showPorts(results []proxyengine.CheckResult) {
+	s.portResults = results
 	s.portChecks.Objects = checkList(results)
 	s.portChecks.Refresh()
+	s.w.revalidate()
 }
 
 // splitList splits a comma- or space-separated list, dropping empty items.

@@ -23,8 +23,10 @@ type hostnameStep struct {
 	err     *fieldError
 	checks  *fyne.Container // the hostname check, then the DNS check
 	nameRow fyne.CanvasObject
-	dns     laterCheck[proxyengine.CheckResult]
-	root    fyne.CanvasObject
+	// name and dns are the results shown: dns is nil while it is looked up.
+	name, dnsRes *proxyengine.CheckResult
+	dns          laterCheck[proxyengine.CheckResult]
+	root         fyne.CanvasObject
 }
 
 func newHostnameStep(w *wizard) *hostnameStep {
@@ -52,14 +54,24 @@ func (s *hostnameStep) content() fyne.CanvasObject { return s.root }
 func (s *hostnameStep) shown()                     { s.check() }
 func (s *hostnameStep) left()                      { s.dns.cancel() }
 
+func (s *hostnameStep) blockers() []string {
+	var rs []proxyengine.CheckResult
+	for _, r := range []*proxyengine.CheckResult{s.name, s.dnsRes} {
+		if r != nil {
+			rs = append(rs, *r)
+		}
+	}
+	return failures(rs...)
+}
+
 func (s *hostnameStep) showErrors(errs proxyengine.ValidationErrors) bool {
 	return s.err.show(errs)
 }
 
 func (s *hostnameStep) onHostnameChanged(name string) {
 	s.w.d.Config.Hostname = name
-	s.w.changed()
 	s.check()
+	s.w.changed()
 }
 
 // check shows the hostname check (a private name is a warning with a
@@ -67,12 +79,15 @@ func (s *hostnameStep) onHostnameChanged(name string) {
 // has stayed still for a moment.
 func (s *hostnameStep) check() {
 	cfg := s.w.d.config()
+	s.name, s.dnsRes = nil, nil
 	if proxyengine.ValidateHostname(cfg.Hostname) != nil {
 		s.dns.cancel()
 		s.checks.RemoveAll()
-		return
+		return // the field's own error says what is wrong
 	}
-	s.nameRow = checkRow(s.w.checker.CheckHostname(cfg))
+	name := s.w.checker.CheckHostname(cfg)
+	s.name = &name
+	s.nameRow = checkRow(name)
 	s.checks.Objects = []fyne.CanvasObject{s.nameRow, checkRow(proxyengine.CheckResult{
 		Title: "DNS", Status: proxyengine.CheckSkip, Finding: "Looking up " + cfg.Hostname + "…",
 	})}
@@ -86,6 +101,8 @@ func (s *hostnameStep) check() {
 }
 
 func (s *hostnameStep) showDNS(r proxyengine.CheckResult) {
+	s.dnsRes = &r
 	s.checks.Objects = []fyne.CanvasObject{s.nameRow, checkRow(r)}
 	s.checks.Refresh()
+	s.w.revalidate()
 }

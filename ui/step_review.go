@@ -55,6 +55,9 @@ func (s *reviewStep) content() fyne.CanvasObject { return s.root }
 // left has nothing to drop: the review runs nothing in the background.
 func (s *reviewStep) left() {}
 
+// blockers: the review checks nothing itself; it lists the other steps'.
+func (s *reviewStep) blockers() []string { return nil }
+
 func (s *reviewStep) shown() {
 	d := s.w.d
 	cfg := d.config().WithDefaults()
@@ -86,19 +89,41 @@ func (s *reviewStep) shown() {
 	s.exported.Hide()
 }
 
-// showErrors lists every problem left anywhere: Start needs a valid setup.
+// showErrors lists every problem left anywhere, the fields' errors and
+// the failed checks, by the step to go back to: Start needs a setup that
+// works.
 func (s *reviewStep) showErrors(errs proxyengine.ValidationErrors) bool {
-	if len(errs) == 0 {
+	var lines []string
+	for _, e := range errs {
+		lines = append(lines, "• "+stepOfField(e.Field)+": "+inAppWords(e.Message))
+	}
+	for i, st := range s.w.steps {
+		if st == wizardStep(s) {
+			continue
+		}
+		for _, b := range st.blockers() {
+			lines = append(lines, fmt.Sprintf("• %d. %s: %s", i+1, st.title(), b))
+		}
+	}
+	if len(lines) == 0 {
 		s.problems.Hide()
 		return false
-	}
-	lines := make([]string, len(errs))
-	for i, e := range errs {
-		lines[i] = "• " + e.Field + ": " + e.Message
 	}
 	s.problems.SetText("Go back and correct:\n" + strings.Join(lines, "\n"))
 	s.problems.Show()
 	return true
+}
+
+// stepOfField names the wizard step that asks for a config key, as the
+// step indicator shows it.
+func stepOfField(field string) string {
+	switch field {
+	case "hostname":
+		return "1. Hostname"
+	case "upstream", "upstream_ca", "upstream_fingerprint", "upstream_insecure", "health_path":
+		return "2. Upstream"
+	}
+	return "3. Certificate"
 }
 
 // export asks where to write the configuration another server needs.

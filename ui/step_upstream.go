@@ -30,13 +30,14 @@ type upstreamStep struct {
 	test     *widget.Button
 	testing  *widget.ProgressBarInfinite
 	results  *fyne.Container
-	trust    *widget.Label   // how the upstream's certificate is checked now
-	untrust  *widget.Button  // back to the system's CAs
-	trustErr *fieldError     // Validate reports trust conflicts and CA files as upstream_ca
-	pinErr   *fieldError     // and a bad fingerprint as upstream_fingerprint
-	offer    *fyne.Container // the untrusted certificate and what to do about it
-	pin      *widget.Button  // in offer: trust exactly this certificate
-	skip     *widget.Button  // in offer: do not verify
+	lastRun  []proxyengine.CheckResult // the results in results
+	trust    *widget.Label             // how the upstream's certificate is checked now
+	untrust  *widget.Button            // back to the system's CAs
+	trustErr *fieldError               // Validate reports trust conflicts and CA files as upstream_ca
+	pinErr   *fieldError               // and a bad fingerprint as upstream_fingerprint
+	offer    *fyne.Container           // the untrusted certificate and what to do about it
+	pin      *widget.Button            // in offer: trust exactly this certificate
+	skip     *widget.Button            // in offer: do not verify
 	root     fyne.CanvasObject
 	// runs numbers the connection tests: only the newest one's results are
 	// shown, so a slow test of an earlier address or trust never overwrites
@@ -95,6 +96,16 @@ func (s *upstreamStep) left() {
 	s.testing.Hide()
 }
 
+// blockers are the connection test's failures, while "my app" is chosen:
+// a test that failed keeps Next disabled until the app answers or the
+// address changes.
+func (s *upstreamStep) blockers() []string {
+	if s.w.d.Demo {
+		return nil
+	}
+	return failures(s.lastRun...)
+}
+
 func (s *upstreamStep) showErrors(errs proxyengine.ValidationErrors) bool {
 	return anyShown(errs, s.urlErr, s.trustErr, s.pinErr)
 }
@@ -125,6 +136,7 @@ func (s *upstreamStep) onURLChanged(u string) {
 	s.test.Enable()
 	s.testing.Hide()
 	s.results.RemoveAll()
+	s.lastRun = nil
 	s.offer.RemoveAll()
 	s.w.changed()
 }
@@ -135,7 +147,9 @@ func (s *upstreamStep) onTest() {
 	s.test.Disable()
 	s.testing.Show()
 	s.results.RemoveAll()
+	s.lastRun = nil
 	s.offer.RemoveAll()
+	s.w.revalidate()
 	checker := s.w.checker
 	s.runs++
 	run := s.runs
@@ -153,8 +167,10 @@ func (s *upstreamStep) onTest() {
 func (s *upstreamStep) showResults(results []proxyengine.CheckResult) {
 	s.test.Enable()
 	s.testing.Hide()
+	s.lastRun = results
 	s.results.Objects = checkList(results)
 	s.results.Refresh()
+	defer s.w.revalidate()
 	s.offer.RemoveAll()
 	for _, r := range results {
 		if c := r.Certificate; c != nil && !c.Verified && c.Trust != proxyengine.TrustInsecure {

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"fyne.io/fyne/v2/test"
+	"github.com/gorilla/websocket"
 
 	"github.com/gatehouse-proxy/gatehouse/proxyengine"
 )
@@ -27,7 +28,16 @@ func shownResults(s *upstreamStep) string {
 // real self-signed HTTPS upstream, pins the certificate it shows, and
 // then tries skipping verification instead.
 func TestUpstreamSelfSignedCertificateCanBeTrusted(t *testing.T) {
+	// An app that answers its health path and WebSockets, as authentik
+	// does: the test is about its certificate.
+	var upgrader websocket.Upgrader
 	up := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if websocket.IsWebSocketUpgrade(r) {
+			if c, err := upgrader.Upgrade(w, r, nil); err == nil {
+				c.Close()
+			}
+			return
+		}
 		w.WriteHeader(http.StatusOK)
 	}))
 	up.Config.ErrorLog = log.New(io.Discard, "", 0) // the checks' rejected handshakes
@@ -66,7 +76,7 @@ func TestUpstreamSelfSignedCertificateCanBeTrusted(t *testing.T) {
 			t.Errorf("with the pin the results still distrust the certificate:\n%s", got)
 		}
 		if g.wizard.next.Disabled() {
-			t.Errorf("Next disabled with a pinned upstream: %v", g.wizard.errs)
+			t.Errorf("Next disabled with a pinned upstream: %v %q", g.wizard.errs, s.blockers())
 		}
 		// The other way: skip verification, with a warning.
 		s.setTrust("", "", true)

@@ -28,6 +28,10 @@ type wizardStep interface {
 	// away: it drops the checks still running or waiting in the
 	// background, whose results nobody would see.
 	left()
+	// blockers are the findings of the failed checks this step shows now
+	// (a red mark: Gatehouse would not work so). Like a field error, each
+	// keeps Next disabled; warnings do not.
+	blockers() []string
 }
 
 // wizard is the frame around the steps: a step indicator, the current
@@ -45,6 +49,7 @@ type wizard struct {
 	current   wizardStep // the step on screen; nil once the wizard is closed
 	indicator []*widget.Label
 	body      *fyne.Container
+	scroll    *container.Scroll // around body: every step starts at its top
 	back      *widget.Button
 	next      *widget.Button
 	notice    *widget.Label
@@ -84,7 +89,8 @@ func (w *wizard) buildUI() {
 	header := container.NewVBox(container.NewCenter(container.NewHBox(marks...)), widget.NewSeparator())
 	footer := container.NewVBox(widget.NewSeparator(), w.notice,
 		container.NewBorder(nil, nil, w.back, w.next))
-	w.root = container.NewBorder(header, footer, nil, nil, container.NewVScroll(container.NewPadded(w.body)))
+	w.scroll = container.NewVScroll(container.NewPadded(w.body))
+	w.root = container.NewBorder(header, footer, nil, nil, w.scroll)
 }
 
 func (w *wizard) content() fyne.CanvasObject { return w.root }
@@ -108,6 +114,7 @@ func (w *wizard) show(i int) {
 	step.shown()
 	w.body.Objects = []fyne.CanvasObject{step.content()}
 	w.body.Refresh()
+	w.scroll.ScrollToTop() // the steps share the scroll: a new one starts at its top
 	if i == 0 {
 		w.back.Disable()
 	} else {
@@ -142,16 +149,21 @@ func (w *wizard) changed() {
 }
 
 // revalidate shows the engine's errors beside the fields and enables Next
-// only when the current step has none (Start only when no step has any).
+// only when the current step has none, neither a field error nor a failed
+// check (Start only when no step has any).
 func (w *wizard) revalidate() {
 	w.errs = w.d.validate()
 	blocked := false
+	last := w.d.Step == len(w.steps)-1
 	for i, s := range w.steps {
 		if s.showErrors(w.errs) && i == w.d.Step {
 			blocked = true
 		}
+		if (i == w.d.Step || last) && len(s.blockers()) > 0 {
+			blocked = true
+		}
 	}
-	if w.d.Step == len(w.steps)-1 && len(w.errs) > 0 {
+	if last && len(w.errs) > 0 {
 		blocked = true
 	}
 	if blocked {
@@ -187,6 +199,15 @@ func (w *wizard) onNext() {
 		return
 	}
 	w.onStart(w.d)
+}
+
+// scrollToBottom shows the end of the current step, such as a section
+// just opened there. The scroll's content is laid out at its new size
+// first, so the offset reaches what was added.
+func (w *wizard) scrollToBottom() {
+	c := w.scroll.Content
+	c.Resize(c.MinSize().Max(w.scroll.Size()))
+	w.scroll.ScrollToBottom()
 }
 
 // labelled puts a bold caption above a field and its error.
