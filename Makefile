@@ -10,14 +10,18 @@ export PATH := $(PATH):/usr/local/go/bin
 # Debian packages Fyne's desktop driver needs to build (cgo, OpenGL, X11).
 FYNE_DEPS := gcc pkg-config libgl1-mesa-dev libx11-dev libxrandr-dev libxcursor-dev \
              libxinerama-dev libxi-dev libxxf86vm-dev
+# certutil, which `gatehouse trust` uses for browsers' NSS databases and its
+# tests run for real.
+TRUST_DEPS := libnss3-tools
 
 .PHONY: all deps build run test test-ui-headless screenshots vet fmt-check fuzz bench clean
 
 all: build
 
-# deps installs whatever of FYNE_DEPS is missing; without root it says what to run.
+# deps installs whatever of FYNE_DEPS and TRUST_DEPS is missing; without
+# root it says what to run.
 deps:
-	@missing=""; for p in $(FYNE_DEPS); do \
+	@missing=""; for p in $(FYNE_DEPS) $(TRUST_DEPS); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \

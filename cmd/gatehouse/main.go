@@ -3,6 +3,7 @@
 //	gatehouse           opens the desktop app (setup wizard, then the dashboard)
 //	gatehouse serve     runs the proxy headless from flags and the config file
 //	gatehouse check     runs the pre-flight checks and exits non-zero on a failure
+//	gatehouse trust     trusts the local CA on this computer (untrust removes it)
 package main
 
 import (
@@ -10,6 +11,7 @@ import (
 	"os"
 
 	_ "github.com/gatehouse-proxy/gatehouse/cmd/gatehouse/internal/clocale" // before Fyne's locale lookup
+	"github.com/gatehouse-proxy/gatehouse/internal/trust"
 )
 
 func main() {
@@ -23,6 +25,8 @@ func main() {
 		os.Exit(runServe(args[1:]))
 	case "check":
 		os.Exit(runCheck(args[1:], os.Stdout, os.Stderr))
+	case "trust", "untrust":
+		os.Exit(runTrust(args[1:], args[0] == "untrust", &trust.Store{}, os.Stdout, os.Stderr))
 	case "help", "-h", "-help", "--help":
 		fmt.Print(usage)
 	case "version", "--version":
@@ -39,5 +43,7 @@ Usage:
   gatehouse                 open the desktop app: setup wizard, then the live dashboard
   gatehouse serve [flags]   run the proxy without a display (see gatehouse serve -h)
   gatehouse check [flags]   check hostname, DNS, ports and upstream before serving (see gatehouse check -h)
+  gatehouse trust           trust the local certificate authority on this computer (browsers, system)
+  gatehouse untrust         remove it again
   gatehouse version         print the version
 `
