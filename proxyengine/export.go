@@ -48,7 +48,7 @@ func ExportNginx(cfg Config) string {
 		line("    listen %s;", nginxListen(cfg.HTTPAddr))
 		line("    server_name %s;", cfg.Hostname)
 		line("    location / {")
-		line("        return 301 https://$host%s$request_uri;", portSuffix(cfg.PublicHTTPSPort))
+		line("        return 301 https://%s%s$request_uri;", cfg.Hostname, portSuffix(cfg.PublicHTTPSPort))
 		line("    }")
 		line("}")
 		line("")

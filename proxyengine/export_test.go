@@ -34,7 +34,7 @@ func TestExportNginxACME(t *testing.T) {
 		"map $http_upgrade $connection_upgrade {",
 		"listen 8080;",
 		"server_name sso.example.com;",
-		"return 301 https://$host$request_uri;",
+		"return 301 https://sso.example.com$request_uri;", // the fixed name, as Gatehouse redirects
 		"listen 8443 ssl http2;",
 		"ssl_certificate /etc/letsencrypt/live/sso.example.com/fullchain.pem;",
 		"proxy_pass https://gatehouse_upstream;",
@@ -62,7 +62,7 @@ func TestExportNginxRedirectKeepsPublicPortAndFiles(t *testing.T) {
 		TLS: TLSFiles, CertFile: "/etc/tls/home.pem", KeyFile: "/etc/tls/home.key"}
 	got := ExportNginx(cfg)
 	wantLines(t, "nginx config", got,
-		"return 301 https://$host:8443$request_uri;",
+		"return 301 https://home.example.net:8443$request_uri;",
 		"listen 127.0.0.1:8443 ssl http2;",
 		"ssl_certificate /etc/tls/home.pem;",
 		"ssl_certificate_key /etc/tls/home.key;",

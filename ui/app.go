@@ -12,6 +12,7 @@ import (
 	"fyne.io/fyne/v2"
 
 	"github.com/gatehouse-proxy/gatehouse/assets"
+	"github.com/gatehouse-proxy/gatehouse/internal/trust"
 	"github.com/gatehouse-proxy/gatehouse/proxyengine"
 )
 
@@ -43,6 +44,10 @@ type Options struct {
 
 	// Logger receives the engine's logs. Default: slog.Default().
 	Logger *slog.Logger
+
+	// Trust installs the local CA on this computer (Trust on this
+	// computer). Default: the real system, through pkexec when not root.
+	Trust *trust.Store
 }
 
 var defaultListenCandidates = [][2]string{{":80", ":443"}, {":8080", ":8443"}}
@@ -90,6 +95,9 @@ func New(a fyne.App, opts Options) (*App, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	if opts.Trust == nil {
+		opts.Trust = &trust.Store{}
+	}
 	g := &App{fyneApp: a, opts: opts, draftPath: draftPath(opts.ConfigPath)}
 	icon := fyne.NewStaticResource("gatehouse.png", assets.Icon)
 	a.SetIcon(icon)
@@ -98,12 +106,14 @@ func New(a fyne.App, opts Options) (*App, error) {
 	g.win.Resize(windowSize)
 	g.progress = newProgressScreen(func() { g.retry() }, g.onProgressBack)
 	g.actions = dashboardActions{
-		onStop:      g.onStop,
-		onStart:     g.onStartSaved,
-		onEditSetup: g.onEditSetup,
-		onQuit:      g.onQuit,
+		onStop:          g.onStop,
+		onStart:         g.onStartSaved,
+		onEditSetup:     g.onEditSetup,
+		onQuit:          g.onQuit,
+		onTrustUpstream: g.onTrustUpstream,
 	}
 	g.dash = newDashboard(a, g.win, g.actions)
+	g.dash.trustStore = opts.Trust
 	g.dashView = g.dash.content()
 	if g.dash.tray != nil {
 		g.win.SetCloseIntercept(g.onCloseWindow)
@@ -153,7 +163,7 @@ func (g *App) Close() {
 func (g *App) showWizard(note error) {
 	if g.wizard == nil {
 		d := g.loadDraft()
-		g.wizard = newWizard(g.win, g.opts.Checker, &d, g.opts.ConfigPath, g.saveDraft, g.onWizardStart)
+		g.wizard = newWizard(g.win, g.opts.Checker, g.opts.Trust, &d, g.opts.ConfigPath, g.saveDraft, g.onWizardStart)
 	}
 	g.wizard.showNotice(note)
 	g.win.SetContent(g.wizard.content())
@@ -240,7 +250,8 @@ func (g *App) start(cfg proxyengine.Config, stagingFirst bool) {
 	if g.wizard != nil {
 		g.wizard.close()
 	}
-	g.progress.begin(phases)
+	g.dash.starting()
+	g.progress.begin(phases, certName(cfg))
 	g.win.SetContent(g.progress.content())
 	logger := g.opts.Logger
 	inBackground(func() startResult {
@@ -304,6 +315,7 @@ func (g *App) started(r startResult) {
 	}
 	if r.err != nil {
 		g.progress.failed(r.err)
+		g.dash.stopped(r.err) // Start is offered again (the tray's too)
 		return
 	}
 	g.engine, g.demo = r.engine, r.demo
@@ -376,6 +388,25 @@ func (g *App) onStartSaved() {
 		return
 	}
 	g.start(cfg, false)
+}
+
+// onTrustUpstream pins the upstream's new certificate in the saved setup
+// (the dashboard's review) and starts the proxy again with it.
+func (g *App) onTrustUpstream(fingerprint string) {
+	cfg, err := proxyengine.LoadConfig(g.opts.ConfigPath)
+	if err == nil {
+		cfg.UpstreamFingerprint, cfg.UpstreamCA, cfg.UpstreamInsecure = fingerprint, "", false
+		err = proxyengine.SaveConfig(g.opts.ConfigPath, cfg)
+	}
+	if err != nil {
+		g.dash.problem.SetText(plainError(err))
+		g.dash.problem.Show()
+		return
+	}
+	g.stop(func(error) {
+		g.dash.stopped(nil)
+		g.start(cfg, false)
+	})
 }
 
 func (g *App) onEditSetup() {

@@ -2,13 +2,16 @@ package ui
 
 import (
 	"net/url"
+	"path/filepath"
 	"time"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/dialog"
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 
+	"github.com/gatehouse-proxy/gatehouse/internal/trust"
 	"github.com/gatehouse-proxy/gatehouse/proxyengine"
 )
 
@@ -23,7 +26,13 @@ type dashboardActions struct {
 	onStart     func() // start it again with the saved config (progress, then dashboard)
 	onEditSetup func() // stop the proxy and go back to the wizard, prefilled
 	onQuit      func() // stop the proxy and quit the app (the tray's Quit)
+	// onTrustUpstream pins the upstream's new certificate in the saved
+	// setup and starts the proxy again with it; nil offers no review.
+	onTrustUpstream func(fingerprint string)
 }
+
+// keptEvents is how many events the dashboard keeps across restarts.
+const keptEvents = 200
 
 // dashboard is the live view of a running proxy: its state and address,
 // counters, upstream and certificate health, a chart of the last minutes,
@@ -31,6 +40,7 @@ type dashboardActions struct {
 // menu and sends the desktop notifications.
 type dashboard struct {
 	app     fyne.App
+	win     fyne.Window
 	actions dashboardActions
 	tray    *tray // nil where the desktop has none
 	now     func() time.Time
@@ -39,6 +49,19 @@ type dashboard struct {
 	running bool
 	last    proxyengine.Status // the latest snapshot shown
 	seen    bool               // last holds a snapshot: later ones are compared to it for notifications
+
+	// Earlier runs' chart and events, shown before the running engine's
+	// own (each engine starts its history afresh), as DASHBOARD.md says.
+	pastHistory []proxyengine.HistoryPoint
+	pastEvents  []proxyengine.Event
+
+	cfg        *proxyengine.Config // the running setup; nil when not following
+	diagnosing time.Time           // the upstream outage the connection test runs (or ran) for
+	diagnosis  *diagnosis          // what it found
+	reviewCert *widget.Button      // upstream card: review a new pinned certificate
+	caFile     string              // the local CA's certificate, when the setup uses one
+	trustStore *trust.Store        // trusts it on this computer
+	trustCA    *widget.Button      // certificate card: Trust on this computer…
 
 	stateIcon *widget.Icon
 	state     *widget.Label
@@ -62,7 +85,7 @@ type dashboard struct {
 }
 
 func newDashboard(a fyne.App, w fyne.Window, actions dashboardActions) *dashboard {
-	d := &dashboard{app: a, actions: actions, now: time.Now}
+	d := &dashboard{app: a, win: w, actions: actions, now: time.Now, trustStore: &trust.Store{}}
 	d.stateIcon = widget.NewIcon(theme.MediaStopIcon())
 	d.state = widget.NewLabelWithStyle("Stopped", fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
 	d.link = widget.NewHyperlink("", nil)
@@ -83,6 +106,11 @@ func newDashboard(a fyne.App, w fyne.Window, actions dashboardActions) *dashboar
 	d.errorRate = newStatCard("Error rate (5xx, last minute)")
 	d.upstream = newStatCard("Upstream")
 	d.certificate = newStatCard("Certificate")
+	for _, c := range []*statCard{d.connections, d.websockets, d.rate, d.errorRate, d.upstream, d.certificate} {
+		c.win = w
+	}
+	d.reviewCert = d.newReviewButton()
+	d.trustCA = widget.NewButtonWithIcon("Trust on this computer…", theme.ConfirmIcon(), d.onTrustCA)
 
 	d.chart = newLineChart(chartSpan)
 	d.connTable = d.newConnectionTable()
@@ -117,7 +145,51 @@ func (d *dashboard) follow(e *proxyengine.Engine) {
 	}
 	d.running = true
 	d.problem.Hidden = true
+	cfg := e.Config()
+	d.cfg = &cfg
+	d.caFile = ""
+	if cfg.TLS == proxyengine.TLSSelfSigned {
+		d.caFile = filepath.Join(cfg.StateDir, proxyengine.LocalCACertFile)
+	}
+	d.diagnosis, d.diagnosing = nil, time.Time{}
+	// The first frame shows this engine, not what the window showed before.
+	d.last, d.seen = d.withPast(e.Status()), true
+	d.render(d.last)
 	d.unwatch = watchStatus(e, d.show)
+}
+
+// starting shows the proxy starting, with Start and Stop disabled, from
+// the moment a start begins (the app's launch included), so no stopped
+// frame with Start enabled appears before it runs.
+func (d *dashboard) starting() {
+	d.state.SetText("Starting…")
+	d.state.Importance = widget.WarningImportance
+	d.stateIcon.SetResource(theme.MediaPlayIcon())
+	d.state.Refresh()
+	d.problem.Hide()
+	d.stop.Disable()
+	d.start.Disable()
+}
+
+// withPast puts the earlier runs' chart and events before st's.
+func (d *dashboard) withPast(st proxyengine.Status) proxyengine.Status {
+	if len(d.pastHistory) > 0 {
+		cut := d.now().Add(-chartSpan)
+		var h []proxyengine.HistoryPoint
+		for _, p := range d.pastHistory {
+			if p.Time.After(cut) {
+				h = append(h, p)
+			}
+		}
+		st.History = append(h, st.History...)
+	}
+	if len(d.pastEvents) > 0 {
+		st.Events = append(append([]proxyengine.Event{}, st.Events...), d.pastEvents...) // newest first
+		if len(st.Events) > keptEvents {
+			st.Events = st.Events[:keptEvents]
+		}
+	}
+	return st
 }
 
 // unfollow stops following the engine without showing anything: the
@@ -134,6 +206,8 @@ func (d *dashboard) unfollow() {
 func (d *dashboard) stopped(err error) {
 	d.unfollow()
 	d.running = false
+	d.cfg, d.diagnosis = nil, nil
+	d.pastHistory, d.pastEvents = d.last.History, d.last.Events
 	if err != nil {
 		d.problem.SetText(plainError(err))
 		d.problem.Show()
@@ -164,6 +238,7 @@ func (d *dashboard) show(st proxyengine.Status) {
 	if d.unwatch == nil {
 		return // a snapshot that was on its way when stopped was called
 	}
+	st = d.withPast(st)
 	if d.seen {
 		for _, n := range notificationsBetween(d.last, st) {
 			d.app.SendNotification(n)
@@ -193,6 +268,10 @@ func (d *dashboard) renderHeader(st proxyengine.Status) {
 		d.state.SetText("Starting…")
 		d.state.Importance = widget.WarningImportance
 		d.stateIcon.SetResource(theme.MediaPlayIcon())
+	case running && st.Upstream.Checked && !st.Upstream.Healthy:
+		d.state.SetText("Running, app unreachable")
+		d.state.Importance = widget.WarningImportance
+		d.stateIcon.SetResource(theme.NewWarningThemedResource(theme.WarningIcon()))
 	case running:
 		d.state.SetText("Running")
 		d.state.Importance = widget.SuccessImportance
@@ -258,6 +337,20 @@ func (d *dashboard) tapStart() {
 	}
 	d.start.Disable()
 	d.actions.onStart()
+}
+
+// onTrustCA offers to trust the local CA on this computer, and says how to
+// trust it elsewhere.
+func (d *dashboard) onTrustCA() {
+	p := newTrustPanel(d.win, d.trustStore)
+	p.show(d.caFile)
+	content := container.NewVBox(
+		note("Browsers warn about Gatehouse's certificate until they trust the authority that issued it. "+
+			"Trust on this computer adds it to the system's trusted certificates and to Chrome's and Firefox's own lists."),
+		p.root)
+	dlg := dialog.NewCustom("Trust Gatehouse's certificate authority", "Close", container.NewVScroll(content), d.win)
+	dlg.Resize(fyne.NewSize(720, 460))
+	dlg.Show()
 }
 
 func setEnabled(b *widget.Button, enabled bool) {

@@ -38,7 +38,7 @@ func (d *dashboard) newConnectionTable() *widget.Table {
 		func() fyne.CanvasObject {
 			label := widget.NewLabel("")
 			label.Truncation = fyne.TextTruncateEllipsis
-			return container.NewBorder(nil, nil, widget.NewIcon(theme.MediaReplayIcon()), nil, label)
+			return container.NewBorder(nil, nil, widget.NewIcon(theme.NewSuccessThemedResource(theme.MediaRecordIcon())) /* a live link */, nil, label)
 		},
 		func(id widget.TableCellID, cell fyne.CanvasObject) {
 			c := cell.(*fyne.Container)

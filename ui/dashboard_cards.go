@@ -8,6 +8,7 @@ import (
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/canvas"
 	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/dialog"
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 
@@ -22,20 +23,51 @@ const certWarnDays = 14
 // detail and, when something is wrong, an alert in the danger colour.
 type statCard struct {
 	widget.BaseWidget
-	title  *widget.Label
-	value  *widget.Label
-	detail *widget.Label // one line per fact
-	alert  *widget.Label
+	title   *widget.Label
+	value   *widget.Label
+	detail  *widget.Label // one line per fact
+	alert   *tappableLabel
+	actions *fyne.Container // buttons for what to do, hidden when none
+
+	fullAlert string // the alert's whole text, shown on tap when cut short
+	win       fyne.Window
+}
+
+// alertRunes is as much of an alert as a card shows (about two lines at
+// the designed width), so a long error does not grow the card and squeeze
+// the connection table; a tap shows the rest.
+const alertRunes = 150
+
+// tappableLabel is a label that calls onTap when tapped.
+type tappableLabel struct {
+	widget.Label
+	onTap func()
+}
+
+func newTappableLabel() *tappableLabel {
+	l := &tappableLabel{}
+	l.ExtendBaseWidget(l)
+	return l
+}
+
+func (l *tappableLabel) Tapped(*fyne.PointEvent) {
+	if l.onTap != nil {
+		l.onTap()
+	}
 }
 
 func newStatCard(title string) *statCard {
 	c := &statCard{
-		title:  &widget.Label{Text: title, SizeName: theme.SizeNameCaptionText, TextStyle: fyne.TextStyle{Bold: true}, Truncation: fyne.TextTruncateEllipsis},
-		value:  &widget.Label{Text: "–", SizeName: theme.SizeNameSubHeadingText, TextStyle: fyne.TextStyle{Bold: true}, Truncation: fyne.TextTruncateEllipsis},
-		detail: &widget.Label{SizeName: theme.SizeNameCaptionText, Truncation: fyne.TextTruncateEllipsis},
-		alert:  &widget.Label{SizeName: theme.SizeNameCaptionText, Wrapping: fyne.TextWrapWord, Importance: widget.DangerImportance},
+		title:   &widget.Label{Text: title, SizeName: theme.SizeNameCaptionText, TextStyle: fyne.TextStyle{Bold: true}, Truncation: fyne.TextTruncateEllipsis},
+		value:   &widget.Label{Text: "–", SizeName: theme.SizeNameSubHeadingText, TextStyle: fyne.TextStyle{Bold: true}, Truncation: fyne.TextTruncateEllipsis},
+		detail:  &widget.Label{SizeName: theme.SizeNameCaptionText, Truncation: fyne.TextTruncateEllipsis},
+		alert:   newTappableLabel(),
+		actions: container.NewHBox(),
 	}
+	c.alert.SizeName, c.alert.Wrapping, c.alert.Importance = theme.SizeNameCaptionText, fyne.TextWrapWord, widget.DangerImportance
+	c.alert.onTap = c.showFullAlert
 	c.alert.Hide()
+	c.actions.Hide()
 	c.ExtendBaseWidget(c)
 	return c
 }
@@ -46,7 +78,7 @@ func (c *statCard) CreateRenderer() fyne.WidgetRenderer {
 	bg := canvas.NewRectangle(th.Color(theme.ColorNameInputBackground, v))
 	bg.CornerRadius = th.Size(theme.SizeNameInputRadius)
 	// Tight rows: the tiles are many, the window is not tall.
-	rows := container.New(&tightRows{}, c.title, c.value, c.detail, c.alert)
+	rows := container.New(&tightRows{}, c.title, c.value, c.detail, c.alert, c.actions)
 	return widget.NewSimpleRenderer(container.NewStack(bg, container.NewPadded(rows)))
 }
 
@@ -62,9 +94,32 @@ func (c *statCard) set(value string, importance widget.Importance, alert string,
 		}
 	}
 	c.detail.SetText(strings.Join(lines, "\n"))
+	c.fullAlert = alert
+	if r := []rune(alert); len(r) > alertRunes {
+		alert = strings.TrimSpace(string(r[:alertRunes])) + "… (tap for all)"
+	}
 	c.alert.SetText(alert)
 	c.alert.Hidden = alert == ""
 	c.alert.Refresh()
+}
+
+// setActions shows buttons under the card's facts (none hides the row).
+func (c *statCard) setActions(buttons ...fyne.CanvasObject) {
+	c.actions.Objects = buttons
+	c.actions.Hidden = len(buttons) == 0
+	c.actions.Refresh()
+	c.Refresh()
+}
+
+// showFullAlert shows an alert that was cut short, whole.
+func (c *statCard) showFullAlert() {
+	if c.win == nil || c.fullAlert == c.alert.Text {
+		return
+	}
+	text := note(c.fullAlert)
+	d := dialog.NewCustom(c.title.Text, "Close", container.NewVScroll(text), c.win)
+	d.Resize(fyne.NewSize(600, 320))
+	d.Show()
 }
 
 // tightRows stacks visible objects at their minimum height with no space
@@ -97,7 +152,7 @@ func (*tightRows) Layout(objects []fyne.CanvasObject, size fyne.Size) {
 
 func (d *dashboard) renderCounters(st proxyengine.Status) {
 	d.connections.set(strconv.Itoa(st.ActiveConnections), widget.MediumImportance, "",
-		formatUint(st.RequestsTotal)+" requests since start")
+		pluralUint(st.RequestsTotal, "request")+" since start")
 	d.websockets.set(strconv.Itoa(st.ActiveWebSockets), widget.MediumImportance, "",
 		"of "+strconv.Itoa(st.ActiveConnections)+" connections")
 	d.rate.set(formatRate(st.RequestsPerSecond), widget.MediumImportance, "",
@@ -108,7 +163,7 @@ func (d *dashboard) renderCounters(st proxyengine.Status) {
 		importance = widget.DangerImportance
 	}
 	d.errorRate.set(formatPercent(errRate), importance, "",
-		formatUint(st.UpstreamErrors)+" upstream errors since start")
+		pluralUint(st.UpstreamErrors, "upstream error")+" since start")
 }
 
 func (d *dashboard) renderUpstream(st proxyengine.Status, now time.Time) {
@@ -128,16 +183,22 @@ func (d *dashboard) renderUpstream(st proxyengine.Status, now time.Time) {
 			"healthy since "+formatClock(h.ChangedAt, now)+" ("+formatAge(now.Sub(h.ChangedAt))+")",
 			latency)
 	default:
-		d.upstream.set("Down", widget.DangerImportance, h.LastError,
+		d.upstream.set("Down", widget.DangerImportance, d.upstreamProblem(h),
 			h.URL+" checked at "+formatClock(h.CheckedAt, now),
 			"down since "+formatClock(h.ChangedAt, now)+" ("+formatAge(now.Sub(h.ChangedAt))+")",
 			latency)
 	}
+	d.upstream.setActions(d.upstreamActions(h)...)
 }
 
 func (d *dashboard) renderCertificate(c proxyengine.CertStatus, now time.Time) {
+	if c.Source == proxyengine.TLSSelfSigned && d.caFile != "" {
+		d.certificate.setActions(d.trustCA)
+	} else {
+		d.certificate.setActions()
+	}
 	if c.NotAfter.IsZero() {
-		d.certificate.set("None yet", widget.MediumImportance, c.LastError, certSource(c.Source))
+		d.certificate.set("None yet", widget.MediumImportance, inAppWords(c.LastError), certSource(c.Source))
 		return
 	}
 	days := daysUntil(c.NotAfter, now)
@@ -156,7 +217,7 @@ func (d *dashboard) renderCertificate(c proxyengine.CertStatus, now time.Time) {
 	if !c.NextRenewal.IsZero() {
 		renewal += " · next renewal " + formatDate(c.NextRenewal)
 	}
-	d.certificate.set(value, importance, c.LastError, certSource(c.Source)+", "+issuer, renewal)
+	d.certificate.set(value, importance, inAppWords(c.LastError), certSource(c.Source)+", "+issuer, renewal)
 }
 
 // certSource names where the certificate comes from, as the wizard offered it.
@@ -167,7 +228,7 @@ func certSource(source string) string {
 	case proxyengine.TLSFiles:
 		return "Certificate files"
 	case proxyengine.TLSSelfSigned:
-		return "Local self-signed CA"
+		return "Local certificate authority"
 	}
 	return source
 }
@@ -180,3 +241,10 @@ func plural(n int, unit string) string {
 }
 
 func formatUint(n uint64) string { return strconv.FormatUint(n, 10) }
+
+func pluralUint(n uint64, unit string) string {
+	if n == 1 {
+		return "1 " + unit
+	}
+	return formatUint(n) + " " + unit + "s"
+}

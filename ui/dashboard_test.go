@@ -457,7 +457,7 @@ func TestDashboardRendersASnapshot(t *testing.T) {
 		{d.errorRate, "25.0 %", "10 upstream errors since start", widget.DangerImportance, ""},
 		{d.upstream, "Down",
 			"https://authentik.lan:9443/-/health/live/ checked at 11:59:57\ndown since 11:55:00 (5 min)\nlatency p50 4.0 ms · p95 25 ms · p99 1.5 s",
-			widget.DangerImportance, "dial tcp 192.168.1.20:9443: connection refused"},
+			widget.DangerImportance, "The app does not answer."},
 		{d.certificate, "Expires in 10 days",
 			"ACME (automatic), issued by R11\nvalid until " + formatDate(st.Certificate.NotAfter) + " · next renewal " + formatDate(st.Certificate.NextRenewal),
 			widget.WarningImportance, "Let's Encrypt is rate-limiting this name until 13:00."},
@@ -475,7 +475,7 @@ func TestDashboardRendersASnapshot(t *testing.T) {
 	if len(d.chart.times) != 2 || d.chart.series[0].values[0] != 30 || d.chart.series[1].values[1] != 6 {
 		t.Errorf("chart data = %v %v", d.chart.times, d.chart.series)
 	}
-	if d.state.Text != "Running" || d.link.Text != "https://sso.example.com/" || d.link.URL.String() != "https://sso.example.com/" {
+	if d.state.Text != "Running, app unreachable" || d.state.Importance != widget.WarningImportance || d.link.Text != "https://sso.example.com/" || d.link.URL.String() != "https://sso.example.com/" {
 		t.Errorf("header: %q, link %q -> %v", d.state.Text, d.link.Text, d.link.URL)
 	}
 	if len(d.eventRows) != 2 {

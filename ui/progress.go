@@ -67,8 +67,12 @@ type progressScreen struct {
 	back    *widget.Button
 	root    fyne.CanvasObject
 
-	phases  []startPhase
-	current int // index into rows of the stage in progress
+	phases   []startPhase
+	current  int    // index into rows of the stage in progress
+	certName string // "Let's Encrypt", "local", …: how the messages name the certificate
+	// doing is, per row, whether its message still says what is being
+	// done (the stage's first message) rather than how it ended.
+	doing []bool
 }
 
 func newProgressScreen(onRetry, onBack func()) *progressScreen {
@@ -102,8 +106,9 @@ func newProgressScreen(onRetry, onBack func()) *progressScreen {
 func (p *progressScreen) content() fyne.CanvasObject { return p.root }
 
 // begin resets the screen for a start in the given phases.
-func (p *progressScreen) begin(phases []startPhase) {
+func (p *progressScreen) begin(phases []startPhase, certName string) {
 	p.phases = phases
+	p.certName = certName
 	p.current = 0
 	p.heading.SetText("Starting Gatehouse")
 	p.resetRows()
@@ -116,6 +121,7 @@ func (p *progressScreen) begin(phases []startPhase) {
 }
 
 func (p *progressScreen) resetRows() {
+	p.doing = make([]bool, len(p.rows))
 	for _, r := range p.rows {
 		r.icon.SetResource(theme.NewDisabledResource(theme.RadioButtonIcon()))
 		r.message.SetText("")
@@ -139,13 +145,19 @@ func (p *progressScreen) event(phase int, ev proxyengine.ProgressEvent) {
 		p.showPhase(phase)
 	}
 	row := p.rowFor(ev.Stage)
+	msg := p.words(ev.Message)
 	for i, r := range p.rows {
 		switch {
 		case i < row:
 			r.icon.SetResource(theme.NewSuccessThemedResource(theme.ConfirmIcon()))
+			if p.doing[i] { // "Opening ports" under a done mark reads as still under way
+				r.message.Hide()
+				p.doing[i] = false
+			}
 		case i == row:
 			r.icon.SetResource(theme.NewPrimaryThemedResource(theme.MoreHorizontalIcon()))
-			r.message.SetText(ev.Message)
+			p.doing[i] = !r.message.Visible() // its first message
+			r.message.SetText(msg)
 			r.message.Show()
 		}
 	}
@@ -162,9 +174,34 @@ func (p *progressScreen) event(phase int, ev proxyengine.ProgressEvent) {
 	// With two phases the rows start over for the second: the log keeps
 	// the first one's steps in view.
 	if len(p.phases) > 1 {
-		p.log.SetText(strings.TrimLeft(fmt.Sprintf("%s\n[%d/%d] %s", p.log.Text, phase+1, len(p.phases), ev.Message), "\n"))
+		p.log.SetText(strings.TrimLeft(fmt.Sprintf("%s\n[%d/%d] %s", p.log.Text, phase+1, len(p.phases), msg), "\n"))
 		p.log.Show()
 	}
+}
+
+// words names the certificate in an engine message as the wizard does:
+// "the acme certificate" is the Let's Encrypt (or ACME) certificate, "the
+// self-signed certificate" the local one.
+func (p *progressScreen) words(msg string) string {
+	name := p.certName
+	if name == "" {
+		name = "ACME"
+	}
+	msg = strings.ReplaceAll(msg, "the "+proxyengine.TLSACME+" certificate", "the "+name+" certificate")
+	return strings.ReplaceAll(msg, "the "+proxyengine.TLSSelfSigned+" certificate", "the local certificate")
+}
+
+// certName is how the progress screen names cfg's certificate.
+func certName(cfg proxyengine.Config) string {
+	switch {
+	case cfg.TLS == proxyengine.TLSSelfSigned:
+		return "local"
+	case cfg.TLS == proxyengine.TLSFiles:
+		return "file"
+	case strings.Contains(cfg.ACMEDirectoryURL(), "letsencrypt.org"):
+		return "Let's Encrypt"
+	}
+	return "ACME"
 }
 
 func (p *progressScreen) rowFor(s proxyengine.Stage) int {

@@ -19,7 +19,7 @@ func TestProgressShowsStagingThenProduction(t *testing.T) {
 	var retried, backed bool
 	p := newProgressScreen(func() { retried = true }, func() { backed = true })
 	w.SetContent(p.content())
-	p.begin([]startPhase{{title: "Let's Encrypt staging", acmeDirectory: "staging"}, {title: "Let's Encrypt production", acmeDirectory: "production"}})
+	p.begin([]startPhase{{title: "Let's Encrypt staging", acmeDirectory: "staging"}, {title: "Let's Encrypt production", acmeDirectory: "production"}}, "Let's Encrypt")
 
 	acme := []proxyengine.ProgressEvent{
 		{Stage: proxyengine.StageListen, Message: "Opening ports"},
@@ -77,5 +77,33 @@ func TestExplainValidationErrors(t *testing.T) {
 	summary, fix := explain(err)
 	if !strings.Contains(summary, "• 2. Upstream: ") || !strings.Contains(summary, "has no scheme") || !strings.Contains(fix, "go back to the setup") {
 		t.Errorf("explain(validation) = %q / %q", summary, fix)
+	}
+}
+
+// TestProgressRowsSayWhatHappened: a finished row does not keep saying
+// what it was doing, and certificates are named as the wizard names them.
+func TestProgressRowsSayWhatHappened(t *testing.T) {
+	test.NewTempApp(t)
+	holdUI(t)
+	p := newProgressScreen(func() {}, func() {})
+	p.begin([]startPhase{{}}, "local")
+	p.event(0, proxyengine.ProgressEvent{Stage: proxyengine.StageListen, Message: "Opening ports"})
+	p.event(0, proxyengine.ProgressEvent{Stage: proxyengine.StageCertificate, Message: "Preparing the " + proxyengine.TLSSelfSigned + " certificate for gatehouse.localhost"})
+	if p.rows[0].message.Visible() {
+		t.Errorf("the ports' row, done, still says %q", p.rows[0].message.Text)
+	}
+	if got := p.rows[1].message.Text; got != "Preparing the local certificate for gatehouse.localhost" {
+		t.Errorf("certificate row says %q", got)
+	}
+	p.begin([]startPhase{{}}, certName(proxyengine.Config{TLS: proxyengine.TLSACME}))
+	p.event(0, proxyengine.ProgressEvent{Stage: proxyengine.StageCertificate, Message: "Preparing the " + proxyengine.TLSACME + " certificate for sso.example.com"})
+	p.event(0, proxyengine.ProgressEvent{Stage: proxyengine.StageUpstream, Message: "Checking the upstream at http://127.0.0.1:9000/"})
+	p.event(0, proxyengine.ProgressEvent{Stage: proxyengine.StageUpstream, Message: "The upstream answered in 1ms"})
+	p.event(0, proxyengine.ProgressEvent{Stage: proxyengine.StageReady, Message: "Serving"})
+	if got := p.rows[1].message.Text; got != "Preparing the Let's Encrypt certificate for sso.example.com" {
+		t.Errorf("ACME certificate row says %q", got)
+	}
+	if !p.rows[2].message.Visible() {
+		t.Error("the upstream's result was hidden")
 	}
 }

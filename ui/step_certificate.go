@@ -49,6 +49,7 @@ type certificateStep struct {
 	keyFile    *widget.Entry
 	certErr    *fieldError
 	localNote  *widget.Label
+	trustCA    *trustPanel // with the local CA: trust it on this computer
 
 	httpAddr      *widget.Entry
 	httpAddrErr   *fieldError
@@ -100,9 +101,10 @@ func newCertificateStep(w *wizard) *certificateStep {
 	s.certFile = s.entry(c.CertFile, "/etc/ssl/sso.example.com/fullchain.pem", func(v string) { c.CertFile = v })
 	s.keyFile = s.entry(c.KeyFile, "/etc/ssl/sso.example.com/privkey.pem", func(v string) { c.KeyFile = v })
 	s.localNote = note("")
+	s.trustCA = newTrustPanel(w.win, w.trust)
 
 	s.forms = map[string]fyne.CanvasObject{
-		certLocal: s.localNote,
+		certLocal: container.NewVBox(s.localNote, s.trustCA.root),
 		certLetsEncrypt: container.NewVBox(
 			labelled("Email for expiry notices (optional)", s.email, s.emailErr),
 			s.staging,
@@ -276,9 +278,10 @@ func (s *certificateStep) showChoice() {
 		}
 	}
 	cfg := s.w.d.config()
+	caFile := filepath.Join(cfg.WithDefaults().StateDir, proxyengine.LocalCACertFile)
 	s.localNote.SetText("Gatehouse creates its own certificate authority and issues the certificate at once. " +
-		"Browsers warn until you trust the authority: import " + displayPath(filepath.Join(cfg.WithDefaults().StateDir, proxyengine.LocalCACertFile)) +
-		" into your browser or system (on Debian: copy it to /usr/local/share/ca-certificates/ and run update-ca-certificates).")
+		"Browsers warn until this computer trusts the authority: Trust on this computer adds it to the system and to Chrome's and Firefox's lists.")
+	s.trustCA.show(caFile)
 	// A private name such as gatehouse.localhost is fine with a local CA but
 	// no public CA issues for it: say so here, where the choice is made.
 	s.name.RemoveAll()

@@ -136,6 +136,7 @@ func (s *reviewStep) export(name string, render func(proxyengine.Config) string)
 		s.exportTo(wc.URI().Path(), render)
 	}, s.w.win)
 	save.SetFileName(name)
+	save.Resize(fyne.NewSize(820, 560)) // the default is too cramped to read the folders
 	save.Show()
 }
 

@@ -10,6 +10,7 @@ import (
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 
+	"github.com/gatehouse-proxy/gatehouse/internal/trust"
 	"github.com/gatehouse-proxy/gatehouse/proxyengine"
 )
 
@@ -39,6 +40,7 @@ type wizardStep interface {
 type wizard struct {
 	win     fyne.Window
 	checker *proxyengine.Checker
+	trust   *trust.Store // trusts the local CA on this computer
 	d       *draft
 	// configPath is where Start saves the setup (shown on the review step).
 	configPath string
@@ -57,8 +59,8 @@ type wizard struct {
 	root      fyne.CanvasObject
 }
 
-func newWizard(win fyne.Window, checker *proxyengine.Checker, d *draft, configPath string, onChange func(draft) error, onStart func(*draft)) *wizard {
-	w := &wizard{win: win, checker: checker, d: d, configPath: configPath, onChange: onChange, onStart: onStart}
+func newWizard(win fyne.Window, checker *proxyengine.Checker, store *trust.Store, d *draft, configPath string, onChange func(draft) error, onStart func(*draft)) *wizard {
+	w := &wizard{win: win, checker: checker, trust: store, d: d, configPath: configPath, onChange: onChange, onStart: onStart}
 	w.steps = []wizardStep{newHostnameStep(w), newUpstreamStep(w), newCertificateStep(w), newReviewStep(w)}
 	w.buildUI()
 	if w.d.Step < 0 || w.d.Step >= len(w.steps) {

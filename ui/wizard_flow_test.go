@@ -148,6 +148,7 @@ func TestInAppWordsLeaveNoFlags(t *testing.T) {
 	flag := regexp.MustCompile(`(^|[\s(:])--[a-z][a-z-]+`)
 	// Commands quoted whole, for a terminal, and CLI-only output.
 	commands := regexp.MustCompile("`[^`]*`|\\(gatehouse check [^)]*\\)|certbot [^)]*|the flag for a key is .*")
+	argument := regexp.MustCompile(`^--[a-z-]+$`)
 	checked := 0
 	for _, f := range files {
 		if strings.HasSuffix(f, "_test.go") {
@@ -169,8 +170,8 @@ func TestInAppWordsLeaveNoFlags(t *testing.T) {
 			if strings.HasSuffix(s, " ") {
 				s += "AB:CD:EF"
 			}
-			if err != nil || !flag.MatchString(s) {
-				return true
+			if err != nil || !flag.MatchString(s) || argument.MatchString(s) {
+				return true // a command's argument, not a message
 			}
 			checked++
 			if got := commands.ReplaceAllString(inAppWords(s), ""); flag.MatchString(got) {
