@@ -84,8 +84,12 @@ type laterCheck[T any] struct {
 	delay time.Duration
 	show  func(T)
 	seq   int
+	shown int // the seq of the result on screen
 	timer *time.Timer
 }
+
+// pending reports whether the newest check's result is still to come.
+func (c *laterCheck[T]) pending() bool { return c.shown != c.seq }
 
 // run schedules work, replacing any check not yet shown.
 func (c *laterCheck[T]) run(work func() T) {
@@ -98,6 +102,7 @@ func (c *laterCheck[T]) run(work func() T) {
 		result := work()
 		onFyne(func() {
 			if seq == c.seq {
+				c.shown = seq
 				c.show(result)
 			}
 		})

@@ -75,7 +75,10 @@ func awaitStepChecks(t *testing.T, g *App) {
 			return len(h.checks.Objects) == 2 && !strings.Contains(rowText(h.checks.Objects[1]), "Looking up")
 		})
 	case 2:
-		eventually(t, "the port check", func() bool { return len(g.wizard.steps[2].(*certificateStep).portChecks.Objects) > 0 })
+		eventually(t, "the port check", func() bool {
+			c := g.wizard.steps[2].(*certificateStep)
+			return len(c.portChecks.Objects) > 0 && !c.ports.pending()
+		})
 	}
 }
 
