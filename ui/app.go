@@ -30,12 +30,12 @@ var windowSize = fyne.NewSize(960, 700)
 // Options configure the desktop app. The zero value is the real thing.
 type Options struct {
 	// ConfigPath is the config file the wizard writes and the app starts
-	// from. Default: proxyengine.DefaultConfigPath(). The unfinished setup
+	// from. Default: config.DefaultPath(). The unfinished setup
 	// is kept beside it, and so is the state directory unless set.
 	ConfigPath string
 
 	// Checker runs the pre-flight checks. Default: the zero Checker.
-	Checker *proxyengine.Checker
+	Checker *preflight.Checker
 
 	// ListenCandidates are the HTTP and HTTPS listen addresses the wizard
 	// tries on first run: it prefills the first pair this user can bind.
@@ -80,14 +80,14 @@ type App struct {
 // proxy starting when a setup was saved. Show it with Window().ShowAndRun().
 func New(a fyne.App, opts Options) (*App, error) {
 	if opts.ConfigPath == "" {
-		p, err := proxyengine.DefaultConfigPath()
+		p, err := config.DefaultPath()
 		if err != nil {
 			return nil, err
 		}
 		opts.ConfigPath = p
 	}
 	if opts.Checker == nil {
-		opts.Checker = &proxyengine.Checker{}
+		opts.Checker = &preflight.Checker{}
 	}
 	if opts.ListenCandidates == nil {
 		opts.ListenCandidates = defaultListenCandidates
@@ -119,7 +119,7 @@ func New(a fyne.App, opts Options) (*App, error) {
 		g.win.SetCloseIntercept(g.onCloseWindow)
 	}
 
-	cfg, err := proxyengine.LoadConfig(opts.ConfigPath)
+	cfg, err := config.Load(opts.ConfigPath)
 	switch {
 	case err == nil:
 		g.start(cfg, false)
@@ -177,7 +177,7 @@ func (g *App) loadDraft() draft {
 	if !errors.Is(err, fs.ErrNotExist) {
 		g.opts.Logger.Warn("the unfinished setup could not be read; starting from the saved one", "err", err)
 	}
-	if cfg, err := proxyengine.LoadConfig(g.opts.ConfigPath); err == nil {
+	if cfg, err := config.Load(g.opts.ConfigPath); err == nil {
 		return draftFromConfig(cfg)
 	}
 	httpAddr, httpsAddr := g.bindableAddrs()
@@ -187,13 +187,13 @@ func (g *App) loadDraft() draft {
 // bindableAddrs is the first candidate pair of listen addresses this user
 // can bind now, or the last pair if none.
 func (g *App) bindableAddrs() (httpAddr, httpsAddr string) {
-	ctx, cancel := context.WithTimeout(context.Background(), proxyengine.DefaultCheckTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), preflight.DefaultTimeout)
 	defer cancel()
 	for _, c := range g.opts.ListenCandidates {
 		httpAddr, httpsAddr = c[0], c[1]
 		ok := true
-		for _, r := range g.opts.Checker.CheckPorts(ctx, proxyengine.Config{HTTPAddr: httpAddr, HTTPSAddr: httpsAddr, StatusAddr: proxyengine.Off}) {
-			if r.Status != proxyengine.CheckPass {
+		for _, r := range g.opts.Checker.CheckPorts(ctx, config.Config{HTTPAddr: httpAddr, HTTPSAddr: httpsAddr, StatusAddr: config.Off}) {
+			if r.Status != preflight.Pass {
 				ok = false
 			}
 		}
@@ -210,7 +210,7 @@ func (g *App) saveDraft(d draft) error { return saveDraft(g.draftPath, d) }
 // through Let's Encrypt's staging service first if that was ticked.
 func (g *App) onWizardStart(d *draft) {
 	cfg := d.config()
-	if err := proxyengine.SaveConfig(g.opts.ConfigPath, cfg); err != nil {
+	if err := config.Save(g.opts.ConfigPath, cfg); err != nil {
 		g.wizard.showNotice(err)
 		return
 	}
@@ -234,7 +234,7 @@ type startResult struct {
 // start shows the progress screen and starts the engine in the
 // background: once, or first with Let's Encrypt's staging directory and
 // then with production, each a new engine as engines are one-shot.
-func (g *App) start(cfg proxyengine.Config, stagingFirst bool) {
+func (g *App) start(cfg config.Config, stagingFirst bool) {
 	if g.starting {
 		return // a double click on Start or Retry
 	}
@@ -257,7 +257,7 @@ func (g *App) start(cfg proxyengine.Config, stagingFirst bool) {
 	inBackground(func() startResult {
 		var r startResult
 		for i, ph := range phases {
-			r = runPhase(cfg, ph, logger, progressTo(func(ev proxyengine.ProgressEvent) {
+			r = runPhase(cfg, ph, logger, progressTo(func(ev progress.Event) {
 				if !g.closed {
 					g.progress.event(i, ev)
 				}
@@ -272,7 +272,7 @@ func (g *App) start(cfg proxyengine.Config, stagingFirst bool) {
 }
 
 // runPhase starts one engine for cfg as ph says.
-func runPhase(cfg proxyengine.Config, ph startPhase, logger *slog.Logger, progress func(proxyengine.ProgressEvent)) startResult {
+func runPhase(cfg config.Config, ph startPhase, logger *slog.Logger, progress func(progress.Event)) startResult {
 	if ph.acmeDirectory != "" {
 		cfg.ACMEDirectory = ph.acmeDirectory
 	}
@@ -382,7 +382,7 @@ func (g *App) onStartSaved() {
 		g.win.RequestFocus()
 		return
 	}
-	cfg, err := proxyengine.LoadConfig(g.opts.ConfigPath)
+	cfg, err := config.Load(g.opts.ConfigPath)
 	if err != nil {
 		g.dash.stopped(err)
 		return
@@ -393,10 +393,10 @@ func (g *App) onStartSaved() {
 // onTrustUpstream pins the upstream's new certificate in the saved setup
 // (the dashboard's review) and starts the proxy again with it.
 func (g *App) onTrustUpstream(fingerprint string) {
-	cfg, err := proxyengine.LoadConfig(g.opts.ConfigPath)
+	cfg, err := config.Load(g.opts.ConfigPath)
 	if err == nil {
 		cfg.UpstreamFingerprint, cfg.UpstreamCA, cfg.UpstreamInsecure = fingerprint, "", false
-		err = proxyengine.SaveConfig(g.opts.ConfigPath, cfg)
+		err = config.Save(g.opts.ConfigPath, cfg)
 	}
 	if err != nil {
 		g.dash.problem.SetText(plainError(err))

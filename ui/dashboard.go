@@ -55,13 +55,13 @@ type dashboard struct {
 	pastHistory []proxyengine.HistoryPoint
 	pastEvents  []proxyengine.Event
 
-	cfg        *proxyengine.Config // the running setup; nil when not following
-	diagnosing time.Time           // the upstream outage the connection test runs (or ran) for
-	diagnosis  *diagnosis          // what it found
-	reviewCert *widget.Button      // upstream card: review a new pinned certificate
-	caFile     string              // the local CA's certificate, when the setup uses one
-	trustStore *trust.Store        // trusts it on this computer
-	trustCA    *widget.Button      // certificate card: Trust on this computer…
+	cfg        *config.Config // the running setup; nil when not following
+	diagnosing time.Time      // the upstream outage the connection test runs (or ran) for
+	diagnosis  *diagnosis     // what it found
+	reviewCert *widget.Button // upstream card: review a new pinned certificate
+	caFile     string         // the local CA's certificate, when the setup uses one
+	trustStore *trust.Store   // trusts it on this computer
+	trustCA    *widget.Button // certificate card: Trust on this computer…
 
 	stateIcon *widget.Icon
 	state     *widget.Label
@@ -148,8 +148,8 @@ func (d *dashboard) follow(e *proxyengine.Engine) {
 	cfg := e.Config()
 	d.cfg = &cfg
 	d.caFile = ""
-	if cfg.TLS == proxyengine.TLSSelfSigned {
-		d.caFile = filepath.Join(cfg.StateDir, proxyengine.LocalCACertFile)
+	if cfg.TLS == config.TLSSelfSigned {
+		d.caFile = filepath.Join(cfg.StateDir, certs.LocalCACertFile)
 	}
 	d.diagnosis, d.diagnosing = nil, time.Time{}
 	// The first frame shows this engine, not what the window showed before.
@@ -218,7 +218,7 @@ func (d *dashboard) stopped(err error) {
 	// Nobody checks the upstream while stopped: its last result would mislead.
 	st := d.last
 	st.State = proxyengine.StateStopped
-	st.Upstream = proxyengine.UpstreamHealth{URL: st.Upstream.URL}
+	st.Upstream = upstream.Health{URL: st.Upstream.URL}
 	st.ActiveConnections, st.ActiveWebSockets = 0, 0
 	st.RequestsPerSecond, st.RequestsLastMinute = 0, 0
 	st.Connections, st.WebSockets = nil, nil

@@ -191,8 +191,8 @@ func (d *dashboard) renderUpstream(st proxyengine.Status, now time.Time) {
 	d.upstream.setActions(d.upstreamActions(h)...)
 }
 
-func (d *dashboard) renderCertificate(c proxyengine.CertStatus, now time.Time) {
-	if c.Source == proxyengine.TLSSelfSigned && d.caFile != "" {
+func (d *dashboard) renderCertificate(c certs.Status, now time.Time) {
+	if c.Source == config.TLSSelfSigned && d.caFile != "" {
 		d.certificate.setActions(d.trustCA)
 	} else {
 		d.certificate.setActions()
@@ -223,11 +223,11 @@ func (d *dashboard) renderCertificate(c proxyengine.CertStatus, now time.Time) {
 // certSource names where the certificate comes from, as the wizard offered it.
 func certSource(source string) string {
 	switch source {
-	case proxyengine.TLSACME:
+	case config.TLSACME:
 		return "ACME (automatic)"
-	case proxyengine.TLSFiles:
+	case config.TLSFiles:
 		return "Certificate files"
-	case proxyengine.TLSSelfSigned:
+	case config.TLSSelfSigned:
 		return "Local certificate authority"
 	}
 	return source

@@ -9,8 +9,6 @@ import (
 	"fyne.io/fyne/v2/dialog"
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
-
-	"github.com/gatehouse-proxy/gatehouse/proxyengine"
 )
 
 // When the upstream goes down, the dashboard runs the wizard's connection
@@ -21,14 +19,14 @@ import (
 
 // diagnosis is what the connection test found for one outage.
 type diagnosis struct {
-	since   time.Time                // the outage it explains (UpstreamHealth.ChangedAt)
-	failed  *proxyengine.CheckResult // the first failed step, if one failed
-	newCert *proxyengine.UpstreamCertificate
+	since   time.Time         // the outage it explains (UpstreamHealth.ChangedAt)
+	failed  *preflight.Result // the first failed step, if one failed
+	newCert *preflight.UpstreamCertificate
 }
 
 // upstreamProblem is the upstream card's alert for an outage: the
 // connection test's finding and fix once it has run.
-func (d *dashboard) upstreamProblem(h proxyengine.UpstreamHealth) string {
+func (d *dashboard) upstreamProblem(h upstream.Health) string {
 	d.diagnose(h)
 	dg := d.diagnosis
 	switch {
@@ -47,26 +45,26 @@ func (d *dashboard) upstreamProblem(h proxyengine.UpstreamHealth) string {
 }
 
 // diagnose runs the connection test once per outage, in the background.
-func (d *dashboard) diagnose(h proxyengine.UpstreamHealth) {
+func (d *dashboard) diagnose(h upstream.Health) {
 	if d.cfg == nil || d.diagnosing.Equal(h.ChangedAt) {
 		return
 	}
 	d.diagnosing = h.ChangedAt
 	cfg, since := *d.cfg, h.ChangedAt
-	inBackground(func() []proxyengine.CheckResult {
-		ctx, cancel := context.WithTimeout(context.Background(), 4*proxyengine.DefaultCheckTimeout)
+	inBackground(func() []preflight.Result {
+		ctx, cancel := context.WithTimeout(context.Background(), 4*preflight.DefaultTimeout)
 		defer cancel()
-		return (&proxyengine.Checker{}).CheckUpstream(ctx, cfg)
-	}, func(results []proxyengine.CheckResult) {
+		return (&preflight.Checker{}).CheckUpstream(ctx, cfg)
+	}, func(results []preflight.Result) {
 		if !d.diagnosing.Equal(since) || d.unwatch == nil {
 			return // another outage, or stopped, since
 		}
 		dg := &diagnosis{since: since}
 		for i, r := range results {
-			if r.Status == proxyengine.CheckFail && dg.failed == nil {
+			if r.Status == preflight.Fail && dg.failed == nil {
 				dg.failed = &results[i]
 			}
-			if c := r.Certificate; c != nil && !c.Verified && c.Trust == proxyengine.TrustPinned {
+			if c := r.Certificate; c != nil && !c.Verified && c.Trust == preflight.TrustPinned {
 				dg.newCert = c
 			}
 		}
@@ -76,7 +74,7 @@ func (d *dashboard) diagnose(h proxyengine.UpstreamHealth) {
 }
 
 // upstreamActions are the buttons for an outage: review a new certificate.
-func (d *dashboard) upstreamActions(h proxyengine.UpstreamHealth) []fyne.CanvasObject {
+func (d *dashboard) upstreamActions(h upstream.Health) []fyne.CanvasObject {
 	dg := d.diagnosis
 	if !h.Checked || h.Healthy || dg == nil || !dg.since.Equal(h.ChangedAt) || dg.newCert == nil || d.actions.onTrustUpstream == nil {
 		return nil

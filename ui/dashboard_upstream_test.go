@@ -23,6 +23,7 @@ import (
 	"fyne.io/fyne/v2/widget"
 
 	"github.com/gatehouse-proxy/gatehouse/proxyengine"
+	"github.com/summerwind/h2spec/config"
 )
 
 // selfSigned makes a self-signed certificate for 127.0.0.1, as authentik
@@ -86,11 +87,11 @@ func TestDashboardExplainsANewUpstreamCertificate(t *testing.T) {
 	oldCert, newCert := selfSigned(t), selfSigned(t)
 	fp := func(c tls.Certificate) string {
 		s := sha256.Sum256(c.Certificate[0])
-		return proxyengine.FormatFingerprint(s[:])
+		return upstream.FormatFingerprint(s[:])
 	}
 	up := serveTLS(ln, oldCert)
 	t.Cleanup(func() { up.Close() })
-	e := startTestEngine(t, proxyengine.Config{Upstream: "https://" + addr, UpstreamFingerprint: fp(oldCert), HealthPath: "/"})
+	e := startTestEngine(t, config.Config{Upstream: "https://" + addr, UpstreamFingerprint: fp(oldCert), HealthPath: "/"})
 
 	a := test.NewTempApp(t)
 	d, _, w := newTestDashboard(t, a)
@@ -182,7 +183,7 @@ func allText(o fyne.CanvasObject) string {
 func TestDashboardKeepsHistoryAcrossRestart(t *testing.T) {
 	a := test.NewTempApp(t)
 	d, _, _ := newTestDashboard(t, a)
-	e1 := startTestEngine(t, proxyengine.Config{})
+	e1 := startTestEngine(t, config.Config{})
 	onUI(func() { d.follow(e1) })
 	waitFor(t, d, 15*time.Second, "the first run's chart and events", func() (bool, string) {
 		return len(d.chart.times) > 0 && len(d.eventRows) > 0, d.state.Text
@@ -196,7 +197,7 @@ func TestDashboardKeepsHistoryAcrossRestart(t *testing.T) {
 			t.Errorf("while starting: %q, Start disabled %v, Stop disabled %v", d.state.Text, d.start.Disabled(), d.stop.Disabled())
 		}
 	})
-	e2 := startTestEngine(t, proxyengine.Config{})
+	e2 := startTestEngine(t, config.Config{})
 	onUI(func() {
 		d.follow(e2)
 		if d.state.Text != "Running" || !d.start.Disabled() {

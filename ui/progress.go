@@ -9,30 +9,29 @@ import (
 	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
-
-	"github.com/gatehouse-proxy/gatehouse/proxyengine"
+	"golang.org/x/crypto/acme"
 )
 
 // progressSteps are the rows of the progress screen; the engine's stages
 // map onto them (the ACME stages all belong to the certificate).
 var progressSteps = []struct {
-	stage proxyengine.Stage
+	stage progress.Stage
 	title string
 }{
-	{proxyengine.StageListen, "Opening the ports"},
-	{proxyengine.StageCertificate, "Getting the certificate"},
-	{proxyengine.StageUpstream, "Checking the app"},
-	{proxyengine.StageReady, "Serving visitors"},
+	{progress.Listen, "Opening the ports"},
+	{progress.Certificate, "Getting the certificate"},
+	{progress.Upstream, "Checking the app"},
+	{progress.Ready, "Serving visitors"},
 }
 
 // acmeProgress is how far along the progress bar each ACME stage is.
-var acmeProgress = map[proxyengine.Stage]float64{
-	proxyengine.StageCertificate:    0.05,
-	proxyengine.StageACMEAccount:    0.2,
-	proxyengine.StageACMEOrder:      0.4,
-	proxyengine.StageACMEChallenge:  0.6,
-	proxyengine.StageACMEValidating: 0.8,
-	proxyengine.StageACMEIssued:     1,
+var acmeProgress = map[progress.Stage]float64{
+	progress.Certificate:    0.05,
+	progress.ACMEAccount:    0.2,
+	progress.ACMEOrder:      0.4,
+	progress.ACMEChallenge:  0.6,
+	progress.ACMEValidating: 0.8,
+	progress.ACMEIssued:     1,
 }
 
 // A startPhase is one run of the engine during a start: one, or two when
@@ -139,8 +138,8 @@ func (p *progressScreen) showPhase(i int) {
 }
 
 // event shows one progress event of the engine running phase i.
-func (p *progressScreen) event(phase int, ev proxyengine.ProgressEvent) {
-	if ev.Stage == proxyengine.StageListen && phase > 0 {
+func (p *progressScreen) event(phase int, ev progress.Event) {
+	if ev.Stage == progress.Listen && phase > 0 {
 		p.resetRows() // the next phase starts over
 		p.showPhase(phase)
 	}
@@ -161,13 +160,13 @@ func (p *progressScreen) event(phase int, ev proxyengine.ProgressEvent) {
 			r.message.Show()
 		}
 	}
-	if ev.Stage == proxyengine.StageReady {
+	if ev.Stage == progress.Ready {
 		p.rows[row].icon.SetResource(theme.NewSuccessThemedResource(theme.ConfirmIcon()))
 	}
 	p.current = row
 	if v, ok := acmeProgress[ev.Stage]; ok {
 		p.bar.SetValue(v)
-		if ev.Stage != proxyengine.StageCertificate {
+		if ev.Stage != progress.Certificate {
 			p.bar.Show() // only ACME takes long enough to need it
 		}
 	}
@@ -187,16 +186,16 @@ func (p *progressScreen) words(msg string) string {
 	if name == "" {
 		name = "ACME"
 	}
-	msg = strings.ReplaceAll(msg, "the "+proxyengine.TLSACME+" certificate", "the "+name+" certificate")
-	return strings.ReplaceAll(msg, "the "+proxyengine.TLSSelfSigned+" certificate", "the local certificate")
+	msg = strings.ReplaceAll(msg, "the "+config.TLSACME+" certificate", "the "+name+" certificate")
+	return strings.ReplaceAll(msg, "the "+config.TLSSelfSigned+" certificate", "the local certificate")
 }
 
 // certName is how the progress screen names cfg's certificate.
-func certName(cfg proxyengine.Config) string {
+func certName(cfg config.Config) string {
 	switch {
-	case cfg.TLS == proxyengine.TLSSelfSigned:
+	case cfg.TLS == config.TLSSelfSigned:
 		return "local"
-	case cfg.TLS == proxyengine.TLSFiles:
+	case cfg.TLS == config.TLSFiles:
 		return "file"
 	case strings.Contains(cfg.ACMEDirectoryURL(), "letsencrypt.org"):
 		return "Let's Encrypt"
@@ -204,7 +203,7 @@ func certName(cfg proxyengine.Config) string {
 	return "ACME"
 }
 
-func (p *progressScreen) rowFor(s proxyengine.Stage) int {
+func (p *progressScreen) rowFor(s progress.Stage) int {
 	if _, ok := acmeProgress[s]; ok {
 		return 1
 	}
@@ -231,8 +230,8 @@ func (p *progressScreen) failed(err error) {
 // explain words a start failure for the person at the screen: what went
 // wrong, and what to do.
 func explain(err error) (summary, fix string) {
-	var acmeErr *proxyengine.ACMEError
-	var listenErr *proxyengine.ListenError
+	var acmeErr *acme.Error
+	var listenErr *ports.ListenError
 	switch {
 	case errors.As(err, &acmeErr):
 		return "No certificate: " + inAppWords(acmeErr.Summary), "What to do: " + inAppWords(acmeErr.Fix)
@@ -240,7 +239,7 @@ func explain(err error) (summary, fix string) {
 		return fmt.Sprintf("Cannot open the %s port %s: %s.", listenErr.Purpose, listenErr.Addr, listenErr.Reason()),
 			"What to do: " + listenErr.Fix() + "."
 	}
-	if errs := proxyengine.FieldErrors(err); len(errs) > 0 {
+	if errs := config.FieldErrors(err); len(errs) > 0 {
 		lines := make([]string, len(errs))
 		for i, e := range errs {
 			lines[i] = "• " + stepOfField(e.Field) + ": " + inAppWords(e.Message)

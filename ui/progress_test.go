@@ -6,8 +6,6 @@ import (
 	"testing"
 
 	"fyne.io/fyne/v2/test"
-
-	"github.com/gatehouse-proxy/gatehouse/proxyengine"
 )
 
 // TestProgressShowsStagingThenProduction feeds the screen the events of a
@@ -21,16 +19,16 @@ func TestProgressShowsStagingThenProduction(t *testing.T) {
 	w.SetContent(p.content())
 	p.begin([]startPhase{{title: "Let's Encrypt staging", acmeDirectory: "staging"}, {title: "Let's Encrypt production", acmeDirectory: "production"}}, "Let's Encrypt")
 
-	acme := []proxyengine.ProgressEvent{
-		{Stage: proxyengine.StageListen, Message: "Opening ports"},
-		{Stage: proxyengine.StageCertificate, Message: "Preparing the acme certificate for sso.example.com"},
-		{Stage: proxyengine.StageACMEAccount, Message: "Registering the ACME account"},
-		{Stage: proxyengine.StageACMEOrder, Message: "Ordering a certificate for sso.example.com"},
-		{Stage: proxyengine.StageACMEChallenge, Message: "Answering the tls-alpn-01 challenge"},
-		{Stage: proxyengine.StageACMEValidating, Message: "Waiting for the CA to check the answer"},
-		{Stage: proxyengine.StageACMEIssued, Message: "The CA issued the certificate"},
-		{Stage: proxyengine.StageUpstream, Message: "Checking the upstream"},
-		{Stage: proxyengine.StageReady, Message: "Serving https://sso.example.com/"},
+	acme := []progress.Event{
+		{Stage: progress.Listen, Message: "Opening ports"},
+		{Stage: progress.Certificate, Message: "Preparing the acme certificate for sso.example.com"},
+		{Stage: progress.ACMEAccount, Message: "Registering the ACME account"},
+		{Stage: progress.ACMEOrder, Message: "Ordering a certificate for sso.example.com"},
+		{Stage: progress.ACMEChallenge, Message: "Answering the tls-alpn-01 challenge"},
+		{Stage: progress.ACMEValidating, Message: "Waiting for the CA to check the answer"},
+		{Stage: progress.ACMEIssued, Message: "The CA issued the certificate"},
+		{Stage: progress.Upstream, Message: "Checking the upstream"},
+		{Stage: progress.Ready, Message: "Serving https://sso.example.com/"},
 	}
 	for _, ev := range acme {
 		p.event(0, ev)
@@ -44,8 +42,8 @@ func TestProgressShowsStagingThenProduction(t *testing.T) {
 	if !strings.HasPrefix(p.phase.Text, "Certificate 2 of 2") {
 		t.Errorf("phase = %q, want the second", p.phase.Text)
 	}
-	if p.bar.Value != acmeProgress[proxyengine.StageACMEValidating] || !p.bar.Visible() {
-		t.Errorf("progress bar %v (shown %v), want %v", p.bar.Value, p.bar.Visible(), acmeProgress[proxyengine.StageACMEValidating])
+	if p.bar.Value != acmeProgress[progress.ACMEValidating] || !p.bar.Visible() {
+		t.Errorf("progress bar %v (shown %v), want %v", p.bar.Value, p.bar.Visible(), acmeProgress[progress.ACMEValidating])
 	}
 	if p.rows[2].message.Visible() || p.rows[1].message.Text != "Waiting for the CA to check the answer" {
 		t.Errorf("rows after production validating: certificate %q, upstream shown %v", p.rows[1].message.Text, p.rows[2].message.Visible())
@@ -58,7 +56,7 @@ func TestProgressShowsStagingThenProduction(t *testing.T) {
 	}
 	assertScreen(t, w, "progress")
 
-	p.failed(fmt.Errorf("certificate: %w", &proxyengine.ACMEError{Kind: proxyengine.ACMEConnection,
+	p.failed(fmt.Errorf("certificate: %w", &acme.Error{Kind: acme.Connection,
 		Summary: "Let's Encrypt could not connect to this machine on port 443.",
 		Fix:     "forward port 443 on your router to this machine, then retry."}))
 	if !p.failure.Visible() || p.summary.Text != "No certificate: Let's Encrypt could not connect to this machine on port 443." ||
@@ -73,7 +71,7 @@ func TestProgressShowsStagingThenProduction(t *testing.T) {
 }
 
 func TestExplainValidationErrors(t *testing.T) {
-	err := proxyengine.Config{Hostname: "sso.example.com", Upstream: "authentik.lan", TLS: proxyengine.TLSSelfSigned, StateDir: t.TempDir()}.Validate()
+	err := config.Config{Hostname: "sso.example.com", Upstream: "authentik.lan", TLS: config.TLSSelfSigned, StateDir: t.TempDir()}.Validate()
 	summary, fix := explain(err)
 	if !strings.Contains(summary, "• 2. Upstream: ") || !strings.Contains(summary, "has no scheme") || !strings.Contains(fix, "go back to the setup") {
 		t.Errorf("explain(validation) = %q / %q", summary, fix)
@@ -87,19 +85,19 @@ func TestProgressRowsSayWhatHappened(t *testing.T) {
 	holdUI(t)
 	p := newProgressScreen(func() {}, func() {})
 	p.begin([]startPhase{{}}, "local")
-	p.event(0, proxyengine.ProgressEvent{Stage: proxyengine.StageListen, Message: "Opening ports"})
-	p.event(0, proxyengine.ProgressEvent{Stage: proxyengine.StageCertificate, Message: "Preparing the " + proxyengine.TLSSelfSigned + " certificate for gatehouse.localhost"})
+	p.event(0, progress.Event{Stage: progress.Listen, Message: "Opening ports"})
+	p.event(0, progress.Event{Stage: progress.Certificate, Message: "Preparing the " + config.TLSSelfSigned + " certificate for gatehouse.localhost"})
 	if p.rows[0].message.Visible() {
 		t.Errorf("the ports' row, done, still says %q", p.rows[0].message.Text)
 	}
 	if got := p.rows[1].message.Text; got != "Preparing the local certificate for gatehouse.localhost" {
 		t.Errorf("certificate row says %q", got)
 	}
-	p.begin([]startPhase{{}}, certName(proxyengine.Config{TLS: proxyengine.TLSACME}))
-	p.event(0, proxyengine.ProgressEvent{Stage: proxyengine.StageCertificate, Message: "Preparing the " + proxyengine.TLSACME + " certificate for sso.example.com"})
-	p.event(0, proxyengine.ProgressEvent{Stage: proxyengine.StageUpstream, Message: "Checking the upstream at http://127.0.0.1:9000/"})
-	p.event(0, proxyengine.ProgressEvent{Stage: proxyengine.StageUpstream, Message: "The upstream answered in 1ms"})
-	p.event(0, proxyengine.ProgressEvent{Stage: proxyengine.StageReady, Message: "Serving"})
+	p.begin([]startPhase{{}}, certName(config.Config{TLS: config.TLSACME}))
+	p.event(0, progress.Event{Stage: progress.Certificate, Message: "Preparing the " + config.TLSACME + " certificate for sso.example.com"})
+	p.event(0, progress.Event{Stage: progress.Upstream, Message: "Checking the upstream at http://127.0.0.1:9000/"})
+	p.event(0, progress.Event{Stage: progress.Upstream, Message: "The upstream answered in 1ms"})
+	p.event(0, progress.Event{Stage: progress.Ready, Message: "Serving"})
 	if got := p.rows[1].message.Text; got != "Preparing the Let's Encrypt certificate for sso.example.com" {
 		t.Errorf("ACME certificate row says %q", got)
 	}

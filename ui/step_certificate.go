@@ -12,8 +12,6 @@ import (
 	"fyne.io/fyne/v2/dialog"
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
-
-	"github.com/gatehouse-proxy/gatehouse/proxyengine"
 )
 
 // Choices of the certificate step, in the order shown.
@@ -58,9 +56,9 @@ type certificateStep struct {
 	publicPort    *widget.Entry
 	publicPortErr *fieldError
 	portChecks    *fyne.Container
-	portResults   []proxyengine.CheckResult // shown in portChecks
-	nameResult    []proxyengine.CheckResult // the failed hostname check shown in name, if any
-	ports         laterCheck[[]proxyengine.CheckResult]
+	portResults   []preflight.Result // shown in portChecks
+	nameResult    []preflight.Result // the failed hostname check shown in name, if any
+	ports         laterCheck[[]preflight.Result]
 
 	proxies     *widget.Entry
 	proxiesErr  *fieldError
@@ -76,15 +74,15 @@ type certificateStep struct {
 
 func newCertificateStep(w *wizard) *certificateStep {
 	s := &certificateStep{w: w,
-		emailErr: newFieldError("acme_email"), acmeURLErr: newFieldError("acme_directory"),
-		eabKIDErr: newFieldError("acme_eab_kid"), eabHMACErr: newFieldError("acme_eab_hmac"),
-		caRootsErr: newFieldError("acme_ca_roots"), certErr: newFieldError("cert_file"),
-		httpAddrErr: newFieldError("http_addr"), httpsAddrErr: newFieldError("https_addr"),
-		publicPortErr: newFieldError("public_https_port"), proxiesErr: newFieldError("trusted_proxies"),
-		statusErr: newFieldError("status_addr"),
+		emailErr: newFieldError(config.FieldACMEEmail), acmeURLErr: newFieldError(config.FieldACMEDirectory),
+		eabKIDErr: newFieldError(config.FieldACMEEABKeyID), eabHMACErr: newFieldError(config.FieldACMEEABHMAC),
+		caRootsErr: newFieldError(config.FieldACMECARoots), certErr: newFieldError(config.FieldCertFile),
+		httpAddrErr: newFieldError(config.FieldHTTPAddr), httpsAddrErr: newFieldError(config.FieldHTTPSAddr),
+		publicPortErr: newFieldError(config.FieldPublicHTTPSPort), proxiesErr: newFieldError(config.FieldTrustedProxies),
+		statusErr: newFieldError(config.FieldStatusAddr),
 	}
 	c := &w.d.Config
-	s.ports = laterCheck[[]proxyengine.CheckResult]{delay: portCheckDelay, show: s.showPorts}
+	s.ports = laterCheck[[]preflight.Result]{delay: portCheckDelay, show: s.showPorts}
 	s.name = container.NewVBox()
 
 	s.email = s.entry(c.ACMEEmail, "you@example.com", func(v string) { c.ACMEEmail = v })
@@ -137,8 +135,8 @@ func newCertificateStep(w *wizard) *certificateStep {
 		formStack.Add(s.forms[ch.key])
 	}
 
-	s.httpAddr = s.entry(c.HTTPAddr, proxyengine.DefaultHTTPAddr, func(v string) { c.HTTPAddr = v; s.checkPorts() })
-	s.httpsAddr = s.entry(c.HTTPSAddr, proxyengine.DefaultHTTPSAddr, func(v string) { c.HTTPSAddr = v; s.checkPorts() })
+	s.httpAddr = s.entry(c.HTTPAddr, config.DefaultHTTPAddr, func(v string) { c.HTTPAddr = v; s.checkPorts() })
+	s.httpsAddr = s.entry(c.HTTPSAddr, config.DefaultHTTPSAddr, func(v string) { c.HTTPSAddr = v; s.checkPorts() })
 	s.portTextErr = widget.NewLabel("")
 	s.portTextErr.Importance = widget.DangerImportance
 	s.portTextErr.Hide()
@@ -151,7 +149,7 @@ func newCertificateStep(w *wizard) *certificateStep {
 	s.proxies = s.entry(strings.Join(c.TrustedProxies, ", "), "none: every visitor's forwarding headers are replaced", func(v string) {
 		c.TrustedProxies = splitList(v)
 	})
-	s.statusAddr = s.entry(c.StatusAddr, proxyengine.DefaultStatusAddr, func(v string) { c.StatusAddr = v; s.checkPorts() })
+	s.statusAddr = s.entry(c.StatusAddr, config.DefaultStatusAddr, func(v string) { c.StatusAddr = v; s.checkPorts() })
 
 	s.advancedBox = container.NewVBox(
 		labelled("Trusted proxies in front of Gatehouse (CIDRs, comma-separated)", s.proxies, s.proxiesErr),
@@ -217,7 +215,7 @@ func (s *certificateStep) shown() {
 
 func (s *certificateStep) left() { s.ports.cancel() }
 
-func (s *certificateStep) showErrors(errs proxyengine.ValidationErrors) bool {
+func (s *certificateStep) showErrors(errs config.ValidationErrors) bool {
 	// Only the chosen source's fields count: the others are left out of
 	// the config (draft.config), so they cannot have errors anyway.
 	found := anyShown(errs, s.emailErr, s.acmeURLErr, s.eabKIDErr, s.eabHMACErr, s.caRootsErr, s.certErr,
@@ -226,7 +224,7 @@ func (s *certificateStep) showErrors(errs proxyengine.ValidationErrors) bool {
 }
 
 func (s *certificateStep) blockers() []string {
-	return failures(append(append([]proxyengine.CheckResult{}, s.nameResult...), s.portResults...)...)
+	return failures(append(append([]preflight.Result{}, s.nameResult...), s.portResults...)...)
 }
 
 func (s *certificateStep) onChoice(label string) {
@@ -278,7 +276,7 @@ func (s *certificateStep) showChoice() {
 		}
 	}
 	cfg := s.w.d.config()
-	caFile := filepath.Join(cfg.WithDefaults().StateDir, proxyengine.LocalCACertFile)
+	caFile := filepath.Join(cfg.WithDefaults().StateDir, certs.LocalCACertFile)
 	s.localNote.SetText("Gatehouse creates its own certificate authority and issues the certificate at once. " +
 		"Browsers warn until this computer trusts the authority: Trust on this computer adds it to the system and to Chrome's and Firefox's lists.")
 	s.trustCA.show(caFile)
@@ -286,10 +284,10 @@ func (s *certificateStep) showChoice() {
 	// no public CA issues for it: say so here, where the choice is made.
 	s.name.RemoveAll()
 	s.nameResult = nil
-	if proxyengine.ValidateHostname(cfg.Hostname) == nil {
-		if r := s.w.checker.CheckHostname(cfg); r.Status == proxyengine.CheckFail {
+	if config.ValidateHostname(cfg.Hostname) == nil {
+		if r := s.w.checker.CheckHostname(cfg); r.Status == preflight.Fail {
 			s.name.Add(checkRow(r))
-			s.nameResult = []proxyengine.CheckResult{r}
+			s.nameResult = []preflight.Result{r}
 		}
 	}
 }
@@ -298,14 +296,14 @@ func (s *certificateStep) showChoice() {
 func (s *certificateStep) checkPorts() {
 	cfg := s.w.d.config()
 	checker := s.w.checker
-	s.ports.run(func() []proxyengine.CheckResult {
-		ctx, cancel := context.WithTimeout(context.Background(), proxyengine.DefaultCheckTimeout)
+	s.ports.run(func() []preflight.Result {
+		ctx, cancel := context.WithTimeout(context.Background(), preflight.DefaultTimeout)
 		defer cancel()
 		return checker.CheckPorts(ctx, cfg)
 	})
 }
 
-func (s *certificateStep) showPorts(results []proxyengine.CheckResult) {
+func (s *certificateStep) showPorts(results []preflight.Result) {
 	s.portResults = results
 	s.portChecks.Objects = checkList(results)
 	s.portChecks.Refresh()

@@ -7,8 +7,6 @@ import (
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/widget"
-
-	"github.com/gatehouse-proxy/gatehouse/proxyengine"
 )
 
 // dnsCheckDelay is how long the name must stay unchanged before the DNS
@@ -24,14 +22,14 @@ type hostnameStep struct {
 	checks  *fyne.Container // the hostname check, then the DNS check
 	nameRow fyne.CanvasObject
 	// name and dns are the results shown: dns is nil while it is looked up.
-	name, dnsRes *proxyengine.CheckResult
-	dns          laterCheck[proxyengine.CheckResult]
+	name, dnsRes *preflight.Result
+	dns          laterCheck[preflight.Result]
 	root         fyne.CanvasObject
 }
 
 func newHostnameStep(w *wizard) *hostnameStep {
-	s := &hostnameStep{w: w, err: newFieldError("hostname")}
-	s.dns = laterCheck[proxyengine.CheckResult]{delay: dnsCheckDelay, show: s.showDNS}
+	s := &hostnameStep{w: w, err: newFieldError(config.FieldHostname)}
+	s.dns = laterCheck[preflight.Result]{delay: dnsCheckDelay, show: s.showDNS}
 	s.entry = widget.NewEntry()
 	s.entry.SetPlaceHolder("sso.example.com")
 	s.entry.SetText(w.d.Config.Hostname)
@@ -55,8 +53,8 @@ func (s *hostnameStep) shown()                     { s.check() }
 func (s *hostnameStep) left()                      { s.dns.cancel() }
 
 func (s *hostnameStep) blockers() []string {
-	var rs []proxyengine.CheckResult
-	for _, r := range []*proxyengine.CheckResult{s.name, s.dnsRes} {
+	var rs []preflight.Result
+	for _, r := range []*preflight.Result{s.name, s.dnsRes} {
 		if r != nil {
 			rs = append(rs, *r)
 		}
@@ -64,7 +62,7 @@ func (s *hostnameStep) blockers() []string {
 	return failures(rs...)
 }
 
-func (s *hostnameStep) showErrors(errs proxyengine.ValidationErrors) bool {
+func (s *hostnameStep) showErrors(errs config.ValidationErrors) bool {
 	return s.err.show(errs)
 }
 
@@ -80,7 +78,7 @@ func (s *hostnameStep) onHostnameChanged(name string) {
 func (s *hostnameStep) check() {
 	cfg := s.w.d.config()
 	s.name, s.dnsRes = nil, nil
-	if proxyengine.ValidateHostname(cfg.Hostname) != nil {
+	if config.ValidateHostname(cfg.Hostname) != nil {
 		s.dns.cancel()
 		s.checks.RemoveAll()
 		return // the field's own error says what is wrong
@@ -88,19 +86,19 @@ func (s *hostnameStep) check() {
 	name := s.w.checker.CheckHostname(cfg)
 	s.name = &name
 	s.nameRow = checkRow(name)
-	s.checks.Objects = []fyne.CanvasObject{s.nameRow, checkRow(proxyengine.CheckResult{
-		Title: "DNS", Status: proxyengine.CheckSkip, Finding: "Looking up " + cfg.Hostname + "…",
+	s.checks.Objects = []fyne.CanvasObject{s.nameRow, checkRow(preflight.Result{
+		Title: "DNS", Status: preflight.Skip, Finding: "Looking up " + cfg.Hostname + "…",
 	})}
 	s.checks.Refresh()
 	checker := s.w.checker
-	s.dns.run(func() proxyengine.CheckResult {
-		ctx, cancel := context.WithTimeout(context.Background(), proxyengine.DefaultCheckTimeout)
+	s.dns.run(func() preflight.Result {
+		ctx, cancel := context.WithTimeout(context.Background(), preflight.DefaultTimeout)
 		defer cancel()
 		return checker.CheckDNS(ctx, cfg)
 	})
 }
 
-func (s *hostnameStep) showDNS(r proxyengine.CheckResult) {
+func (s *hostnameStep) showDNS(r preflight.Result) {
 	s.dnsRes = &r
 	s.checks.Objects = []fyne.CanvasObject{s.nameRow, checkRow(r)}
 	s.checks.Refresh()

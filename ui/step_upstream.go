@@ -8,8 +8,6 @@ import (
 	"fyne.io/fyne/v2/dialog"
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
-
-	"github.com/gatehouse-proxy/gatehouse/proxyengine"
 )
 
 // Choices of the upstream step.
@@ -30,14 +28,14 @@ type upstreamStep struct {
 	test     *widget.Button
 	testing  *widget.ProgressBarInfinite
 	results  *fyne.Container
-	lastRun  []proxyengine.CheckResult // the results in results
-	trust    *widget.Label             // how the upstream's certificate is checked now
-	untrust  *widget.Button            // back to the system's CAs
-	trustErr *fieldError               // Validate reports trust conflicts and CA files as upstream_ca
-	pinErr   *fieldError               // and a bad fingerprint as upstream_fingerprint
-	offer    *fyne.Container           // the untrusted certificate and what to do about it
-	pin      *widget.Button            // in offer: trust exactly this certificate
-	skip     *widget.Button            // in offer: do not verify
+	lastRun  []preflight.Result // the results in results
+	trust    *widget.Label      // how the upstream's certificate is checked now
+	untrust  *widget.Button     // back to the system's CAs
+	trustErr *fieldError        // Validate reports trust conflicts and CA files as upstream_ca
+	pinErr   *fieldError        // and a bad fingerprint as upstream_fingerprint
+	offer    *fyne.Container    // the untrusted certificate and what to do about it
+	pin      *widget.Button     // in offer: trust exactly this certificate
+	skip     *widget.Button     // in offer: do not verify
 	root     fyne.CanvasObject
 	// runs numbers the connection tests: only the newest one's results are
 	// shown, so a slow test of an earlier address or trust never overwrites
@@ -46,7 +44,7 @@ type upstreamStep struct {
 }
 
 func newUpstreamStep(w *wizard) *upstreamStep {
-	s := &upstreamStep{w: w, urlErr: newFieldError("upstream"), trustErr: newFieldError("upstream_ca"), pinErr: newFieldError("upstream_fingerprint")}
+	s := &upstreamStep{w: w, urlErr: newFieldError(config.FieldUpstream), trustErr: newFieldError(config.FieldUpstreamCA), pinErr: newFieldError(config.FieldUpstreamFingerprint)}
 	s.url = widget.NewEntry()
 	s.url.SetPlaceHolder(defaultAppURL)
 	s.url.SetText(w.d.Config.Upstream)
@@ -106,7 +104,7 @@ func (s *upstreamStep) blockers() []string {
 	return failures(s.lastRun...)
 }
 
-func (s *upstreamStep) showErrors(errs proxyengine.ValidationErrors) bool {
+func (s *upstreamStep) showErrors(errs config.ValidationErrors) bool {
 	return anyShown(errs, s.urlErr, s.trustErr, s.pinErr)
 }
 
@@ -153,18 +151,18 @@ func (s *upstreamStep) onTest() {
 	checker := s.w.checker
 	s.runs++
 	run := s.runs
-	inBackground(func() []proxyengine.CheckResult {
-		ctx, cancel := context.WithTimeout(context.Background(), 4*proxyengine.DefaultCheckTimeout)
+	inBackground(func() []preflight.Result {
+		ctx, cancel := context.WithTimeout(context.Background(), 4*preflight.DefaultTimeout)
 		defer cancel()
 		return checker.CheckUpstream(ctx, cfg)
-	}, func(results []proxyengine.CheckResult) {
+	}, func(results []preflight.Result) {
 		if run == s.runs {
 			s.showResults(results)
 		}
 	})
 }
 
-func (s *upstreamStep) showResults(results []proxyengine.CheckResult) {
+func (s *upstreamStep) showResults(results []preflight.Result) {
 	s.test.Enable()
 	s.testing.Hide()
 	s.lastRun = results
@@ -173,7 +171,7 @@ func (s *upstreamStep) showResults(results []proxyengine.CheckResult) {
 	defer s.w.revalidate()
 	s.offer.RemoveAll()
 	for _, r := range results {
-		if c := r.Certificate; c != nil && !c.Verified && c.Trust != proxyengine.TrustInsecure {
+		if c := r.Certificate; c != nil && !c.Verified && c.Trust != preflight.TrustInsecure {
 			s.offerTrust(c)
 		}
 	}
@@ -181,7 +179,7 @@ func (s *upstreamStep) showResults(results []proxyengine.CheckResult) {
 
 // offerTrust shows a certificate the configured trust rejects, with the
 // three ways to accept it, safest first.
-func (s *upstreamStep) offerTrust(c *proxyengine.UpstreamCertificate) {
+func (s *upstreamStep) offerTrust(c *preflight.UpstreamCertificate) {
 	what := "The app's certificate is not trusted"
 	if c.SelfSigned {
 		what = "The app uses a self-signed certificate (authentik's default)"

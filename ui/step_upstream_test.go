@@ -11,8 +11,6 @@ import (
 
 	"fyne.io/fyne/v2/test"
 	"github.com/gorilla/websocket"
-
-	"github.com/gatehouse-proxy/gatehouse/proxyengine"
 )
 
 // results returns the upstream step's check results by title, as shown.
@@ -44,7 +42,7 @@ func TestUpstreamSelfSignedCertificateCanBeTrusted(t *testing.T) {
 	up.StartTLS()
 	defer up.Close()
 	sum := sha256.Sum256(up.Certificate().Raw)
-	fingerprint := proxyengine.FormatFingerprint(sum[:])
+	fingerprint := upstream.FormatFingerprint(sum[:])
 
 	g := newTestApp(t, test.NewTempApp(t), testOptions(t.TempDir()))
 	_, s, _, _ := wizardSteps(g)

@@ -15,8 +15,7 @@ import (
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/test"
-
-	"github.com/gatehouse-proxy/gatehouse/proxyengine"
+	"golang.org/x/crypto/acme"
 )
 
 // scrollDown scrolls the wizard as far down as a wheel would.
@@ -184,7 +183,7 @@ func TestInAppWordsLeaveNoFlags(t *testing.T) {
 		t.Fatalf("found only %d messages naming flags in %v: the walk missed the engine's source", checked, files)
 	}
 	// And a message the start shows as a whole.
-	got := plainError(&proxyengine.ACMEError{Summary: "The CA did not answer.", Fix: "Check this machine's internet connection and the --acme-directory URL (production, staging, or your CA's https:// directory)."})
+	got := plainError(&acme.Error{Summary: "The CA did not answer.", Fix: "Check this machine's internet connection and the --acme-directory URL (production, staging, or your CA's https:// directory)."})
 	if strings.Contains(got, "--") || !strings.Contains(got, "Certificate step") {
 		t.Errorf("plainError = %q", got)
 	}

@@ -36,7 +36,7 @@ func main() {
 }
 
 func run(configPath, pprofAddr string) error {
-	cfg, err := proxyengine.LoadConfig(configPath)
+	cfg, err := config.Load(configPath)
 	if err != nil {
 		return err
 	}

@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gatehouse-proxy/gatehouse/proxyengine"
 	"github.com/miekg/dns"
 )
 
@@ -55,7 +54,7 @@ func startDNS(t *testing.T) string {
 func checkArgs(t *testing.T, extra ...string) []string {
 	t.Helper()
 	config := filepath.Join(t.TempDir(), "config.json")
-	if err := proxyengine.SaveConfig(config, proxyengine.Config{StateDir: t.TempDir()}); err != nil {
+	if err := config.Save(config, config.Config{StateDir: t.TempDir()}); err != nil {
 		t.Fatal(err)
 	}
 	return append([]string{
@@ -77,7 +76,7 @@ func TestCheckCommandPasses(t *testing.T) {
 	upstream.StartTLS()
 	defer upstream.Close()
 	sum := sha256.Sum256(upstream.Certificate().Raw)
-	fp := proxyengine.FormatFingerprint(sum[:])
+	fp := upstream.FormatFingerprint(sum[:])
 
 	// The upstream by name, which the system resolves from /etc/hosts.
 	_, port, _ := net.SplitHostPort(upstream.Listener.Addr().String())
@@ -157,18 +156,18 @@ func TestCheckCommandJSON(t *testing.T) {
 	if code != 1 {
 		t.Fatalf("exit %d, want 1 (the certificate is not trusted)\n%s", code, out)
 	}
-	var results []proxyengine.CheckResult
+	var results []preflight.Result
 	if err := json.Unmarshal([]byte(out), &results); err != nil {
 		t.Fatalf("output is not a JSON array of results: %v\n%s", err, out)
 	}
-	var tlsResult *proxyengine.CheckResult
+	var tlsResult *preflight.Result
 	for i := range results {
-		if results[i].Name == proxyengine.CheckNameUpstreamTLS {
+		if results[i].Name == preflight.NameUpstreamTLS {
 			tlsResult = &results[i]
 		}
 	}
-	if tlsResult == nil || tlsResult.Status != proxyengine.CheckFail || tlsResult.Certificate == nil ||
-		tlsResult.Certificate.Fingerprint != proxyengine.FormatFingerprint(sum[:]) {
+	if tlsResult == nil || tlsResult.Status != preflight.Fail || tlsResult.Certificate == nil ||
+		tlsResult.Certificate.Fingerprint != upstream.FormatFingerprint(sum[:]) {
 		t.Errorf("upstream-tls result %+v", tlsResult)
 	}
 }

@@ -48,7 +48,7 @@ func runServe(args []string) int {
 		return 2
 	}
 	if *save {
-		if err := proxyengine.SaveConfig(cl.configPath, saved); err != nil {
+		if err := config.Save(cl.configPath, saved); err != nil {
 			fmt.Fprintf(os.Stderr, "gatehouse serve: %v\n", err)
 			return 1
 		}

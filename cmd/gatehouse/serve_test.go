@@ -12,8 +12,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/gatehouse-proxy/gatehouse/proxyengine"
 )
 
 // captureStderr runs f with os.Stderr redirected and returns what it wrote.
@@ -71,7 +69,7 @@ func TestServeRunsAndStopsOnSIGTERM(t *testing.T) {
 // TestServeRunsTheDemoApp: --upstream demo serves the built-in demo app,
 // and the saved config keeps "demo" rather than this run's port.
 func TestServeRunsTheDemoApp(t *testing.T) {
-	if body := serveAndStop(t, proxyengine.UpstreamDemo); !strings.Contains(body, "this page came through Gatehouse") {
+	if body := serveAndStop(t, config.UpstreamDemo); !strings.Contains(body, "this page came through Gatehouse") {
 		t.Fatalf("proxied body %.200q, want the demo page", body)
 	}
 }
@@ -110,7 +108,7 @@ func serveAndStop(t *testing.T, upstream string) string {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	saved, err := proxyengine.LoadConfig(config)
+	saved, err := config.Load(config)
 	if err != nil || saved.Hostname != "sso.test" || saved.HTTPSAddr != httpsAddr || saved.Upstream != upstream {
 		t.Errorf("--save-config wrote %+v (%v)", saved, err)
 	}

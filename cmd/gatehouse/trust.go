@@ -13,7 +13,6 @@ import (
 	"syscall"
 
 	"github.com/gatehouse-proxy/gatehouse/internal/trust"
-	"github.com/gatehouse-proxy/gatehouse/proxyengine"
 )
 
 const trustSummary = `Trusts Gatehouse's local certificate authority on this computer, as
@@ -34,7 +33,7 @@ func runTrust(args []string, untrust bool, store *trust.Store, stdout, stderr io
 	}
 	fset := flag.NewFlagSet("gatehouse "+name, flag.ContinueOnError)
 	fset.SetOutput(io.Discard)
-	defPath, _ := proxyengine.DefaultConfigPath()
+	defPath, _ := config.DefaultPath()
 	configPath := fset.String("config", defPath, "config file whose state directory holds the local CA")
 	stateDir := fset.String("state-dir", "", "the state directory itself (default: the config file's)")
 	if err := fset.Parse(args); err != nil {
@@ -87,11 +86,11 @@ func runTrust(args []string, untrust bool, store *trust.Store, stdout, stderr io
 // the desktop app puts it.
 func localCAFile(configPath, stateDir string) string {
 	if stateDir == "" {
-		if cfg, err := proxyengine.LoadConfig(configPath); err == nil && cfg.StateDir != "" {
+		if cfg, err := config.Load(configPath); err == nil && cfg.StateDir != "" {
 			stateDir = cfg.StateDir
 		} else {
 			stateDir = filepath.Join(filepath.Dir(configPath), "state")
 		}
 	}
-	return filepath.Join(stateDir, proxyengine.LocalCACertFile)
+	return filepath.Join(stateDir, certs.LocalCACertFile)
 }

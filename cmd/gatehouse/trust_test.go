@@ -37,11 +37,11 @@ func TestTrustCommand(t *testing.T) {
 	}
 
 	// The engine's local CA, as the first start makes it.
-	if err := proxyengine.SaveConfig(config, proxyengine.Config{Hostname: "gatehouse.localhost", Upstream: proxyengine.UpstreamDemo,
-		TLS: proxyengine.TLSSelfSigned, StateDir: filepath.Join(dir, "state"), HTTPAddr: "127.0.0.1:0", HTTPSAddr: "127.0.0.1:0", StatusAddr: proxyengine.Off}); err != nil {
+	if err := config.Save(config, config.Config{Hostname: "gatehouse.localhost", Upstream: config.UpstreamDemo,
+		TLS: config.TLSSelfSigned, StateDir: filepath.Join(dir, "state"), HTTPAddr: "127.0.0.1:0", HTTPSAddr: "127.0.0.1:0", StatusAddr: config.Off}); err != nil {
 		t.Fatal(err)
 	}
-	ca := filepath.Join(dir, "state", proxyengine.LocalCACertFile)
+	ca := filepath.Join(dir, "state", certs.LocalCACertFile)
 	startAndStop(t, config)
 	out.Reset()
 	errOut.Reset()
@@ -63,7 +63,7 @@ func TestTrustCommand(t *testing.T) {
 // the local CA, and stops it.
 func startAndStop(t *testing.T, config string) {
 	t.Helper()
-	cfg, err := proxyengine.LoadConfig(config)
+	cfg, err := config.Load(config)
 	if err != nil {
 		t.Fatal(err)
 	}
