@@ -10,6 +10,9 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/gatehouse-proxy/gatehouse/internal/config"
+	"github.com/gatehouse-proxy/gatehouse/internal/upstream"
 )
 
 // proxyHandler serves the TLS listener: it checks the Host, then hands
@@ -29,12 +32,12 @@ type proxyHandler struct {
 	limits          *clientLimits // the engine's, read once serving starts
 }
 
-func newProxyHandler(c Config, upstream *url.URL, transport *http.Transport, fwd forwarding, t *tracker, limits *clientLimits) *proxyHandler {
+func newProxyHandler(c config.Config, logger *slog.Logger, upstream *url.URL, transport *http.Transport, fwd forwarding, t *tracker, limits *clientLimits) *proxyHandler {
 	p := &proxyHandler{
 		hostname:        normalizeHost(c.Hostname),
 		upstream:        upstream,
 		forwarding:      fwd,
-		logger:          c.Logger,
+		logger:          logger,
 		tracker:         t,
 		upstreamTimeout: time.Duration(c.UpstreamTimeout),
 		limits:          limits,
@@ -44,7 +47,7 @@ func newProxyHandler(c Config, upstream *url.URL, transport *http.Transport, fwd
 		Transport:    timedTransport{transport, t},
 		ErrorHandler: p.serveUpstreamError,
 		BufferPool:   proxyBuffers,
-		ErrorLog:     slog.NewLogLogger(c.Logger.Handler(), slog.LevelWarn),
+		ErrorLog:     slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	p.ws = newWSProxy(p, transport.DialContext, transport.TLSClientConfig)
 	return p
@@ -119,7 +122,7 @@ func (p *proxyHandler) serveUpstreamError(w http.ResponseWriter, r *http.Request
 		return
 	}
 	status := http.StatusBadGateway
-	if isTimeout(err) {
+	if upstream.IsTimeout(err) {
 		status = http.StatusGatewayTimeout
 	}
 	p.tracker.noteUpstreamError(r, status, err)
@@ -132,11 +135,6 @@ func (p *proxyHandler) serveUpstreamError(w http.ResponseWriter, r *http.Request
 	p.logger.Warn("upstream unreachable", "upstream", p.upstream.Host, "path", r.URL.Path, "err", err)
 	writeErrorPage(w, http.StatusBadGateway, "The app behind this gateway is not reachable",
 		"The gateway is running, but it could not get an answer from the app it protects. It may be stopped or restarting; try again in a moment.")
-}
-
-func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
 }
 
 // normalizeHost lower-cases a Host header and strips its port and any

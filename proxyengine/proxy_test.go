@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/gatehouse-proxy/gatehouse/internal/config"
 )
 
 // seenRequest is what the upstream received, echoed back as JSON.
@@ -109,7 +111,7 @@ func TestProxyAppendsForwardedForOnlyForTrustedProxies(t *testing.T) {
 }
 
 func TestForwardingUntrustedPeerOutsideRange(t *testing.T) {
-	trusted, _ := ParseTrustedProxies([]string{"10.0.0.0/8"})
+	trusted, _ := config.ParseTrustedProxies([]string{"10.0.0.0/8"})
 	f := forwarding{trusted: trusted}
 	in := httptest.NewRequest("GET", "/", nil)
 	in.RemoteAddr = "[::ffff:192.0.2.1]:5555"
@@ -145,7 +147,7 @@ func TestProxyRemovesHopByHopHeaders(t *testing.T) {
 // countVisitors is an upstream counting requests other than health checks.
 func countVisitors(n *atomic.Int32) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != DefaultHealthPath {
+		if r.URL.Path != config.DefaultHealthPath {
 			n.Add(1)
 		}
 	})
@@ -279,7 +281,7 @@ func TestProxySlowUpstreamGets504(t *testing.T) {
 	defer up.Close()
 	defer close(done)
 	cfg := testConfig(t, up)
-	cfg.UpstreamTimeout = Duration(200 * time.Millisecond)
+	cfg.UpstreamTimeout = config.Duration(200 * time.Millisecond)
 	e := startEngine(t, cfg)
 	resp, err := httpClient(t, e, false).Get(engineURL("/slow"))
 	if err != nil {

@@ -245,11 +245,11 @@ func TestUpstreamHealthFlips(t *testing.T) {
 	up := serve(ln)
 	cfg := testConfig(t, up)
 	cfg.StatusAddr = "127.0.0.1:0"
-	e, err := New(cfg)
+	e, err := New(cfg, testOptions(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.health.interval = 50 * time.Millisecond
+	e.health.Interval = 50 * time.Millisecond
 	if err := e.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}

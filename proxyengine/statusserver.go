@@ -80,7 +80,7 @@ func (c engineCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descRequests, prometheus.CounterValue, float64(t.byClass[class].Load()), strconv.Itoa(class)+"xx")
 	}
 	ch <- prometheus.MustNewConstMetric(descUpstreamErrors, prometheus.CounterValue, float64(t.upstreamErrors.Load()))
-	h := e.health.status()
+	h := e.health.Status()
 	up := 0.0
 	if h.Healthy {
 		up = 1
@@ -92,6 +92,6 @@ func (c engineCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descUpstreamLatency, l.P95.Seconds(), "0.95")
 	gauge(descUpstreamLatency, l.P99.Seconds(), "0.99")
 	if cert := e.certs.Status(); !cert.NotAfter.IsZero() {
-		gauge(descCertExpiry, float64(cert.NotAfter.Unix()), cert.Source)
+		gauge(descCertExpiry, float64(cert.NotAfter.Unix()), string(cert.Source))
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse-proxy/gatehouse/internal/upstream"
 	"github.com/gorilla/websocket"
 )
 
@@ -54,7 +55,7 @@ func TestUpstreamTLSSessionsAreResumed(t *testing.T) {
 			switch trust {
 			case "pinned":
 				sum := sha256.Sum256(up.Certificate().Raw)
-				cfg.UpstreamInsecure, cfg.UpstreamFingerprint = false, FormatFingerprint(sum[:])
+				cfg.UpstreamInsecure, cfg.UpstreamFingerprint = false, upstream.FormatFingerprint(sum[:])
 			case "ca-file":
 				cfg.UpstreamInsecure, cfg.UpstreamCA = false, filepath.Join(t.TempDir(), "upstream-ca.pem")
 				pemData := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: up.Certificate().Raw})

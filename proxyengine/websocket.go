@@ -17,13 +17,14 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gatehouse-proxy/gatehouse/internal/upstream"
 	"github.com/gorilla/websocket"
 )
 
 const (
 	// wsDialTimeout bounds connecting to the upstream, TLS included; its
 	// 101 answer is then awaited for the configured UpstreamTimeout.
-	wsDialTimeout = upstreamDialTimeout + upstreamTLSTimeout
+	wsDialTimeout = upstream.DialTimeout + upstream.TLSTimeout
 	// wsCloseWait bounds writing the proxy's own close frame.
 	wsCloseWait = time.Second
 	// wsSmallBuffer is what an idle session holds per direction while it

@@ -243,7 +243,7 @@ func TestWebSocketRefusedUpgradeIsRelayed(t *testing.T) {
 
 func TestWebSocketShutdownSends1001(t *testing.T) {
 	up := newWSUpstream(t)
-	e, err := New(testConfig(t, up.Server))
+	e, err := New(testConfig(t, up.Server), testOptions(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -276,7 +276,7 @@ func TestWebSocketShutdownSends1001(t *testing.T) {
 func TestWebSocketNoLeaks(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	up := newWSUpstream(t)
-	e, err := New(testConfig(t, up.Server))
+	e, err := New(testConfig(t, up.Server), testOptions(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,9 @@ import (
 	"fyne.io/fyne/v2"
 
 	"github.com/gatehouse-proxy/gatehouse/assets"
+	"github.com/gatehouse-proxy/gatehouse/internal/config"
+	"github.com/gatehouse-proxy/gatehouse/internal/preflight"
+	"github.com/gatehouse-proxy/gatehouse/internal/progress"
 	"github.com/gatehouse-proxy/gatehouse/proxyengine"
 )
 
@@ -29,12 +32,12 @@ var windowSize = fyne.NewSize(960, 700)
 // Options configure the desktop app. The zero value is the real thing.
 type Options struct {
 	// ConfigPath is the config file the wizard writes and the app starts
-	// from. Default: proxyengine.DefaultConfigPath(). The unfinished setup
+	// from. Default: config.DefaultPath(). The unfinished setup
 	// is kept beside it, and so is the state directory unless set.
 	ConfigPath string
 
 	// Checker runs the pre-flight checks. Default: the zero Checker.
-	Checker *proxyengine.Checker
+	Checker *preflight.Checker
 
 	// ListenCandidates are the HTTP and HTTPS listen addresses the wizard
 	// tries on first run: it prefills the first pair this user can bind.
@@ -63,26 +66,25 @@ type App struct {
 	actions  dashboardActions  // what the dashboard's buttons and tray do
 
 	engine   *proxyengine.Engine // the running proxy, or nil
-	demo     *proxyengine.DemoApp
-	stopWait func() // ends the watch on engine.Err
-	retry    func() // starts again as last time
-	starting bool   // a start runs in the background
-	toldTray bool   // the user was told the window hid to the tray
-	closed   bool   // Close ran: whatever finishes in the background is dropped
+	stopWait func()              // ends the watch on engine.Err
+	retry    func()              // starts again as last time
+	starting bool                // a start runs in the background
+	toldTray bool                // the user was told the window hid to the tray
+	closed   bool                // Close ran: whatever finishes in the background is dropped
 }
 
 // New builds the window: the wizard on first run, or the dashboard with the
 // proxy starting when a setup was saved. Show it with Window().ShowAndRun().
 func New(a fyne.App, opts Options) (*App, error) {
 	if opts.ConfigPath == "" {
-		p, err := proxyengine.DefaultConfigPath()
+		p, err := config.DefaultPath()
 		if err != nil {
 			return nil, err
 		}
 		opts.ConfigPath = p
 	}
 	if opts.Checker == nil {
-		opts.Checker = &proxyengine.Checker{}
+		opts.Checker = &preflight.Checker{}
 	}
 	if opts.ListenCandidates == nil {
 		opts.ListenCandidates = defaultListenCandidates
@@ -109,7 +111,7 @@ func New(a fyne.App, opts Options) (*App, error) {
 		g.win.SetCloseIntercept(g.onCloseWindow)
 	}
 
-	cfg, err := proxyengine.LoadConfig(opts.ConfigPath)
+	cfg, err := config.Load(opts.ConfigPath)
 	switch {
 	case err == nil:
 		g.start(cfg, false)
@@ -144,8 +146,6 @@ func (g *App) Close() {
 		g.engine.Shutdown(ctx)
 		g.engine = nil
 	}
-	g.demo.Close()
-	g.demo = nil
 }
 
 // showWizard shows the wizard with the unfinished setup, else the saved
@@ -167,7 +167,7 @@ func (g *App) loadDraft() draft {
 	if !errors.Is(err, fs.ErrNotExist) {
 		g.opts.Logger.Warn("the unfinished setup could not be read; starting from the saved one", "err", err)
 	}
-	if cfg, err := proxyengine.LoadConfig(g.opts.ConfigPath); err == nil {
+	if cfg, err := config.Load(g.opts.ConfigPath); err == nil {
 		return draftFromConfig(cfg)
 	}
 	httpAddr, httpsAddr := g.bindableAddrs()
@@ -177,13 +177,13 @@ func (g *App) loadDraft() draft {
 // bindableAddrs is the first candidate pair of listen addresses this user
 // can bind now, or the last pair if none.
 func (g *App) bindableAddrs() (httpAddr, httpsAddr string) {
-	ctx, cancel := context.WithTimeout(context.Background(), proxyengine.DefaultCheckTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), preflight.DefaultTimeout)
 	defer cancel()
 	for _, c := range g.opts.ListenCandidates {
 		httpAddr, httpsAddr = c[0], c[1]
 		ok := true
-		for _, r := range g.opts.Checker.CheckPorts(ctx, proxyengine.Config{HTTPAddr: httpAddr, HTTPSAddr: httpsAddr, StatusAddr: proxyengine.Off}) {
-			if r.Status != proxyengine.CheckPass {
+		for _, r := range g.opts.Checker.CheckPorts(ctx, config.Config{HTTPAddr: httpAddr, HTTPSAddr: httpsAddr, StatusAddr: config.Off}) {
+			if r.Status != preflight.Pass {
 				ok = false
 			}
 		}
@@ -200,7 +200,7 @@ func (g *App) saveDraft(d draft) error { return saveDraft(g.draftPath, d) }
 // through Let's Encrypt's staging service first if that was ticked.
 func (g *App) onWizardStart(d *draft) {
 	cfg := d.config()
-	if err := proxyengine.SaveConfig(g.opts.ConfigPath, cfg); err != nil {
+	if err := config.Save(g.opts.ConfigPath, cfg); err != nil {
 		g.wizard.showNotice(err)
 		return
 	}
@@ -217,14 +217,13 @@ func (g *App) onProgressBack() {
 // startResult is what starting in the background gives back.
 type startResult struct {
 	engine *proxyengine.Engine
-	demo   *proxyengine.DemoApp
 	err    error
 }
 
 // start shows the progress screen and starts the engine in the
 // background: once, or first with Let's Encrypt's staging directory and
 // then with production, each a new engine as engines are one-shot.
-func (g *App) start(cfg proxyengine.Config, stagingFirst bool) {
+func (g *App) start(cfg config.Config, stagingFirst bool) {
 	if g.starting {
 		return // a double click on Start or Retry
 	}
@@ -246,7 +245,7 @@ func (g *App) start(cfg proxyengine.Config, stagingFirst bool) {
 	inBackground(func() startResult {
 		var r startResult
 		for i, ph := range phases {
-			r = runPhase(cfg, ph, logger, progressTo(func(ev proxyengine.ProgressEvent) {
+			r = runPhase(cfg, ph, logger, progressTo(func(ev progress.Event) {
 				if !g.closed {
 					g.progress.event(i, ev)
 				}
@@ -254,43 +253,34 @@ func (g *App) start(cfg proxyengine.Config, stagingFirst bool) {
 			if r.err != nil || i == len(phases)-1 {
 				break
 			}
-			stopEngine(r.engine, r.demo) // the staging certificate was only a rehearsal
+			stopEngine(r.engine) // the staging certificate was only a rehearsal
 		}
 		return r
 	}, g.started)
 }
 
 // runPhase starts one engine for cfg as ph says.
-func runPhase(cfg proxyengine.Config, ph startPhase, logger *slog.Logger, progress func(proxyengine.ProgressEvent)) startResult {
+func runPhase(cfg config.Config, ph startPhase, logger *slog.Logger, report func(progress.Event)) startResult {
 	if ph.acmeDirectory != "" {
 		cfg.ACMEDirectory = ph.acmeDirectory
 	}
-	cfg.Logger, cfg.Progress = logger, progress
-	cfg, demo, err := proxyengine.WithDemoApp(cfg)
+	e, err := proxyengine.New(cfg, proxyengine.Options{Logger: logger, Progress: report})
 	if err != nil {
-		return startResult{err: err}
-	}
-	e, err := proxyengine.New(cfg)
-	if err != nil {
-		demo.Close()
 		return startResult{err: err}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
 	if err := e.Start(ctx); err != nil {
-		demo.Close()
 		return startResult{err: err}
 	}
-	return startResult{engine: e, demo: demo}
+	return startResult{engine: e}
 }
 
-// stopEngine shuts e down and then the demo app behind it.
-func stopEngine(e *proxyengine.Engine, demo *proxyengine.DemoApp) error {
+// stopEngine shuts e down.
+func stopEngine(e *proxyengine.Engine) error {
 	ctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
 	defer cancel()
-	err := e.Shutdown(ctx)
-	demo.Close()
-	return err
+	return e.Shutdown(ctx)
 }
 
 // started shows the dashboard following the new engine, or the failure.
@@ -298,7 +288,7 @@ func (g *App) started(r startResult) {
 	g.starting = false
 	if g.closed {
 		if r.err == nil {
-			go stopEngine(r.engine, r.demo) // nobody is left to show it to
+			go stopEngine(r.engine) // nobody is left to show it to
 		}
 		return
 	}
@@ -306,7 +296,7 @@ func (g *App) started(r startResult) {
 		g.progress.failed(r.err)
 		return
 	}
-	g.engine, g.demo = r.engine, r.demo
+	g.engine = r.engine
 	g.win.SetContent(g.dashView)
 	g.dash.follow(r.engine)
 	g.watchFailure(r.engine)
@@ -334,18 +324,17 @@ func (g *App) watchFailure(e *proxyengine.Engine) {
 // stop shuts the running proxy down in the background, then calls then
 // with the shutdown's error (nil when nothing ran).
 func (g *App) stop(then func(error)) {
-	e, demo := g.engine, g.demo
-	g.engine, g.demo = nil, nil
+	e := g.engine
+	g.engine = nil
 	if g.stopWait != nil {
 		g.stopWait()
 		g.stopWait = nil
 	}
 	if e == nil {
-		demo.Close()
 		then(nil)
 		return
 	}
-	inBackground(func() error { return stopEngine(e, demo) }, then)
+	inBackground(func() error { return stopEngine(e) }, then)
 }
 
 func (g *App) onStop() {
@@ -370,7 +359,7 @@ func (g *App) onStartSaved() {
 		g.win.RequestFocus()
 		return
 	}
-	cfg, err := proxyengine.LoadConfig(g.opts.ConfigPath)
+	cfg, err := config.Load(g.opts.ConfigPath)
 	if err != nil {
 		g.dash.stopped(err)
 		return

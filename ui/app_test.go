@@ -19,6 +19,8 @@ import (
 	"fyne.io/fyne/v2/test"
 	"github.com/gorilla/websocket"
 
+	"github.com/gatehouse-proxy/gatehouse/internal/certs"
+	"github.com/gatehouse-proxy/gatehouse/internal/config"
 	"github.com/gatehouse-proxy/gatehouse/proxyengine"
 )
 
@@ -26,7 +28,7 @@ import (
 // names, as a browser sent to gatehouse.localhost would.
 func clientFor(t *testing.T, stateDir string, e *proxyengine.Engine) (*http.Client, *websocket.Dialer) {
 	t.Helper()
-	pem, err := os.ReadFile(filepath.Join(stateDir, proxyengine.LocalCACertFile))
+	pem, err := os.ReadFile(filepath.Join(stateDir, certs.LocalCACertFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +65,7 @@ func TestNewcomerReachesTheDashboardWithNextAndStart(t *testing.T) {
 				t.Fatalf("on step %d, want %d", g.wizard.d.Step, i)
 			}
 			if i == 2 {
-				retype(cert.statusAddr, proxyengine.Off)
+				retype(cert.statusAddr, config.Off)
 			}
 		})
 		awaitStepChecks(t, g)
@@ -77,11 +79,11 @@ func TestNewcomerReachesTheDashboardWithNextAndStart(t *testing.T) {
 	var e *proxyengine.Engine
 	onUI(func() { e = g.engine })
 
-	saved, err := proxyengine.LoadConfig(filepath.Join(dir, "config.json"))
+	saved, err := config.Load(filepath.Join(dir, "config.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if saved.Upstream != proxyengine.UpstreamDemo || saved.TLS != proxyengine.TLSSelfSigned || saved.Hostname != defaultHostname {
+	if saved.Upstream != config.UpstreamDemo || saved.TLS != config.TLSSelfSigned || saved.Hostname != defaultHostname {
 		t.Errorf("saved config: upstream %q, tls %q, hostname %q", saved.Upstream, saved.TLS, saved.Hostname)
 	}
 	if _, err := os.Stat(filepath.Join(dir, draftFile)); !errors.Is(err, fs.ErrNotExist) {
@@ -160,9 +162,9 @@ func TestNewcomerReachesTheDashboardWithNextAndStart(t *testing.T) {
 func TestSavedSetupStartsOnLaunch(t *testing.T) {
 	dir := t.TempDir()
 	opts := testOptions(dir)
-	cfg := proxyengine.Config{Hostname: defaultHostname, Upstream: proxyengine.UpstreamDemo, TLS: proxyengine.TLSSelfSigned,
-		HTTPAddr: "127.0.0.1:0", HTTPSAddr: "127.0.0.1:0", StatusAddr: proxyengine.Off, StateDir: filepath.Join(dir, "state")}
-	if err := proxyengine.SaveConfig(opts.ConfigPath, cfg); err != nil {
+	cfg := config.Config{Hostname: defaultHostname, Upstream: config.UpstreamDemo, TLS: config.TLSSelfSigned,
+		HTTPAddr: "127.0.0.1:0", HTTPSAddr: "127.0.0.1:0", StatusAddr: config.Off, StateDir: filepath.Join(dir, "state")}
+	if err := config.Save(opts.ConfigPath, cfg); err != nil {
 		t.Fatal(err)
 	}
 	g := newTestApp(t, test.NewTempApp(t), opts)
@@ -190,7 +192,7 @@ func TestBusyPortShowsReasonAndFixWithRetryAndBack(t *testing.T) {
 		test.Tap(g.wizard.next)
 		test.Tap(g.wizard.next)
 		retype(cert.httpsAddr, busy)
-		retype(cert.statusAddr, proxyengine.Off)
+		retype(cert.statusAddr, config.Off)
 		test.Tap(g.wizard.next)
 		test.Tap(g.wizard.next) // Start
 	})
@@ -269,8 +271,8 @@ func TestStagingFirstRunsTwoEngines(t *testing.T) {
 	g := newTestApp(t, test.NewTempApp(t), testOptions(dir))
 	// The local CA stands in for the ACME CA: what is tested is the
 	// sequence of engines, which does not depend on the source.
-	cfg := proxyengine.Config{Hostname: defaultHostname, Upstream: proxyengine.UpstreamDemo, TLS: proxyengine.TLSSelfSigned,
-		HTTPAddr: proxyengine.Off, HTTPSAddr: addr, StatusAddr: proxyengine.Off, StateDir: filepath.Join(dir, "state")}
+	cfg := config.Config{Hostname: defaultHostname, Upstream: config.UpstreamDemo, TLS: config.TLSSelfSigned,
+		HTTPAddr: config.Off, HTTPSAddr: addr, StatusAddr: config.Off, StateDir: filepath.Join(dir, "state")}
 	onUI(func() { g.start(cfg, true) })
 	eventually(t, "the dashboard", func() bool { return g.engine != nil && shows(g, g.dashView) })
 	onUI(func() {

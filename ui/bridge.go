@@ -6,6 +6,7 @@ import (
 
 	"fyne.io/fyne/v2"
 
+	"github.com/gatehouse-proxy/gatehouse/internal/progress"
 	"github.com/gatehouse-proxy/gatehouse/proxyengine"
 )
 
@@ -62,8 +63,8 @@ func watchStatus(e *proxyengine.Engine, show func(proxyengine.Status)) (stop fun
 
 // progressTo returns a Config.Progress callback that hands each start-up
 // event to show on the Fyne goroutine, in order.
-func progressTo(show func(proxyengine.ProgressEvent)) func(proxyengine.ProgressEvent) {
-	return func(ev proxyengine.ProgressEvent) {
+func progressTo(show func(progress.Event)) func(progress.Event) {
+	return func(ev progress.Event) {
 		onFyne(func() { show(ev) })
 	}
 }

@@ -11,12 +11,15 @@ import (
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/test"
 
+	"github.com/gatehouse-proxy/gatehouse/internal/config"
+	"github.com/gatehouse-proxy/gatehouse/internal/progress"
+	"github.com/gatehouse-proxy/gatehouse/internal/testutil"
 	"github.com/gatehouse-proxy/gatehouse/proxyengine"
 )
 
 // startTestEngine runs a real engine on loopback in front of a plain HTTP
 // upstream, with a self-signed certificate, and stops it when the test ends.
-func startTestEngine(t *testing.T, cfg proxyengine.Config) *proxyengine.Engine {
+func startTestEngine(t *testing.T, cfg config.Config) *proxyengine.Engine {
 	t.Helper()
 	if cfg.Upstream == "" {
 		up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -28,12 +31,12 @@ func startTestEngine(t *testing.T, cfg proxyengine.Config) *proxyengine.Engine {
 	if cfg.Hostname == "" {
 		cfg.Hostname = "gatehouse.test"
 	}
-	cfg.TLS = proxyengine.TLSSelfSigned
+	cfg.TLS = config.TLSSelfSigned
 	cfg.HTTPAddr = "127.0.0.1:0"
 	cfg.HTTPSAddr = "127.0.0.1:0"
-	cfg.StatusAddr = proxyengine.Off
+	cfg.StatusAddr = config.Off
 	cfg.StateDir = t.TempDir()
-	e, err := proxyengine.New(cfg)
+	e, err := proxyengine.New(cfg, proxyengine.Options{Logger: testutil.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +55,7 @@ func startTestEngine(t *testing.T, cfg proxyengine.Config) *proxyengine.Engine {
 
 func TestWatchStatusDeliversUntilStopped(t *testing.T) {
 	test.NewTempApp(t)
-	e := startTestEngine(t, proxyengine.Config{})
+	e := startTestEngine(t, config.Config{})
 
 	var calls atomic.Int32
 	var state atomic.Value
@@ -85,17 +88,17 @@ func TestWatchStatusDeliversUntilStopped(t *testing.T) {
 
 func TestProgressToDeliversInOrder(t *testing.T) {
 	test.NewTempApp(t)
-	var got []proxyengine.Stage
-	report := progressTo(func(ev proxyengine.ProgressEvent) { got = append(got, ev.Stage) })
+	var got []progress.Stage
+	report := progressTo(func(ev progress.Event) { got = append(got, ev.Stage) })
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		for _, s := range []proxyengine.Stage{proxyengine.StageListen, proxyengine.StageCertificate, proxyengine.StageReady} {
-			report(proxyengine.ProgressEvent{Stage: s})
+		for _, s := range []progress.Stage{progress.Listen, progress.Certificate, progress.Ready} {
+			report(progress.Event{Stage: s})
 		}
 	}()
 	<-done
-	want := []proxyengine.Stage{proxyengine.StageListen, proxyengine.StageCertificate, proxyengine.StageReady}
+	want := []progress.Stage{progress.Listen, progress.Certificate, progress.Ready}
 	if len(got) != len(want) {
 		t.Fatalf("got %v, want %v", got, want)
 	}

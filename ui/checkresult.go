@@ -5,18 +5,18 @@ import (
 	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
-
-	"github.com/gatehouse-proxy/gatehouse/proxyengine"
+	"github.com/gatehouse-proxy/gatehouse/internal/config"
+	"github.com/gatehouse-proxy/gatehouse/internal/preflight"
 )
 
 // A fieldError is the engine's message about one field, shown under it in
 // red and hidden while the field is fine.
 type fieldError struct {
 	*widget.Label
-	field string // the config key, as in proxyengine.FieldError.Field
+	field config.Field
 }
 
-func newFieldError(field string) *fieldError {
+func newFieldError(field config.Field) *fieldError {
 	l := widget.NewLabel("")
 	l.Importance = widget.DangerImportance
 	l.Wrapping = fyne.TextWrapWord
@@ -25,7 +25,7 @@ func newFieldError(field string) *fieldError {
 }
 
 // show displays errs' message for the field, and reports whether there was one.
-func (f *fieldError) show(errs proxyengine.ValidationErrors) bool {
+func (f *fieldError) show(errs config.ValidationErrors) bool {
 	fe := errs.For(f.field)
 	if fe == nil {
 		f.SetText("")
@@ -38,13 +38,13 @@ func (f *fieldError) show(errs proxyengine.ValidationErrors) bool {
 }
 
 // statusIcon is the icon of a check's outcome.
-func statusIcon(s proxyengine.CheckStatus) fyne.Resource {
+func statusIcon(s preflight.Status) fyne.Resource {
 	switch s {
-	case proxyengine.CheckPass:
+	case preflight.Pass:
 		return theme.NewSuccessThemedResource(theme.ConfirmIcon())
-	case proxyengine.CheckWarn:
+	case preflight.Warn:
 		return theme.NewWarningThemedResource(theme.WarningIcon())
-	case proxyengine.CheckFail:
+	case preflight.Fail:
 		return theme.NewErrorThemedResource(theme.ErrorIcon())
 	default:
 		return theme.NewDisabledResource(theme.MediaSkipNextIcon())
@@ -53,7 +53,7 @@ func statusIcon(s proxyengine.CheckStatus) fyne.Resource {
 
 // checkRow shows one pre-flight result: its outcome, what was found, and
 // the fix when there is one.
-func checkRow(r proxyengine.CheckResult) fyne.CanvasObject {
+func checkRow(r preflight.Result) fyne.CanvasObject {
 	title := widget.NewLabelWithStyle(r.Title, fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
 	finding := widget.NewLabel(r.Finding)
 	finding.Wrapping = fyne.TextWrapWord
@@ -70,7 +70,7 @@ func checkRow(r proxyengine.CheckResult) fyne.CanvasObject {
 }
 
 // checkList shows results one under another.
-func checkList(results []proxyengine.CheckResult) []fyne.CanvasObject {
+func checkList(results []preflight.Result) []fyne.CanvasObject {
 	rows := make([]fyne.CanvasObject, len(results))
 	for i, r := range results {
 		rows[i] = checkRow(r)

@@ -9,6 +9,7 @@ import (
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 
+	"github.com/gatehouse-proxy/gatehouse/internal/upstream"
 	"github.com/gatehouse-proxy/gatehouse/proxyengine"
 )
 
@@ -144,7 +145,7 @@ func (d *dashboard) stopped(err error) {
 	// Nobody checks the upstream while stopped: its last result would mislead.
 	st := d.last
 	st.State = proxyengine.StateStopped
-	st.Upstream = proxyengine.UpstreamHealth{URL: st.Upstream.URL}
+	st.Upstream = upstream.Health{URL: st.Upstream.URL}
 	st.ActiveConnections, st.ActiveWebSockets = 0, 0
 	st.RequestsPerSecond, st.RequestsLastMinute = 0, 0
 	st.Connections, st.WebSockets = nil, nil

@@ -11,6 +11,8 @@ import (
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 
+	"github.com/gatehouse-proxy/gatehouse/internal/certs"
+	"github.com/gatehouse-proxy/gatehouse/internal/config"
 	"github.com/gatehouse-proxy/gatehouse/proxyengine"
 )
 
@@ -135,7 +137,7 @@ func (d *dashboard) renderUpstream(st proxyengine.Status, now time.Time) {
 	}
 }
 
-func (d *dashboard) renderCertificate(c proxyengine.CertStatus, now time.Time) {
+func (d *dashboard) renderCertificate(c certs.Status, now time.Time) {
 	if c.NotAfter.IsZero() {
 		d.certificate.set("None yet", widget.MediumImportance, c.LastError, certSource(c.Source))
 		return
@@ -160,16 +162,16 @@ func (d *dashboard) renderCertificate(c proxyengine.CertStatus, now time.Time) {
 }
 
 // certSource names where the certificate comes from, as the wizard offered it.
-func certSource(source string) string {
+func certSource(source config.TLSSource) string {
 	switch source {
-	case proxyengine.TLSACME:
+	case config.TLSACME:
 		return "ACME (automatic)"
-	case proxyengine.TLSFiles:
+	case config.TLSFiles:
 		return "Certificate files"
-	case proxyengine.TLSSelfSigned:
+	case config.TLSSelfSigned:
 		return "Local self-signed CA"
 	}
-	return source
+	return string(source)
 }
 
 func plural(n int, unit string) string {

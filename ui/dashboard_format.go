@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/gatehouse-proxy/gatehouse/proxyengine"
+	"github.com/gatehouse-proxy/gatehouse/internal/acme"
 )
 
 // The dashboard's words for numbers, times and errors, kept apart so each
@@ -101,7 +101,7 @@ func daysUntil(t, now time.Time) int {
 // plainError is an error in the words a person needs: for an ACME failure
 // its summary and fix rather than the CA's detail.
 func plainError(err error) string {
-	var acme *proxyengine.ACMEError
+	var acme *acme.Error
 	if errors.As(err, &acme) && acme.Summary != "" {
 		if acme.Fix != "" {
 			return acme.Summary + " " + acme.Fix

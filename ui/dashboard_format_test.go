@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse-proxy/gatehouse/internal/acme"
 	"github.com/gatehouse-proxy/gatehouse/proxyengine"
 )
 
@@ -68,11 +69,11 @@ func TestDaysUntil(t *testing.T) {
 }
 
 func TestPlainError(t *testing.T) {
-	acme := &proxyengine.ACMEError{Summary: "The CA could not reach this machine.", Fix: "Open port 80.", Detail: "urn:ietf:params:acme:error:connection"}
-	if got := plainError(fmt.Errorf("starting: %w", acme)); got != "The CA could not reach this machine. Open port 80." {
+	acmeErr := &acme.Error{Summary: "The CA could not reach this machine.", Fix: "Open port 80.", Detail: "urn:ietf:params:acme:error:connection"}
+	if got := plainError(fmt.Errorf("starting: %w", acmeErr)); got != "The CA could not reach this machine. Open port 80." {
 		t.Errorf("wrapped ACME error = %q", got)
 	}
-	if got := plainError(&proxyengine.ACMEError{Summary: "Rate limited."}); got != "Rate limited." {
+	if got := plainError(&acme.Error{Summary: "Rate limited."}); got != "Rate limited." {
 		t.Errorf("ACME error without a fix = %q", got)
 	}
 	if got := plainError(errors.New("the upstream refused the connection")); got != "the upstream refused the connection" {

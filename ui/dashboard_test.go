@@ -23,6 +23,10 @@ import (
 	"fyne.io/fyne/v2/widget"
 	"github.com/gorilla/websocket"
 
+	"github.com/gatehouse-proxy/gatehouse/internal/acme"
+	"github.com/gatehouse-proxy/gatehouse/internal/certs"
+	"github.com/gatehouse-proxy/gatehouse/internal/config"
+	"github.com/gatehouse-proxy/gatehouse/internal/upstream"
 	"github.com/gatehouse-proxy/gatehouse/proxyengine"
 )
 
@@ -102,7 +106,7 @@ func echoUpstream(t *testing.T, down *atomic.Bool) *httptest.Server {
 					return
 				}
 			}
-		case r.URL.Path == proxyengine.DefaultHealthPath && down != nil && down.Load():
+		case r.URL.Path == config.DefaultHealthPath && down != nil && down.Load():
 			http.Error(w, "maintenance", http.StatusServiceUnavailable)
 		default:
 			w.Write([]byte("ok"))
@@ -121,7 +125,7 @@ type proxyClient struct {
 
 func newProxyClient(t *testing.T, e *proxyengine.Engine) *proxyClient {
 	t.Helper()
-	pem, err := os.ReadFile(filepath.Join(e.Config().StateDir, proxyengine.LocalCACertFile))
+	pem, err := os.ReadFile(filepath.Join(e.Config().StateDir, certs.LocalCACertFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,7 +207,7 @@ func (d *dashboard) cells() (rows [][]string, marked []bool) {
 
 func TestDashboardShowsLiveConnectionsAndWebSockets(t *testing.T) {
 	a := test.NewTempApp(t)
-	e := startTestEngine(t, proxyengine.Config{Upstream: echoUpstream(t, nil).URL})
+	e := startTestEngine(t, config.Config{Upstream: echoUpstream(t, nil).URL})
 	d, _, _ := newTestDashboard(t, a)
 	onUI(func() { d.follow(e) })
 
@@ -292,7 +296,7 @@ func TestDashboardButtonsFollowTheProxyState(t *testing.T) {
 	}
 
 	// The shell started it.
-	e := startTestEngine(t, proxyengine.Config{})
+	e := startTestEngine(t, config.Config{})
 	onUI(func() { d.follow(e) })
 	waitFor(t, d, 10*time.Second, "running", func() (bool, string) {
 		return d.state.Text == "Running" && !d.stop.Disabled() && d.start.Disabled(), d.state.Text
@@ -325,17 +329,17 @@ func TestDashboardStoppedShowsTheErrorInPlainWords(t *testing.T) {
 	a := test.NewTempApp(t)
 	d, _, _ := newTestDashboard(t, a)
 
-	acme := &proxyengine.ACMEError{
-		Kind:    proxyengine.ACMEConnection,
+	acmeErr := &acme.Error{
+		Kind:    acme.Connection,
 		Summary: "Let's Encrypt could not connect to this machine on port 443.",
 		Fix:     "Forward port 443 on your router to this computer.",
 		Detail:  "urn:ietf:params:acme:error:connection: 203.0.113.7: Timeout during connect",
 	}
-	onUI(func() { d.stopped(errors.Join(errors.New("starting"), acme)) })
+	onUI(func() { d.stopped(errors.Join(errors.New("starting"), acmeErr)) })
 	if d.state.Text != "Failed" || d.state.Importance != widget.DangerImportance {
 		t.Errorf("state = %q (importance %v), want Failed in the danger colour", d.state.Text, d.state.Importance)
 	}
-	if want := acme.Summary + " " + acme.Fix; !d.problem.Visible() || d.problem.Text != want {
+	if want := acmeErr.Summary + " " + acmeErr.Fix; !d.problem.Visible() || d.problem.Text != want {
 		t.Errorf("problem = %q (shown %v), want %q", d.problem.Text, d.problem.Visible(), want)
 	}
 	if d.start.Disabled() || !d.stop.Disabled() {
@@ -376,7 +380,7 @@ func TestDashboardScreenshot(t *testing.T) {
 	}
 	a := test.NewTempApp(t)
 	a.Settings().SetTheme(theme.DefaultTheme()) // as users see it, not the test theme
-	e := startTestEngine(t, proxyengine.Config{Upstream: echoUpstream(t, nil).URL})
+	e := startTestEngine(t, config.Config{Upstream: echoUpstream(t, nil).URL})
 	d, _, w := newTestDashboard(t, a)
 	onUI(func() { d.follow(e) })
 
@@ -429,12 +433,12 @@ func TestDashboardRendersASnapshot(t *testing.T) {
 		RequestsLastMinute: 3.25,
 		UpstreamErrors:     10,
 		UpstreamLatency:    proxyengine.LatencySummary{P50: 4 * time.Millisecond, P95: 25 * time.Millisecond, P99: 1500 * time.Millisecond, Count: 40},
-		Upstream: proxyengine.UpstreamHealth{
+		Upstream: upstream.Health{
 			URL: "https://authentik.lan:9443/-/health/live/", Checked: true, Healthy: false,
 			CheckedAt: now.Add(-3 * time.Second), ChangedAt: now.Add(-5 * time.Minute), LastError: "dial tcp 192.168.1.20:9443: connection refused",
 		},
-		Certificate: proxyengine.CertStatus{
-			Source: proxyengine.TLSACME, Issuer: "R11", NotAfter: now.Add(10*24*time.Hour + time.Hour),
+		Certificate: certs.Status{
+			Source: config.TLSACME, Issuer: "R11", NotAfter: now.Add(10*24*time.Hour + time.Hour),
 			NextRenewal: now.Add(-time.Hour), LastError: "Let's Encrypt is rate-limiting this name until 13:00.",
 		},
 		History: history,
@@ -497,7 +501,7 @@ func TestDashboardRendersASnapshot(t *testing.T) {
 	if d.certificate.value.Text != "Expired 3 days ago" || d.certificate.value.Importance != widget.DangerImportance {
 		t.Errorf("expired certificate shows %q (%v)", d.certificate.value.Text, d.certificate.value.Importance)
 	}
-	st.Certificate = proxyengine.CertStatus{Source: proxyengine.TLSACME}
+	st.Certificate = certs.Status{Source: config.TLSACME}
 	onUI(func() { d.render(st) })
 	if d.certificate.value.Text != "None yet" || d.certificate.alert.Visible() {
 		t.Errorf("no certificate shows %q, alert %q", d.certificate.value.Text, d.certificate.alert.Text)
@@ -507,7 +511,7 @@ func TestDashboardRendersASnapshot(t *testing.T) {
 func TestDashboardNotifiesWhenTheUpstreamGoesDownAndComesBack(t *testing.T) {
 	a := test.NewTempApp(t)
 	var down atomic.Bool
-	e := startTestEngine(t, proxyengine.Config{Upstream: echoUpstream(t, &down).URL})
+	e := startTestEngine(t, config.Config{Upstream: echoUpstream(t, &down).URL})
 	d, _, _ := newTestDashboard(t, a)
 	onUI(func() { d.follow(e) })
 	waitFor(t, d, 10*time.Second, "the first check found the upstream healthy", func() (bool, string) {
@@ -569,9 +573,9 @@ func TestDashboardMarkup(t *testing.T) {
 				{ID: 7, Remote: "198.51.100.4:50122", Protocol: "HTTP/2", OpenedAt: opened, Method: "GET", Path: "/if/admin/", Status: 200, BytesIn: 2048, BytesOut: 48 << 10},
 				{ID: 9, Remote: "198.51.100.4:50130", Protocol: "WebSocket", WebSocket: true, OpenedAt: opened.Add(time.Second), Method: "GET", Path: "/ws/client/", BytesIn: 900, BytesOut: 3500},
 			},
-			Upstream: proxyengine.UpstreamHealth{URL: "https://authentik.lan:9443/-/health/live/", Checked: true, Healthy: true,
+			Upstream: upstream.Health{URL: "https://authentik.lan:9443/-/health/live/", Checked: true, Healthy: true,
 				Latency: 2 * time.Millisecond, CheckedAt: now.Add(-4 * time.Second), ChangedAt: now.Add(-2 * time.Hour)},
-			Certificate: proxyengine.CertStatus{Source: proxyengine.TLSACME, Issuer: "R11", NotAfter: now.Add(60*24*time.Hour + time.Hour), NextRenewal: now.Add(30*24*time.Hour + time.Hour)},
+			Certificate: certs.Status{Source: config.TLSACME, Issuer: "R11", NotAfter: now.Add(60*24*time.Hour + time.Hour), NextRenewal: now.Add(30*24*time.Hour + time.Hour)},
 			History:     history,
 		})
 	})

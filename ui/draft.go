@@ -8,11 +8,12 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/gatehouse-proxy/gatehouse/proxyengine"
+	"github.com/gatehouse-proxy/gatehouse/internal/config"
+	"github.com/gatehouse-proxy/gatehouse/internal/privatefile"
 )
 
 // Certificate choices of the wizard. Let's Encrypt and another ACME CA are
-// both proxyengine.TLSACME; the wizard keeps them apart so each keeps its
+// both config.TLSACME; the wizard keeps them apart so each keeps its
 // own directory and the staging option.
 const (
 	certLocal       = "local"
@@ -38,19 +39,19 @@ const draftFile = "wizard-draft.json"
 // switching choices back and forth loses nothing; config() builds the clean
 // Config that is saved and run.
 type draft struct {
-	Config       proxyengine.Config `json:"config"`
-	Demo         bool               `json:"demo"`          // the built-in demo app rather than Config.Upstream
-	Certificate  string             `json:"certificate"`   // a cert* choice
-	StagingFirst bool               `json:"staging_first"` // Let's Encrypt: staging, then production
-	ACMEURL      string             `json:"acme_url"`      // the directory of "another ACME CA"
-	Step         int                `json:"step"`
+	Config       config.Config `json:"config"`
+	Demo         bool          `json:"demo"`          // the built-in demo app rather than Config.Upstream
+	Certificate  string        `json:"certificate"`   // a cert* choice
+	StagingFirst bool          `json:"staging_first"` // Let's Encrypt: staging, then production
+	ACMEURL      string        `json:"acme_url"`      // the directory of "another ACME CA"
+	Step         int           `json:"step"`
 }
 
 // newDraft is the first-run setup: the demo app behind a local CA, ready to
 // start with Next and Start alone.
 func newDraft(stateDir, httpAddr, httpsAddr string) draft {
 	return draft{
-		Config: proxyengine.Config{
+		Config: config.Config{
 			Hostname:  defaultHostname,
 			Upstream:  defaultAppURL,
 			HTTPAddr:  httpAddr,
@@ -64,19 +65,19 @@ func newDraft(stateDir, httpAddr, httpsAddr string) draft {
 }
 
 // draftFromConfig prefills the wizard from a saved setup ("Edit setup").
-func draftFromConfig(cfg proxyengine.Config) draft {
+func draftFromConfig(cfg config.Config) draft {
 	d := draft{Config: cfg, Certificate: certLocal, StagingFirst: true}
-	if cfg.Upstream == proxyengine.UpstreamDemo {
+	if cfg.Upstream == config.UpstreamDemo {
 		d.Demo, d.Config.Upstream = true, defaultAppURL
 	}
 	switch cfg.TLS {
-	case proxyengine.TLSFiles:
+	case config.TLSFiles:
 		d.Certificate = certFiles
-	case proxyengine.TLSACME, "":
+	case config.TLSACME, "":
 		d.Certificate = certLetsEncrypt
 		switch cfg.ACMEDirectoryURL() {
-		case proxyengine.LetsEncryptProduction:
-		case proxyengine.LetsEncryptStaging:
+		case config.LetsEncryptProduction:
+		case config.LetsEncryptStaging:
 			d.StagingFirst = false
 			d.Config.ACMEDirectory = "staging"
 		default:
@@ -88,11 +89,10 @@ func draftFromConfig(cfg proxyengine.Config) draft {
 
 // config is the setup the draft describes, with only the fields its
 // choices use.
-func (d draft) config() proxyengine.Config {
+func (d draft) config() config.Config {
 	c := d.Config
-	c.Logger, c.Progress = nil, nil
 	if d.Demo {
-		c.Upstream = proxyengine.UpstreamDemo
+		c.Upstream = config.UpstreamDemo
 		c.UpstreamFingerprint, c.UpstreamCA, c.UpstreamInsecure = "", "", false
 	}
 	if d.Certificate != certFiles {
@@ -100,19 +100,19 @@ func (d draft) config() proxyengine.Config {
 	}
 	switch d.Certificate {
 	case certLocal:
-		c.TLS = proxyengine.TLSSelfSigned
+		c.TLS = config.TLSSelfSigned
 	case certFiles:
-		c.TLS = proxyengine.TLSFiles
+		c.TLS = config.TLSFiles
 	case certLetsEncrypt:
-		c.TLS = proxyengine.TLSACME
+		c.TLS = config.TLSACME
 		if c.ACMEDirectory != "staging" {
 			c.ACMEDirectory = "production"
 		}
 		c.ACMECARoots, c.ACMEEABKeyID, c.ACMEEABHMAC = "", "", ""
 	case certACME:
-		c.TLS, c.ACMEDirectory = proxyengine.TLSACME, d.ACMEURL
+		c.TLS, c.ACMEDirectory = config.TLSACME, d.ACMEURL
 	}
-	if c.TLS != proxyengine.TLSACME {
+	if c.TLS != config.TLSACME {
 		c.ACMEEmail, c.ACMEDirectory, c.ACMECARoots, c.ACMEEABKeyID, c.ACMEEABHMAC = "", "", "", "", ""
 	}
 	return c
@@ -121,10 +121,10 @@ func (d draft) config() proxyengine.Config {
 // validate checks the draft's config, adding what the engine cannot know:
 // "another ACME CA" needs its directory, which would otherwise default to
 // Let's Encrypt.
-func (d draft) validate() proxyengine.ValidationErrors {
-	errs := proxyengine.FieldErrors(d.config().Validate())
+func (d draft) validate() config.ValidationErrors {
+	errs := config.FieldErrors(d.config().Validate())
 	if d.Certificate == certACME && d.ACMEURL == "" {
-		errs = append(errs, &proxyengine.FieldError{Field: "acme_directory", Message: "enter the directory URL your CA gives, such as https://ca.example.com/acme/directory"})
+		errs = append(errs, &config.FieldError{Field: config.FieldACMEDirectory, Message: "enter the directory URL your CA gives, such as https://ca.example.com/acme/directory"})
 	}
 	return errs
 }
@@ -146,7 +146,7 @@ func saveDraft(path string, d draft) error {
 	if err != nil {
 		return err
 	}
-	if err := proxyengine.WritePrivateFile(path, data); err != nil {
+	if err := privatefile.Write(path, data); err != nil {
 		return fmt.Errorf("saving the unfinished setup: %w", err)
 	}
 	return nil

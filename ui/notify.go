@@ -5,6 +5,7 @@ import (
 
 	"fyne.io/fyne/v2"
 
+	"github.com/gatehouse-proxy/gatehouse/internal/config"
 	"github.com/gatehouse-proxy/gatehouse/proxyengine"
 )
 
@@ -31,7 +32,7 @@ func notificationsBetween(prev, cur proxyengine.Status) []*fyne.Notification {
 	}
 	if cc.LastError != "" && pc.LastError == "" {
 		title := "Certificate renewal failed"
-		if cc.Source == proxyengine.TLSFiles {
+		if cc.Source == config.TLSFiles {
 			title = "Certificate files could not be loaded"
 		}
 		body := cc.LastError

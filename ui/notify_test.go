@@ -6,12 +6,15 @@ import (
 
 	"fyne.io/fyne/v2"
 
+	"github.com/gatehouse-proxy/gatehouse/internal/certs"
+	"github.com/gatehouse-proxy/gatehouse/internal/config"
+	"github.com/gatehouse-proxy/gatehouse/internal/upstream"
 	"github.com/gatehouse-proxy/gatehouse/proxyengine"
 )
 
 func TestNotificationsBetween(t *testing.T) {
 	notAfter := time.Date(2027, 2, 26, 12, 0, 0, 0, time.Local)
-	cert := proxyengine.CertStatus{Source: proxyengine.TLSACME, Issuer: "R11", Names: []string{"sso.example.com"}, NotAfter: notAfter, Fingerprint: "AA:01"}
+	cert := certs.Status{Source: config.TLSACME, Issuer: "R11", Names: []string{"sso.example.com"}, NotAfter: notAfter, Fingerprint: "AA:01"}
 	renewed := cert
 	renewed.Fingerprint = "AA:02"
 	otherName := renewed
@@ -21,16 +24,16 @@ func TestNotificationsBetween(t *testing.T) {
 	failingOther := failing
 	failingOther.LastError = "the CA is rate-limiting this name."
 	files := cert
-	files.Source, files.LastError = proxyengine.TLSFiles, "key.pem does not match cert.pem."
+	files.Source, files.LastError = config.TLSFiles, "key.pem does not match cert.pem."
 
 	const upURL = "https://authentik.lan:9443/-/health/live/"
-	healthy := proxyengine.UpstreamHealth{URL: upURL, Checked: true, Healthy: true}
-	down := proxyengine.UpstreamHealth{URL: upURL, Checked: true, LastError: "connection refused"}
-	unchecked := proxyengine.UpstreamHealth{URL: upURL}
+	healthy := upstream.Health{URL: upURL, Checked: true, Healthy: true}
+	down := upstream.Health{URL: upURL, Checked: true, LastError: "connection refused"}
+	unchecked := upstream.Health{URL: upURL}
 	elsewhere := healthy
 	elsewhere.URL = "http://127.0.0.1:8000/-/health/live/"
 
-	status := func(c proxyengine.CertStatus, u proxyengine.UpstreamHealth) proxyengine.Status {
+	status := func(c certs.Status, u upstream.Health) proxyengine.Status {
 		return proxyengine.Status{Hostname: "sso.example.com", Certificate: c, Upstream: u}
 	}
 	until := formatDate(notAfter)
@@ -40,7 +43,7 @@ func TestNotificationsBetween(t *testing.T) {
 		want      []fyne.Notification
 	}{
 		{"nothing changed", status(cert, healthy), status(cert, healthy), nil},
-		{"first certificate", status(proxyengine.CertStatus{Source: proxyengine.TLSACME}, healthy), status(cert, healthy),
+		{"first certificate", status(certs.Status{Source: config.TLSACME}, healthy), status(cert, healthy),
 			[]fyne.Notification{{Title: "Certificate issued", Content: "Gatehouse now serves a certificate for sso.example.com from R11, valid until " + until + "."}}},
 		{"renewed", status(cert, healthy), status(renewed, healthy),
 			[]fyne.Notification{{Title: "Certificate renewed", Content: "Gatehouse now serves a certificate for sso.example.com from R11, valid until " + until + "."}}},

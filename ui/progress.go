@@ -9,30 +9,32 @@ import (
 	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
-
-	"github.com/gatehouse-proxy/gatehouse/proxyengine"
+	"github.com/gatehouse-proxy/gatehouse/internal/acme"
+	"github.com/gatehouse-proxy/gatehouse/internal/config"
+	"github.com/gatehouse-proxy/gatehouse/internal/ports"
+	"github.com/gatehouse-proxy/gatehouse/internal/progress"
 )
 
 // progressSteps are the rows of the progress screen; the engine's stages
 // map onto them (the ACME stages all belong to the certificate).
 var progressSteps = []struct {
-	stage proxyengine.Stage
+	stage progress.Stage
 	title string
 }{
-	{proxyengine.StageListen, "Opening the ports"},
-	{proxyengine.StageCertificate, "Getting the certificate"},
-	{proxyengine.StageUpstream, "Checking the app"},
-	{proxyengine.StageReady, "Serving visitors"},
+	{progress.Listen, "Opening the ports"},
+	{progress.Certificate, "Getting the certificate"},
+	{progress.Upstream, "Checking the app"},
+	{progress.Ready, "Serving visitors"},
 }
 
 // acmeProgress is how far along the progress bar each ACME stage is.
-var acmeProgress = map[proxyengine.Stage]float64{
-	proxyengine.StageCertificate:    0.05,
-	proxyengine.StageACMEAccount:    0.2,
-	proxyengine.StageACMEOrder:      0.4,
-	proxyengine.StageACMEChallenge:  0.6,
-	proxyengine.StageACMEValidating: 0.8,
-	proxyengine.StageACMEIssued:     1,
+var acmeProgress = map[progress.Stage]float64{
+	progress.Certificate:    0.05,
+	progress.ACMEAccount:    0.2,
+	progress.ACMEOrder:      0.4,
+	progress.ACMEChallenge:  0.6,
+	progress.ACMEValidating: 0.8,
+	progress.ACMEIssued:     1,
 }
 
 // A startPhase is one run of the engine during a start: one, or two when
@@ -133,8 +135,8 @@ func (p *progressScreen) showPhase(i int) {
 }
 
 // event shows one progress event of the engine running phase i.
-func (p *progressScreen) event(phase int, ev proxyengine.ProgressEvent) {
-	if ev.Stage == proxyengine.StageListen && phase > 0 {
+func (p *progressScreen) event(phase int, ev progress.Event) {
+	if ev.Stage == progress.Listen && phase > 0 {
 		p.resetRows() // the next phase starts over
 		p.showPhase(phase)
 	}
@@ -149,13 +151,13 @@ func (p *progressScreen) event(phase int, ev proxyengine.ProgressEvent) {
 			r.message.Show()
 		}
 	}
-	if ev.Stage == proxyengine.StageReady {
+	if ev.Stage == progress.Ready {
 		p.rows[row].icon.SetResource(theme.NewSuccessThemedResource(theme.ConfirmIcon()))
 	}
 	p.current = row
 	if v, ok := acmeProgress[ev.Stage]; ok {
 		p.bar.SetValue(v)
-		if ev.Stage != proxyengine.StageCertificate {
+		if ev.Stage != progress.Certificate {
 			p.bar.Show() // only ACME takes long enough to need it
 		}
 	}
@@ -167,7 +169,7 @@ func (p *progressScreen) event(phase int, ev proxyengine.ProgressEvent) {
 	}
 }
 
-func (p *progressScreen) rowFor(s proxyengine.Stage) int {
+func (p *progressScreen) rowFor(s progress.Stage) int {
 	if _, ok := acmeProgress[s]; ok {
 		return 1
 	}
@@ -194,8 +196,8 @@ func (p *progressScreen) failed(err error) {
 // explain words a start failure for the person at the screen: what went
 // wrong, and what to do.
 func explain(err error) (summary, fix string) {
-	var acmeErr *proxyengine.ACMEError
-	var listenErr *proxyengine.ListenError
+	var acmeErr *acme.Error
+	var listenErr *ports.ListenError
 	switch {
 	case errors.As(err, &acmeErr):
 		return "No certificate: " + acmeErr.Summary, "What to do: " + acmeErr.Fix
@@ -203,10 +205,10 @@ func explain(err error) (summary, fix string) {
 		return fmt.Sprintf("Cannot open the %s port %s: %s.", listenErr.Purpose, listenErr.Addr, listenErr.Reason()),
 			"What to do: " + listenErr.Fix() + "."
 	}
-	if errs := proxyengine.FieldErrors(err); len(errs) > 0 {
+	if errs := config.FieldErrors(err); len(errs) > 0 {
 		lines := make([]string, len(errs))
 		for i, e := range errs {
-			lines[i] = "• " + e.Field + ": " + e.Message
+			lines[i] = "• " + string(e.Field) + ": " + e.Message
 		}
 		return "The setup has mistakes:\n" + strings.Join(lines, "\n"), "What to do: go back to the setup and correct them."
 	}

@@ -6,8 +6,9 @@ import (
 	"testing"
 
 	"fyne.io/fyne/v2/test"
-
-	"github.com/gatehouse-proxy/gatehouse/proxyengine"
+	"github.com/gatehouse-proxy/gatehouse/internal/acme"
+	"github.com/gatehouse-proxy/gatehouse/internal/config"
+	"github.com/gatehouse-proxy/gatehouse/internal/progress"
 )
 
 // TestProgressShowsStagingThenProduction feeds the screen the events of a
@@ -21,31 +22,31 @@ func TestProgressShowsStagingThenProduction(t *testing.T) {
 	w.SetContent(p.content())
 	p.begin([]startPhase{{title: "Let's Encrypt staging", acmeDirectory: "staging"}, {title: "Let's Encrypt production", acmeDirectory: "production"}})
 
-	acme := []proxyengine.ProgressEvent{
-		{Stage: proxyengine.StageListen, Message: "Opening ports"},
-		{Stage: proxyengine.StageCertificate, Message: "Preparing the acme certificate for sso.example.com"},
-		{Stage: proxyengine.StageACMEAccount, Message: "Registering the ACME account"},
-		{Stage: proxyengine.StageACMEOrder, Message: "Ordering a certificate for sso.example.com"},
-		{Stage: proxyengine.StageACMEChallenge, Message: "Answering the tls-alpn-01 challenge"},
-		{Stage: proxyengine.StageACMEValidating, Message: "Waiting for the CA to check the answer"},
-		{Stage: proxyengine.StageACMEIssued, Message: "The CA issued the certificate"},
-		{Stage: proxyengine.StageUpstream, Message: "Checking the upstream"},
-		{Stage: proxyengine.StageReady, Message: "Serving https://sso.example.com/"},
+	events := []progress.Event{
+		{Stage: progress.Listen, Message: "Opening ports"},
+		{Stage: progress.Certificate, Message: "Preparing the acme certificate for sso.example.com"},
+		{Stage: progress.ACMEAccount, Message: "Registering the ACME account"},
+		{Stage: progress.ACMEOrder, Message: "Ordering a certificate for sso.example.com"},
+		{Stage: progress.ACMEChallenge, Message: "Answering the tls-alpn-01 challenge"},
+		{Stage: progress.ACMEValidating, Message: "Waiting for the CA to check the answer"},
+		{Stage: progress.ACMEIssued, Message: "The CA issued the certificate"},
+		{Stage: progress.Upstream, Message: "Checking the upstream"},
+		{Stage: progress.Ready, Message: "Serving https://sso.example.com/"},
 	}
-	for _, ev := range acme {
+	for _, ev := range events {
 		p.event(0, ev)
 	}
 	if p.phase.Text != "Certificate 1 of 2: Let's Encrypt staging" || p.rows[3].message.Text != "Serving https://sso.example.com/" {
 		t.Errorf("after staging: phase %q, last row %q", p.phase.Text, p.rows[3].message.Text)
 	}
-	for _, ev := range acme[:6] { // production: up to validating
+	for _, ev := range events[:6] { // production: up to validating
 		p.event(1, ev)
 	}
 	if !strings.HasPrefix(p.phase.Text, "Certificate 2 of 2") {
 		t.Errorf("phase = %q, want the second", p.phase.Text)
 	}
-	if p.bar.Value != acmeProgress[proxyengine.StageACMEValidating] || !p.bar.Visible() {
-		t.Errorf("progress bar %v (shown %v), want %v", p.bar.Value, p.bar.Visible(), acmeProgress[proxyengine.StageACMEValidating])
+	if p.bar.Value != acmeProgress[progress.ACMEValidating] || !p.bar.Visible() {
+		t.Errorf("progress bar %v (shown %v), want %v", p.bar.Value, p.bar.Visible(), acmeProgress[progress.ACMEValidating])
 	}
 	if p.rows[2].message.Visible() || p.rows[1].message.Text != "Waiting for the CA to check the answer" {
 		t.Errorf("rows after production validating: certificate %q, upstream shown %v", p.rows[1].message.Text, p.rows[2].message.Visible())
@@ -58,7 +59,7 @@ func TestProgressShowsStagingThenProduction(t *testing.T) {
 	}
 	assertScreen(t, w, "progress")
 
-	p.failed(fmt.Errorf("certificate: %w", &proxyengine.ACMEError{Kind: proxyengine.ACMEConnection,
+	p.failed(fmt.Errorf("certificate: %w", &acme.Error{Kind: acme.Connection,
 		Summary: "Let's Encrypt could not connect to this machine on port 443.",
 		Fix:     "forward port 443 on your router to this machine, then retry."}))
 	if !p.failure.Visible() || p.summary.Text != "No certificate: Let's Encrypt could not connect to this machine on port 443." ||
@@ -73,7 +74,7 @@ func TestProgressShowsStagingThenProduction(t *testing.T) {
 }
 
 func TestExplainValidationErrors(t *testing.T) {
-	err := proxyengine.Config{Hostname: "sso.example.com", Upstream: "authentik.lan", TLS: proxyengine.TLSSelfSigned, StateDir: t.TempDir()}.Validate()
+	err := config.Config{Hostname: "sso.example.com", Upstream: "authentik.lan", TLS: config.TLSSelfSigned, StateDir: t.TempDir()}.Validate()
 	summary, fix := explain(err)
 	if !strings.Contains(summary, "• upstream: ") || !strings.Contains(summary, "has no scheme") || !strings.Contains(fix, "go back to the setup") {
 		t.Errorf("explain(validation) = %q / %q", summary, fix)

@@ -12,8 +12,9 @@ import (
 	"fyne.io/fyne/v2/dialog"
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
-
-	"github.com/gatehouse-proxy/gatehouse/proxyengine"
+	"github.com/gatehouse-proxy/gatehouse/internal/certs"
+	"github.com/gatehouse-proxy/gatehouse/internal/config"
+	"github.com/gatehouse-proxy/gatehouse/internal/preflight"
 )
 
 // Choices of the certificate step, in the order shown.
@@ -57,7 +58,7 @@ type certificateStep struct {
 	publicPort    *widget.Entry
 	publicPortErr *fieldError
 	portChecks    *fyne.Container
-	ports         laterCheck[[]proxyengine.CheckResult]
+	ports         laterCheck[[]preflight.Result]
 
 	proxies     *widget.Entry
 	proxiesErr  *fieldError
@@ -70,15 +71,15 @@ type certificateStep struct {
 
 func newCertificateStep(w *wizard) *certificateStep {
 	s := &certificateStep{w: w,
-		emailErr: newFieldError("acme_email"), acmeURLErr: newFieldError("acme_directory"),
-		eabKIDErr: newFieldError("acme_eab_kid"), eabHMACErr: newFieldError("acme_eab_hmac"),
-		caRootsErr: newFieldError("acme_ca_roots"), certErr: newFieldError("cert_file"),
-		httpAddrErr: newFieldError("http_addr"), httpsAddrErr: newFieldError("https_addr"),
-		publicPortErr: newFieldError("public_https_port"), proxiesErr: newFieldError("trusted_proxies"),
-		statusErr: newFieldError("status_addr"),
+		emailErr: newFieldError(config.FieldACMEEmail), acmeURLErr: newFieldError(config.FieldACMEDirectory),
+		eabKIDErr: newFieldError(config.FieldACMEEABKeyID), eabHMACErr: newFieldError(config.FieldACMEEABHMAC),
+		caRootsErr: newFieldError(config.FieldACMECARoots), certErr: newFieldError(config.FieldCertFile),
+		httpAddrErr: newFieldError(config.FieldHTTPAddr), httpsAddrErr: newFieldError(config.FieldHTTPSAddr),
+		publicPortErr: newFieldError(config.FieldPublicHTTPSPort), proxiesErr: newFieldError(config.FieldTrustedProxies),
+		statusErr: newFieldError(config.FieldStatusAddr),
 	}
 	c := &w.d.Config
-	s.ports = laterCheck[[]proxyengine.CheckResult]{delay: portCheckDelay, show: s.showPorts}
+	s.ports = laterCheck[[]preflight.Result]{delay: portCheckDelay, show: s.showPorts}
 	s.name = container.NewVBox()
 
 	s.email = s.entry(c.ACMEEmail, "you@example.com", func(v string) { c.ACMEEmail = v })
@@ -130,8 +131,8 @@ func newCertificateStep(w *wizard) *certificateStep {
 		formStack.Add(s.forms[ch.key])
 	}
 
-	s.httpAddr = s.entry(c.HTTPAddr, proxyengine.DefaultHTTPAddr, func(v string) { c.HTTPAddr = v; s.checkPorts() })
-	s.httpsAddr = s.entry(c.HTTPSAddr, proxyengine.DefaultHTTPSAddr, func(v string) { c.HTTPSAddr = v; s.checkPorts() })
+	s.httpAddr = s.entry(c.HTTPAddr, config.DefaultHTTPAddr, func(v string) { c.HTTPAddr = v; s.checkPorts() })
+	s.httpsAddr = s.entry(c.HTTPSAddr, config.DefaultHTTPSAddr, func(v string) { c.HTTPSAddr = v; s.checkPorts() })
 	s.portTextErr = widget.NewLabel("")
 	s.portTextErr.Importance = widget.DangerImportance
 	s.portTextErr.Hide()
@@ -144,7 +145,7 @@ func newCertificateStep(w *wizard) *certificateStep {
 	s.proxies = s.entry(strings.Join(c.TrustedProxies, ", "), "none: every visitor's forwarding headers are replaced", func(v string) {
 		c.TrustedProxies = splitList(v)
 	})
-	s.statusAddr = s.entry(c.StatusAddr, proxyengine.DefaultStatusAddr, func(v string) { c.StatusAddr = v; s.checkPorts() })
+	s.statusAddr = s.entry(c.StatusAddr, config.DefaultStatusAddr, func(v string) { c.StatusAddr = v; s.checkPorts() })
 
 	advanced := widget.NewAccordion(widget.NewAccordionItem("Advanced", container.NewVBox(
 		labelled("Trusted proxies in front of Gatehouse (CIDRs, comma-separated)", s.proxies, s.proxiesErr),
@@ -205,7 +206,7 @@ func (s *certificateStep) shown() {
 
 func (s *certificateStep) left() { s.ports.cancel() }
 
-func (s *certificateStep) showErrors(errs proxyengine.ValidationErrors) bool {
+func (s *certificateStep) showErrors(errs config.ValidationErrors) bool {
 	// Only the chosen source's fields count: the others are left out of
 	// the config (draft.config), so they cannot have errors anyway.
 	found := anyShown(errs, s.emailErr, s.acmeURLErr, s.eabKIDErr, s.eabHMACErr, s.caRootsErr, s.certErr,
@@ -250,13 +251,13 @@ func (s *certificateStep) showChoice() {
 	}
 	cfg := s.w.d.config()
 	s.localNote.SetText("Gatehouse creates its own certificate authority and issues the certificate at once. " +
-		"Browsers warn until you trust the authority: import " + displayPath(filepath.Join(cfg.WithDefaults().StateDir, proxyengine.LocalCACertFile)) +
+		"Browsers warn until you trust the authority: import " + displayPath(filepath.Join(cfg.WithDefaults().StateDir, certs.LocalCACertFile)) +
 		" into your browser or system (on Debian: copy it to /usr/local/share/ca-certificates/ and run update-ca-certificates).")
 	// A private name such as gatehouse.localhost is fine with a local CA but
 	// no public CA issues for it: say so here, where the choice is made.
 	s.name.RemoveAll()
-	if proxyengine.ValidateHostname(cfg.Hostname) == nil {
-		if r := s.w.checker.CheckHostname(cfg); r.Status == proxyengine.CheckFail {
+	if config.ValidateHostname(cfg.Hostname) == nil {
+		if r := s.w.checker.CheckHostname(cfg); r.Status == preflight.Fail {
 			s.name.Add(checkRow(r))
 		}
 	}
@@ -266,14 +267,14 @@ func (s *certificateStep) showChoice() {
 func (s *certificateStep) checkPorts() {
 	cfg := s.w.d.config()
 	checker := s.w.checker
-	s.ports.run(func() []proxyengine.CheckResult {
-		ctx, cancel := context.WithTimeout(context.Background(), proxyengine.DefaultCheckTimeout)
+	s.ports.run(func() []preflight.Result {
+		ctx, cancel := context.WithTimeout(context.Background(), preflight.DefaultTimeout)
 		defer cancel()
 		return checker.CheckPorts(ctx, cfg)
 	})
 }
 
-func (s *certificateStep) showPorts(results []proxyengine.CheckResult) {
+func (s *certificateStep) showPorts(results []preflight.Result) {
 	s.portChecks.Objects = checkList(results)
 	s.portChecks.Refresh()
 }

@@ -7,8 +7,8 @@ import (
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/widget"
-
-	"github.com/gatehouse-proxy/gatehouse/proxyengine"
+	"github.com/gatehouse-proxy/gatehouse/internal/config"
+	"github.com/gatehouse-proxy/gatehouse/internal/preflight"
 )
 
 // dnsCheckDelay is how long the name must stay unchanged before the DNS
@@ -23,13 +23,13 @@ type hostnameStep struct {
 	err     *fieldError
 	checks  *fyne.Container // the hostname check, then the DNS check
 	nameRow fyne.CanvasObject
-	dns     laterCheck[proxyengine.CheckResult]
+	dns     laterCheck[preflight.Result]
 	root    fyne.CanvasObject
 }
 
 func newHostnameStep(w *wizard) *hostnameStep {
-	s := &hostnameStep{w: w, err: newFieldError("hostname")}
-	s.dns = laterCheck[proxyengine.CheckResult]{delay: dnsCheckDelay, show: s.showDNS}
+	s := &hostnameStep{w: w, err: newFieldError(config.FieldHostname)}
+	s.dns = laterCheck[preflight.Result]{delay: dnsCheckDelay, show: s.showDNS}
 	s.entry = widget.NewEntry()
 	s.entry.SetPlaceHolder("sso.example.com")
 	s.entry.SetText(w.d.Config.Hostname)
@@ -52,7 +52,7 @@ func (s *hostnameStep) content() fyne.CanvasObject { return s.root }
 func (s *hostnameStep) shown()                     { s.check() }
 func (s *hostnameStep) left()                      { s.dns.cancel() }
 
-func (s *hostnameStep) showErrors(errs proxyengine.ValidationErrors) bool {
+func (s *hostnameStep) showErrors(errs config.ValidationErrors) bool {
 	return s.err.show(errs)
 }
 
@@ -67,25 +67,25 @@ func (s *hostnameStep) onHostnameChanged(name string) {
 // has stayed still for a moment.
 func (s *hostnameStep) check() {
 	cfg := s.w.d.config()
-	if proxyengine.ValidateHostname(cfg.Hostname) != nil {
+	if config.ValidateHostname(cfg.Hostname) != nil {
 		s.dns.cancel()
 		s.checks.RemoveAll()
 		return
 	}
 	s.nameRow = checkRow(s.w.checker.CheckHostname(cfg))
-	s.checks.Objects = []fyne.CanvasObject{s.nameRow, checkRow(proxyengine.CheckResult{
-		Title: "DNS", Status: proxyengine.CheckSkip, Finding: "Looking up " + cfg.Hostname + "…",
+	s.checks.Objects = []fyne.CanvasObject{s.nameRow, checkRow(preflight.Result{
+		Title: "DNS", Status: preflight.Skip, Finding: "Looking up " + cfg.Hostname + "…",
 	})}
 	s.checks.Refresh()
 	checker := s.w.checker
-	s.dns.run(func() proxyengine.CheckResult {
-		ctx, cancel := context.WithTimeout(context.Background(), proxyengine.DefaultCheckTimeout)
+	s.dns.run(func() preflight.Result {
+		ctx, cancel := context.WithTimeout(context.Background(), preflight.DefaultTimeout)
 		defer cancel()
 		return checker.CheckDNS(ctx, cfg)
 	})
 }
 
-func (s *hostnameStep) showDNS(r proxyengine.CheckResult) {
+func (s *hostnameStep) showDNS(r preflight.Result) {
 	s.checks.Objects = []fyne.CanvasObject{s.nameRow, checkRow(r)}
 	s.checks.Refresh()
 }

@@ -10,8 +10,10 @@ import (
 	"fyne.io/fyne/v2/dialog"
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
-
-	"github.com/gatehouse-proxy/gatehouse/proxyengine"
+	"github.com/gatehouse-proxy/gatehouse/internal/certs"
+	"github.com/gatehouse-proxy/gatehouse/internal/config"
+	"github.com/gatehouse-proxy/gatehouse/internal/export"
+	"github.com/gatehouse-proxy/gatehouse/internal/privatefile"
 )
 
 // reviewStep shows every choice in one place before Start, and exports the
@@ -32,10 +34,10 @@ func newReviewStep(w *wizard) *reviewStep {
 	s.exported = note("")
 	s.exported.Hide()
 	nginx := widget.NewButtonWithIcon("Export nginx config…", theme.DocumentSaveIcon(), func() {
-		s.export("gatehouse-nginx.conf", proxyengine.ExportNginx)
+		s.export("gatehouse-nginx.conf", export.Nginx)
 	})
 	caddy := widget.NewButtonWithIcon("Export Caddyfile…", theme.DocumentSaveIcon(), func() {
-		s.export("Caddyfile", proxyengine.ExportCaddyfile)
+		s.export("Caddyfile", export.Caddyfile)
 	})
 	s.root = container.NewVBox(
 		heading("Review"),
@@ -72,7 +74,7 @@ func (s *reviewStep) shown() {
 	}
 	add("Certificate", certSummary(d, cfg))
 	httpAddr := cfg.HTTPAddr
-	if httpAddr == proxyengine.Off {
+	if httpAddr == config.Off {
 		httpAddr = "off"
 	}
 	add("Listening on", "HTTPS "+cfg.HTTPSAddr+", HTTP "+httpAddr+" (redirects to HTTPS)")
@@ -87,14 +89,14 @@ func (s *reviewStep) shown() {
 }
 
 // showErrors lists every problem left anywhere: Start needs a valid setup.
-func (s *reviewStep) showErrors(errs proxyengine.ValidationErrors) bool {
+func (s *reviewStep) showErrors(errs config.ValidationErrors) bool {
 	if len(errs) == 0 {
 		s.problems.Hide()
 		return false
 	}
 	lines := make([]string, len(errs))
 	for i, e := range errs {
-		lines[i] = "• " + e.Field + ": " + e.Message
+		lines[i] = "• " + string(e.Field) + ": " + e.Message
 	}
 	s.problems.SetText("Go back and correct:\n" + strings.Join(lines, "\n"))
 	s.problems.Show()
@@ -102,7 +104,7 @@ func (s *reviewStep) showErrors(errs proxyengine.ValidationErrors) bool {
 }
 
 // export asks where to write the configuration another server needs.
-func (s *reviewStep) export(name string, render func(proxyengine.Config) string) {
+func (s *reviewStep) export(name string, render func(config.Config) string) {
 	save := dialog.NewFileSave(func(wc fyne.URIWriteCloser, err error) {
 		if err != nil || wc == nil {
 			return
@@ -116,8 +118,8 @@ func (s *reviewStep) export(name string, render func(proxyengine.Config) string)
 
 // exportTo writes the rendered setup to path. The file may hold EAB
 // credentials, so it is private.
-func (s *reviewStep) exportTo(path string, render func(proxyengine.Config) string) {
-	if err := proxyengine.WritePrivateFile(path, []byte(render(s.w.d.config()))); err != nil {
+func (s *reviewStep) exportTo(path string, render func(config.Config) string) {
+	if err := privatefile.Write(path, []byte(render(s.w.d.config()))); err != nil {
 		dialog.ShowError(fmt.Errorf("exporting to %s: %w", path, err), s.w.win)
 		return
 	}
@@ -125,7 +127,7 @@ func (s *reviewStep) exportTo(path string, render func(proxyengine.Config) strin
 	s.exported.Show()
 }
 
-func trustSummary(cfg proxyengine.Config) string {
+func trustSummary(cfg config.Config) string {
 	switch {
 	case cfg.UpstreamInsecure:
 		return " (certificate NOT verified)"
@@ -137,7 +139,7 @@ func trustSummary(cfg proxyengine.Config) string {
 	return ""
 }
 
-func certSummary(d *draft, cfg proxyengine.Config) string {
+func certSummary(d *draft, cfg config.Config) string {
 	switch d.Certificate {
 	case certLetsEncrypt:
 		s := "Let's Encrypt"
@@ -153,7 +155,7 @@ func certSummary(d *draft, cfg proxyengine.Config) string {
 	case certFiles:
 		return cfg.CertFile + " and " + cfg.KeyFile
 	default:
-		return "local certificate authority (" + proxyengine.LocalCACertFile + " in the state directory)"
+		return "local certificate authority (" + certs.LocalCACertFile + " in the state directory)"
 	}
 }
 

@@ -8,8 +8,8 @@ import (
 	"fyne.io/fyne/v2/dialog"
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
-
-	"github.com/gatehouse-proxy/gatehouse/proxyengine"
+	"github.com/gatehouse-proxy/gatehouse/internal/config"
+	"github.com/gatehouse-proxy/gatehouse/internal/preflight"
 )
 
 // Choices of the upstream step.
@@ -45,7 +45,7 @@ type upstreamStep struct {
 }
 
 func newUpstreamStep(w *wizard) *upstreamStep {
-	s := &upstreamStep{w: w, urlErr: newFieldError("upstream"), trustErr: newFieldError("upstream_ca"), pinErr: newFieldError("upstream_fingerprint")}
+	s := &upstreamStep{w: w, urlErr: newFieldError(config.FieldUpstream), trustErr: newFieldError(config.FieldUpstreamCA), pinErr: newFieldError(config.FieldUpstreamFingerprint)}
 	s.url = widget.NewEntry()
 	s.url.SetPlaceHolder(defaultAppURL)
 	s.url.SetText(w.d.Config.Upstream)
@@ -95,7 +95,7 @@ func (s *upstreamStep) left() {
 	s.testing.Hide()
 }
 
-func (s *upstreamStep) showErrors(errs proxyengine.ValidationErrors) bool {
+func (s *upstreamStep) showErrors(errs config.ValidationErrors) bool {
 	return anyShown(errs, s.urlErr, s.trustErr, s.pinErr)
 }
 
@@ -139,25 +139,25 @@ func (s *upstreamStep) onTest() {
 	checker := s.w.checker
 	s.runs++
 	run := s.runs
-	inBackground(func() []proxyengine.CheckResult {
-		ctx, cancel := context.WithTimeout(context.Background(), 4*proxyengine.DefaultCheckTimeout)
+	inBackground(func() []preflight.Result {
+		ctx, cancel := context.WithTimeout(context.Background(), 4*preflight.DefaultTimeout)
 		defer cancel()
 		return checker.CheckUpstream(ctx, cfg)
-	}, func(results []proxyengine.CheckResult) {
+	}, func(results []preflight.Result) {
 		if run == s.runs {
 			s.showResults(results)
 		}
 	})
 }
 
-func (s *upstreamStep) showResults(results []proxyengine.CheckResult) {
+func (s *upstreamStep) showResults(results []preflight.Result) {
 	s.test.Enable()
 	s.testing.Hide()
 	s.results.Objects = checkList(results)
 	s.results.Refresh()
 	s.offer.RemoveAll()
 	for _, r := range results {
-		if c := r.Certificate; c != nil && !c.Verified && c.Trust != proxyengine.TrustInsecure {
+		if c := r.Certificate; c != nil && !c.Verified && c.Trust != preflight.TrustInsecure {
 			s.offerTrust(c)
 		}
 	}
@@ -165,7 +165,7 @@ func (s *upstreamStep) showResults(results []proxyengine.CheckResult) {
 
 // offerTrust shows a certificate the configured trust rejects, with the
 // three ways to accept it, safest first.
-func (s *upstreamStep) offerTrust(c *proxyengine.UpstreamCertificate) {
+func (s *upstreamStep) offerTrust(c *preflight.UpstreamCertificate) {
 	what := "The app's certificate is not trusted"
 	if c.SelfSigned {
 		what = "The app uses a self-signed certificate (authentik's default)"

@@ -10,8 +10,7 @@ import (
 	"testing"
 
 	"fyne.io/fyne/v2/test"
-
-	"github.com/gatehouse-proxy/gatehouse/proxyengine"
+	"github.com/gatehouse-proxy/gatehouse/internal/upstream"
 )
 
 // results returns the upstream step's check results by title, as shown.
@@ -34,7 +33,7 @@ func TestUpstreamSelfSignedCertificateCanBeTrusted(t *testing.T) {
 	up.StartTLS()
 	defer up.Close()
 	sum := sha256.Sum256(up.Certificate().Raw)
-	fingerprint := proxyengine.FormatFingerprint(sum[:])
+	fingerprint := upstream.FormatFingerprint(sum[:])
 
 	g := newTestApp(t, test.NewTempApp(t), testOptions(t.TempDir()))
 	_, s, _, _ := wizardSteps(g)

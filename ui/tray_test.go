@@ -8,8 +8,7 @@ import (
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/test"
-
-	"github.com/gatehouse-proxy/gatehouse/proxyengine"
+	"github.com/gatehouse-proxy/gatehouse/internal/config"
 )
 
 // desktopApp is the test app with a system tray, as desktop drivers have,
@@ -94,7 +93,7 @@ func TestTrayMenuFollowsTheProxyState(t *testing.T) {
 		t.Errorf("tray Start called onStart %d times", rec.starts.Load())
 	}
 
-	e := startTestEngine(t, proxyengine.Config{})
+	e := startTestEngine(t, config.Config{})
 	onUI(func() { d.follow(e) })
 	waitFor(t, d, 10*time.Second, "the tray offers Stop", func() (bool, string) {
 		return a.item("Stop proxy") != nil, a.labels()[1]
@@ -141,7 +140,7 @@ func TestClosingTheWindowKeepsARunningProxyInTheTray(t *testing.T) {
 		for g.wizard.d.Step < 3 {
 			test.Tap(g.wizard.next)
 		}
-		retype(g.wizard.steps[2].(*certificateStep).statusAddr, proxyengine.Off)
+		retype(g.wizard.steps[2].(*certificateStep).statusAddr, config.Off)
 		test.Tap(g.wizard.next) // Start
 	})
 	eventually(t, "the dashboard", func() bool { return g.engine != nil && shows(g, g.dashView) })

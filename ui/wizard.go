@@ -9,8 +9,8 @@ import (
 	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
-
-	"github.com/gatehouse-proxy/gatehouse/proxyengine"
+	"github.com/gatehouse-proxy/gatehouse/internal/config"
+	"github.com/gatehouse-proxy/gatehouse/internal/preflight"
 )
 
 // A wizardStep is one screen of the setup wizard. Steps write what is typed
@@ -20,7 +20,7 @@ type wizardStep interface {
 	content() fyne.CanvasObject
 	// showErrors shows errs beside this step's fields and reports whether
 	// any of them is this step's, which keeps Next disabled.
-	showErrors(errs proxyengine.ValidationErrors) bool
+	showErrors(errs config.ValidationErrors) bool
 	// shown runs each time the step appears, to refresh what depends on
 	// other steps' choices.
 	shown()
@@ -34,7 +34,7 @@ type wizardStep interface {
 // step, and Back and Next (Start on the last step).
 type wizard struct {
 	win     fyne.Window
-	checker *proxyengine.Checker
+	checker *preflight.Checker
 	d       *draft
 	// configPath is where Start saves the setup (shown on the review step).
 	configPath string
@@ -48,11 +48,11 @@ type wizard struct {
 	back      *widget.Button
 	next      *widget.Button
 	notice    *widget.Label
-	errs      proxyengine.ValidationErrors
+	errs      config.ValidationErrors
 	root      fyne.CanvasObject
 }
 
-func newWizard(win fyne.Window, checker *proxyengine.Checker, d *draft, configPath string, onChange func(draft) error, onStart func(*draft)) *wizard {
+func newWizard(win fyne.Window, checker *preflight.Checker, d *draft, configPath string, onChange func(draft) error, onStart func(*draft)) *wizard {
 	w := &wizard{win: win, checker: checker, d: d, configPath: configPath, onChange: onChange, onStart: onStart}
 	w.steps = []wizardStep{newHostnameStep(w), newUpstreamStep(w), newCertificateStep(w), newReviewStep(w)}
 	w.buildUI()
@@ -221,7 +221,7 @@ func displayPath(p string) string {
 }
 
 // anyShown shows errs on each field error and reports whether one applied.
-func anyShown(errs proxyengine.ValidationErrors, fields ...*fieldError) bool {
+func anyShown(errs config.ValidationErrors, fields ...*fieldError) bool {
 	found := false
 	for _, f := range fields {
 		if f.show(errs) {

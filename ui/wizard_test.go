@@ -8,8 +8,8 @@ import (
 
 	"fyne.io/fyne/v2/test"
 	"fyne.io/fyne/v2/widget"
-
-	"github.com/gatehouse-proxy/gatehouse/proxyengine"
+	"github.com/gatehouse-proxy/gatehouse/internal/config"
+	"github.com/gatehouse-proxy/gatehouse/internal/export"
 )
 
 // wizardSteps returns the app's wizard steps, typed.
@@ -128,7 +128,7 @@ func TestWizardValidatesEveryStepAndKeepsValuesGoingBack(t *testing.T) {
 		expectError(t, g, cert.proxiesErr, "10.0.0.0/33")
 		retype(cert.proxies, "10.0.0.0/8, 192.168.1.1")
 		expectError(t, g, cert.proxiesErr, "")
-		retype(cert.statusAddr, proxyengine.Off)
+		retype(cert.statusAddr, config.Off)
 
 		// Back to the start and forward again: everything is still there.
 		test.Tap(g.wizard.back)
@@ -190,7 +190,7 @@ func TestReviewExportsTheSetup(t *testing.T) {
 		test.Tap(g.wizard.next)
 		test.Tap(g.wizard.next)
 		test.Tap(g.wizard.next)
-		review.exportTo(out, proxyengine.ExportNginx)
+		review.exportTo(out, export.Nginx)
 		if !review.exported.Visible() || !strings.Contains(review.exported.Text, out) {
 			t.Errorf("export note %q (shown %v)", review.exported.Text, review.exported.Visible())
 		}

@@ -13,7 +13,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/gatehouse-proxy/gatehouse/proxyengine"
+	"github.com/gatehouse-proxy/gatehouse/internal/preflight"
 )
 
 const checkSummary = `Runs the pre-flight checks with the same settings as serve: the hostname,
@@ -27,8 +27,8 @@ are reported as failed checks, so one run lists every problem.`
 
 // runCheck is `gatehouse check`.
 func runCheck(args []string, stdout, stderr io.Writer) int {
-	cl := newCommandLine("check")
-	timeout := cl.fs.Duration("timeout", proxyengine.DefaultCheckTimeout, "time limit for each check")
+	cl := newCommandLine("check", stderr)
+	timeout := cl.fs.Duration("timeout", preflight.DefaultTimeout, "time limit for each check")
 	asJSON := cl.fs.Bool("json", false, "print the results as a JSON array, with their facts (addresses, port owner, certificate), instead of lines")
 	dnsServer := cl.fs.String("dns-server", "", "look the public hostname up with this DNS server (address[:port], such as 1.1.1.1) instead of the system's; a public one shows what the internet sees (the upstream is still looked up as the proxy does)")
 	cfg, err := cl.parse(args)
@@ -39,7 +39,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	if err == nil && *timeout <= 0 {
 		err = fmt.Errorf("--timeout %s: use a positive duration such as 10s", *timeout)
 	}
-	k := proxyengine.Checker{Timeout: *timeout}
+	k := preflight.Checker{Timeout: *timeout}
 	if err == nil && *dnsServer != "" {
 		// Only the public hostname: the proxy finds the upstream through
 		// the system's resolver, and so must the check.
@@ -65,7 +65,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		printResults(stdout, results)
 	}
 	for _, r := range results {
-		if r.Status == proxyengine.CheckFail {
+		if r.Status == preflight.Fail {
 			return 1
 		}
 	}
@@ -73,26 +73,26 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 }
 
 // checkNameWidth aligns the findings: the longest check name.
-const checkNameWidth = len(proxyengine.CheckNameUpstreamWebSocket)
+const checkNameWidth = len(preflight.NameUpstreamWebSocket)
 
 // printResults writes one line per result, its fix indented beneath, and
 // a count.
-func printResults(w io.Writer, results []proxyengine.CheckResult) {
-	counts := map[proxyengine.CheckStatus]int{}
+func printResults(w io.Writer, results []preflight.Result) {
+	counts := map[preflight.Status]int{}
 	indent := strings.Repeat(" ", 4+2+checkNameWidth+2)
 	for _, r := range results {
 		counts[r.Status]++
 		fmt.Fprintf(w, "%-4s  %-*s  %s\n", strings.ToUpper(string(r.Status)), checkNameWidth, r.Name, r.Finding)
-		if r.Fix != "" && r.Status != proxyengine.CheckPass {
+		if r.Fix != "" && r.Status != preflight.Pass {
 			fmt.Fprintf(w, "%sfix: %s\n", indent, r.Fix)
 		}
 	}
-	warnings := fmt.Sprintf("%d warnings", counts[proxyengine.CheckWarn])
-	if counts[proxyengine.CheckWarn] == 1 {
+	warnings := fmt.Sprintf("%d warnings", counts[preflight.Warn])
+	if counts[preflight.Warn] == 1 {
 		warnings = "1 warning"
 	}
 	fmt.Fprintf(w, "\n%d passed, %s, %d failed, %d skipped\n",
-		counts[proxyengine.CheckPass], warnings, counts[proxyengine.CheckFail], counts[proxyengine.CheckSkip])
+		counts[preflight.Pass], warnings, counts[preflight.Fail], counts[preflight.Skip])
 }
 
 // dnsResolver asks only server, an IP address with an optional port (53).
