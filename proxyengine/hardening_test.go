@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-proxy/gatehouse/internal/config"
+	"github.com/gatehouse-proxy/gatehouse/internal/testutil"
 	"github.com/gatehouse-proxy/gatehouse/internal/upstream"
 	"github.com/gorilla/websocket"
 	"go.uber.org/goleak"
@@ -419,7 +420,7 @@ func TestHardeningSlowReaderHTTP1(t *testing.T) {
 
 	sent := waitUpstreamGaveUp(t, done)
 	attacker := c.LocalAddr().String()
-	eventually(t, "the engine closes the stalled connection", func() bool {
+	testutil.Eventually(t, "the engine closes the stalled connection", func() bool {
 		for _, tc := range e.tracker.connections() {
 			if tc.remote == attacker {
 				return false
@@ -553,7 +554,7 @@ func TestHardeningSlowReaderWebSocket(t *testing.T) {
 	case <-time.After(cutOffBound):
 		t.Fatal("the engine kept the flooded session open")
 	}
-	eventually(t, "the flooded session ends", func() bool { return e.proxy.ws.count() == 1 })
+	testutil.Eventually(t, "the flooded session ends", func() bool { return e.proxy.ws.count() == 1 })
 	visitor.WriteMessage(websocket.TextMessage, []byte("still here"))
 	if _, msg, err := visitor.ReadMessage(); err != nil || string(msg) != "still here" {
 		t.Errorf("the other session: %q %v", msg, err)
@@ -653,7 +654,7 @@ func TestHardeningUpstreamDiesMidWebSocket(t *testing.T) {
 	if !errors.As(err, &ce) || ce.Code != websocket.CloseGoingAway {
 		t.Errorf("client saw %v, want a 1001 close frame", err)
 	}
-	eventually(t, "the session ends", func() bool { return e.proxy.ws.count() == 0 })
+	testutil.Eventually(t, "the session ends", func() bool { return e.proxy.ws.count() == 0 })
 }
 
 // TestHardeningUpstreamRestart restarts the upstream on the same address
@@ -870,7 +871,7 @@ func TestChurnWebSockets(t *testing.T) {
 		t.Fatal(err)
 	}
 	elapsed := time.Since(start)
-	eventually(t, "every session ends", func() bool { return e.proxy.ws.count() == 0 })
+	testutil.Eventually(t, "every session ends", func() bool { return e.proxy.ws.count() == 0 })
 	after := waitSettled(t, base, dropIdle)
 	t.Logf("%d WebSocket cycles in %v: goroutines %d -> %d, fds %d -> %d",
 		n, elapsed.Round(time.Millisecond), base.goroutines, after.goroutines, base.fds, after.fds)

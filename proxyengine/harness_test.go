@@ -122,15 +122,3 @@ func engineURL(path string) string { return "https://" + testHostname + path }
 
 // wsURL is a wss URL of the engine's public name.
 func wsURL(path string) string { return "wss://" + testHostname + path }
-
-// eventually polls cond every 10 ms until it holds or 5 s pass.
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}

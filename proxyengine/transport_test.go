@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse-proxy/gatehouse/internal/testutil"
 	"github.com/gatehouse-proxy/gatehouse/internal/upstream"
 	"github.com/gorilla/websocket"
 )
@@ -26,21 +27,13 @@ func TestUpstreamTLSSessionsAreResumed(t *testing.T) {
 		t.Run(trust, func(t *testing.T) {
 			var mu sync.Mutex
 			var resumed []bool
-			upgrader := websocket.Upgrader{}
 			up := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				if !websocket.IsWebSocketUpgrade(r) {
 					w.Header().Set("Connection", "close")
 					io.WriteString(w, "ok")
 					return
 				}
-				c, err := upgrader.Upgrade(w, r, nil)
-				if err != nil {
-					return
-				}
-				defer c.Close()
-				if kind, msg, err := c.ReadMessage(); err == nil {
-					c.WriteMessage(kind, msg)
-				}
+				testutil.EchoWebSocket(w, r)
 			}))
 			up.TLS = &tls.Config{VerifyConnection: func(cs tls.ConnectionState) error {
 				mu.Lock()

@@ -26,6 +26,7 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/internal/acme"
 	"github.com/gatehouse-proxy/gatehouse/internal/certs"
 	"github.com/gatehouse-proxy/gatehouse/internal/config"
+	"github.com/gatehouse-proxy/gatehouse/internal/testutil"
 	"github.com/gatehouse-proxy/gatehouse/internal/upstream"
 	"github.com/gatehouse-proxy/gatehouse/proxyengine"
 )
@@ -88,24 +89,10 @@ func waitFor(t *testing.T, d *dashboard, within time.Duration, what string, cond
 // health path while down is set, and echoing WebSocket messages at /ws/.
 func echoUpstream(t *testing.T, down *atomic.Bool) *httptest.Server {
 	t.Helper()
-	upgrader := websocket.Upgrader{}
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case strings.HasPrefix(r.URL.Path, "/ws/"):
-			conn, err := upgrader.Upgrade(w, r, nil)
-			if err != nil {
-				return
-			}
-			defer conn.Close()
-			for {
-				kind, msg, err := conn.ReadMessage()
-				if err != nil {
-					return
-				}
-				if err := conn.WriteMessage(kind, msg); err != nil {
-					return
-				}
-			}
+			testutil.EchoWebSocket(w, r)
 		case r.URL.Path == config.DefaultHealthPath && down != nil && down.Load():
 			http.Error(w, "maintenance", http.StatusServiceUnavailable)
 		default:

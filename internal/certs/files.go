@@ -16,10 +16,10 @@ import (
 // changes; certbot and similar tools replace them in place or by rename.
 const filesPollInterval = 5 * time.Second
 
-// fileSource serves a PEM chain and key from disk and reloads them when
-// either file changes. A broken replacement keeps the old pair serving and
-// is reported in Status.
-type fileSource struct {
+// Files is the source for TLS "files": it serves a PEM chain and key from
+// disk and reloads them when either file changes. A broken replacement
+// keeps the old pair serving and is reported in Status.
+type Files struct {
 	certFile, keyFile string
 	logger            *slog.Logger
 	pollInterval      time.Duration // filesPollInterval when zero
@@ -27,14 +27,9 @@ type fileSource struct {
 	current
 }
 
-// NewFiles is the source for TLS "files": the PEM chain in certFile and
-// its key in keyFile, reloaded when either changes.
-func NewFiles(certFile, keyFile string, logger *slog.Logger) Source {
-	return newFiles(certFile, keyFile, logger)
-}
-
-func newFiles(certFile, keyFile string, logger *slog.Logger) *fileSource {
-	return &fileSource{certFile: certFile, keyFile: keyFile, logger: logger,
+// NewFiles serves the PEM chain in certFile with its key in keyFile.
+func NewFiles(certFile, keyFile string, logger *slog.Logger) *Files {
+	return &Files{certFile: certFile, keyFile: keyFile, logger: logger,
 		current: current{status: Status{Source: config.TLSFiles}, empty: "certificate files not loaded"}}
 }
 
@@ -42,7 +37,7 @@ func newFiles(certFile, keyFile string, logger *slog.Logger) *fileSource {
 // replacement is seen whatever the file system's timestamp resolution.
 type fileStamp [sha256.Size]byte
 
-func (s *fileSource) stampFiles() (fileStamp, error) {
+func (s *Files) stampFiles() (fileStamp, error) {
 	h := sha256.New()
 	for _, name := range []string{s.certFile, s.keyFile} {
 		data, err := os.ReadFile(name)
@@ -54,7 +49,7 @@ func (s *fileSource) stampFiles() (fileStamp, error) {
 	return fileStamp(h.Sum(nil)), nil
 }
 
-func (s *fileSource) Start(ctx context.Context) error {
+func (s *Files) Start(ctx context.Context) error {
 	if err := s.reload(); err != nil {
 		return err
 	}
@@ -73,7 +68,7 @@ func (s *fileSource) Start(ctx context.Context) error {
 }
 
 // reload loads the pair if the files changed since the last load.
-func (s *fileSource) reload() error {
+func (s *Files) reload() error {
 	stamp, err := s.stampFiles()
 	if err == nil {
 		served := s.serving()

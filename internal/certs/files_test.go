@@ -17,7 +17,7 @@ import (
 // dir, and returns the leaf's DER.
 func issueFiles(t *testing.T, dir, host, certFile, keyFile string) []byte {
 	t.Helper()
-	src := newLocalCA(host, dir, testutil.Logger(t))
+	src := NewLocalCA(host, dir, testutil.Logger(t))
 	if err := src.refresh(time.Now()); err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +35,7 @@ func TestFileSourceLoadsAndReloads(t *testing.T) {
 	dir := t.TempDir()
 	certFile, keyFile := filepath.Join(dir, "fullchain.pem"), filepath.Join(dir, "privkey.pem")
 	first := issueFiles(t, filepath.Join(dir, "ca1"), "files.example", certFile, keyFile)
-	s := newFiles(certFile, keyFile, testutil.Logger(t))
+	s := NewFiles(certFile, keyFile, testutil.Logger(t))
 	s.pollInterval = 20 * time.Millisecond
 	if err := s.Start(t.Context()); err != nil {
 		t.Fatal(err)

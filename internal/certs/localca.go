@@ -37,28 +37,24 @@ const (
 	localRenewCheck      = 12 * time.Hour
 )
 
-// selfSignedSource issues the leaf from a local CA kept in the state dir.
+// A LocalCA is the source for TLS "self-signed": it issues the leaf from a
+// local CA kept in the state dir.
 // The CA is created once, so a user who trusted local-ca.crt keeps trusting
 // every leaf it issues.
-type selfSignedSource struct {
+type LocalCA struct {
 	hostname string
 	dir      string
 	logger   *slog.Logger
 	current
 }
 
-// NewLocalCA is the source for TLS "self-signed": a leaf for hostname from
-// a local CA, both kept in dir.
-func NewLocalCA(hostname, dir string, logger *slog.Logger) Source {
-	return newLocalCA(hostname, dir, logger)
-}
-
-func newLocalCA(hostname, dir string, logger *slog.Logger) *selfSignedSource {
-	return &selfSignedSource{hostname: hostname, dir: dir, logger: logger,
+// NewLocalCA serves a leaf for hostname from a local CA, both kept in dir.
+func NewLocalCA(hostname, dir string, logger *slog.Logger) *LocalCA {
+	return &LocalCA{hostname: hostname, dir: dir, logger: logger,
 		current: current{status: Status{Source: config.TLSSelfSigned}, empty: "self-signed certificate not ready"}}
 }
 
-func (s *selfSignedSource) Start(ctx context.Context) error {
+func (s *LocalCA) Start(ctx context.Context) error {
 	if err := s.refresh(time.Now()); err != nil {
 		return err
 	}
@@ -73,7 +69,7 @@ func (s *selfSignedSource) Start(ctx context.Context) error {
 
 // refresh loads the CA and the leaf, creating either when missing and
 // replacing the leaf when it is near expiry or for another name.
-func (s *selfSignedSource) refresh(now time.Time) error {
+func (s *LocalCA) refresh(now time.Time) error {
 	if cert := s.serving(); cert != nil && cert.Leaf.NotAfter.Sub(now) > localLeafRenewBefore {
 		return nil
 	}
@@ -97,7 +93,7 @@ func (s *selfSignedSource) refresh(now time.Time) error {
 	return nil
 }
 
-func (s *selfSignedSource) loadOrCreateCA(now time.Time) (*x509.Certificate, *ecdsa.PrivateKey, error) {
+func (s *LocalCA) loadOrCreateCA(now time.Time) (*x509.Certificate, *ecdsa.PrivateKey, error) {
 	certPath, keyPath := filepath.Join(s.dir, LocalCACertFile), filepath.Join(s.dir, localCAKeyFile)
 	pair, err := tls.LoadX509KeyPair(certPath, keyPath)
 	if err == nil {
@@ -142,7 +138,7 @@ func (s *selfSignedSource) loadOrCreateCA(now time.Time) (*x509.Certificate, *ec
 
 // loadLeaf returns the saved leaf if it is for this host, issued by ca and
 // not near expiry.
-func (s *selfSignedSource) loadLeaf(ca *x509.Certificate, now time.Time) (*tls.Certificate, error) {
+func (s *LocalCA) loadLeaf(ca *x509.Certificate, now time.Time) (*tls.Certificate, error) {
 	path := filepath.Join(s.dir, localLeafFile)
 	pair, err := tls.LoadX509KeyPair(path, path)
 	if err != nil {
@@ -161,7 +157,7 @@ func (s *selfSignedSource) loadLeaf(ca *x509.Certificate, now time.Time) (*tls.C
 	return &pair, nil
 }
 
-func (s *selfSignedSource) issueLeaf(ca *x509.Certificate, caKey *ecdsa.PrivateKey, now time.Time) (*tls.Certificate, error) {
+func (s *LocalCA) issueLeaf(ca *x509.Certificate, caKey *ecdsa.PrivateKey, now time.Time) (*tls.Certificate, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, err

@@ -14,7 +14,7 @@ import (
 // secrets here; every file is 0600 in a 0700 directory.
 func TestLocalCAFilesArePrivate(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "state")
-	if err := newLocalCA("a.example", dir, testutil.Logger(t)).refresh(time.Now()); err != nil {
+	if err := NewLocalCA("a.example", dir, testutil.Logger(t)).refresh(time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	for _, name := range []string{LocalCACertFile, localCAKeyFile, localLeafFile} {
@@ -33,11 +33,11 @@ func TestLocalCAFilesArePrivate(t *testing.T) {
 
 func TestSelfSignedLeafReplacedForNewHostnameButCAKept(t *testing.T) {
 	dir := t.TempDir()
-	a := newLocalCA("a.example", dir, testutil.Logger(t))
+	a := NewLocalCA("a.example", dir, testutil.Logger(t))
 	if err := a.refresh(time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	b := newLocalCA("b.example", dir, testutil.Logger(t))
+	b := NewLocalCA("b.example", dir, testutil.Logger(t))
 	if err := b.refresh(time.Now()); err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +61,7 @@ func TestSelfSignedLeafReplacedForNewHostnameButCAKept(t *testing.T) {
 func TestSelfSignedRefusesBrokenCA(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, LocalCACertFile), []byte("garbage"), 0o600)
-	s := newLocalCA("a.example", dir, testutil.Logger(t))
+	s := NewLocalCA("a.example", dir, testutil.Logger(t))
 	if err := s.refresh(time.Now()); err == nil {
 		t.Fatal("a broken local-ca.crt was silently replaced; a user trusting it would be locked out without a word")
 	}

@@ -1,3 +1,9 @@
+// Package preflight checks, before serving, what Gatehouse depends on and
+// cannot fix itself: the hostname (hostname and DNS, dns.go), the listen
+// ports (ports.go), and the upstream: connect, TLS with the configured
+// trust, health and a WebSocket upgrade (upstream.go). Each Result says
+// what was found and what to do, in words for the person setting it up;
+// the wizard shows them beside its fields and `gatehouse check` prints them.
 package preflight
 
 import (
