@@ -2,6 +2,8 @@ package proxyengine
 
 import (
 	"net/http"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -52,45 +54,150 @@ func (l clientLimits) server(handler http.Handler) *http.Server {
 	}
 }
 
-// withSendTimeout gives every response a write deadline that moves forward
-// as the response is written, so a client that stops reading is cut off
-// after sendTimeout while one that reads slowly but steadily is served to
-// the end. Arming it as the request starts also replaces the deadline an
+// withSendTimeout bounds each write of a response by sendTimeout, so a
+// client that stops reading is cut off while one that reads slowly but
+// steadily is served to the end. Only a write in progress is timed: a
+// response may pause for as long as its upstream needs (a long poll, an
+// event stream, a slow answer) without being cut off.
+//
+// HTTP/1.1 uses the connection's write deadline, moved forward as writes
+// begin; an expired one does no harm until the next write, which re-arms it
+// first. Arming it as the request starts also replaces the deadline an
 // earlier response left on a keepalive connection.
+//
+// An HTTP/2 stream's write deadline resets the stream when it expires, even
+// with no write pending, so there a watchdog times each write instead, and
+// the stream deadline is armed only once the handler has returned, for the
+// final flush of what the response writer still buffers.
 func (l clientLimits) withSendTimeout(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sw := &sendDeadlineWriter{ResponseWriter: w, rc: *http.NewResponseController(w)}
-		sw.deadline = progressDeadline{timeout: l.sendTimeout, conn: &sw.rc}
-		sw.deadline.progress()
+		if r.ProtoMajor == 2 {
+			sw.watch = &writeWatchdog{timeout: l.sendTimeout, expire: sw.rc.SetWriteDeadline}
+			// A stream whose deadline was never set would keep the
+			// deadline armed below even if the stream had ended before
+			// it arrived (it is a message to the connection's goroutine);
+			// one set far ahead is stopped when the stream ends, after
+			// which re-arming it does nothing.
+			sw.rc.SetWriteDeadline(time.Now().Add(farDeadline))
+			defer func() {
+				sw.watch.stop()
+				sw.rc.SetWriteDeadline(time.Now().Add(l.sendTimeout))
+			}()
+		} else {
+			sw.deadline = progressDeadline{timeout: l.sendTimeout, conn: &sw.rc}
+			sw.deadline.progress()
+		}
 		next.ServeHTTP(sw, r)
 	})
 }
 
-// sendDeadlineWriter re-arms the write deadline as a response is written.
-// Unwrap lets http.ResponseController reach Hijack and the deadlines
-// underneath.
+// farDeadline is a deadline that never expires in practice.
+const farDeadline = 100 * 365 * 24 * time.Hour
+
+// sendDeadlineWriter times the writes of a response: on HTTP/1.1 by moving
+// the connection's write deadline, on HTTP/2 by a watchdog. Unwrap lets
+// http.ResponseController reach Hijack and the deadlines underneath.
 type sendDeadlineWriter struct {
 	http.ResponseWriter
 	rc       http.ResponseController // of the ResponseWriter, held here to save an allocation
-	deadline progressDeadline
+	deadline progressDeadline        // HTTP/1.1
+	watch    *writeWatchdog          // HTTP/2
+}
+
+func (w *sendDeadlineWriter) begin() {
+	if w.watch != nil {
+		w.watch.begin()
+	} else {
+		w.deadline.progress()
+	}
+}
+
+func (w *sendDeadlineWriter) end() {
+	if w.watch != nil {
+		w.watch.end()
+	}
 }
 
 func (w *sendDeadlineWriter) WriteHeader(code int) {
-	w.deadline.progress()
+	w.begin()
 	w.ResponseWriter.WriteHeader(code)
+	w.end()
 }
 
 func (w *sendDeadlineWriter) Write(p []byte) (int, error) {
-	w.deadline.progress()
+	w.begin()
+	defer w.end()
 	return w.ResponseWriter.Write(p)
 }
 
 func (w *sendDeadlineWriter) FlushError() error {
-	w.deadline.progress()
+	w.begin()
+	defer w.end()
 	return w.rc.Flush()
 }
 
 func (w *sendDeadlineWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// writeWatchdog cuts off an operation (a write, or a read of a request
+// body) that has been in progress for longer than timeout, by calling
+// expire with a time in the past. Between operations nothing is timed.
+// begin and end cost two clock reads and an atomic store; the timer behind
+// them is made on the first begin and fires at most once per timeout.
+// begin and end are called by one goroutine at a time.
+type writeWatchdog struct {
+	timeout time.Duration
+	expire  func(time.Time) error
+	since   atomic.Int64 // UnixNano when the operation in progress began; 0 between operations
+
+	mu      sync.Mutex
+	timer   *time.Timer
+	stopped bool
+}
+
+func (d *writeWatchdog) begin() {
+	d.since.Store(time.Now().UnixNano())
+	if d.timer == nil {
+		d.mu.Lock()
+		if !d.stopped {
+			d.timer = time.AfterFunc(d.timeout, d.check)
+		}
+		d.mu.Unlock()
+	}
+}
+
+func (d *writeWatchdog) end() { d.since.Store(0) }
+
+// check runs on the timer: it expires an operation that has gone on for
+// timeout and otherwise looks again when the current one would be due.
+func (d *writeWatchdog) check() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.stopped {
+		return
+	}
+	next := d.timeout
+	if since := d.since.Load(); since != 0 {
+		running := time.Since(time.Unix(0, since))
+		if running >= d.timeout {
+			d.stopped = true
+			d.expire(time.Unix(1, 0))
+			return
+		}
+		next = d.timeout - running
+	}
+	d.timer.Reset(next)
+}
+
+// stop ends the watch; once it returns, expire is not called any more.
+func (d *writeWatchdog) stop() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.stopped = true
+	if d.timer != nil {
+		d.timer.Stop()
+	}
+}
 
 // progressDeadline moves a write deadline to timeout from now each time a
 // write begins, which means the previous one finished. It re-arms at most
