@@ -2,10 +2,13 @@ package proxyengine
 
 import (
 	"bufio"
+	"context"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -62,7 +65,10 @@ func (b *trickleBody) Read(p []byte) (int, error) {
 func TestSendTimeoutTimesOnlyWrites(t *testing.T) {
 	const send = 300 * time.Millisecond
 	pause := 4 * send
-	e := startEngine(t, testConfig(t, pausingUpstream(t, pause)), func(e *Engine) { e.limits.sendTimeout = send })
+	e := startEngine(t, testConfig(t, pausingUpstream(t, pause)), func(e *Engine) {
+		e.limits.sendTimeout = send
+		e.limits.bodyTimeout = send
+	})
 	for _, h2 := range []bool{false, true} {
 		c := httpClient(t, e, h2)
 		proto := map[bool]string{false: "HTTP/1.1", true: "HTTP/2"}[h2]
@@ -111,5 +117,178 @@ func TestSendTimeoutTimesOnlyWrites(t *testing.T) {
 				t.Errorf("upload took only %v, not several send timeouts", took)
 			}
 		})
+	}
+}
+
+// stallingUpstream reads each request's body to the end and reports how
+// many requests it is handling at the moment.
+type stallingUpstream struct {
+	*httptest.Server
+	active, peak atomic.Int32
+}
+
+func newStallingUpstream(t *testing.T) *stallingUpstream {
+	u := &stallingUpstream{}
+	u.Server = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == DefaultHealthPath {
+			return
+		}
+		n := u.active.Add(1)
+		defer u.active.Add(-1)
+		for p := u.peak.Load(); n > p && !u.peak.CompareAndSwap(p, n); p = u.peak.Load() {
+		}
+		io.Copy(io.Discard, r.Body)
+		io.WriteString(w, "ok")
+	}))
+	t.Cleanup(u.Close)
+	return u
+}
+
+// TestBodyTimeout checks that a visitor that announces a body and stops
+// sending it is answered 408 after the body timeout, over HTTP/1.1 and
+// HTTP/2, and that neither that nor a malformed chunked body counts as an
+// upstream failure.
+func TestBodyTimeout(t *testing.T) {
+	up := newStallingUpstream(t)
+	const bodyTimeout = 500 * time.Millisecond
+	e := startEngine(t, testConfig(t, up.Server), func(e *Engine) { e.limits.bodyTimeout = bodyTimeout })
+	const host = "Host: " + testHostname + "\r\n"
+
+	t.Run("HTTP/1.1 stalled body", func(t *testing.T) {
+		start := time.Now()
+		resp := rawExchange(t, e, "POST /upload HTTP/1.1\r\n"+host+"Content-Length: 1000000\r\n\r\nabc")
+		if resp.StatusCode != http.StatusRequestTimeout {
+			t.Errorf("status %d, want 408", resp.StatusCode)
+		}
+		if took := time.Since(start); took < bodyTimeout {
+			t.Errorf("answered after %v, before the body timeout", took)
+		}
+	})
+	t.Run("HTTP/1.1 malformed chunk", func(t *testing.T) {
+		resp := rawExchange(t, e, "POST /upload HTTP/1.1\r\n"+host+"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\nzz\r\n")
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("status %d, want 400", resp.StatusCode)
+		}
+	})
+	t.Run("HTTP/2 stalled body", func(t *testing.T) {
+		pr, pw := io.Pipe()
+		defer pw.Close()
+		go pw.Write([]byte("abc"))
+		req, _ := http.NewRequest("POST", engineURL("/upload"), pr)
+		req.ContentLength = 1000000
+		resp, err := httpClient(t, e, true).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.ProtoMajor != 2 || resp.StatusCode != http.StatusRequestTimeout {
+			t.Errorf("%s %d, want HTTP/2 408", resp.Proto, resp.StatusCode)
+		}
+	})
+	if n := e.tracker.upstreamErrors.Load(); n != 0 {
+		t.Errorf("%d upstream errors counted for the visitors' faults", n)
+	}
+	eventually(t, "the upstream has no request left", func() bool { return up.active.Load() == 0 })
+}
+
+// TestUpstreamRequestsPerVisitor has one visitor open more stalled uploads
+// than it may have in flight: the surplus is refused at once with 429,
+// another visitor is served meanwhile, and the body timeout frees the
+// upstream connections the stalled ones held.
+func TestUpstreamRequestsPerVisitor(t *testing.T) {
+	up := newStallingUpstream(t)
+	const perVisitor, attackers = 4, 7
+	e := startEngine(t, testConfig(t, up.Server), func(e *Engine) {
+		e.limits.perVisitor = perVisitor
+		e.limits.bodyTimeout = 2 * time.Second
+	})
+	statuses := make(chan int, attackers)
+	for range attackers {
+		c := dialRawTLS(t, e)
+		io.WriteString(c, "POST /upload HTTP/1.1\r\nHost: "+testHostname+"\r\nContent-Length: 1000000\r\n\r\n")
+		go func() {
+			c.SetReadDeadline(time.Now().Add(cutOffBound))
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err != nil {
+				statuses <- 0
+				return
+			}
+			resp.Body.Close()
+			statuses <- resp.StatusCode
+		}()
+	}
+	refused := 0
+	for range attackers - perVisitor {
+		if s := <-statuses; s == http.StatusTooManyRequests {
+			refused++
+		}
+	}
+	if refused != attackers-perVisitor {
+		t.Fatalf("%d of the first %d answers were 429", refused, attackers-perVisitor)
+	}
+	if n := up.active.Load(); n != perVisitor {
+		t.Errorf("the upstream handles %d requests, want %d", n, perVisitor)
+	}
+
+	// Another address is served while the first holds its share.
+	other := &http.Transport{
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}}
+			return d.DialContext(ctx, network, e.HTTPSAddr().String())
+		},
+		TLSClientConfig: clientTLS(t, e),
+	}
+	defer other.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: other, Timeout: 10 * time.Second}).Post(engineURL("/other"), "text/plain", strings.NewReader("hi"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("another visitor got %d", resp.StatusCode)
+	}
+	for range perVisitor {
+		if s := <-statuses; s != http.StatusRequestTimeout {
+			t.Errorf("a stalled upload got %d, want 408", s)
+		}
+	}
+	eventually(t, "the upstream has no request left", func() bool { return up.active.Load() == 0 })
+	if p := up.peak.Load(); p > perVisitor+1 {
+		t.Errorf("the upstream handled %d requests at once, want at most %d", p, perVisitor+1)
+	}
+}
+
+// TestHTTP2MaxConcurrentStreams reads the SETTINGS the engine sends an
+// HTTP/2 client and checks the stream limit.
+func TestHTTP2MaxConcurrentStreams(t *testing.T) {
+	e := startEngine(t, testConfig(t, newEchoUpstream(t)))
+	c, err := tlsDial(&net.Dialer{Timeout: 5 * time.Second}, e.HTTPSAddr().String(), clientTLS(t, e, "h2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	// The client preface and an empty SETTINGS frame.
+	io.WriteString(c, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+	var hdr [9]byte
+	if _, err := io.ReadFull(c, hdr[:]); err != nil {
+		t.Fatal(err)
+	}
+	length := int(hdr[0])<<16 | int(hdr[1])<<8 | int(hdr[2])
+	if hdr[3] != 0x4 || length%6 != 0 {
+		t.Fatalf("first frame type %d length %d, want SETTINGS", hdr[3], length)
+	}
+	payload := make([]byte, length)
+	if _, err := io.ReadFull(c, payload); err != nil {
+		t.Fatal(err)
+	}
+	streams := -1
+	for i := 0; i < length; i += 6 {
+		if id := int(payload[i])<<8 | int(payload[i+1]); id == 0x3 {
+			streams = int(payload[i+2])<<24 | int(payload[i+3])<<16 | int(payload[i+4])<<8 | int(payload[i+5])
+		}
+	}
+	if streams != http2MaxStreams || http2MaxStreams > 128 {
+		t.Errorf("MAX_CONCURRENT_STREAMS %d, want %d (at most 128, as nginx)", streams, http2MaxStreams)
 	}
 }

@@ -1,6 +1,8 @@
 package proxyengine
 
 import (
+	"context"
+	"io"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -23,6 +25,26 @@ const (
 	// flows, not a bound on the whole response: long downloads and
 	// WebSockets live on as long as the client keeps reading.
 	clientSendTimeout = 60 * time.Second
+	// clientBodyTimeout ends a request whose body has not arrived for this
+	// long while the proxy waits to read it, as nginx's client_body_timeout
+	// (60 s) does: like the send timeout it times each read, not the whole
+	// body, so a long upload lives on while it makes progress. Without it a
+	// visitor that announces a body and sends none holds an upstream
+	// connection for as long as it likes.
+	clientBodyTimeout = 60 * time.Second
+	// http2MaxStreams caps the requests one HTTP/2 connection may have in
+	// flight. RFC 9113 (section 6.5.2) recommends no fewer than 100, and
+	// browsers need no more; Go's default of 250 (nginx: 128) let one
+	// connection hold 250 upstream connections.
+	http2MaxStreams = 100
+	// maxUpstreamPerVisitor caps the requests one visitor (an IPv4 address
+	// or an IPv6 /64, which one host usually holds whole) may have in
+	// flight to the upstream at once; more are answered 429 at once, so one
+	// visitor cannot take the upstream's capacity from the others. It
+	// equals http2MaxStreams, so a browser's one HTTP/2 connection never
+	// meets it, and allows for a few users behind one NAT address.
+	// Established WebSockets are not counted, only their handshake.
+	maxUpstreamPerVisitor = 100
 )
 
 // clientLimits holds the limits an engine applies; tests shorten them
@@ -32,6 +54,9 @@ type clientLimits struct {
 	idleTimeout       time.Duration
 	maxHeaderBytes    int
 	sendTimeout       time.Duration
+	bodyTimeout       time.Duration
+	http2MaxStreams   int
+	perVisitor        int // upstream requests in flight per visitor
 }
 
 var defaultClientLimits = clientLimits{
@@ -39,19 +64,84 @@ var defaultClientLimits = clientLimits{
 	idleTimeout:       clientIdleTimeout,
 	maxHeaderBytes:    maxHeaderBytes,
 	sendTimeout:       clientSendTimeout,
+	bodyTimeout:       clientBodyTimeout,
+	http2MaxStreams:   http2MaxStreams,
+	perVisitor:        maxUpstreamPerVisitor,
 }
 
 // server returns an http.Server for handler under these limits. Writes are
 // bounded per write by sendTimeout: HTTP/2 connections by WriteByteTimeout,
-// each request's response by withSendTimeout.
+// each request's response by withSendTimeout. Reads of a request body are
+// bounded per read by bodyTimeout (withBodyTimeout).
 func (l clientLimits) server(handler http.Handler) *http.Server {
 	return &http.Server{
-		Handler:           l.withSendTimeout(handler),
+		Handler:           l.withSendTimeout(l.withBodyTimeout(handler)),
 		ReadHeaderTimeout: l.readHeaderTimeout,
 		IdleTimeout:       l.idleTimeout,
 		MaxHeaderBytes:    l.maxHeaderBytes,
-		HTTP2:             &http.HTTP2Config{WriteByteTimeout: l.sendTimeout},
+		HTTP2: &http.HTTP2Config{
+			WriteByteTimeout:     l.sendTimeout,
+			MaxConcurrentStreams: l.http2MaxStreams,
+		},
 	}
+}
+
+// withBodyTimeout cuts off a request body read that waits longer than
+// bodyTimeout for the visitor's bytes. Only a read in progress is timed: an
+// upstream that takes its time to read the body is not the visitor's fault.
+// A failed read is noted in the body, which the request's context carries,
+// so the proxy answers it as the visitor's error rather than the
+// upstream's.
+func (l clientLimits) withBodyTimeout(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body == nil || r.Body == http.NoBody {
+			next.ServeHTTP(w, r)
+			return
+		}
+		rc := http.NewResponseController(w)
+		vb := &visitorBody{ReadCloser: r.Body}
+		vb.watch = writeWatchdog{timeout: l.bodyTimeout, expire: rc.SetReadDeadline}
+		defer vb.watch.stop()
+		r = r.WithContext(context.WithValue(r.Context(), visitorBodyKey{}, vb))
+		r.Body = vb
+		next.ServeHTTP(w, r)
+	})
+}
+
+type visitorBodyKey struct{}
+
+// visitorBody times the reads of a request body and notes how it failed.
+type visitorBody struct {
+	io.ReadCloser
+	watch    writeWatchdog
+	failed   atomic.Bool
+	timedOut atomic.Bool
+}
+
+func (b *visitorBody) Read(p []byte) (int, error) {
+	b.watch.begin()
+	n, err := b.ReadCloser.Read(p)
+	b.watch.end()
+	if err != nil && err != io.EOF {
+		b.timedOut.Store(isTimeout(err))
+		b.failed.Store(true)
+	}
+	return n, err
+}
+
+// visitorBodyError reports whether reading r's body from the visitor
+// failed, and the status that answers it: 408 when the visitor stopped
+// sending, 400 for a malformed body (bad chunking, an HTTP/2 length that
+// does not match).
+func visitorBodyError(r *http.Request) (status int, failed bool) {
+	b, _ := r.Context().Value(visitorBodyKey{}).(*visitorBody)
+	if b == nil || !b.failed.Load() {
+		return 0, false
+	}
+	if b.timedOut.Load() {
+		return http.StatusRequestTimeout, true
+	}
+	return http.StatusBadRequest, true
 }
 
 // withSendTimeout bounds each write of a response by sendTimeout, so a

@@ -7,8 +7,10 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/netip"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -27,6 +29,7 @@ type proxyHandler struct {
 	// a WebSocket's 101 included.
 	upstreamTimeout time.Duration
 	limits          *clientLimits // the engine's, read once serving starts
+	visitors        visitorCounts
 }
 
 func newProxyHandler(c Config, upstream *url.URL, transport *http.Transport, fwd forwarding, t *tracker, limits *clientLimits) *proxyHandler {
@@ -63,6 +66,23 @@ func (p *proxyHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case normalizeHost(r.Host) != p.hostname:
 		writeErrorPage(w, http.StatusMisdirectedRequest, "This server does not serve that name",
 			"The address you used is not the one this gateway is set up for.")
+	default:
+		key := p.visitorKey(r)
+		if !p.visitors.acquire(key, p.limits.perVisitor) {
+			p.logger.Debug("too many requests in flight from one visitor", "client", r.RemoteAddr, "path", r.URL.Path)
+			w.Header().Set("Retry-After", "5")
+			writeErrorPage(w, http.StatusTooManyRequests, "Too many requests at once",
+				"This address has too many requests waiting on the gateway. Try again in a moment.")
+			return
+		}
+		defer p.visitors.release(key)
+		p.serveUpstream(w, r)
+	}
+}
+
+// serveUpstream forwards a request that passed the checks of ServeHTTP.
+func (p *proxyHandler) serveUpstream(w http.ResponseWriter, r *http.Request) {
+	switch {
 	case isWebSocketUpgrade(r):
 		p.ws.ServeHTTP(w, r)
 	case asksUpgrade(r):
@@ -113,6 +133,21 @@ func (t timedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 // serveUpstreamError answers 504 when the upstream was too slow and 502 for
 // every other failure to reach it.
 func (p *proxyHandler) serveUpstreamError(w http.ResponseWriter, r *http.Request, err error) {
+	// Checked first: on HTTP/1.1 a failed body read also cancels the
+	// request's context, though the visitor may still read an answer.
+	if status, ok := visitorBodyError(r); ok {
+		// The visitor's body broke off or was malformed: the upstream is
+		// fine, and the visitor gets the blame.
+		p.logger.Debug("reading the request body from the client failed", "path", r.URL.Path, "status", status, "err", err)
+		w.Header().Set("Connection", "close")
+		if status == http.StatusRequestTimeout {
+			writeErrorPage(w, status, "The request took too long to arrive",
+				"The gateway stopped waiting for the rest of the request. Try again.")
+		} else {
+			writeErrorPage(w, status, "The request was malformed", "Its body could not be read.")
+		}
+		return
+	}
 	if errors.Is(r.Context().Err(), context.Canceled) {
 		// The visitor left; there is nobody to answer.
 		p.logger.Debug("client went away during the upstream request", "path", r.URL.Path, "err", err)
@@ -132,6 +167,61 @@ func (p *proxyHandler) serveUpstreamError(w http.ResponseWriter, r *http.Request
 	p.logger.Warn("upstream unreachable", "upstream", p.upstream.Host, "path", r.URL.Path, "err", err)
 	writeErrorPage(w, http.StatusBadGateway, "The app behind this gateway is not reachable",
 		"The gateway is running, but it could not get an answer from the app it protects. It may be stopped or restarting; try again in a moment.")
+}
+
+// visitorKey names the visitor behind r for the per-visitor limit: its
+// address, or for a trusted proxy the address that proxy says it forwards
+// for (the last X-Forwarded-For entry). An IPv6 address counts as its /64,
+// since one host usually holds a whole /64 and can pick addresses from it.
+func (p *proxyHandler) visitorKey(r *http.Request) netip.Prefix {
+	ip := remoteIP(r.RemoteAddr)
+	if p.forwarding.isTrusted(ip) {
+		if xff := r.Header.Values("X-Forwarded-For"); len(xff) > 0 {
+			last := xff[len(xff)-1]
+			if i := strings.LastIndexByte(last, ','); i >= 0 {
+				last = last[i+1:]
+			}
+			if a, err := netip.ParseAddr(strings.TrimSpace(last)); err == nil {
+				ip = a.WithZone("").Unmap()
+			}
+		}
+	}
+	bits := 32
+	if ip.Is6() {
+		bits = 64
+	}
+	pfx, _ := ip.Prefix(bits) // an invalid address gives the zero Prefix, one key for all such
+	return pfx
+}
+
+// visitorCounts counts the upstream requests each visitor has in flight.
+type visitorCounts struct {
+	mu sync.Mutex
+	n  map[netip.Prefix]int
+}
+
+// acquire counts one more request for key unless it has limit in flight.
+func (v *visitorCounts) acquire(key netip.Prefix, limit int) bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.n == nil {
+		v.n = map[netip.Prefix]int{}
+	}
+	if v.n[key] >= limit {
+		return false
+	}
+	v.n[key]++
+	return true
+}
+
+func (v *visitorCounts) release(key netip.Prefix) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.n[key] <= 1 {
+		delete(v.n, key)
+	} else {
+		v.n[key]--
+	}
 }
 
 func isTimeout(err error) bool {
