@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -291,4 +292,114 @@ func TestHTTP2MaxConcurrentStreams(t *testing.T) {
 	if streams != http2MaxStreams || http2MaxStreams > 128 {
 		t.Errorf("MAX_CONCURRENT_STREAMS %d, want %d (at most 128, as nginx)", streams, http2MaxStreams)
 	}
+}
+
+// TestHostCanonical sends the public name spelled in different ways: the
+// upstream always receives the configured name and public port in Host and
+// X-Forwarded-Host, and a malformed Host is refused with 400.
+func TestHostCanonical(t *testing.T) {
+	up := newRecordingUpstream(t)
+	cfg := testConfig(t, up.Server)
+	cfg.PublicHTTPSPort = 8443
+	e := startEngine(t, cfg)
+	const canonical = testHostname + ":8443"
+	for _, tc := range []struct {
+		host   string
+		status int
+	}{
+		{testHostname, 200},
+		{"GATEHOUSE.Test", 200},
+		{testHostname + ".", 200},
+		{testHostname + ":443", 200},
+		{testHostname + ":", 200},
+		{"Gatehouse.test.:8443", 200},
+		{testHostname + ":abc", 400},
+		{testHostname + ":99999", 400},
+		{testHostname + ":-1", 400},
+		{testHostname + ":+443", 400},
+		{testHostname + ":443:443", 400},
+		{"[" + testHostname + "]:443", 400},
+		{"[" + testHostname + "]", 400},
+		{"[::1]:443", 421},
+		{"::1", 400},
+		{"other.example:443", 421},
+		{testHostname + "..", 421},
+	} {
+		resp := rawExchange(t, e, "GET /x HTTP/1.1\r\nHost: "+tc.host+"\r\n\r\n")
+		hits := up.take()
+		if resp.StatusCode != tc.status {
+			t.Errorf("Host %q: status %d, want %d", tc.host, resp.StatusCode, tc.status)
+		}
+		if tc.status != 200 {
+			if len(hits) != 0 {
+				t.Errorf("Host %q reached the upstream", tc.host)
+			}
+			continue
+		}
+		if len(hits) != 1 || hits[0].host != canonical || hits[0].header.Get("X-Forwarded-Host") != canonical {
+			t.Errorf("Host %q: upstream saw %+v, want Host and X-Forwarded-Host %q", tc.host, hits, canonical)
+		}
+	}
+	// HTTP/2's :authority, through a browser-like client.
+	req, _ := http.NewRequest("GET", engineURL("/x"), nil)
+	req.Host = "GATEHOUSE.TEST.:443"
+	resp, err := httpClient(t, e, true).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if hits := up.take(); resp.ProtoMajor != 2 || len(hits) != 1 || hits[0].host != canonical {
+		t.Errorf("HTTP/2 %d: upstream saw %+v, want Host %q", resp.StatusCode, hits, canonical)
+	}
+}
+
+// FuzzRequestHost sends a request with any Host through the proxy handler:
+// it is either refused or reaches the upstream with the configured Host and
+// X-Forwarded-Host, never the visitor's spelling. requestHostName must
+// accept exactly what names the configured host, case and a trailing dot
+// aside, with a port of at most 65535 digits-only.
+func FuzzRequestHost(f *testing.F) {
+	for _, s := range []string{"sso.example.com", "SSO.example.COM.:443", "sso.example.com:abc", "sso.example.com:99999",
+		"[sso.example.com]:443", "[::1]:8443", "sso.example.com:", "\u212aey.example.com", "sso.example.com:0443"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, host string) {
+		p := fuzzProxyHandler(forwarding{})
+		p.limits.perVisitor = 1
+		var proxied *http.Request
+		p.rp.Transport = roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			proxied = r
+			return &http.Response{StatusCode: 200, Body: http.NoBody, Header: http.Header{}, Request: r}, nil
+		})
+		in := httptest.NewRequest("GET", "https://sso.example.com/", nil)
+		in.Host = host
+		rec := httptest.NewRecorder()
+		p.ServeHTTP(rec, in)
+
+		name, err := requestHostName(host)
+		matches := err == nil && name == "sso.example.com"
+		if proxied == nil {
+			if matches {
+				t.Fatalf("Host %q names this host but was refused with %d", host, rec.Code)
+			}
+			return
+		}
+		if !matches {
+			t.Fatalf("Host %q (parsed %q, %v) reached the upstream", host, name, err)
+		}
+		if proxied.Host != "sso.example.com" || proxied.Header.Get("X-Forwarded-Host") != "sso.example.com" {
+			t.Fatalf("Host %q reached the upstream as %q, X-Forwarded-Host %q", host, proxied.Host, proxied.Header.Get("X-Forwarded-Host"))
+		}
+		// The oracle: the name part equals the configured one ignoring ASCII
+		// case and one trailing dot, and any port is 0-65535 in digits.
+		h, port, found := strings.Cut(host, ":")
+		if !strings.EqualFold(strings.TrimSuffix(h, "."), "sso.example.com") || strings.ContainsFunc(h, func(r rune) bool { return r >= 0x80 }) {
+			t.Fatalf("Host %q was taken for sso.example.com", host)
+		}
+		if found && port != "" {
+			if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 || strings.Trim(port, "0123456789") != "" {
+				t.Fatalf("Host %q with port %q was accepted", host, port)
+			}
+		}
+	})
 }

@@ -9,6 +9,7 @@ import (
 	"net/http/httputil"
 	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -18,7 +19,10 @@ import (
 // WebSocket upgrades to the WebSocket proxy and everything else to an
 // httputil.ReverseProxy over the upstream keepalive pool.
 type proxyHandler struct {
-	hostname   string // lower case, no trailing dot
+	hostname string // lower case, no trailing dot
+	// publicHost is the Host the upstream receives, whatever the visitor
+	// wrote: the hostname, with the public HTTPS port unless it is 443.
+	publicHost string
 	upstream   *url.URL
 	forwarding forwarding
 	logger     *slog.Logger
@@ -35,6 +39,7 @@ type proxyHandler struct {
 func newProxyHandler(c Config, upstream *url.URL, transport *http.Transport, fwd forwarding, t *tracker, limits *clientLimits) *proxyHandler {
 	p := &proxyHandler{
 		hostname:        normalizeHost(c.Hostname),
+		publicHost:      publicAuthority(normalizeHost(c.Hostname), c.PublicHTTPSPort),
 		upstream:        upstream,
 		forwarding:      fwd,
 		logger:          c.Logger,
@@ -57,13 +62,17 @@ func newProxyHandler(c Config, upstream *url.URL, transport *http.Transport, fwd
 // upstream. r.Host is the authority of an absolute-form request line (Go's
 // server takes it over the Host header), so both forms are checked alike.
 func (p *proxyHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	host, hostErr := requestHostName(r.Host)
 	switch {
 	case r.Method == http.MethodConnect:
 		// A reverse proxy is no tunnel to wherever the visitor names.
 		w.Header().Set("Allow", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS")
 		writeErrorPage(w, http.StatusMethodNotAllowed, "This gateway does not open tunnels",
 			"CONNECT requests are not forwarded.")
-	case normalizeHost(r.Host) != p.hostname:
+	case hostErr != nil:
+		writeErrorPage(w, http.StatusBadRequest, "The request names no valid host",
+			"The address in the request is malformed.")
+	case host != p.hostname:
 		writeErrorPage(w, http.StatusMisdirectedRequest, "This server does not serve that name",
 			"The address you used is not the one this gateway is set up for.")
 	default:
@@ -105,13 +114,80 @@ func (p *proxyHandler) serveUpstream(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// rewrite routes the outbound request to the upstream, keeping the Host the
-// client sent (authentik needs it for its security checks and WebSockets)
-// and setting the forwarding headers.
+// rewrite routes the outbound request to the upstream with the public Host
+// (authentik needs it for its security checks and WebSockets) and sets the
+// forwarding headers. The Host is the configured one, not the visitor's
+// spelling of it: upper case, a trailing dot or a stray port would
+// otherwise reach authentik, which builds URLs from it.
 func (p *proxyHandler) rewrite(pr *httputil.ProxyRequest) {
 	pr.SetURL(p.upstream)
-	pr.Out.Host = pr.In.Host
+	pr.Out.Host = p.publicHost
 	p.forwarding.apply(pr.Out, pr.In)
+}
+
+// publicAuthority is the authority visitors use: hostname, and the port unless
+// it is HTTPS's default.
+func publicAuthority(hostname string, port int) string {
+	if port == 0 || port == 443 {
+		return hostname
+	}
+	return net.JoinHostPort(hostname, strconv.Itoa(port))
+}
+
+// errMalformedHost is a Host (or :authority) that is no host[:port].
+var errMalformedHost = errors.New("malformed host")
+
+// requestHostName returns the name in a request's Host, lower case and
+// without a trailing dot, checking the whole: an ASCII name or a bracketed
+// IPv6 address, then nothing or ":" and a port of at most 65535 (RFC 3986
+// allows an empty one). Anything else, such as "[sso.example.com]:443",
+// "sso.example.com:abc" or a bare IPv6 address, is malformed.
+func requestHostName(host string) (string, error) {
+	name, port, hasPort := host, "", false
+	if strings.HasPrefix(host, "[") {
+		end := strings.IndexByte(host, ']')
+		if end < 0 {
+			return "", errMalformedHost
+		}
+		name = host[1:end]
+		if a, err := netip.ParseAddr(name); err != nil || !a.Is6() || a.Zone() != "" {
+			return "", errMalformedHost
+		}
+		switch rest := host[end+1:]; {
+		case rest == "":
+		case rest[0] == ':':
+			port, hasPort = rest[1:], true
+		default:
+			return "", errMalformedHost
+		}
+	} else if i := strings.LastIndexByte(host, ':'); i >= 0 {
+		name, port, hasPort = host[:i], host[i+1:], true
+		if strings.ContainsRune(name, ':') {
+			return "", errMalformedHost // an IPv6 address without brackets
+		}
+	}
+	if hasPort && port != "" {
+		n, err := strconv.ParseUint(port, 10, 16)
+		if err != nil || len(port) > 5 || n > 65535 {
+			return "", errMalformedHost
+		}
+	}
+	b := []byte(name)
+	for i, c := range b {
+		switch {
+		case c >= 0x80 || c <= ' ' || c == 0x7f:
+			// Go's server refuses these already; case folding beyond
+			// ASCII could otherwise turn another name into this one.
+			return "", errMalformedHost
+		case 'A' <= c && c <= 'Z':
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	name = strings.TrimSuffix(string(b), ".")
+	if name == "" {
+		return "", errMalformedHost
+	}
+	return name, nil
 }
 
 // timedTransport measures upstream latency: RoundTrip returns when the
