@@ -403,3 +403,32 @@ func FuzzRequestHost(f *testing.F) {
 		}
 	})
 }
+
+// TestQueryPassesByteForByte checks that queries Go's url.ParseQuery
+// refuses reach the upstream exactly as sent, over HTTP/1.1 and HTTP/2.
+func TestQueryPassesByteForByte(t *testing.T) {
+	up := newRecordingUpstream(t)
+	e := startEngine(t, testConfig(t, up.Server))
+	for _, target := range []string{
+		"/q?state=abc;def&code=1",
+		"/q?%zz",
+		"/q?a=%20+b&&x=%2F;y",
+		"/q?",
+		"/q?next=/if/flow/%3Fa%3Db;c&x",
+	} {
+		resp := rawExchange(t, e, "GET "+target+" HTTP/1.1\r\nHost: "+testHostname+"\r\n\r\n")
+		if hits := up.take(); resp.StatusCode != 200 || len(hits) != 1 || hits[0].uri != target {
+			t.Errorf("HTTP/1.1 %q: status %d, upstream saw %+v", target, resp.StatusCode, hits)
+		}
+		req, _ := http.NewRequest("GET", engineURL("/"), nil)
+		req.URL.Opaque = "//" + testHostname + target // sent as written
+		resp, err := httpClient(t, e, true).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if hits := up.take(); resp.StatusCode != 200 || len(hits) != 1 || hits[0].uri != target {
+			t.Errorf("HTTP/2 %q: status %d, upstream saw %+v", target, resp.StatusCode, hits)
+		}
+	}
+}

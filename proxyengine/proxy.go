@@ -119,8 +119,15 @@ func (p *proxyHandler) serveUpstream(w http.ResponseWriter, r *http.Request) {
 // forwarding headers. The Host is the configured one, not the visitor's
 // spelling of it: upper case, a trailing dot or a stray port would
 // otherwise reach authentik, which builds URLs from it.
+//
+// The query passes byte for byte: ReverseProxy drops the parameters
+// url.ParseQuery refuses (";" separators, bad escapes) before Rewrite, but
+// the query is the app's to read (an OAuth state may hold anything), and a
+// proxy that reads it otherwise than the app is how cache and WAF bypasses
+// begin. The upstream URL has no query of its own (ParseUpstream).
 func (p *proxyHandler) rewrite(pr *httputil.ProxyRequest) {
 	pr.SetURL(p.upstream)
+	pr.Out.URL.RawQuery = pr.In.URL.RawQuery
 	pr.Out.Host = p.publicHost
 	p.forwarding.apply(pr.Out, pr.In)
 }
