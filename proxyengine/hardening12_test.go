@@ -432,3 +432,52 @@ func TestQueryPassesByteForByte(t *testing.T) {
 		}
 	}
 }
+
+// TestUnderscoreHeadersDropped checks that header names with "_" do not
+// reach the upstream, on proxied requests over HTTP/1.1 and HTTP/2 and on
+// WebSocket upgrades.
+func TestUnderscoreHeadersDropped(t *testing.T) {
+	up := newRecordingUpstream(t)
+	e := startEngine(t, testConfig(t, up.Server))
+	resp := rawExchange(t, e, "GET / HTTP/1.1\r\nHost: "+testHostname+"\r\nX_Forwarded_For: 7.7.7.7\r\nx_real_ip: 7.7.7.7\r\nX-Kept: 1\r\n\r\n")
+	hits := up.take()
+	if resp.StatusCode != 200 || len(hits) != 1 {
+		t.Fatalf("status %d, %d hits", resp.StatusCode, len(hits))
+	}
+	checkNoUnderscores := func(what string, h http.Header) {
+		t.Helper()
+		for k, v := range h {
+			if strings.Contains(k, "_") {
+				t.Errorf("%s: %s %q reached the upstream", what, k, v)
+			}
+		}
+		if h.Get("X-Kept") != "1" || h.Get("X-Forwarded-For") != "127.0.0.1" {
+			t.Errorf("%s: upstream headers %v", what, h)
+		}
+	}
+	checkNoUnderscores("HTTP/1.1", hits[0].header)
+
+	req, _ := http.NewRequest("GET", engineURL("/"), nil)
+	req.Header["x_forwarded_for"] = []string{"7.7.7.7"}
+	req.Header.Set("X-Kept", "1")
+	resp, err := httpClient(t, e, true).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	hits = up.take()
+	if resp.ProtoMajor != 2 || len(hits) != 1 {
+		t.Fatalf("%s, %d hits", resp.Proto, len(hits))
+	}
+	checkNoUnderscores("HTTP/2", hits[0].header)
+
+	// The WebSocket path builds its upgrade request itself.
+	p := fuzzProxyHandler(forwarding{})
+	in := httptest.NewRequest("GET", "https://sso.example.com/ws", nil)
+	in.RemoteAddr = "127.0.0.1:5555"
+	in.Header.Set("Connection", "Upgrade")
+	in.Header.Set("Upgrade", "websocket")
+	in.Header["X_Forwarded_For"] = []string{"7.7.7.7"}
+	in.Header.Set("X-Kept", "1")
+	checkNoUnderscores("WebSocket upgrade", p.ws.upgradeRequest(in).Header)
+}

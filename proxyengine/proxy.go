@@ -129,7 +129,22 @@ func (p *proxyHandler) rewrite(pr *httputil.ProxyRequest) {
 	pr.SetURL(p.upstream)
 	pr.Out.URL.RawQuery = pr.In.URL.RawQuery
 	pr.Out.Host = p.publicHost
+	dropUnderscoreHeaders(pr.Out.Header)
+	dropUnderscoreHeaders(pr.Out.Trailer)
 	p.forwarding.apply(pr.Out, pr.In)
+}
+
+// dropUnderscoreHeaders deletes header fields whose names contain "_", as
+// nginx does by default (underscores_in_headers off). CGI, WSGI and so
+// Django, which authentik runs on, turn "-" into "_" in header names, so
+// X_Forwarded_For would reach the app as the X-Forwarded-For the proxy
+// vouches for.
+func dropUnderscoreHeaders(h http.Header) {
+	for k := range h {
+		if strings.IndexByte(k, '_') >= 0 {
+			delete(h, k)
+		}
+	}
 }
 
 // publicAuthority is the authority visitors use: hostname, and the port unless
