@@ -481,3 +481,47 @@ func TestUnderscoreHeadersDropped(t *testing.T) {
 	in.Header.Set("X-Kept", "1")
 	checkNoUnderscores("WebSocket upgrade", p.ws.upgradeRequest(in).Header)
 }
+
+// TestRedirectNeverNamesAnotherHost sends request targets in absolute and
+// opaque form to the plain-HTTP port: every Location continues the
+// configured host with "/", and a target without a path is refused.
+func TestRedirectNeverNamesAnotherHost(t *testing.T) {
+	e := startEngine(t, testConfig(t, newEchoUpstream(t)))
+	base := "https://" + testHostname + "/"
+	for _, tc := range []struct {
+		method, target string
+		location       string // "" when the answer must be no redirect
+	}{
+		{"GET", "http:@evil.com/x", ""},
+		{"GET", "http:evil.com", ""},
+		{"GET", "https:@evil.com", ""},
+		{"OPTIONS", "*", ""}, // net/http answers it itself
+		{"GET", "http://evil.com@" + testHostname + "/x?y=1;2", base + "x?y=1;2"},
+		{"GET", "http://" + testHostname, base},
+		{"GET", "http://" + testHostname + "?q", base + "?q"},
+		{"GET", "//evil.com/x", base + "/evil.com/x"},
+		{"GET", "/a%2Fb?%zz", base + "a%2Fb?%zz"},
+	} {
+		c, err := net.DialTimeout("tcp", e.HTTPAddr().String(), 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		io.WriteString(c, tc.method+" "+tc.target+" HTTP/1.1\r\nHost: "+testHostname+"\r\n\r\n")
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		c.Close()
+		if err != nil {
+			t.Fatalf("%s %s: %v", tc.method, tc.target, err)
+		}
+		loc := resp.Header.Get("Location")
+		switch {
+		case tc.location == "" && (resp.StatusCode != 400 && tc.method != "OPTIONS" || loc != ""):
+			t.Errorf("%s %s: %d Location %q, want 400", tc.method, tc.target, resp.StatusCode, loc)
+		case tc.location != "" && (resp.StatusCode != 301 || loc != tc.location):
+			t.Errorf("%s %s: %d Location %q, want 301 to %q", tc.method, tc.target, resp.StatusCode, loc, tc.location)
+		}
+		if loc != "" && !strings.HasPrefix(loc, base) {
+			t.Errorf("%s %s: Location %q leaves %s", tc.method, tc.target, loc, base)
+		}
+	}
+}
