@@ -525,3 +525,60 @@ func TestRedirectNeverNamesAnotherHost(t *testing.T) {
 		}
 	}
 }
+
+// TestStatusRefusesOtherHostsAndSites reads the status endpoint as a DNS
+// rebinding page would (its own name as Host) and as a cross-site page
+// would (Sec-Fetch-Site): both are refused, direct clients are served.
+func TestStatusRefusesOtherHostsAndSites(t *testing.T) {
+	cfg := testConfig(t, newEchoUpstream(t))
+	cfg.StatusAddr = "127.0.0.1:0"
+	e := startEngine(t, cfg)
+	_, port, _ := net.SplitHostPort(e.StatusAddr().String())
+	for _, tc := range []struct {
+		host, site string
+		status     int
+	}{
+		{"127.0.0.1:" + port, "", 200},
+		{"localhost:" + port, "", 200},
+		{"LOCALHOST.:" + port, "none", 200},
+		{"[::1]:" + port, "same-origin", 200},
+		{"127.0.0.1:" + port, "cross-site", 403},
+		{"127.0.0.1:" + port, "same-site", 403},
+		{"rebind.attacker.example:" + port, "", 421},
+		{"localhost.attacker.example:" + port, "same-origin", 421},
+		{"127.0.0.1.nip.io:" + port, "", 421},
+		{"[localhost]:" + port, "", 421},
+	} {
+		for _, path := range []string{"/status", "/metrics"} {
+			c, err := net.DialTimeout("tcp", e.StatusAddr().String(), 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			req := "GET " + path + " HTTP/1.1\r\nHost: " + tc.host + "\r\n"
+			if tc.site != "" {
+				req += "Sec-Fetch-Site: " + tc.site + "\r\n"
+			}
+			io.WriteString(c, req+"\r\n")
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			c.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != tc.status {
+				t.Errorf("%s with Host %q, Sec-Fetch-Site %q: status %d, want %d", path, tc.host, tc.site, resp.StatusCode, tc.status)
+			}
+		}
+	}
+	// A status address given by name also answers to that name.
+	h := statusGuard(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}), "Monitor.LAN")
+	for host, want := range map[string]int{"monitor.lan:9180": 200, "other.lan:9180": 421} {
+		rec := httptest.NewRecorder()
+		r := httptest.NewRequest("GET", "/status", nil)
+		r.Host = host
+		h.ServeHTTP(rec, r)
+		if rec.Code != want {
+			t.Errorf("status address monitor.lan, Host %q: %d, want %d", host, rec.Code, want)
+		}
+	}
+}
