@@ -3,10 +3,12 @@ package proxyengine
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -579,6 +581,83 @@ func TestStatusRefusesOtherHostsAndSites(t *testing.T) {
 		h.ServeHTTP(rec, r)
 		if rec.Code != want {
 			t.Errorf("status address monitor.lan, Host %q: %d, want %d", host, rec.Code, want)
+		}
+	}
+}
+
+// TestTLSOffersOnlyModernParameters handshakes with single cipher suites
+// and curves: only ECDHE with AEAD suites in TLS 1.2 and the curves
+// X25519MLKEM768, X25519, P-256 and P-384 are accepted.
+func TestTLSOffersOnlyModernParameters(t *testing.T) {
+	e := startEngine(t, testConfig(t, newEchoUpstream(t)))
+	handshake := func(cfg *tls.Config) (tls.ConnectionState, error) {
+		raw, err := net.DialTimeout("tcp", e.HTTPSAddr().String(), 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer raw.Close()
+		raw.SetDeadline(time.Now().Add(10 * time.Second))
+		c := tls.Client(raw, cfg)
+		err = c.Handshake()
+		return c.ConnectionState(), err
+	}
+	tls12 := func(suite uint16) *tls.Config {
+		c := clientTLS(t, e)
+		c.MinVersion, c.MaxVersion, c.CipherSuites = tls.VersionTLS12, tls.VersionTLS12, []uint16{suite}
+		return c
+	}
+	good := map[uint16]bool{}
+	for _, s := range []uint16{
+		tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+		tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+		tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+		tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+	} {
+		good[s] = true
+	}
+	// An RSA certificate (files, ACME) would allow the RSA suites: the
+	// configured list must hold no others than the good ones.
+	suites := serverTLSConfig(nil, nil).CipherSuites
+	if len(suites) == 0 {
+		t.Error("no cipher suites configured: Go's defaults include CBC and RSA key exchange")
+	}
+	for _, id := range suites {
+		if !good[id] {
+			t.Errorf("%s is configured", tls.CipherSuiteName(id))
+		}
+	}
+	all := append(tls.CipherSuites(), tls.InsecureCipherSuites()...)
+	for _, s := range all {
+		if slices.Contains(s.SupportedVersions, tls.VersionTLS13) {
+			continue
+		}
+		_, err := handshake(tls12(s.ID))
+		switch {
+		case good[s.ID] && strings.Contains(s.Name, "ECDSA") && err != nil:
+			// The local CA's leaf is ECDSA, so only the ECDSA suites can
+			// complete; the RSA ones are checked by the absence of others.
+			t.Errorf("TLS 1.2 with %s: %v", s.Name, err)
+		case !good[s.ID] && err == nil:
+			t.Errorf("TLS 1.2 with %s was accepted", s.Name)
+		}
+	}
+	for _, tc := range []struct {
+		curve tls.CurveID
+		ok    bool
+	}{{tls.X25519MLKEM768, true}, {tls.X25519, true}, {tls.CurveP256, true}, {tls.CurveP384, true}, {tls.CurveP521, false}} {
+		for _, v := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
+			if tc.curve == tls.X25519MLKEM768 && v == tls.VersionTLS12 {
+				continue // a TLS 1.3 group only
+			}
+			c := clientTLS(t, e)
+			c.MinVersion, c.MaxVersion, c.CurvePreferences = v, v, []tls.CurveID{tc.curve}
+			st, err := handshake(c)
+			if (err == nil) != tc.ok {
+				t.Errorf("%v over TLS %x: accepted %v, want %v (%v)", tc.curve, v, err == nil, tc.ok, err)
+			}
+			if err == nil && st.CurveID != tc.curve {
+				t.Errorf("%v over TLS %x: negotiated %v", tc.curve, v, st.CurveID)
+			}
 		}
 	}
 }
