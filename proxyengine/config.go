@@ -128,6 +128,15 @@ type Config struct {
 	// Default "/-/health/live/", authentik's liveness endpoint.
 	HealthPath string `json:"health_path,omitempty"`
 
+	// HSTS sets Strict-Transport-Security on HTTPS answers: "on"
+	// (max-age of two years, DefaultHSTSMaxAge), "off", or a max-age such
+	// as "730d", "8760h" or "31536000" (seconds). Default: on with the acme
+	// and files certificate sources, off with self-signed, whose local CA
+	// browsers may not trust yet (HSTS would then lock visitors out).
+	// Neither includeSubDomains nor preload is sent: they bind names
+	// Gatehouse does not serve.
+	HSTS string `json:"hsts,omitempty"`
+
 	// Logger receives the engine's structured logs. Default: slog.Default().
 	Logger *slog.Logger `json:"-"`
 
@@ -147,7 +156,52 @@ const (
 	DefaultUpstreamTimeout     = 60 * time.Second
 	DefaultStatusAddr          = "127.0.0.1:9180"
 	DefaultHealthPath          = "/-/health/live/"
+	// DefaultHSTSMaxAge is two years, what Mozilla's guidelines and the
+	// HSTS preload list ask for.
+	DefaultHSTSMaxAge = 63072000 * time.Second
 )
+
+// HSTSHeader returns the Strict-Transport-Security value c asks for, or ""
+// when HSTS is off; an error for a value that is neither on, off nor a
+// positive max-age.
+func (c Config) HSTSHeader() (string, error) {
+	maxAge := DefaultHSTSMaxAge
+	switch v := strings.ToLower(strings.TrimSpace(c.HSTS)); v {
+	case "":
+		if c.WithDefaults().TLS == TLSSelfSigned {
+			return "", nil
+		}
+	case "on":
+	case "off":
+		return "", nil
+	default:
+		d, err := parseMaxAge(v)
+		if err != nil {
+			return "", fmt.Errorf("%q is not on, off or a max-age such as 730d or 8760h", c.HSTS)
+		}
+		if d < time.Second {
+			return "", fmt.Errorf("a max-age of %q would end HSTS at once; use off, or a duration such as 730d", c.HSTS)
+		}
+		maxAge = d
+	}
+	return "max-age=" + strconv.FormatInt(int64(maxAge/time.Second), 10), nil
+}
+
+// parseMaxAge reads "730d" (days), a Go duration such as "8760h", or a
+// number of seconds.
+func parseMaxAge(v string) (time.Duration, error) {
+	if days, ok := strings.CutSuffix(v, "d"); ok {
+		n, err := strconv.ParseUint(days, 10, 32)
+		if err != nil || n > 100*365 {
+			return 0, errors.New("bad days")
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	if n, err := strconv.ParseUint(v, 10, 32); err == nil {
+		return time.Duration(n) * time.Second, nil
+	}
+	return time.ParseDuration(v)
+}
 
 // DefaultConfigDir is where the config file and, by default, the state dir
 // live: "gatehouse" in the user's config directory (~/.config/gatehouse).

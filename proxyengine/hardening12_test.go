@@ -661,3 +661,67 @@ func TestTLSOffersOnlyModernParameters(t *testing.T) {
 		}
 	}
 }
+
+// TestHSTS checks the Strict-Transport-Security defaults per certificate
+// source, the accepted values, and the header on the wire: set for the
+// configured name only, replacing the upstream's own.
+func TestHSTS(t *testing.T) {
+	for _, tc := range []struct {
+		tls, hsts, want string
+		bad             bool
+	}{
+		{TLSACME, "", "max-age=63072000", false},
+		{TLSFiles, "", "max-age=63072000", false},
+		{TLSSelfSigned, "", "", false},
+		{TLSSelfSigned, "on", "max-age=63072000", false},
+		{TLSACME, "off", "", false},
+		{TLSACME, "OFF", "", false},
+		{TLSACME, "730d", "max-age=63072000", false},
+		{TLSACME, "8760h", "max-age=31536000", false},
+		{TLSACME, "300", "max-age=300", false},
+		{TLSACME, "sometimes", "", true},
+		{TLSACME, "-5d", "", true},
+		{TLSACME, "0", "", true},
+		{TLSACME, "0d", "", true},
+		{TLSACME, "1e9d", "", true},
+		{TLSACME, "max-age=1; includeSubDomains", "", true},
+	} {
+		cfg := Config{TLS: tc.tls, HSTS: tc.hsts}
+		got, err := cfg.HSTSHeader()
+		if (err != nil) != tc.bad || got != tc.want {
+			t.Errorf("tls %s, hsts %q: %q, %v; want %q (error %v)", tc.tls, tc.hsts, got, err, tc.want, tc.bad)
+		}
+		if fe := FieldErrors(cfg.Validate()).For("hsts"); (fe != nil) != tc.bad {
+			t.Errorf("tls %s, hsts %q: validation error %v", tc.tls, tc.hsts, fe)
+		}
+	}
+
+	up := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Strict-Transport-Security", "max-age=5; includeSubDomains; preload")
+	}))
+	t.Cleanup(up.Close)
+	get := func(e *Engine, host string) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest("GET", engineURL("/"), nil)
+		req.Host = host
+		resp, err := httpClient(t, e, true).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	selfSigned := startEngine(t, testConfig(t, up))
+	if v := get(selfSigned, testHostname).Header.Values("Strict-Transport-Security"); len(v) != 1 || v[0] != "max-age=5; includeSubDomains; preload" {
+		t.Errorf("self-signed default: %q, want the upstream's own header alone", v)
+	}
+	cfg := testConfig(t, up)
+	cfg.HSTS = "on"
+	on := startEngine(t, cfg)
+	if v := get(on, testHostname).Header.Values("Strict-Transport-Security"); len(v) != 1 || v[0] != "max-age=63072000" {
+		t.Errorf("hsts on: %q, want max-age=63072000 alone", v)
+	}
+	if resp := get(on, "other.example"); resp.StatusCode != 421 || resp.Header.Get("Strict-Transport-Security") != "" {
+		t.Errorf("another name: %d with HSTS %q", resp.StatusCode, resp.Header.Get("Strict-Transport-Security"))
+	}
+}

@@ -23,6 +23,7 @@ type proxyHandler struct {
 	// publicHost is the Host the upstream receives, whatever the visitor
 	// wrote: the hostname, with the public HTTPS port unless it is 443.
 	publicHost string
+	hsts       string // the Strict-Transport-Security value, or "" for none
 	upstream   *url.URL
 	forwarding forwarding
 	logger     *slog.Logger
@@ -47,12 +48,14 @@ func newProxyHandler(c Config, upstream *url.URL, transport *http.Transport, fwd
 		upstreamTimeout: time.Duration(c.UpstreamTimeout),
 		limits:          limits,
 	}
+	p.hsts, _ = c.HSTSHeader() // validated in New
 	p.rp = &httputil.ReverseProxy{
-		Rewrite:      p.rewrite,
-		Transport:    timedTransport{transport, t},
-		ErrorHandler: p.serveUpstreamError,
-		BufferPool:   proxyBuffers,
-		ErrorLog:     slog.NewLogLogger(c.Logger.Handler(), slog.LevelWarn),
+		Rewrite:        p.rewrite,
+		ModifyResponse: p.modifyResponse,
+		Transport:      timedTransport{transport, t},
+		ErrorHandler:   p.serveUpstreamError,
+		BufferPool:     proxyBuffers,
+		ErrorLog:       slog.NewLogLogger(c.Logger.Handler(), slog.LevelWarn),
 	}
 	p.ws = newWSProxy(p, transport.DialContext, transport.TLSClientConfig)
 	return p
@@ -76,6 +79,11 @@ func (p *proxyHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeErrorPage(w, http.StatusMisdirectedRequest, "This server does not serve that name",
 			"The address you used is not the one this gateway is set up for.")
 	default:
+		if p.hsts != "" {
+			// Only for the configured name: HSTS binds the name it
+			// arrives under.
+			w.Header().Set("Strict-Transport-Security", p.hsts)
+		}
 		key := p.visitorKey(r)
 		if !p.visitors.acquire(key, p.limits.perVisitor) {
 			p.logger.Debug("too many requests in flight from one visitor", "client", r.RemoteAddr, "path", r.URL.Path)
@@ -145,6 +153,15 @@ func dropUnderscoreHeaders(h http.Header) {
 			delete(h, k)
 		}
 	}
+}
+
+// modifyResponse drops the upstream's own Strict-Transport-Security when
+// Gatehouse sets one, so visitors get one policy, not two.
+func (p *proxyHandler) modifyResponse(resp *http.Response) error {
+	if p.hsts != "" {
+		resp.Header.Del("Strict-Transport-Security")
+	}
+	return nil
 }
 
 // publicAuthority is the authority visitors use: hostname, and the port unless

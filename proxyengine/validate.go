@@ -120,6 +120,9 @@ func (c Config) Validate() error {
 	if c.StatusAddr != Off {
 		add("status_addr", validateListenAddr(c.StatusAddr))
 	}
+	if _, err := c.HSTSHeader(); err != nil {
+		add("hsts", err)
+	}
 	if !strings.HasPrefix(c.HealthPath, "/") {
 		add("health_path", fmt.Errorf("%q must start with /, such as %s", c.HealthPath, DefaultHealthPath))
 	}

@@ -56,6 +56,7 @@ func newCommandLine(name string) *commandLine {
 	str("acme-eab-kid", "External Account Binding key ID", func(c *proxyengine.Config) *string { return &c.ACMEEABKeyID })
 	str("acme-eab-hmac", "External Account Binding HMAC key (base64url)", func(c *proxyengine.Config) *string { return &c.ACMEEABHMAC })
 	str("status-addr", `status and metrics listen address, or "off" (default "127.0.0.1:9180")`, func(c *proxyengine.Config) *string { return &c.StatusAddr })
+	str("hsts", `Strict-Transport-Security: on, off or a max-age such as 730d (default: on with acme and files, off with self-signed)`, func(c *proxyengine.Config) *string { return &c.HSTS })
 	str("health-path", `upstream path checked periodically (default "/-/health/live/")`, func(c *proxyengine.Config) *string { return &c.HealthPath })
 
 	insecure := fs.Bool("upstream-insecure", false, "do not verify the upstream's certificate (prefer --upstream-fingerprint)")
