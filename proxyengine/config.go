@@ -287,6 +287,11 @@ func LoadConfig(path string) (Config, error) {
 	if err != nil {
 		return Config{}, fmt.Errorf("reading config: %w", err)
 	}
+	// The config names the upstream, its trust and the state dir: one
+	// another user may write could send visitors' logins elsewhere.
+	if err := checkNotShared(path, "config file"); err != nil {
+		return Config{}, err
+	}
 	return parseConfig(data, path)
 }
 
@@ -312,8 +317,8 @@ func parseConfig(data []byte, path string) (Config, error) {
 	return c, nil
 }
 
-// SaveConfig writes c to path atomically with mode 0600, creating its
-// directory with mode 0700.
+// SaveConfig writes c to path atomically with mode 0600, creating a
+// missing directory with mode 0700; an existing one is left as it is.
 func SaveConfig(path string, c Config) error {
 	data, err := json.MarshalIndent(c, "", "  ")
 	if err != nil {

@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -723,5 +725,129 @@ func TestHSTS(t *testing.T) {
 	}
 	if resp := get(on, "other.example"); resp.StatusCode != 421 || resp.Header.Get("Strict-Transport-Security") != "" {
 		t.Errorf("another name: %d with HSTS %q", resp.StatusCode, resp.Header.Get("Strict-Transport-Security"))
+	}
+}
+
+// TestStateAndConfigDirsKeepTheirModes checks that Gatehouse sets modes
+// only on what it creates: existing directories (a shared /tmp-like one, an
+// /etc-like one holding the config, a folder picked for an export, a
+// symlinked state dir's target) keep theirs, and a state dir or config file
+// others can write or another user owns is refused.
+func TestStateAndConfigDirsKeepTheirModes(t *testing.T) {
+	root := t.TempDir()
+	mkdir := func(name string, mode os.FileMode) string {
+		t.Helper()
+		p := filepath.Join(root, name)
+		if err := os.Mkdir(p, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	modeOf := func(p string) os.FileMode {
+		t.Helper()
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Mode() & (os.ModePerm | os.ModeSticky)
+	}
+
+	// A missing state dir and its parents are created 0700.
+	fresh := filepath.Join(root, "new", "state")
+	if err := ensurePrivateDir(fresh); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{fresh, filepath.Dir(fresh)} {
+		if m := modeOf(p); m != 0o700 {
+			t.Errorf("created %s with mode %v, want 0700", p, m)
+		}
+	}
+
+	// An existing state dir of this user, readable by others, is used as is.
+	shared := mkdir("readable", 0o755)
+	if err := ensurePrivateDir(shared); err != nil {
+		t.Errorf("state dir 0755: %v", err)
+	}
+	if m := modeOf(shared); m != 0o755 {
+		t.Errorf("state dir 0755 became %v", m)
+	}
+
+	// A symlinked state dir: its target keeps its mode.
+	target := mkdir("target", 0o750)
+	link := filepath.Join(root, "link")
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := ensurePrivateDir(link); err != nil {
+		t.Errorf("symlinked state dir: %v", err)
+	}
+	if m := modeOf(target); m != 0o750 {
+		t.Errorf("the symlink's target became %v", m)
+	}
+
+	// A /tmp-like dir is refused and keeps its sticky bit.
+	tmp := mkdir("tmp", 0o777|os.ModeSticky)
+	err := ensurePrivateDir(tmp)
+	if err == nil || !strings.Contains(err.Error(), "written by other users") || !strings.Contains(err.Error(), "1777") {
+		t.Errorf("state dir 1777: %v, want a refusal naming the mode", err)
+	}
+	if m := modeOf(tmp); m != 0o777|os.ModeSticky {
+		t.Errorf("state dir 1777 became %v", m)
+	}
+	if err := ensurePrivateDir(mkdir("groupwritable", 0o770)); err == nil {
+		t.Error("a group-writable state dir was accepted")
+	}
+
+	// Writing a config file into /etc-like dir or an export into a folder
+	// the user picked leaves the folder alone.
+	etc := mkdir("etc", 0o755)
+	if err := SaveConfig(filepath.Join(etc, "gatehouse.json"), Config{Hostname: "sso.example.com"}); err != nil {
+		t.Fatal(err)
+	}
+	downloads := mkdir("downloads", 0o775)
+	if err := WritePrivateFile(filepath.Join(downloads, "nginx.conf"), []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if m := modeOf(etc); m != 0o755 {
+		t.Errorf("saving the config changed its directory to %v", m)
+	}
+	if m := modeOf(downloads); m != 0o775 {
+		t.Errorf("exporting changed the folder to %v", m)
+	}
+	cfgPath := filepath.Join(etc, "gatehouse.json")
+	if m := modeOf(cfgPath); m != 0o600 {
+		t.Errorf("config written with mode %v", m)
+	}
+	if _, err := LoadConfig(cfgPath); err != nil {
+		t.Errorf("loading the config: %v", err)
+	}
+	// A config file others can write is refused.
+	os.Chmod(cfgPath, 0o666)
+	if _, err := LoadConfig(cfgPath); err == nil || !strings.Contains(err.Error(), "written by other users") {
+		t.Errorf("config 0666 loaded: %v", err)
+	}
+	os.Chmod(cfgPath, 0o644)
+
+	// Another user's state dir or config file is refused (needs root to
+	// give them away).
+	if os.Geteuid() != 0 {
+		t.Log("not root: the other-owner cases are skipped")
+		return
+	}
+	theirs := mkdir("theirs", 0o700)
+	if err := os.Chown(theirs, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	if err := ensurePrivateDir(theirs); err == nil || !strings.Contains(err.Error(), "another user") {
+		t.Errorf("another user's state dir: %v", err)
+	}
+	if err := os.Chown(cfgPath, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadConfig(cfgPath); err == nil || !strings.Contains(err.Error(), "another user") {
+		t.Errorf("another user's config: %v", err)
 	}
 }
