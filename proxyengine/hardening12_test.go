@@ -851,3 +851,61 @@ func TestStateAndConfigDirsKeepTheirModes(t *testing.T) {
 		t.Errorf("another user's config: %v", err)
 	}
 }
+
+// TestWebSocketHandshakeChecked sends malformed upgrade requests (no key, a
+// short key, another version, a body): none reaches the upstream. An
+// upstream that answers 101 without the right Sec-WebSocket-Accept gets
+// no tunnel.
+func TestWebSocketHandshakeChecked(t *testing.T) {
+	up := newRecordingUpstream(t)
+	e := startEngine(t, testConfig(t, up.Server))
+	const head = "GET /ws/client/ HTTP/1.1\r\nHost: " + testHostname + "\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+	const key = "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+	const v13 = "Sec-WebSocket-Version: 13\r\n"
+	for _, tc := range []struct {
+		name, request string
+		status        int
+	}{
+		{"no key", head + v13 + "\r\n", 400},
+		{"short key", head + "Sec-WebSocket-Key: c2hvcnQ=\r\n" + v13 + "\r\n", 400},
+		{"two keys", head + key + key + v13 + "\r\n", 400},
+		{"no version", head + key + "\r\n", 426},
+		{"version 8", head + key + "Sec-WebSocket-Version: 8\r\n\r\n", 426},
+		{"a body", head + key + v13 + "Content-Length: 5\r\n\r\nhello", 400},
+		{"a chunked body", head + key + v13 + "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", 400},
+	} {
+		resp := rawExchange(t, e, tc.request)
+		if resp.StatusCode != tc.status {
+			t.Errorf("%s: status %d, want %d", tc.name, resp.StatusCode, tc.status)
+		}
+		if hits := up.take(); len(hits) != 0 {
+			t.Errorf("%s: reached the upstream as %+v", tc.name, hits)
+		}
+	}
+
+	// An upstream that answers 101 to anything, with a wrong Accept, and
+	// then streams bytes of its own.
+	liar := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == DefaultHealthPath {
+			return
+		}
+		c, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: bm90IHRoZSByaWdodCBvbmU=\r\n\r\nraw tunnel bytes")
+		brw.Flush()
+		time.Sleep(time.Second)
+	}))
+	t.Cleanup(liar.Close)
+	e2 := startEngine(t, testConfig(t, liar))
+	conn, resp, err := wsDialer(t, e2).Dial(wsURL("/ws/client/"), nil)
+	if err == nil {
+		conn.Close()
+		t.Fatal("the WebSocket opened through an upstream with a wrong Sec-WebSocket-Accept")
+	}
+	if resp == nil || resp.StatusCode != http.StatusBadGateway {
+		t.Errorf("handshake answer %v, want 502", resp)
+	}
+}
