@@ -909,3 +909,44 @@ func TestWebSocketHandshakeChecked(t *testing.T) {
 		t.Errorf("handshake answer %v, want 502", resp)
 	}
 }
+
+// TestUpstreamResponseHeadersCapped has the upstream answer with 100 KiB of
+// headers, to a request and to a WebSocket upgrade: the visitor gets 502.
+func TestUpstreamResponseHeadersCapped(t *testing.T) {
+	big := strings.Repeat("a", 100<<10)
+	up := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == DefaultHealthPath {
+			return
+		}
+		if r.Header.Get("Upgrade") != "" {
+			c, brw, err := http.NewResponseController(w).Hijack()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+			brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nX-Big: " + big + "\r\n")
+			brw.WriteString("Sec-WebSocket-Accept: " + wsAccept(r.Header.Get("Sec-WebSocket-Key")) + "\r\n\r\n")
+			brw.Flush()
+			return
+		}
+		w.Header().Set("X-Big", big)
+	}))
+	t.Cleanup(up.Close)
+	e := startEngine(t, testConfig(t, up))
+	resp, err := httpClient(t, e, false).Get(engineURL("/"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadGateway {
+		t.Errorf("100 KiB of upstream headers: status %d, want 502", resp.StatusCode)
+	}
+	conn, wsResp, err := wsDialer(t, e).Dial(wsURL("/ws/client/"), nil)
+	if err == nil {
+		conn.Close()
+		t.Fatal("a WebSocket opened behind 100 KiB of upstream headers")
+	}
+	if wsResp == nil || wsResp.StatusCode != http.StatusBadGateway {
+		t.Errorf("WebSocket handshake answer %v, want 502", wsResp)
+	}
+}

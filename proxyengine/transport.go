@@ -22,6 +22,11 @@ const (
 	// upstreamSessionCacheSize is the TLS sessions kept for resuming
 	// upstream connections. There is one upstream, so a few are plenty.
 	upstreamSessionCacheSize = 16
+	// upstreamMaxHeaderBytes caps the upstream's response headers, as
+	// nginx's proxy_buffer_size does (4-8 KiB there; too tight for the
+	// cookies an identity provider sets). It matches the cap on visitors'
+	// request headers; Go's default is 10 MiB per response.
+	upstreamMaxHeaderBytes = 64 << 10
 )
 
 // upstreamTLSConfig returns the TLS client config for an https upstream:
@@ -81,18 +86,19 @@ func newUpstreamTransport(c Config, u *url.URL) (*http.Transport, error) {
 	}
 	dialer := &net.Dialer{Timeout: upstreamDialTimeout, KeepAlive: upstreamTCPKeepAlive}
 	return &http.Transport{
-		Proxy:                 nil, // the upstream is reached directly, never through $HTTP_PROXY
-		DialContext:           dialer.DialContext,
-		TLSClientConfig:       tc,
-		TLSHandshakeTimeout:   upstreamTLSTimeout,
-		TLSNextProto:          map[string]func(string, *tls.Conn) http.RoundTripper{}, // never h2
-		ForceAttemptHTTP2:     false,
-		DisableCompression:    true, // pass Accept-Encoding and encoded bodies through untouched
-		MaxIdleConns:          c.UpstreamKeepalive,
-		MaxIdleConnsPerHost:   c.UpstreamKeepalive,
-		MaxConnsPerHost:       upstreamMaxConnsPerHost,
-		IdleConnTimeout:       time.Duration(c.UpstreamIdleTimeout),
-		ResponseHeaderTimeout: time.Duration(c.UpstreamTimeout),
-		ExpectContinueTimeout: upstreamExpectContinue,
+		Proxy:                  nil, // the upstream is reached directly, never through $HTTP_PROXY
+		DialContext:            dialer.DialContext,
+		TLSClientConfig:        tc,
+		TLSHandshakeTimeout:    upstreamTLSTimeout,
+		TLSNextProto:           map[string]func(string, *tls.Conn) http.RoundTripper{}, // never h2
+		ForceAttemptHTTP2:      false,
+		DisableCompression:     true, // pass Accept-Encoding and encoded bodies through untouched
+		MaxIdleConns:           c.UpstreamKeepalive,
+		MaxIdleConnsPerHost:    c.UpstreamKeepalive,
+		MaxConnsPerHost:        upstreamMaxConnsPerHost,
+		IdleConnTimeout:        time.Duration(c.UpstreamIdleTimeout),
+		ResponseHeaderTimeout:  time.Duration(c.UpstreamTimeout),
+		ExpectContinueTimeout:  upstreamExpectContinue,
+		MaxResponseHeaderBytes: upstreamMaxHeaderBytes,
 	}, nil
 }

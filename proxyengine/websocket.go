@@ -266,7 +266,10 @@ func (x *wsProxy) handshake(ctx context.Context, up net.Conn, out *http.Request)
 		return nil, nil, err
 	}
 	br := wsHandshakeReaders.Get().(*bufio.Reader)
-	br.Reset(up)
+	// http.ReadResponse has no cap of its own; past the limit the answer
+	// ends, and the handshake fails. Frames behind the 101 that the reader
+	// did not take stay in up.
+	br.Reset(io.LimitReader(up, upstreamMaxHeaderBytes))
 	resp, err := http.ReadResponse(br, out)
 	if err != nil {
 		wsHandshakeReaders.Put(br)
