@@ -43,7 +43,10 @@ const (
 	// visitor cannot take the upstream's capacity from the others. It
 	// equals http2MaxStreams, so a browser's one HTTP/2 connection never
 	// meets it, and allows for a few users behind one NAT address.
-	// Established WebSockets are not counted, only their handshake.
+	// Established WebSockets are not counted, only their handshake, and
+	// loopback visitors (a local tunnel such as cloudflared, whose
+	// visitors all arrive from 127.0.0.1 unless it is a trusted proxy) are
+	// not limited.
 	maxUpstreamPerVisitor = 100
 )
 
