@@ -186,11 +186,7 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 	e.httpsSrv = e.limits.server(handler)
 	e.httpsSrv.ConnContext = e.tracker.connContext
 	e.httpsSrv.ConnState = e.tracker.connState
-	e.httpsSrv.TLSConfig = &tls.Config{
-		MinVersion:     tls.VersionTLS12,
-		NextProtos:     nextProtos,
-		GetCertificate: e.certs.GetCertificate,
-	}
+	e.httpsSrv.TLSConfig = serverTLSConfig(nextProtos, e.certs.GetCertificate)
 	e.httpsSrv.ErrorLog = errLog
 	e.serveInBackground(func() error { return e.httpsSrv.ServeTLS(e.httpsLn, "", "") })
 	if e.httpLn != nil {
@@ -230,6 +226,30 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 	e.state, e.startedAt = StateRunning, time.Now()
 	e.report.Report(progress.Ready, "Serving %s on %s", e.PublicURL(), e.httpsLn.Addr())
 	return nil
+}
+
+// serverTLSConfig is the visitors' TLS: Mozilla's "intermediate" profile.
+// TLS 1.3, and for TLS 1.2 only ECDHE key exchange with AEAD ciphers
+// (forward secrecy, no CBC: Go would otherwise also offer the RSA-kex CBC
+// suites AES128-SHA and AES256-SHA). Key exchange by the hybrid
+// post-quantum X25519MLKEM768, X25519, P-256 or P-384; not P-521, which
+// no browser needs and which is slow. TLS 1.3's suites are not
+// configurable in Go and are all AEAD.
+func serverTLSConfig(nextProtos []string, getCert func(*tls.ClientHelloInfo) (*tls.Certificate, error)) *tls.Config {
+	return &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		CipherSuites: []uint16{
+			tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+			tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+			tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+			tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+			tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+			tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+		},
+		CurvePreferences: []tls.CurveID{tls.X25519MLKEM768, tls.X25519, tls.CurveP256, tls.CurveP384},
+		NextProtos:       nextProtos,
+		GetCertificate:   getCert,
+	}
 }
 
 func isLoopbackListen(a net.Addr) bool {

@@ -151,8 +151,8 @@ func checkForwarded(t *testing.T, path string, h http.Header, in *http.Request, 
 	if v := h.Values("X-Forwarded-Proto"); len(v) != 1 || v[0] != "https" {
 		t.Fatalf("%s: X-Forwarded-Proto %q", path, v)
 	}
-	if v := h.Values("X-Forwarded-Host"); len(v) != 1 || v[0] != in.Host {
-		t.Fatalf("%s: X-Forwarded-Host %q, want %q", path, v, in.Host)
+	if v := h.Values("X-Forwarded-Host"); len(v) != 1 || v[0] != "sso.example.com" {
+		t.Fatalf("%s: X-Forwarded-Host %q, want the configured sso.example.com", path, v)
 	}
 	setByProxy := map[string]bool{"X-Forwarded-For": true, "X-Forwarded-Proto": true, "X-Forwarded-Host": true}
 	if upgrade != "" {

@@ -72,8 +72,8 @@ func TestProxyForwardsHostAndForwardingHeaders(t *testing.T) {
 		if seen.Proto != "HTTP/1.1" {
 			t.Errorf("h2=%v: upstream saw %s, want HTTP/1.1 always", h2, seen.Proto)
 		}
-		if seen.Host != "GATEHOUSE.test:443" {
-			t.Errorf("h2=%v: Host = %q, want the client's as sent", h2, seen.Host)
+		if seen.Host != testHostname {
+			t.Errorf("h2=%v: Host = %q, want the configured %q", h2, seen.Host, testHostname)
 		}
 		if seen.URI != "/if/flow/default/?next=%2Fa%20b&x=1" {
 			t.Errorf("URI = %q", seen.URI)
@@ -81,7 +81,7 @@ func TestProxyForwardsHostAndForwardingHeaders(t *testing.T) {
 		want := map[string]string{
 			"X-Forwarded-For":   "127.0.0.1",
 			"X-Forwarded-Proto": "https",
-			"X-Forwarded-Host":  "GATEHOUSE.test:443",
+			"X-Forwarded-Host":  testHostname,
 			"Forwarded":         "",
 			"X-Real-Ip":         "",
 			"Cookie":            "authentik_session=abc",

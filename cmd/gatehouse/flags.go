@@ -60,6 +60,7 @@ func newCommandLine(name string, stderr io.Writer) *commandLine {
 	str(config.FieldACMEEABKeyID, "External Account Binding key ID", func(c *config.Config) *string { return &c.ACMEEABKeyID })
 	str(config.FieldACMEEABHMAC, "External Account Binding HMAC key (base64url)", func(c *config.Config) *string { return &c.ACMEEABHMAC })
 	str(config.FieldStatusAddr, `status and metrics listen address, or "off" (default "127.0.0.1:9180")`, func(c *config.Config) *string { return &c.StatusAddr })
+	str(config.FieldHSTS, `Strict-Transport-Security: on, off or a max-age such as 730d (default: on with acme and files, off with self-signed)`, func(c *config.Config) *string { return &c.HSTS })
 	str(config.FieldHealthPath, `upstream path checked periodically (default "/-/health/live/")`, func(c *config.Config) *string { return &c.HealthPath })
 
 	insecure := fs.Bool(flagName(config.FieldUpstreamInsecure), false, "do not verify the upstream's certificate (prefer --upstream-fingerprint)")

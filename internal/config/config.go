@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -141,6 +142,15 @@ type Config struct {
 	// HealthPath is the upstream path checked periodically.
 	// Default "/-/health/live/", authentik's liveness endpoint.
 	HealthPath string `json:"health_path,omitempty"`
+
+	// HSTS sets Strict-Transport-Security on HTTPS answers: "on"
+	// (max-age of two years, DefaultHSTSMaxAge), "off", or a max-age such
+	// as "730d", "8760h" or "31536000" (seconds). Default: on with the acme
+	// and files certificate sources, off with self-signed, whose local CA
+	// browsers may not trust yet (HSTS would then lock visitors out).
+	// Neither includeSubDomains nor preload is sent: they bind names
+	// Gatehouse does not serve.
+	HSTS string `json:"hsts,omitempty"`
 }
 
 // Defaults used where a Config field is zero.
@@ -153,7 +163,52 @@ const (
 	DefaultUpstreamTimeout     = 60 * time.Second
 	DefaultStatusAddr          = "127.0.0.1:9180"
 	DefaultHealthPath          = "/-/health/live/"
+	// DefaultHSTSMaxAge is two years, what Mozilla's guidelines and the
+	// HSTS preload list ask for.
+	DefaultHSTSMaxAge = 63072000 * time.Second
 )
+
+// HSTSHeader returns the Strict-Transport-Security value c asks for, or ""
+// when HSTS is off; an error for a value that is neither on, off nor a
+// positive max-age.
+func (c Config) HSTSHeader() (string, error) {
+	maxAge := DefaultHSTSMaxAge
+	switch v := strings.ToLower(strings.TrimSpace(c.HSTS)); v {
+	case "":
+		if c.WithDefaults().TLS == TLSSelfSigned {
+			return "", nil
+		}
+	case "on":
+	case "off":
+		return "", nil
+	default:
+		d, err := parseMaxAge(v)
+		if err != nil {
+			return "", fmt.Errorf("%q is not on, off or a max-age such as 730d or 8760h", c.HSTS)
+		}
+		if d < time.Second {
+			return "", fmt.Errorf("a max-age of %q would end HSTS at once; use off, or a duration such as 730d", c.HSTS)
+		}
+		maxAge = d
+	}
+	return "max-age=" + strconv.FormatInt(int64(maxAge/time.Second), 10), nil
+}
+
+// parseMaxAge reads "730d" (days), a Go duration such as "8760h", or a
+// number of seconds.
+func parseMaxAge(v string) (time.Duration, error) {
+	if days, ok := strings.CutSuffix(v, "d"); ok {
+		n, err := strconv.ParseUint(days, 10, 32)
+		if err != nil || n > 100*365 {
+			return 0, errors.New("bad days")
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	if n, err := strconv.ParseUint(v, 10, 32); err == nil {
+		return time.Duration(n) * time.Second, nil
+	}
+	return time.ParseDuration(v)
+}
 
 // DefaultDir is where the config file and, by default, the state dir
 // live: "gatehouse" in the user's config directory (~/.config/gatehouse).
@@ -236,6 +291,11 @@ func Load(path string) (Config, error) {
 	if err != nil {
 		return Config{}, fmt.Errorf("reading config: %w", err)
 	}
+	// The config names the upstream, its trust and the state dir: one
+	// another user may write could send visitors' logins elsewhere.
+	if err := privatefile.CheckNotShared(path, "config file"); err != nil {
+		return Config{}, err
+	}
 	return parse(data, path)
 }
 
@@ -261,8 +321,8 @@ func parse(data []byte, path string) (Config, error) {
 	return c, nil
 }
 
-// Save writes c to path atomically with mode 0600, creating its
-// directory with mode 0700.
+// Save writes c to path atomically with mode 0600, creating a
+// missing directory with mode 0700; an existing one is left as it is.
 func Save(path string, c Config) error {
 	data, err := json.MarshalIndent(c, "", "  ")
 	if err != nil {

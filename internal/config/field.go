@@ -32,6 +32,7 @@ const (
 	FieldACMEEABHMAC         Field = "acme_eab_hmac"
 	FieldStatusAddr          Field = "status_addr"
 	FieldHealthPath          Field = "health_path"
+	FieldHSTS                Field = "hsts"
 )
 
 // Fields lists every Field in the order of Config's fields.
@@ -40,7 +41,7 @@ var Fields = []Field{
 	FieldHTTPAddr, FieldHTTPSAddr, FieldPublicHTTPSPort, FieldTLS, FieldCertFile, FieldKeyFile,
 	FieldStateDir, FieldTrustedProxies, FieldUpstreamKeepalive, FieldUpstreamIdleTimeout, FieldUpstreamTimeout,
 	FieldACMEEmail, FieldACMEDirectory, FieldACMECARoots, FieldACMEEABKeyID, FieldACMEEABHMAC,
-	FieldStatusAddr, FieldHealthPath,
+	FieldStatusAddr, FieldHealthPath, FieldHSTS,
 }
 
 // Flag is the command-line flag that sets the field, such as --acme-email.

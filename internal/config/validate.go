@@ -120,6 +120,9 @@ func (c Config) Validate() error {
 	if c.StatusAddr != Off {
 		add(FieldStatusAddr, validateListenAddr(c.StatusAddr))
 	}
+	if _, err := c.HSTSHeader(); err != nil {
+		add(FieldHSTS, err)
+	}
 	if !strings.HasPrefix(c.HealthPath, "/") {
 		add(FieldHealthPath, fmt.Errorf("%q must start with /, such as %s", c.HealthPath, DefaultHealthPath))
 	}

@@ -29,6 +29,13 @@ const (
 	upstreamSessionCacheSize = 16
 )
 
+// MaxHeaderBytes caps the upstream's response headers, as nginx's
+// proxy_buffer_size does (4-8 KiB there; too tight for the cookies an
+// identity provider sets). It matches the cap on visitors' request
+// headers; Go's default is 10 MiB per response. WebSocket handshakes,
+// read by the engine itself, are held to it too.
+const MaxHeaderBytes = 64 << 10
+
 // Trust says how the upstream's certificate is checked: at most one field
 // is set; with none, the system roots verify it.
 type Trust struct {
@@ -102,18 +109,19 @@ func NewTransport(u *url.URL, t Trust, p Pool) (*http.Transport, error) {
 	}
 	dialer := &net.Dialer{Timeout: DialTimeout, KeepAlive: upstreamTCPKeepAlive}
 	return &http.Transport{
-		Proxy:                 nil, // the upstream is reached directly, never through $HTTP_PROXY
-		DialContext:           dialer.DialContext,
-		TLSClientConfig:       tc,
-		TLSHandshakeTimeout:   TLSTimeout,
-		TLSNextProto:          map[string]func(string, *tls.Conn) http.RoundTripper{}, // never h2
-		ForceAttemptHTTP2:     false,
-		DisableCompression:    true, // pass Accept-Encoding and encoded bodies through untouched
-		MaxIdleConns:          p.Keepalive,
-		MaxIdleConnsPerHost:   p.Keepalive,
-		MaxConnsPerHost:       upstreamMaxConnsPerHost,
-		IdleConnTimeout:       p.IdleTimeout,
-		ResponseHeaderTimeout: p.ResponseTimeout,
-		ExpectContinueTimeout: upstreamExpectContinue,
+		Proxy:                  nil, // the upstream is reached directly, never through $HTTP_PROXY
+		DialContext:            dialer.DialContext,
+		TLSClientConfig:        tc,
+		TLSHandshakeTimeout:    TLSTimeout,
+		TLSNextProto:           map[string]func(string, *tls.Conn) http.RoundTripper{}, // never h2
+		ForceAttemptHTTP2:      false,
+		DisableCompression:     true, // pass Accept-Encoding and encoded bodies through untouched
+		MaxIdleConns:           p.Keepalive,
+		MaxIdleConnsPerHost:    p.Keepalive,
+		MaxConnsPerHost:        upstreamMaxConnsPerHost,
+		IdleConnTimeout:        p.IdleTimeout,
+		ResponseHeaderTimeout:  p.ResponseTimeout,
+		ExpectContinueTimeout:  upstreamExpectContinue,
+		MaxResponseHeaderBytes: MaxHeaderBytes,
 	}, nil
 }
