@@ -47,16 +47,20 @@ fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
-# fuzz runs each fuzz target of proxyengine briefly, one after another (a
-# fuzz run takes one target). Failing inputs land in
-# proxyengine/testdata/fuzz/<FuzzName>/; commit them with the fix.
+# fuzz runs each fuzz target briefly, one after another (a fuzz run takes
+# one target), in every package that has some. Failing inputs land in
+# <package>/testdata/fuzz/<FuzzName>/; commit them with the fix.
 FUZZTIME ?= 4s
 fuzz:
-	@list=$$($(GO) test -list '^Fuzz' ./proxyengine) || { echo "$$list"; exit 1; }; \
-	for f in $$(echo "$$list" | grep '^Fuzz'); do \
-	  echo "fuzz $$f ($(FUZZTIME))"; \
-	  $(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime=$(FUZZTIME) ./proxyengine >/dev/null || \
-	    { $(GO) test -run "^$$f\$$" ./proxyengine; exit 1; }; \
+	@pkgs=$$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sed 's,^\./,,' | sort -u); \
+	[ -n "$$pkgs" ] || { echo "no fuzz targets found"; exit 1; }; \
+	for pkg in $$pkgs; do \
+	  list=$$($(GO) test -list '^Fuzz' ./$$pkg) || { echo "$$list"; exit 1; }; \
+	  for f in $$(echo "$$list" | grep '^Fuzz'); do \
+	    echo "fuzz $$pkg $$f ($(FUZZTIME))"; \
+	    $(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime=$(FUZZTIME) ./$$pkg >/dev/null || \
+	      { $(GO) test -run "^$$f\$$" ./$$pkg; exit 1; }; \
+	  done; \
 	done
 
 test: deps fmt-check vet fuzz test-ui-headless

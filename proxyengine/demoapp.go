@@ -10,14 +10,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gatehouse-proxy/gatehouse/internal/config"
 	"github.com/gorilla/websocket"
 )
-
-// UpstreamDemo, as Config.Upstream, stands for Gatehouse's built-in demo app:
-// a small web page with a WebSocket echo, so the whole setup can be tried
-// without authentik. The engine itself only takes URLs: WithDemoApp starts the
-// demo and puts its address in the Config before New.
-const UpstreamDemo = "demo"
 
 const (
 	demoWriteWait    = 10 * time.Second
@@ -27,10 +22,11 @@ const (
 	demoShutdownWait = 5 * time.Second
 )
 
-// DemoApp is the built-in demo upstream: plain HTTP on a loopback port,
+// demoApp is the built-in demo upstream (config.UpstreamDemo), so the whole
+// setup can be tried without authentik: plain HTTP on a loopback port,
 // serving a page that explains itself, authentik's liveness path and a
 // WebSocket echo at /ws/client/ (authentik's WebSocket path).
-type DemoApp struct {
+type demoApp struct {
 	srv *http.Server
 	ln  net.Listener
 
@@ -38,46 +34,36 @@ type DemoApp struct {
 	conns map[*websocket.Conn]struct{} // hijacked, so srv.Shutdown does not see them
 }
 
-// StartDemoApp serves the demo app on 127.0.0.1 at a free port.
-func StartDemoApp() (*DemoApp, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, fmt.Errorf("starting the demo app: %w", err)
-	}
-	d := &DemoApp{ln: ln, conns: make(map[*websocket.Conn]struct{})}
+func newDemoApp() *demoApp {
+	d := &demoApp{conns: make(map[*websocket.Conn]struct{})}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", d.servePage)
-	mux.HandleFunc("GET "+DefaultHealthPath, func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET "+config.DefaultHealthPath, func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusOK)
 	})
 	mux.HandleFunc("GET /ws/client/", d.serveEcho)
 	d.srv = &http.Server{Handler: mux, ReadHeaderTimeout: readHeaderTimeout}
-	go d.srv.Serve(ln)
-	return d, nil
+	return d
 }
 
-// WithDemoApp starts the demo app when cfg.Upstream is UpstreamDemo and
-// returns cfg pointing at it; close the demo after the engine's Shutdown.
-// For any other upstream it returns cfg unchanged and a nil *DemoApp, whose
-// Close does nothing, so callers need no special case.
-func WithDemoApp(cfg Config) (Config, *DemoApp, error) {
-	if cfg.Upstream != UpstreamDemo {
-		return cfg, nil, nil
-	}
-	d, err := StartDemoApp()
+// start serves the demo app on 127.0.0.1 at a free port.
+func (d *demoApp) start() error {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return cfg, nil, err
+		return fmt.Errorf("starting the demo app: %w", err)
 	}
-	cfg.Upstream = d.URL()
-	return cfg, d, nil
+	d.ln = ln
+	go d.srv.Serve(ln)
+	return nil
 }
 
-// URL is the demo app's base URL, such as http://127.0.0.1:40123.
-func (d *DemoApp) URL() string { return "http://" + d.ln.Addr().String() }
+// addr is where the demo app listens, such as 127.0.0.1:40123.
+func (d *demoApp) addr() string { return d.ln.Addr().String() }
 
-// Close stops the demo app and ends its WebSocket sessions.
-func (d *DemoApp) Close() error {
-	if d == nil {
+// close stops the demo app, if it was started, and ends its WebSocket
+// sessions; on a nil demoApp it does nothing.
+func (d *demoApp) close() error {
+	if d == nil || d.ln == nil {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), demoShutdownWait)
@@ -92,7 +78,7 @@ func (d *DemoApp) Close() error {
 	return err
 }
 
-func (d *DemoApp) servePage(w http.ResponseWriter, r *http.Request) {
+func (d *demoApp) servePage(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Write([]byte(demoPage))
@@ -102,7 +88,7 @@ var demoUpgrader = websocket.Upgrader{ReadBufferSize: 1024, WriteBufferSize: 102
 
 // serveEcho sends every message back, as a stand-in for authentik's live
 // connection to the browser.
-func (d *DemoApp) serveEcho(w http.ResponseWriter, r *http.Request) {
+func (d *demoApp) serveEcho(w http.ResponseWriter, r *http.Request) {
 	c, err := demoUpgrader.Upgrade(w, r, nil)
 	if err != nil {
 		return // the upgrader has answered the client
@@ -150,7 +136,7 @@ func (d *DemoApp) serveEcho(w http.ResponseWriter, r *http.Request) {
 }
 
 // track registers a session for Close; it refuses once Close has begun.
-func (d *DemoApp) track(c *websocket.Conn) bool {
+func (d *demoApp) track(c *websocket.Conn) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.conns == nil {
@@ -160,7 +146,7 @@ func (d *DemoApp) track(c *websocket.Conn) bool {
 	return true
 }
 
-func (d *DemoApp) untrack(c *websocket.Conn) {
+func (d *demoApp) untrack(c *websocket.Conn) {
 	d.mu.Lock()
 	delete(d.conns, c)
 	d.mu.Unlock()

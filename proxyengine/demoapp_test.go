@@ -1,27 +1,29 @@
 package proxyengine
 
 import (
-	"context"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/gatehouse-proxy/gatehouse/internal/config"
 	"github.com/gorilla/websocket"
 )
 
 func TestDemoAppServesPageHealthAndEcho(t *testing.T) {
-	d, err := StartDemoApp()
-	if err != nil {
+	d := newDemoApp()
+	if err := d.start(); err != nil {
 		t.Fatal(err)
 	}
-	defer d.Close()
-	if !strings.HasPrefix(d.URL(), "http://127.0.0.1:") {
-		t.Fatalf("URL = %q, want a loopback http URL", d.URL())
+	defer d.close()
+	base := "http://" + d.addr()
+	if !strings.HasPrefix(base, "http://127.0.0.1:") {
+		t.Fatalf("address %q, want a loopback one", d.addr())
 	}
 
-	res, err := http.Get(d.URL() + "/")
+	res, err := http.Get(base + "/")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,8 +32,8 @@ func TestDemoAppServesPageHealthAndEcho(t *testing.T) {
 	if res.StatusCode != 200 || !strings.Contains(string(body), "Gatehouse's built-in <strong>demo app</strong>") || !strings.Contains(string(body), "/ws/client/") {
 		t.Errorf("GET / = %d %q, want the demo page using /ws/client/", res.StatusCode, body)
 	}
-	for path, want := range map[string]int{DefaultHealthPath: 200, "/nothing": 404} {
-		res, err := http.Get(d.URL() + path)
+	for path, want := range map[string]int{config.DefaultHealthPath: 200, "/nothing": 404} {
+		res, err := http.Get(base + path)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -41,7 +43,7 @@ func TestDemoAppServesPageHealthAndEcho(t *testing.T) {
 		}
 	}
 
-	ws, _, err := websocket.DefaultDialer.Dial(strings.Replace(d.URL(), "http", "ws", 1)+"/ws/client/", nil)
+	ws, _, err := websocket.DefaultDialer.Dial(strings.Replace(base, "http", "ws", 1)+"/ws/client/", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +60,7 @@ func TestDemoAppServesPageHealthAndEcho(t *testing.T) {
 	}
 
 	// Close ends the open session too.
-	if err := d.Close(); err != nil {
+	if err := d.close(); err != nil {
 		t.Errorf("Close: %v", err)
 	}
 	ws.SetReadDeadline(time.Now().Add(5 * time.Second))
@@ -68,31 +70,23 @@ func TestDemoAppServesPageHealthAndEcho(t *testing.T) {
 }
 
 func TestDemoUpstreamThroughTheEngine(t *testing.T) {
-	cfg := Config{
+	cfg := config.Config{
 		Hostname:   testHostname,
-		Upstream:   UpstreamDemo,
+		Upstream:   config.UpstreamDemo,
 		HTTPAddr:   "127.0.0.1:0",
 		HTTPSAddr:  "127.0.0.1:0",
-		TLS:        TLSSelfSigned,
+		TLS:        config.TLSSelfSigned,
 		StateDir:   t.TempDir(),
-		StatusAddr: Off,
-		Logger:     quietLogger(t),
+		StatusAddr: config.Off,
 	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("Validate with the demo upstream: %v", err)
 	}
-	if _, err := New(cfg); err == nil || !strings.Contains(err.Error(), "WithDemoApp") {
-		t.Errorf("New with the demo keyword = %v, want an error pointing to WithDemoApp", err)
-	}
-	cfg, demo, err := WithDemoApp(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer demo.Close()
-	if cfg.Upstream != demo.URL() {
-		t.Fatalf("Upstream = %q, want the demo's %q", cfg.Upstream, demo.URL())
-	}
 	e := startEngine(t, cfg)
+	demo := e.demo.addr()
+	if got := e.Status().Upstream.URL; got != "http://"+demo+config.DefaultHealthPath {
+		t.Errorf("the health check asks %q, want the demo app at %s", got, demo)
+	}
 
 	res, err := httpClient(t, e, true).Get(engineURL("/"))
 	if err != nil {
@@ -115,33 +109,34 @@ func TestDemoUpstreamThroughTheEngine(t *testing.T) {
 	}
 }
 
-func TestWithDemoAppLeavesOtherUpstreamsAlone(t *testing.T) {
-	cfg := Config{Upstream: "https://authentik.lan:9443"}
-	got, demo, err := WithDemoApp(cfg)
-	if err != nil || demo != nil || got.Upstream != cfg.Upstream {
-		t.Errorf("WithDemoApp(%q) = %q, %v, %v; want it unchanged", cfg.Upstream, got.Upstream, demo, err)
+// TestDemoAppStopsWithTheEngine: the engine started the demo app, so
+// its Shutdown (and a failed Start) stops it.
+func TestDemoAppStopsWithTheEngine(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
 	}
-	if err := demo.Close(); err != nil {
-		t.Errorf("nil demo Close = %v", err)
-	}
-}
-
-func TestDemoUpstreamRejectsTrustOptions(t *testing.T) {
-	cfg := Config{Hostname: "gatehouse.test", Upstream: UpstreamDemo, UpstreamInsecure: true, TLS: TLSSelfSigned, StateDir: t.TempDir()}
-	if fe := FieldErrors(cfg.Validate()).For("upstream_ca"); fe == nil || !strings.Contains(fe.Message, "https:// upstream only") {
-		t.Errorf("demo with upstream_insecure: %v, want the https-only trust error", fe)
-	}
-}
-
-func TestCheckUpstreamPassesTheDemo(t *testing.T) {
-	var k Checker
-	rs := k.CheckUpstream(context.Background(), Config{Upstream: UpstreamDemo})
-	if rs[0].Status != CheckPass {
-		t.Errorf("connect = %s %q, want pass", rs[0].Status, rs[0].Finding)
-	}
-	for _, r := range rs[1:] {
-		if r.Status != CheckSkip {
-			t.Errorf("%s = %s, want skip", r.Name, r.Status)
+	defer busy.Close()
+	for _, failStart := range []bool{false, true} {
+		cfg := testConfig(t, newEchoUpstream(t))
+		cfg.Upstream, cfg.UpstreamInsecure = config.UpstreamDemo, false
+		if failStart {
+			cfg.HTTPAddr = busy.Addr().String()
+		}
+		e, err := New(cfg, testOptions(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.Start(t.Context()); (err != nil) != failStart {
+			t.Fatalf("Start (meant to fail: %v): %v", failStart, err)
+		}
+		demo := e.demo.addr()
+		if !failStart {
+			e.Shutdown(t.Context())
+		}
+		if c, err := net.Dial("tcp", demo); err == nil {
+			c.Close()
+			t.Errorf("the demo app still listens on %s after the engine stopped (failed start: %v)", demo, failStart)
 		}
 	}
 }

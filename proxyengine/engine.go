@@ -11,49 +11,45 @@ import (
 	"net/url"
 	"sync"
 	"time"
+
+	"github.com/gatehouse-proxy/gatehouse/internal/acme"
+	"github.com/gatehouse-proxy/gatehouse/internal/certs"
+	"github.com/gatehouse-proxy/gatehouse/internal/config"
+	"github.com/gatehouse-proxy/gatehouse/internal/ports"
+	"github.com/gatehouse-proxy/gatehouse/internal/progress"
+	"github.com/gatehouse-proxy/gatehouse/internal/upstream"
 )
 
 // shutdownGrace bounds how long in-flight requests may finish when the
 // caller's context sets no deadline.
 const shutdownGrace = 10 * time.Second
 
-// Stage names a step of starting the engine, reported through
-// Config.Progress.
-type Stage string
+// Options are what an engine reports to, apart from its config.Config (which is
+// what the config file holds). The zero value logs to slog.Default().
+type Options struct {
+	// Logger receives the engine's structured logs. Default: slog.Default().
+	Logger *slog.Logger
 
-// Stages of Start, in order. An ACME source adds its own after
-// StageCertificate.
-const (
-	StageListen      Stage = "listen"
-	StageCertificate Stage = "certificate"
-
-	StageACMEAccount    Stage = "acme-account"    // registering (or finding) the ACME account
-	StageACMEOrder      Stage = "acme-order"      // ordering a certificate for the hostname
-	StageACMEChallenge  Stage = "acme-challenge"  // answering a tls-alpn-01 or http-01 challenge
-	StageACMEValidating Stage = "acme-validating" // waiting for the CA to check the answer
-	StageACMEIssued     Stage = "acme-issued"     // the CA issued the certificate
-
-	StageUpstream Stage = "upstream"
-	StageReady    Stage = "ready"
-)
-
-// A ProgressEvent is one step of starting up, in plain words.
-type ProgressEvent struct {
-	Stage   Stage
-	Message string
+	// Progress, if set, is called with each step of starting up (binding
+	// ports, obtaining a certificate, checking the upstream) so a UI can
+	// show it. It is called from the goroutine running Start.
+	Progress func(progress.Event)
 }
 
 // Engine is Gatehouse's proxy: a plain-HTTP listener that redirects to
 // HTTPS, a TLS listener that forwards to the upstream, and the certificate
 // source behind it. Create one with New, then Start and Shutdown it once.
 type Engine struct {
-	cfg       Config
+	cfg       config.Config
+	logger    *slog.Logger
+	report    progress.Reporter
 	upstream  *url.URL
-	certs     CertSource
+	demo      *demoApp // the built-in demo upstream, for Upstream "demo"
+	certs     certs.Source
 	transport *http.Transport
 	proxy     *proxyHandler
 	tracker   *tracker
-	health    *healthChecker
+	health    *upstream.HealthChecker
 	history   historyRing
 	subs      subscribers
 	// untracked serves without connection and request tracking; it exists
@@ -64,7 +60,7 @@ type Engine struct {
 
 	mu             sync.Mutex
 	started        bool
-	state          string
+	state          State
 	startedAt      time.Time
 	httpsLn        net.Listener
 	httpLn         net.Listener
@@ -77,52 +73,60 @@ type Engine struct {
 }
 
 // New validates cfg and prepares an engine; nothing is bound until Start.
-// A validation failure is a ValidationErrors naming each bad field.
-func New(cfg Config) (*Engine, error) {
+// A validation failure is a config.ValidationErrors naming each bad field.
+// With Upstream "demo" the engine serves its built-in demo app, started and
+// stopped with the engine.
+func New(cfg config.Config, opts Options) (*Engine, error) {
 	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if cfg.Upstream == UpstreamDemo {
-		return nil, errors.New(`upstream "demo": start the demo app with WithDemoApp before New`)
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.Default()
 	}
-	upstream, err := ParseUpstream(cfg.Upstream)
+	e := &Engine{cfg: cfg, logger: logger, report: progress.Reporter{Logger: logger, Func: opts.Progress},
+		tracker: newTracker(), limits: defaultClientLimits, state: StateStopped, serveErr: make(chan error, 3)}
+	var err error
+	if cfg.Upstream == config.UpstreamDemo {
+		// Its port is known once Start has bound it; until then requests
+		// cannot arrive, so the URL is completed there.
+		e.demo = newDemoApp()
+		e.upstream = &url.URL{Scheme: "http", Host: "127.0.0.1"}
+	} else if e.upstream, err = upstream.ParseURL(cfg.Upstream); err != nil {
+		return nil, err
+	}
+	trusted, err := config.ParseTrustedProxies(cfg.TrustedProxies)
 	if err != nil {
 		return nil, err
 	}
-	trusted, err := ParseTrustedProxies(cfg.TrustedProxies)
-	if err != nil {
+	if e.transport, err = upstream.NewTransport(e.upstream, cfg.UpstreamTrust(), cfg.UpstreamPool()); err != nil {
 		return nil, err
 	}
-	transport, err := newUpstreamTransport(cfg, upstream)
-	if err != nil {
+	if e.certs, err = e.newCertSource(); err != nil {
 		return nil, err
 	}
-	certs, err := newCertSource(cfg)
-	if err != nil {
-		return nil, err
-	}
-	e := &Engine{cfg: cfg, upstream: upstream, certs: certs, transport: transport, tracker: newTracker(),
-		limits: defaultClientLimits, state: StateStopped, serveErr: make(chan error, 3)}
-	e.proxy = newProxyHandler(cfg, upstream, transport, forwarding{trusted: trusted}, e.tracker, &e.limits)
-	e.health = newHealthChecker(cfg, upstream, transport, e.noteUpstreamHealth)
+	e.proxy = newProxyHandler(cfg, logger, e.upstream, e.transport, forwarding{trusted: trusted}, e.tracker, &e.limits)
+	e.health = upstream.NewHealthChecker(e.upstream, cfg.HealthPath, cfg.Hostname, e.transport, e.noteUpstreamHealth)
 	return e, nil
 }
 
-// Config returns the engine's configuration, with defaults applied.
-func (e *Engine) Config() Config { return e.cfg }
-
-func (e *Engine) progress(stage Stage, format string, args ...any) {
-	e.cfg.progress(stage, fmt.Sprintf(format, args...))
-}
-
-// progress logs one step of starting up and passes it to c.Progress.
-func (c Config) progress(stage Stage, msg string) {
-	c.Logger.Info(msg, "stage", string(stage))
-	if c.Progress != nil {
-		c.Progress(ProgressEvent{Stage: stage, Message: msg})
+// newCertSource builds the source named by the config's TLS.
+func (e *Engine) newCertSource() (certs.Source, error) {
+	c := e.cfg
+	switch c.TLS {
+	case config.TLSSelfSigned:
+		return certs.NewLocalCA(c.Hostname, c.StateDir, e.logger), nil
+	case config.TLSFiles:
+		return certs.NewFiles(c.CertFile, c.KeyFile, e.logger), nil
+	case config.TLSACME:
+		return acme.New(c, e.report)
 	}
+	return nil, fmt.Errorf("certificate source %q is not available", c.TLS)
 }
+
+// config.Config returns the engine's configuration, with defaults applied.
+func (e *Engine) Config() config.Config { return e.cfg }
 
 // Start binds the listeners, serves them, and prepares the certificate
 // (obtaining it from an ACME CA if need be, which is why the listeners come
@@ -141,8 +145,15 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 		}
 	}()
 
-	e.progress(StageListen, "Opening ports")
-	if e.httpsLn, err = listen("HTTPS", e.cfg.HTTPSAddr); err != nil {
+	if e.demo != nil {
+		if err = e.demo.start(); err != nil {
+			return err
+		}
+		e.upstream.Host = e.demo.addr()
+		e.health = upstream.NewHealthChecker(e.upstream, e.cfg.HealthPath, e.cfg.Hostname, e.transport, e.noteUpstreamHealth)
+	}
+	e.report.Report(progress.Listen, "Opening ports")
+	if e.httpsLn, err = ports.Listen("HTTPS", e.cfg.HTTPSAddr); err != nil {
 		return err
 	}
 	var handler http.Handler = e.proxy
@@ -150,20 +161,20 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 		e.httpsLn = trackingListener{e.httpsLn, e.tracker}
 		handler = e.tracker.middleware(e.proxy)
 	}
-	if e.cfg.HTTPAddr != Off {
-		if e.httpLn, err = listen("HTTP", e.cfg.HTTPAddr); err != nil {
+	if e.cfg.HTTPAddr != config.Off {
+		if e.httpLn, err = ports.Listen("HTTP", e.cfg.HTTPAddr); err != nil {
 			return err
 		}
 	}
-	if e.cfg.StatusAddr != Off {
-		if e.statusLn, err = listen("status", e.cfg.StatusAddr); err != nil {
+	if e.cfg.StatusAddr != config.Off {
+		if e.statusLn, err = ports.Listen("status", e.cfg.StatusAddr); err != nil {
 			return err
 		}
 	}
 
 	nextProtos := []string{"h2", "http/1.1"}
 	var plain http.Handler = redirectHandler(e.cfg.Hostname, e.cfg.PublicHTTPSPort)
-	if solver, ok := e.certs.(challengeSolver); ok {
+	if solver, ok := e.certs.(certs.ChallengeSolver); ok {
 		nextProtos = append(nextProtos, solver.ALPNProtos()...)
 		// Only a listening plain port can answer HTTP-01; offering it
 		// otherwise would cost a failed validation at the CA.
@@ -171,15 +182,11 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 			plain = solver.HTTPHandler(plain)
 		}
 	}
-	errLog := slog.NewLogLogger(e.cfg.Logger.Handler(), slog.LevelDebug)
+	errLog := slog.NewLogLogger(e.logger.Handler(), slog.LevelDebug)
 	e.httpsSrv = e.limits.server(handler)
 	e.httpsSrv.ConnContext = e.tracker.connContext
 	e.httpsSrv.ConnState = e.tracker.connState
-	e.httpsSrv.TLSConfig = &tls.Config{
-		MinVersion:     tls.VersionTLS12,
-		NextProtos:     nextProtos,
-		GetCertificate: e.certs.GetCertificate,
-	}
+	e.httpsSrv.TLSConfig = serverTLSConfig(nextProtos, e.certs.GetCertificate)
 	e.httpsSrv.ErrorLog = errLog
 	e.serveInBackground(func() error { return e.httpsSrv.ServeTLS(e.httpsLn, "", "") })
 	if e.httpLn != nil {
@@ -192,11 +199,11 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 		e.statusSrv.ErrorLog = errLog
 		e.serveInBackground(func() error { return e.statusSrv.Serve(e.statusLn) })
 		if !isLoopbackListen(e.statusLn.Addr()) {
-			e.cfg.Logger.Warn("the status endpoint is reachable from other machines: it shows visitors' addresses and paths", "addr", e.statusLn.Addr())
+			e.logger.Warn("the status endpoint is reachable from other machines: it shows visitors' addresses and paths", "addr", e.statusLn.Addr())
 		}
 	}
 
-	e.progress(StageCertificate, "Preparing the %s certificate for %s", e.cfg.TLS, e.cfg.Hostname)
+	e.report.Report(progress.Certificate, "Preparing the %s certificate for %s", e.cfg.TLS, e.cfg.Hostname)
 	bg, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
 	e.stopBackground = stopBackground
 	if err = e.certs.Start(bg); err != nil {
@@ -206,19 +213,43 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 		return err
 	}
 
-	e.progress(StageUpstream, "Checking the upstream at %s", e.health.url)
-	if h := e.health.check(ctx); h.Healthy {
-		e.progress(StageUpstream, "The upstream answered in %s", h.Latency.Round(time.Millisecond))
+	e.report.Report(progress.Upstream, "Checking the upstream at %s", e.health.URL())
+	if h := e.health.Check(ctx); h.Healthy {
+		e.report.Report(progress.Upstream, "The upstream answered in %s", h.Latency.Round(time.Millisecond))
 	} else if ctx.Err() == nil {
 		// Not fatal: the app may still be starting. The dashboard shows
 		// when it comes up.
-		e.progress(StageUpstream, "The upstream is not answering yet (%s); Gatehouse keeps checking", h.LastError)
+		e.report.Report(progress.Upstream, "The upstream is not answering yet (%s); Gatehouse keeps checking", h.LastError)
 	}
-	go e.health.run(bg)
+	go e.health.Run(bg)
 	go e.sample(bg)
 	e.state, e.startedAt = StateRunning, time.Now()
-	e.progress(StageReady, "Serving %s on %s", e.PublicURL(), e.httpsLn.Addr())
+	e.report.Report(progress.Ready, "Serving %s on %s", e.PublicURL(), e.httpsLn.Addr())
 	return nil
+}
+
+// serverTLSConfig is the visitors' TLS: Mozilla's "intermediate" profile.
+// TLS 1.3, and for TLS 1.2 only ECDHE key exchange with AEAD ciphers
+// (forward secrecy, no CBC: Go would otherwise also offer the RSA-kex CBC
+// suites AES128-SHA and AES256-SHA). Key exchange by the hybrid
+// post-quantum X25519MLKEM768, X25519, P-256 or P-384; not P-521, which
+// no browser needs and which is slow. TLS 1.3's suites are not
+// configurable in Go and are all AEAD.
+func serverTLSConfig(nextProtos []string, getCert func(*tls.ClientHelloInfo) (*tls.Certificate, error)) *tls.Config {
+	return &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		CipherSuites: []uint16{
+			tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+			tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+			tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+			tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+			tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+			tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+		},
+		CurvePreferences: []tls.CurveID{tls.X25519MLKEM768, tls.X25519, tls.CurveP256, tls.CurveP384},
+		NextProtos:       nextProtos,
+		GetCertificate:   getCert,
+	}
 }
 
 func isLoopbackListen(a net.Addr) bool {
@@ -256,8 +287,8 @@ func (e *Engine) boundAddr(ln *net.Listener) net.Addr {
 	return (*ln).Addr()
 }
 
-// CertStatus describes the certificate being served.
-func (e *Engine) CertStatus() CertStatus { return e.certs.Status() }
+// certs.Status describes the certificate being served.
+func (e *Engine) CertStatus() certs.Status { return e.certs.Status() }
 
 // Shutdown stops accepting, lets in-flight requests finish until ctx is
 // done (10 s if ctx has no deadline), closes WebSockets with 1001 Going
@@ -316,5 +347,6 @@ func (e *Engine) closeLocked() {
 		e.stopBackground()
 	}
 	e.transport.CloseIdleConnections()
+	e.demo.close()
 	e.state = StateStopped
 }

@@ -2,6 +2,7 @@ package proxyengine
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
@@ -13,6 +14,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gatehouse-proxy/gatehouse/internal/ports"
+	"github.com/gatehouse-proxy/gatehouse/internal/progress"
 )
 
 func TestTLSVersionsAndALPN(t *testing.T) {
@@ -66,20 +70,21 @@ func TestStartReportsBusyPort(t *testing.T) {
 	defer ln.Close()
 	cfg := testConfig(t, newEchoUpstream(t))
 	cfg.HTTPSAddr = ln.Addr().String()
-	var events []ProgressEvent
-	cfg.Progress = func(ev ProgressEvent) { events = append(events, ev) }
-	e, err := New(cfg)
+	var events []progress.Event
+	opts := testOptions(t)
+	opts.Progress = func(ev progress.Event) { events = append(events, ev) }
+	e, err := New(cfg, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	err = e.Start(t.Context())
-	var le *ListenError
+	var le *ports.ListenError
 	// On Linux the message names the holder (this test process itself);
 	// elsewhere it says "another program".
 	if !errors.As(err, &le) || !errors.Is(err, syscall.EADDRINUSE) || !strings.Contains(err.Error(), "is already in use by this program itself") && !strings.Contains(err.Error(), "another program is already using port") {
 		t.Fatalf("Start on a busy port: %v", err)
 	}
-	if len(events) == 0 || events[0].Stage != StageListen {
+	if len(events) == 0 || events[0].Stage != progress.Listen {
 		t.Errorf("progress events %v, want the listen stage first", events)
 	}
 	// The failed start released what it had bound.
@@ -92,7 +97,7 @@ func TestStartReportsBusyPort(t *testing.T) {
 }
 
 func TestListenErrorAdvice(t *testing.T) {
-	err := &ListenError{Purpose: "HTTPS", Addr: ":443", Err: syscall.EACCES}
+	err := &ports.ListenError{Purpose: "HTTPS", Addr: ":443", Err: syscall.EACCES}
 	for _, want := range []string{"setcap cap_net_bind_service=+ep", "ip_unprivileged_port_start=443", "listen on 8443 and forward port 443"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("privileged-port advice %q lacks %q", err, want)
@@ -102,15 +107,23 @@ func TestListenErrorAdvice(t *testing.T) {
 
 func TestStartProgressAndReady(t *testing.T) {
 	cfg := testConfig(t, newEchoUpstream(t))
-	var stages []Stage
-	cfg.Progress = func(ev ProgressEvent) { stages = append(stages, ev.Stage) }
-	startEngine(t, cfg)
+	var stages []progress.Stage
+	opts := testOptions(t)
+	opts.Progress = func(ev progress.Event) { stages = append(stages, ev.Stage) }
+	e, err := New(cfg, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	defer e.Shutdown(context.Background())
 	if strings.Join(stageStrings(stages), ",") != "listen,certificate,upstream,upstream,ready" {
 		t.Errorf("stages %v", stages)
 	}
 }
 
-func stageStrings(s []Stage) []string {
+func stageStrings(s []progress.Stage) []string {
 	out := make([]string, len(s))
 	for i, v := range s {
 		out[i] = string(v)
@@ -131,7 +144,7 @@ func TestShutdownFinishesRequestsInFlight(t *testing.T) {
 		io.WriteString(w, "done")
 	}))
 	defer up.Close()
-	e, err := New(testConfig(t, up))
+	e, err := New(testConfig(t, up), testOptions(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +184,7 @@ func TestShutdownFinishesRequestsInFlight(t *testing.T) {
 // never sends a request, as a browser's preconnect does, and checks that
 // Shutdown does not wait for net/http's 5 s grace for such connections.
 func TestShutdownDoesNotWaitForUnusedConnections(t *testing.T) {
-	e, err := New(testConfig(t, newEchoUpstream(t)))
+	e, err := New(testConfig(t, newEchoUpstream(t)), testOptions(t))
 	if err != nil {
 		t.Fatal(err)
 	}

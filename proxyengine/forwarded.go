@@ -32,7 +32,8 @@ func (f forwarding) isTrusted(ip netip.Addr) bool {
 	return ip.IsValid() && slices.ContainsFunc(f.trusted, func(p netip.Prefix) bool { return p.Contains(ip) })
 }
 
-// apply sets out's forwarding headers for the client request in.
+// apply sets out's forwarding headers for the client request in;
+// X-Forwarded-Host is out's Host, the canonical public one.
 func (f forwarding) apply(out, in *http.Request) {
 	ip := remoteIP(in.RemoteAddr)
 	trusted := f.isTrusted(ip)
@@ -56,7 +57,7 @@ func (f forwarding) apply(out, in *http.Request) {
 		out.Header.Set("X-Forwarded-For", xff)
 	}
 	out.Header.Set("X-Forwarded-Proto", "https")
-	out.Header.Set("X-Forwarded-Host", in.Host)
+	out.Header.Set("X-Forwarded-Host", out.Host)
 }
 
 // remoteIP parses the address of a request's peer, "ip:port" as the net

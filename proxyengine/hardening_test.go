@@ -21,6 +21,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse-proxy/gatehouse/internal/config"
+	"github.com/gatehouse-proxy/gatehouse/internal/testutil"
+	"github.com/gatehouse-proxy/gatehouse/internal/upstream"
 	"github.com/gorilla/websocket"
 	"go.uber.org/goleak"
 )
@@ -56,7 +59,7 @@ type recordingUpstream struct {
 func newRecordingUpstream(t *testing.T) *recordingUpstream {
 	u := &recordingUpstream{}
 	u.Server = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == DefaultHealthPath {
+		if r.URL.Path == config.DefaultHealthPath {
 			return
 		}
 		body, _ := io.ReadAll(r.Body)
@@ -328,7 +331,7 @@ func slowloris(c net.Conn, trickle bool, started func()) error {
 	// Go's server may answer 400 as it hangs up on a half-read request.
 	answer, err := io.ReadAll(c)
 	switch {
-	case isTimeout(err):
+	case upstream.IsTimeout(err):
 		return errors.New("a slow connection was still open after " + cutOffBound.String())
 	case len(answer) > 0 && !bytes.HasPrefix(answer, []byte("HTTP/1.1 4")):
 		return fmt.Errorf("the engine answered a request it never fully received with %.40q", answer)
@@ -417,7 +420,7 @@ func TestHardeningSlowReaderHTTP1(t *testing.T) {
 
 	sent := waitUpstreamGaveUp(t, done)
 	attacker := c.LocalAddr().String()
-	eventually(t, "the engine closes the stalled connection", func() bool {
+	testutil.Eventually(t, "the engine closes the stalled connection", func() bool {
 		for _, tc := range e.tracker.connections() {
 			if tc.remote == attacker {
 				return false
@@ -431,7 +434,7 @@ func TestHardeningSlowReaderHTTP1(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, err := io.Copy(io.Discard, resp.Body)
-	if err == nil || isTimeout(err) || got >= bigSize {
+	if err == nil || upstream.IsTimeout(err) || got >= bigSize {
 		t.Errorf("the stalled client read %d of %d bytes, ending with %v; want the connection closed short of Content-Length", got, bigSize, err)
 	}
 	t.Logf("upstream wrote %d MiB before the engine gave up; the client found %d MiB buffered, then %v", sent>>20, got>>20, err)
@@ -474,7 +477,7 @@ func TestHardeningSlowReaderPlainHTTP(t *testing.T) {
 	}
 	resp.Body.Close()
 	o := <-flood
-	if isTimeout(o.err) {
+	if upstream.IsTimeout(o.err) {
 		t.Fatalf("the engine still reads requests from a client that reads no answers after %v", cutOffBound)
 	}
 	t.Logf("the engine hung up after %d MiB of pipelined requests: %v", o.sent>>20, o.err)
@@ -551,7 +554,7 @@ func TestHardeningSlowReaderWebSocket(t *testing.T) {
 	case <-time.After(cutOffBound):
 		t.Fatal("the engine kept the flooded session open")
 	}
-	eventually(t, "the flooded session ends", func() bool { return e.proxy.ws.count() == 1 })
+	testutil.Eventually(t, "the flooded session ends", func() bool { return e.proxy.ws.count() == 1 })
 	visitor.WriteMessage(websocket.TextMessage, []byte("still here"))
 	if _, msg, err := visitor.ReadMessage(); err != nil || string(msg) != "still here" {
 		t.Errorf("the other session: %q %v", msg, err)
@@ -563,7 +566,7 @@ func TestHardeningSlowReaderWebSocket(t *testing.T) {
 			break
 		}
 	}
-	if isTimeout(err) {
+	if upstream.IsTimeout(err) {
 		t.Errorf("the flooded client's connection is still open: %v", err)
 	}
 }
@@ -651,7 +654,7 @@ func TestHardeningUpstreamDiesMidWebSocket(t *testing.T) {
 	if !errors.As(err, &ce) || ce.Code != websocket.CloseGoingAway {
 		t.Errorf("client saw %v, want a 1001 close frame", err)
 	}
-	eventually(t, "the session ends", func() bool { return e.proxy.ws.count() == 0 })
+	testutil.Eventually(t, "the session ends", func() bool { return e.proxy.ws.count() == 0 })
 }
 
 // TestHardeningUpstreamRestart restarts the upstream on the same address
@@ -726,7 +729,7 @@ func TestHardeningSlowUpstreamWebSocketGets504(t *testing.T) {
 	defer up.Close()
 	defer close(release)
 	cfg := testConfig(t, up)
-	cfg.UpstreamTimeout = Duration(200 * time.Millisecond)
+	cfg.UpstreamTimeout = config.Duration(200 * time.Millisecond)
 	e := startEngine(t, cfg)
 	_, resp, err := wsDialer(t, e).Dial(wsURL("/ws/client/"), nil)
 	if err == nil || resp == nil || resp.StatusCode != http.StatusGatewayTimeout {
@@ -744,7 +747,7 @@ func TestHardeningForwardedForDropsIPv6Zone(t *testing.T) {
 	if got := out.Header.Get("X-Forwarded-For"); got != "fe80::1" {
 		t.Errorf("X-Forwarded-For = %q, want fe80::1", got)
 	}
-	trusted, _ := ParseTrustedProxies([]string{"fe80::/10"})
+	trusted, _ := config.ParseTrustedProxies([]string{"fe80::/10"})
 	in.Header.Set("X-Forwarded-For", "203.0.113.9")
 	forwarding{trusted: trusted}.apply(out, in)
 	if got := out.Header.Get("X-Forwarded-For"); got != "203.0.113.9, fe80::1" {
@@ -868,7 +871,7 @@ func TestChurnWebSockets(t *testing.T) {
 		t.Fatal(err)
 	}
 	elapsed := time.Since(start)
-	eventually(t, "every session ends", func() bool { return e.proxy.ws.count() == 0 })
+	testutil.Eventually(t, "every session ends", func() bool { return e.proxy.ws.count() == 0 })
 	after := waitSettled(t, base, dropIdle)
 	t.Logf("%d WebSocket cycles in %v: goroutines %d -> %d, fds %d -> %d",
 		n, elapsed.Round(time.Millisecond), base.goroutines, after.goroutines, base.fds, after.fds)

@@ -4,16 +4,17 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/gatehouse-proxy/gatehouse/internal/certs"
+	"github.com/gatehouse-proxy/gatehouse/internal/config"
+	"github.com/gatehouse-proxy/gatehouse/internal/testutil"
+	"github.com/gatehouse-proxy/gatehouse/internal/upstream"
 	"github.com/gorilla/websocket"
 )
 
@@ -21,37 +22,31 @@ import (
 // the engine's loopback address and send this name as SNI and Host.
 const testHostname = "gatehouse.test"
 
-// quietLogger discards logs unless -v is given.
-func quietLogger(t testing.TB) *slog.Logger {
-	if testing.Verbose() {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
-}
+// testOptions sends the engine's logs to the test's -v output only.
+func testOptions(t testing.TB) Options { return Options{Logger: testutil.Logger(t)} }
 
 // testConfig is a self-signed engine on ephemeral loopback ports in front of
 // upstream, which must be an httptest TLS server.
-func testConfig(t testing.TB, upstream *httptest.Server) Config {
+func testConfig(t testing.TB, upstream *httptest.Server) config.Config {
 	t.Helper()
-	return Config{
+	return config.Config{
 		Hostname:         testHostname,
 		Upstream:         upstream.URL,
 		UpstreamInsecure: upstream.TLS != nil,
 		HTTPAddr:         "127.0.0.1:0",
 		HTTPSAddr:        "127.0.0.1:0",
-		TLS:              TLSSelfSigned,
+		TLS:              config.TLSSelfSigned,
 		StateDir:         filepath.Join(t.TempDir(), "state"),
-		StatusAddr:       Off,
-		Logger:           quietLogger(t),
+		StatusAddr:       config.Off,
 	}
 }
 
 // startEngine starts an engine for cfg and stops it when the test ends.
 // Each setup function may adjust the engine between New and Start, such as
 // shortening its client limits.
-func startEngine(t testing.TB, cfg Config, setup ...func(*Engine)) *Engine {
+func startEngine(t testing.TB, cfg config.Config, setup ...func(*Engine)) *Engine {
 	t.Helper()
-	e, err := New(cfg)
+	e, err := New(cfg, testOptions(t))
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -74,7 +69,7 @@ func startEngine(t testing.TB, cfg Config, setup ...func(*Engine)) *Engine {
 // localCAPool trusts the engine's self-signed CA.
 func localCAPool(t testing.TB, e *Engine) *x509.CertPool {
 	t.Helper()
-	pool, err := loadCertPool(filepath.Join(e.Config().StateDir, LocalCACertFile))
+	pool, err := upstream.LoadCertPool(filepath.Join(e.Config().StateDir, certs.LocalCACertFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,15 +122,3 @@ func engineURL(path string) string { return "https://" + testHostname + path }
 
 // wsURL is a wss URL of the engine's public name.
 func wsURL(path string) string { return "wss://" + testHostname + path }
-
-// eventually polls cond every 10 ms until it holds or 5 s pass.
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}

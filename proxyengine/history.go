@@ -88,20 +88,23 @@ func (w *latencyWindow) summary() LatencySummary {
 	return sum
 }
 
+// An EventKind says what an Event is about.
+type EventKind string
+
 // Kinds of Event.
 const (
-	EventRequest     = "request"
-	EventError       = "error"
-	EventWebSocket   = "websocket"
-	EventUpstream    = "upstream"
-	EventCertificate = "certificate"
+	EventRequest     EventKind = "request"
+	EventError       EventKind = "error"
+	EventWebSocket   EventKind = "websocket"
+	EventUpstream    EventKind = "upstream"
+	EventCertificate EventKind = "certificate"
 )
 
 // An Event is one entry of the recent-activity list: a request, an error,
 // a WebSocket that ended, or an upstream or certificate change.
 type Event struct {
 	Time     time.Time     `json:"time"`
-	Kind     string        `json:"kind"`
+	Kind     EventKind     `json:"kind"`
 	Message  string        `json:"message,omitempty"`
 	Method   string        `json:"method,omitempty"`
 	Path     string        `json:"path,omitempty"`

@@ -7,16 +7,26 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/gatehouse-proxy/gatehouse/internal/config"
+	"github.com/gatehouse-proxy/gatehouse/internal/upstream"
 )
 
 // proxyHandler serves the TLS listener: it checks the Host, then hands
 // WebSocket upgrades to the WebSocket proxy and everything else to an
 // httputil.ReverseProxy over the upstream keepalive pool.
 type proxyHandler struct {
-	hostname   string // lower case, no trailing dot
+	hostname string // lower case, no trailing dot
+	// publicHost is the Host the upstream receives, whatever the visitor
+	// wrote: the hostname, with the public HTTPS port unless it is 443.
+	publicHost string
+	hsts       string // the Strict-Transport-Security value, or "" for none
 	upstream   *url.URL
 	forwarding forwarding
 	logger     *slog.Logger
@@ -27,24 +37,28 @@ type proxyHandler struct {
 	// a WebSocket's 101 included.
 	upstreamTimeout time.Duration
 	limits          *clientLimits // the engine's, read once serving starts
+	visitors        visitorCounts
 }
 
-func newProxyHandler(c Config, upstream *url.URL, transport *http.Transport, fwd forwarding, t *tracker, limits *clientLimits) *proxyHandler {
+func newProxyHandler(c config.Config, logger *slog.Logger, upstream *url.URL, transport *http.Transport, fwd forwarding, t *tracker, limits *clientLimits) *proxyHandler {
 	p := &proxyHandler{
 		hostname:        normalizeHost(c.Hostname),
+		publicHost:      publicAuthority(normalizeHost(c.Hostname), c.PublicHTTPSPort),
 		upstream:        upstream,
 		forwarding:      fwd,
-		logger:          c.Logger,
+		logger:          logger,
 		tracker:         t,
 		upstreamTimeout: time.Duration(c.UpstreamTimeout),
 		limits:          limits,
 	}
+	p.hsts, _ = c.HSTSHeader() // validated in New
 	p.rp = &httputil.ReverseProxy{
-		Rewrite:      p.rewrite,
-		Transport:    timedTransport{transport, t},
-		ErrorHandler: p.serveUpstreamError,
-		BufferPool:   proxyBuffers,
-		ErrorLog:     slog.NewLogLogger(c.Logger.Handler(), slog.LevelWarn),
+		Rewrite:        p.rewrite,
+		ModifyResponse: p.modifyResponse,
+		Transport:      timedTransport{transport, t},
+		ErrorHandler:   p.serveUpstreamError,
+		BufferPool:     proxyBuffers,
+		ErrorLog:       slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	p.ws = newWSProxy(p, transport.DialContext, transport.TLSClientConfig)
 	return p
@@ -54,15 +68,48 @@ func newProxyHandler(c Config, upstream *url.URL, transport *http.Transport, fwd
 // upstream. r.Host is the authority of an absolute-form request line (Go's
 // server takes it over the Host header), so both forms are checked alike.
 func (p *proxyHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	host, hostErr := requestHostName(r.Host)
 	switch {
 	case r.Method == http.MethodConnect:
 		// A reverse proxy is no tunnel to wherever the visitor names.
 		w.Header().Set("Allow", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS")
 		writeErrorPage(w, http.StatusMethodNotAllowed, "This gateway does not open tunnels",
 			"CONNECT requests are not forwarded.")
-	case normalizeHost(r.Host) != p.hostname:
+	case hostErr != nil:
+		writeErrorPage(w, http.StatusBadRequest, "The request names no valid host",
+			"The address in the request is malformed.")
+	case host != p.hostname:
 		writeErrorPage(w, http.StatusMisdirectedRequest, "This server does not serve that name",
 			"The address you used is not the one this gateway is set up for.")
+	default:
+		if p.hsts != "" {
+			// Only for the configured name: HSTS binds the name it
+			// arrives under.
+			w.Header().Set("Strict-Transport-Security", p.hsts)
+		}
+		key := p.visitorKey(r)
+		if key.Addr().IsLoopback() {
+			// A process on this machine: a tunnel (cloudflared) or a
+			// proxy not listed as trusted, whose visitors would all share
+			// one share, or a benchmark. It is not limited.
+			p.serveUpstream(w, r)
+			return
+		}
+		if !p.visitors.acquire(key, p.limits.perVisitor) {
+			p.logger.Debug("too many requests in flight from one visitor", "client", r.RemoteAddr, "path", r.URL.Path)
+			w.Header().Set("Retry-After", "5")
+			writeErrorPage(w, http.StatusTooManyRequests, "Too many requests at once",
+				"This address has too many requests waiting on the gateway. Try again in a moment.")
+			return
+		}
+		defer p.visitors.release(key)
+		p.serveUpstream(w, r)
+	}
+}
+
+// serveUpstream forwards a request that passed the checks of ServeHTTP.
+func (p *proxyHandler) serveUpstream(w http.ResponseWriter, r *http.Request) {
+	switch {
 	case isWebSocketUpgrade(r):
 		p.ws.ServeHTTP(w, r)
 	case asksUpgrade(r):
@@ -85,13 +132,111 @@ func (p *proxyHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// rewrite routes the outbound request to the upstream, keeping the Host the
-// client sent (authentik needs it for its security checks and WebSockets)
-// and setting the forwarding headers.
+// rewrite routes the outbound request to the upstream with the public Host
+// (authentik needs it for its security checks and WebSockets) and sets the
+// forwarding headers. The Host is the configured one, not the visitor's
+// spelling of it: upper case, a trailing dot or a stray port would
+// otherwise reach authentik, which builds URLs from it.
+//
+// The query passes byte for byte: ReverseProxy drops the parameters
+// url.ParseQuery refuses (";" separators, bad escapes) before Rewrite, but
+// the query is the app's to read (an OAuth state may hold anything), and a
+// proxy that reads it otherwise than the app is how cache and WAF bypasses
+// begin. The upstream URL has no query of its own (ParseUpstream).
 func (p *proxyHandler) rewrite(pr *httputil.ProxyRequest) {
 	pr.SetURL(p.upstream)
-	pr.Out.Host = pr.In.Host
+	pr.Out.URL.RawQuery = pr.In.URL.RawQuery
+	pr.Out.Host = p.publicHost
+	dropUnderscoreHeaders(pr.Out.Header)
+	dropUnderscoreHeaders(pr.Out.Trailer)
 	p.forwarding.apply(pr.Out, pr.In)
+}
+
+// dropUnderscoreHeaders deletes header fields whose names contain "_", as
+// nginx does by default (underscores_in_headers off). CGI, WSGI and so
+// Django, which authentik runs on, turn "-" into "_" in header names, so
+// X_Forwarded_For would reach the app as the X-Forwarded-For the proxy
+// vouches for.
+func dropUnderscoreHeaders(h http.Header) {
+	for k := range h {
+		if strings.IndexByte(k, '_') >= 0 {
+			delete(h, k)
+		}
+	}
+}
+
+// modifyResponse drops the upstream's own Strict-Transport-Security when
+// Gatehouse sets one, so visitors get one policy, not two.
+func (p *proxyHandler) modifyResponse(resp *http.Response) error {
+	if p.hsts != "" {
+		resp.Header.Del("Strict-Transport-Security")
+	}
+	return nil
+}
+
+// publicAuthority is the authority visitors use: hostname, and the port unless
+// it is HTTPS's default.
+func publicAuthority(hostname string, port int) string {
+	if port == 0 || port == 443 {
+		return hostname
+	}
+	return net.JoinHostPort(hostname, strconv.Itoa(port))
+}
+
+// errMalformedHost is a Host (or :authority) that is no host[:port].
+var errMalformedHost = errors.New("malformed host")
+
+// requestHostName returns the name in a request's Host, lower case and
+// without a trailing dot, checking the whole: an ASCII name or a bracketed
+// IPv6 address, then nothing or ":" and a port of at most 65535 (RFC 3986
+// allows an empty one). Anything else, such as "[sso.example.com]:443",
+// "sso.example.com:abc" or a bare IPv6 address, is malformed.
+func requestHostName(host string) (string, error) {
+	name, port, hasPort := host, "", false
+	if strings.HasPrefix(host, "[") {
+		end := strings.IndexByte(host, ']')
+		if end < 0 {
+			return "", errMalformedHost
+		}
+		name = host[1:end]
+		if a, err := netip.ParseAddr(name); err != nil || !a.Is6() || a.Zone() != "" {
+			return "", errMalformedHost
+		}
+		switch rest := host[end+1:]; {
+		case rest == "":
+		case rest[0] == ':':
+			port, hasPort = rest[1:], true
+		default:
+			return "", errMalformedHost
+		}
+	} else if i := strings.LastIndexByte(host, ':'); i >= 0 {
+		name, port, hasPort = host[:i], host[i+1:], true
+		if strings.ContainsRune(name, ':') {
+			return "", errMalformedHost // an IPv6 address without brackets
+		}
+	}
+	if hasPort && port != "" {
+		n, err := strconv.ParseUint(port, 10, 16)
+		if err != nil || len(port) > 5 || n > 65535 {
+			return "", errMalformedHost
+		}
+	}
+	b := []byte(name)
+	for i, c := range b {
+		switch {
+		case c >= 0x80 || c <= ' ' || c == 0x7f:
+			// Go's server refuses these already; case folding beyond
+			// ASCII could otherwise turn another name into this one.
+			return "", errMalformedHost
+		case 'A' <= c && c <= 'Z':
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	name = strings.TrimSuffix(string(b), ".")
+	if name == "" {
+		return "", errMalformedHost
+	}
+	return name, nil
 }
 
 // timedTransport measures upstream latency: RoundTrip returns when the
@@ -113,13 +258,28 @@ func (t timedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 // serveUpstreamError answers 504 when the upstream was too slow and 502 for
 // every other failure to reach it.
 func (p *proxyHandler) serveUpstreamError(w http.ResponseWriter, r *http.Request, err error) {
+	// Checked first: on HTTP/1.1 a failed body read also cancels the
+	// request's context, though the visitor may still read an answer.
+	if status, ok := visitorBodyError(r); ok {
+		// The visitor's body broke off or was malformed: the upstream is
+		// fine, and the visitor gets the blame.
+		p.logger.Debug("reading the request body from the client failed", "path", r.URL.Path, "status", status, "err", err)
+		w.Header().Set("Connection", "close")
+		if status == http.StatusRequestTimeout {
+			writeErrorPage(w, status, "The request took too long to arrive",
+				"The gateway stopped waiting for the rest of the request. Try again.")
+		} else {
+			writeErrorPage(w, status, "The request was malformed", "Its body could not be read.")
+		}
+		return
+	}
 	if errors.Is(r.Context().Err(), context.Canceled) {
 		// The visitor left; there is nobody to answer.
 		p.logger.Debug("client went away during the upstream request", "path", r.URL.Path, "err", err)
 		return
 	}
 	status := http.StatusBadGateway
-	if isTimeout(err) {
+	if upstream.IsTimeout(err) {
 		status = http.StatusGatewayTimeout
 	}
 	p.tracker.noteUpstreamError(r, status, err)
@@ -134,9 +294,59 @@ func (p *proxyHandler) serveUpstreamError(w http.ResponseWriter, r *http.Request
 		"The gateway is running, but it could not get an answer from the app it protects. It may be stopped or restarting; try again in a moment.")
 }
 
-func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
+// visitorKey names the visitor behind r for the per-visitor limit: its
+// address, or for a trusted proxy the address that proxy says it forwards
+// for (the last X-Forwarded-For entry). An IPv6 address counts as its /64,
+// since one host usually holds a whole /64 and can pick addresses from it.
+func (p *proxyHandler) visitorKey(r *http.Request) netip.Prefix {
+	ip := remoteIP(r.RemoteAddr)
+	if p.forwarding.isTrusted(ip) {
+		if xff := r.Header.Values("X-Forwarded-For"); len(xff) > 0 {
+			last := xff[len(xff)-1]
+			if i := strings.LastIndexByte(last, ','); i >= 0 {
+				last = last[i+1:]
+			}
+			if a, err := netip.ParseAddr(strings.TrimSpace(last)); err == nil {
+				ip = a.WithZone("").Unmap()
+			}
+		}
+	}
+	bits := 32
+	if ip.Is6() {
+		bits = 64
+	}
+	pfx, _ := ip.Prefix(bits) // an invalid address gives the zero Prefix, one key for all such
+	return pfx
+}
+
+// visitorCounts counts the upstream requests each visitor has in flight.
+type visitorCounts struct {
+	mu sync.Mutex
+	n  map[netip.Prefix]int
+}
+
+// acquire counts one more request for key unless it has limit in flight.
+func (v *visitorCounts) acquire(key netip.Prefix, limit int) bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.n == nil {
+		v.n = map[netip.Prefix]int{}
+	}
+	if v.n[key] >= limit {
+		return false
+	}
+	v.n[key]++
+	return true
+}
+
+func (v *visitorCounts) release(key netip.Prefix) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.n[key] <= 1 {
+		delete(v.n, key)
+	} else {
+		v.n[key]--
+	}
 }
 
 // normalizeHost lower-cases a Host header and strips its port and any

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/gatehouse-proxy/gatehouse/internal/config"
 )
 
 // seenRequest is what the upstream received, echoed back as JSON.
@@ -70,8 +72,8 @@ func TestProxyForwardsHostAndForwardingHeaders(t *testing.T) {
 		if seen.Proto != "HTTP/1.1" {
 			t.Errorf("h2=%v: upstream saw %s, want HTTP/1.1 always", h2, seen.Proto)
 		}
-		if seen.Host != "GATEHOUSE.test:443" {
-			t.Errorf("h2=%v: Host = %q, want the client's as sent", h2, seen.Host)
+		if seen.Host != testHostname {
+			t.Errorf("h2=%v: Host = %q, want the configured %q", h2, seen.Host, testHostname)
 		}
 		if seen.URI != "/if/flow/default/?next=%2Fa%20b&x=1" {
 			t.Errorf("URI = %q", seen.URI)
@@ -79,7 +81,7 @@ func TestProxyForwardsHostAndForwardingHeaders(t *testing.T) {
 		want := map[string]string{
 			"X-Forwarded-For":   "127.0.0.1",
 			"X-Forwarded-Proto": "https",
-			"X-Forwarded-Host":  "GATEHOUSE.test:443",
+			"X-Forwarded-Host":  testHostname,
 			"Forwarded":         "",
 			"X-Real-Ip":         "",
 			"Cookie":            "authentik_session=abc",
@@ -109,7 +111,7 @@ func TestProxyAppendsForwardedForOnlyForTrustedProxies(t *testing.T) {
 }
 
 func TestForwardingUntrustedPeerOutsideRange(t *testing.T) {
-	trusted, _ := ParseTrustedProxies([]string{"10.0.0.0/8"})
+	trusted, _ := config.ParseTrustedProxies([]string{"10.0.0.0/8"})
 	f := forwarding{trusted: trusted}
 	in := httptest.NewRequest("GET", "/", nil)
 	in.RemoteAddr = "[::ffff:192.0.2.1]:5555"
@@ -145,7 +147,7 @@ func TestProxyRemovesHopByHopHeaders(t *testing.T) {
 // countVisitors is an upstream counting requests other than health checks.
 func countVisitors(n *atomic.Int32) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != DefaultHealthPath {
+		if r.URL.Path != config.DefaultHealthPath {
 			n.Add(1)
 		}
 	})
@@ -279,7 +281,7 @@ func TestProxySlowUpstreamGets504(t *testing.T) {
 	defer up.Close()
 	defer close(done)
 	cfg := testConfig(t, up)
-	cfg.UpstreamTimeout = Duration(200 * time.Millisecond)
+	cfg.UpstreamTimeout = config.Duration(200 * time.Millisecond)
 	e := startEngine(t, cfg)
 	resp, err := httpClient(t, e, false).Get(engineURL("/slow"))
 	if err != nil {

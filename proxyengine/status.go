@@ -8,19 +8,25 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/gatehouse-proxy/gatehouse/internal/certs"
+	"github.com/gatehouse-proxy/gatehouse/internal/upstream"
 )
+
+// A State is where the engine is in its life.
+type State string
 
 // Engine states reported in Status.State.
 const (
-	StateStarting = "starting"
-	StateRunning  = "running"
-	StateStopped  = "stopped"
+	StateStarting State = "starting"
+	StateRunning  State = "running"
+	StateStopped  State = "stopped"
 )
 
 // Status is a snapshot of the engine, safe to keep and read from any
 // goroutine. The JSON form is what GET /status serves.
 type Status struct {
-	State     string    `json:"state"`
+	State     State     `json:"state"`
 	Hostname  string    `json:"hostname"`
 	PublicURL string    `json:"public_url"`
 	StartedAt time.Time `json:"started_at,omitzero"`
@@ -36,8 +42,8 @@ type Status struct {
 
 	Connections []ConnectionInfo `json:"connections"`
 	WebSockets  []WebSocketInfo  `json:"websockets"`
-	Upstream    UpstreamHealth   `json:"upstream"`
-	Certificate CertStatus       `json:"certificate"`
+	Upstream    upstream.Health  `json:"upstream"`
+	Certificate certs.Status     `json:"certificate"`
 	History     []HistoryPoint   `json:"history"`
 	Events      []Event          `json:"events"` // newest first
 }
@@ -55,6 +61,8 @@ func (s Status) ErrorRate() float64 {
 	}
 	return float64(errs) / float64(reqs)
 }
+
+func durationMS(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 // MarshalJSON writes latencies in milliseconds.
 func (l LatencySummary) MarshalJSON() ([]byte, error) {
@@ -111,7 +119,7 @@ func (e *Engine) Status() Status {
 		WebSockets:       []WebSocketInfo{},
 		UpstreamErrors:   t.upstreamErrors.Load(),
 		UpstreamLatency:  t.latency.summary(),
-		Upstream:         e.health.status(),
+		Upstream:         e.health.Status(),
 		Certificate:      e.certs.Status(),
 		History:          e.history.list(),
 		Events:           t.events.list(),
@@ -234,32 +242,32 @@ func (e *Engine) sample(ctx context.Context) {
 	}
 }
 
-func certChanged(a, b CertStatus) bool {
+func certChanged(a, b certs.Status) bool {
 	return a.Fingerprint != b.Fingerprint || a.LastError != b.LastError
 }
 
 // noteCertificate records a certificate change as an event and a log line.
-func (e *Engine) noteCertificate(c CertStatus) {
+func (e *Engine) noteCertificate(c certs.Status) {
 	ev := Event{Time: time.Now(), Kind: EventCertificate}
 	if c.LastError != "" {
 		ev.Message = "certificate problem: " + c.LastError
-		e.cfg.Logger.Warn("certificate problem", "err", c.LastError)
+		e.logger.Warn("certificate problem", "err", c.LastError)
 	} else {
 		ev.Message = fmt.Sprintf("serving a certificate from %s, valid until %s", c.Issuer, c.NotAfter.Format(time.DateOnly))
-		e.cfg.Logger.Info("serving a new certificate", "issuer", c.Issuer, "not_after", c.NotAfter)
+		e.logger.Info("serving a new certificate", "issuer", c.Issuer, "not_after", c.NotAfter)
 	}
 	e.tracker.events.add(ev)
 }
 
 // noteUpstreamHealth records an upstream health change.
-func (e *Engine) noteUpstreamHealth(h UpstreamHealth) {
+func (e *Engine) noteUpstreamHealth(h upstream.Health) {
 	ev := Event{Time: h.CheckedAt, Kind: EventUpstream}
 	if h.Healthy {
 		ev.Message = fmt.Sprintf("upstream is up (answered in %s)", h.Latency.Round(time.Millisecond))
-		e.cfg.Logger.Info("upstream is up", "url", h.URL, "latency", h.Latency)
+		e.logger.Info("upstream is up", "url", h.URL, "latency", h.Latency)
 	} else {
 		ev.Message = "upstream is down: " + h.LastError
-		e.cfg.Logger.Warn("upstream is down", "url", h.URL, "err", h.LastError)
+		e.logger.Warn("upstream is down", "url", h.URL, "err", h.LastError)
 	}
 	e.tracker.events.add(ev)
 	e.tracker.changed.Store(true)

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse-proxy/gatehouse/internal/testutil"
 	"github.com/gorilla/websocket"
 )
 
@@ -162,7 +163,7 @@ func TestStatusShowsExactlyTheOpenConnections(t *testing.T) {
 	}
 	up.waitClose(t)
 	up.waitClose(t)
-	eventually(t, "the snapshot falls to zero", func() bool {
+	testutil.Eventually(t, "the snapshot falls to zero", func() bool {
 		st := e.Status()
 		return st.ActiveConnections == 0 && st.ActiveWebSockets == 0 && len(st.Connections) == 0
 	})
@@ -217,7 +218,7 @@ func TestStatusCountsUnderConcurrentLoad(t *testing.T) {
 	if st.UpstreamLatency.Count != workers*each || st.UpstreamLatency.P99 < st.UpstreamLatency.P50 || st.UpstreamLatency.P50 == 0 {
 		t.Errorf("latency %+v", st.UpstreamLatency)
 	}
-	eventually(t, "history records the requests", func() bool {
+	testutil.Eventually(t, "history records the requests", func() bool {
 		var sum uint64
 		for _, p := range e.Status().History {
 			sum += p.Requests
@@ -245,11 +246,11 @@ func TestUpstreamHealthFlips(t *testing.T) {
 	up := serve(ln)
 	cfg := testConfig(t, up)
 	cfg.StatusAddr = "127.0.0.1:0"
-	e, err := New(cfg)
+	e, err := New(cfg, testOptions(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.health.interval = 50 * time.Millisecond
+	e.health.Interval = 50 * time.Millisecond
 	if err := e.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -261,7 +262,7 @@ func TestUpstreamHealthFlips(t *testing.T) {
 	}
 
 	up.Close()
-	eventually(t, "the upstream is seen down", func() bool { return !e.Status().Upstream.Healthy })
+	testutil.Eventually(t, "the upstream is seen down", func() bool { return !e.Status().Upstream.Healthy })
 	if !hasMetric(metricsText(t, e), "gatehouse_upstream_up 0") {
 		t.Error("metric still says up")
 	}
@@ -271,13 +272,13 @@ func TestUpstreamHealthFlips(t *testing.T) {
 		t.Error("no change notification for the health change")
 	}
 	var ln2 net.Listener
-	eventually(t, "the port can be bound again", func() bool {
+	testutil.Eventually(t, "the port can be bound again", func() bool {
 		ln2, err = net.Listen("tcp", addr)
 		return err == nil
 	})
 	up2 := serve(ln2)
 	defer up2.Close()
-	eventually(t, "the upstream is seen up again", func() bool { return e.Status().Upstream.Healthy })
+	testutil.Eventually(t, "the upstream is seen up again", func() bool { return e.Status().Upstream.Healthy })
 	var msgs []string
 	for _, ev := range e.Status().Events {
 		if ev.Kind == EventUpstream {

@@ -3,8 +3,11 @@ package proxyengine
 import (
 	"encoding/json"
 	"net/http"
+	"net/netip"
 	"strconv"
+	"strings"
 
+	"github.com/gatehouse-proxy/gatehouse/internal/ports"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -26,7 +29,39 @@ func (e *Engine) statusHandler() http.Handler {
 		enc.Encode(e.Status())
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	return mux
+	listenHost, _, _ := ports.SplitAddr(e.cfg.StatusAddr)
+	return statusGuard(mux, listenHost)
+}
+
+// statusGuard keeps web pages from reading the status endpoint, which
+// shows visitors' addresses and paths. A page on another site could do so
+// by DNS rebinding: its own name, made to resolve to 127.0.0.1, is then
+// same-origin with the endpoint, and the browser sends that name as Host.
+// So only a Host that is an IP address (whose origin is the endpoint's
+// own), localhost, or the status address's configured name is served; and
+// a browser's cross-site request (Sec-Fetch-Site) is refused whatever its
+// Host. Prometheus and curl send neither problem.
+func statusGuard(next http.Handler, listenHost string) http.Handler {
+	listenHost = normalizeHost(listenHost)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		name, err := requestHostName(r.Host)
+		_, ipErr := netip.ParseAddr(strings.Trim(name, "[]"))
+		switch {
+		case err != nil || ipErr != nil && name != "localhost" && (listenHost == "" || name != listenHost):
+			http.Error(w, "Misdirected Request: the status endpoint answers only to its own address, such as 127.0.0.1 or localhost", http.StatusMisdirectedRequest)
+		case !sameOriginOrDirect(r.Header.Get("Sec-Fetch-Site")):
+			http.Error(w, "Forbidden: the status endpoint does not answer other sites' pages", http.StatusForbidden)
+		default:
+			next.ServeHTTP(w, r)
+		}
+	})
+}
+
+// sameOriginOrDirect reports whether a browser's Sec-Fetch-Site value (or
+// its absence, as from a non-browser client) allows the request: the user
+// typed the address, or a page of the endpoint itself asked.
+func sameOriginOrDirect(site string) bool {
+	return site == "" || site == "none" || site == "same-origin"
 }
 
 var (
@@ -80,7 +115,7 @@ func (c engineCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descRequests, prometheus.CounterValue, float64(t.byClass[class].Load()), strconv.Itoa(class)+"xx")
 	}
 	ch <- prometheus.MustNewConstMetric(descUpstreamErrors, prometheus.CounterValue, float64(t.upstreamErrors.Load()))
-	h := e.health.status()
+	h := e.health.Status()
 	up := 0.0
 	if h.Healthy {
 		up = 1
@@ -92,6 +127,6 @@ func (c engineCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descUpstreamLatency, l.P95.Seconds(), "0.95")
 	gauge(descUpstreamLatency, l.P99.Seconds(), "0.99")
 	if cert := e.certs.Status(); !cert.NotAfter.IsZero() {
-		gauge(descCertExpiry, float64(cert.NotAfter.Unix()), cert.Source)
+		gauge(descCertExpiry, float64(cert.NotAfter.Unix()), string(cert.Source))
 	}
 }

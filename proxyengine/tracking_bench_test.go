@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gatehouse-proxy/gatehouse/internal/config"
 )
 
 // BenchmarkProxyTracking measures proxied requests per second with the
@@ -28,8 +30,8 @@ func BenchmarkProxyTracking(b *testing.B) {
 		}
 		b.Run(name, func(b *testing.B) {
 			cfg := testConfig(b, up)
-			cfg.HTTPAddr = Off
-			e, err := New(cfg)
+			cfg.HTTPAddr = config.Off
+			e, err := New(cfg, testOptions(b))
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse-proxy/gatehouse/internal/testutil"
+	"github.com/gatehouse-proxy/gatehouse/internal/upstream"
 	"github.com/gorilla/websocket"
 )
 
@@ -25,21 +27,13 @@ func TestUpstreamTLSSessionsAreResumed(t *testing.T) {
 		t.Run(trust, func(t *testing.T) {
 			var mu sync.Mutex
 			var resumed []bool
-			upgrader := websocket.Upgrader{}
 			up := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				if !websocket.IsWebSocketUpgrade(r) {
 					w.Header().Set("Connection", "close")
 					io.WriteString(w, "ok")
 					return
 				}
-				c, err := upgrader.Upgrade(w, r, nil)
-				if err != nil {
-					return
-				}
-				defer c.Close()
-				if kind, msg, err := c.ReadMessage(); err == nil {
-					c.WriteMessage(kind, msg)
-				}
+				testutil.EchoWebSocket(w, r)
 			}))
 			up.TLS = &tls.Config{VerifyConnection: func(cs tls.ConnectionState) error {
 				mu.Lock()
@@ -54,7 +48,7 @@ func TestUpstreamTLSSessionsAreResumed(t *testing.T) {
 			switch trust {
 			case "pinned":
 				sum := sha256.Sum256(up.Certificate().Raw)
-				cfg.UpstreamInsecure, cfg.UpstreamFingerprint = false, FormatFingerprint(sum[:])
+				cfg.UpstreamInsecure, cfg.UpstreamFingerprint = false, upstream.FormatFingerprint(sum[:])
 			case "ca-file":
 				cfg.UpstreamInsecure, cfg.UpstreamCA = false, filepath.Join(t.TempDir(), "upstream-ca.pem")
 				pemData := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: up.Certificate().Raw})

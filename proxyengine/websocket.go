@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
+	"crypto/sha1"
 	"crypto/tls"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,13 +19,14 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gatehouse-proxy/gatehouse/internal/upstream"
 	"github.com/gorilla/websocket"
 )
 
 const (
 	// wsDialTimeout bounds connecting to the upstream, TLS included; its
 	// 101 answer is then awaited for the configured UpstreamTimeout.
-	wsDialTimeout = upstreamDialTimeout + upstreamTLSTimeout
+	wsDialTimeout = upstream.DialTimeout + upstream.TLSTimeout
 	// wsCloseWait bounds writing the proxy's own close frame.
 	wsCloseWait = time.Second
 	// wsSmallBuffer is what an idle session holds per direction while it
@@ -89,6 +92,14 @@ func (x *wsProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeErrorPage(w, http.StatusServiceUnavailable, "The gateway is restarting", "Try again in a few seconds.")
 		return
 	}
+	key, status, problem := checkWebSocketRequest(r)
+	if problem != "" {
+		if status == http.StatusUpgradeRequired {
+			w.Header().Set("Sec-WebSocket-Version", "13")
+		}
+		writeErrorPage(w, status, "This is not a valid WebSocket request", problem)
+		return
+	}
 	out := x.upgradeRequest(r)
 	upgrade := out.Header.Get("Upgrade")
 
@@ -119,6 +130,14 @@ func (x *wsProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		up.Close()
 		wsHandshakeReaders.Put(br)
 		x.p.serveUpstreamError(w, r, fmt.Errorf("upstream switched to %q instead of %q", resp.Header.Get("Upgrade"), upgrade))
+		return
+	}
+	if got := resp.Header.Get("Sec-WebSocket-Accept"); got != wsAccept(key) {
+		// Whatever answered is no WebSocket server that read this
+		// request; its connection must not become a tunnel.
+		up.Close()
+		wsHandshakeReaders.Put(br)
+		x.p.serveUpstreamError(w, r, fmt.Errorf("upstream answered 101 with Sec-WebSocket-Accept %q, not the one for the key sent", got))
 		return
 	}
 
@@ -166,6 +185,36 @@ func (x *wsProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x.logger.Debug("websocket opened", "path", s.path, "client", r.RemoteAddr)
 	go s.pump(client, up, &s.toUpstream, &s.bytesUp, sideClient)
 	go s.pump(up, client, &s.toClient, &s.bytesDown, sideUpstream)
+}
+
+// checkWebSocketRequest checks an upgrade request as RFC 6455 (section
+// 4.2.1) asks before anything is dialled: a Sec-WebSocket-Key of 16
+// base64 bytes, Sec-WebSocket-Version 13, and no body (a body behind an
+// upgrade would reach the upstream as the first WebSocket bytes). It
+// returns the key, or the status and reason to refuse with.
+func checkWebSocketRequest(r *http.Request) (key string, status int, problem string) {
+	keys := r.Header.Values("Sec-WebSocket-Key")
+	switch {
+	case r.Method != http.MethodGet:
+		return "", http.StatusBadRequest, "A WebSocket opens with a GET request."
+	case r.ContentLength != 0 || len(r.TransferEncoding) > 0:
+		return "", http.StatusBadRequest, "A WebSocket upgrade request has no body."
+	case len(keys) != 1:
+		return "", http.StatusBadRequest, "It needs exactly one Sec-WebSocket-Key."
+	}
+	if b, err := base64.StdEncoding.DecodeString(keys[0]); err != nil || len(b) != 16 {
+		return "", http.StatusBadRequest, "Its Sec-WebSocket-Key is not 16 bytes in base64."
+	}
+	if v := r.Header.Values("Sec-WebSocket-Version"); len(v) != 1 || strings.TrimSpace(v[0]) != "13" {
+		return "", http.StatusUpgradeRequired, "Only WebSocket version 13 is supported."
+	}
+	return keys[0], 0, ""
+}
+
+// wsAccept is the Sec-WebSocket-Accept that answers key (RFC 6455, 4.2.2).
+func wsAccept(key string) string {
+	sum := sha1.Sum([]byte(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
+	return base64.StdEncoding.EncodeToString(sum[:])
 }
 
 // upgradeRequest is the upgrade request for the upstream hop: the
@@ -218,7 +267,10 @@ func (x *wsProxy) handshake(ctx context.Context, up net.Conn, out *http.Request)
 		return nil, nil, err
 	}
 	br := wsHandshakeReaders.Get().(*bufio.Reader)
-	br.Reset(up)
+	// http.ReadResponse has no cap of its own; past the limit the answer
+	// ends, and the handshake fails. Frames behind the 101 that the reader
+	// did not take stay in up.
+	br.Reset(io.LimitReader(up, upstream.MaxHeaderBytes))
 	resp, err := http.ReadResponse(br, out)
 	if err != nil {
 		wsHandshakeReaders.Put(br)

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse-proxy/gatehouse/internal/testutil"
 	"github.com/gorilla/websocket"
 	"go.uber.org/goleak"
 )
@@ -217,7 +218,7 @@ func TestWebSocketUpstreamVanishingClosesClient(t *testing.T) {
 	if !errors.As(err, &ce) || ce.Code != websocket.CloseGoingAway {
 		t.Errorf("client saw %v, want a 1001 close frame from the proxy", err)
 	}
-	eventually(t, "the session is gone", func() bool { return e.proxy.ws.count() == 0 })
+	testutil.Eventually(t, "the session is gone", func() bool { return e.proxy.ws.count() == 0 })
 }
 
 func TestWebSocketClientVanishingClosesUpstream(t *testing.T) {
@@ -230,7 +231,7 @@ func TestWebSocketClientVanishingClosesUpstream(t *testing.T) {
 	if got := up.waitClose(t); got.code != websocket.CloseGoingAway {
 		t.Errorf("upstream saw %+v, want 1001 going away from the proxy", got)
 	}
-	eventually(t, "the session is gone", func() bool { return e.proxy.ws.count() == 0 })
+	testutil.Eventually(t, "the session is gone", func() bool { return e.proxy.ws.count() == 0 })
 }
 
 func TestWebSocketRefusedUpgradeIsRelayed(t *testing.T) {
@@ -243,7 +244,7 @@ func TestWebSocketRefusedUpgradeIsRelayed(t *testing.T) {
 
 func TestWebSocketShutdownSends1001(t *testing.T) {
 	up := newWSUpstream(t)
-	e, err := New(testConfig(t, up.Server))
+	e, err := New(testConfig(t, up.Server), testOptions(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -276,7 +277,7 @@ func TestWebSocketShutdownSends1001(t *testing.T) {
 func TestWebSocketNoLeaks(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	up := newWSUpstream(t)
-	e, err := New(testConfig(t, up.Server))
+	e, err := New(testConfig(t, up.Server), testOptions(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -302,7 +303,7 @@ func TestWebSocketNoLeaks(t *testing.T) {
 		c.Close()
 		up.waitClose(t)
 	}
-	eventually(t, "all sessions end", func() bool { return e.proxy.ws.count() == 0 })
+	testutil.Eventually(t, "all sessions end", func() bool { return e.proxy.ws.count() == 0 })
 	if err := e.Shutdown(t.Context()); err != nil {
 		t.Fatal(err)
 	}

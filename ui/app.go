@@ -12,6 +12,9 @@ import (
 	"fyne.io/fyne/v2"
 
 	"github.com/gatehouse-proxy/gatehouse/assets"
+	"github.com/gatehouse-proxy/gatehouse/internal/config"
+	"github.com/gatehouse-proxy/gatehouse/internal/preflight"
+	"github.com/gatehouse-proxy/gatehouse/internal/progress"
 	"github.com/gatehouse-proxy/gatehouse/internal/trust"
 	"github.com/gatehouse-proxy/gatehouse/proxyengine"
 )
@@ -68,12 +71,11 @@ type App struct {
 	actions  dashboardActions  // what the dashboard's buttons and tray do
 
 	engine   *proxyengine.Engine // the running proxy, or nil
-	demo     *proxyengine.DemoApp
-	stopWait func() // ends the watch on engine.Err
-	retry    func() // starts again as last time
-	starting bool   // a start runs in the background
-	toldTray bool   // the user was told the window hid to the tray
-	closed   bool   // Close ran: whatever finishes in the background is dropped
+	stopWait func()              // ends the watch on engine.Err
+	retry    func()              // starts again as last time
+	starting bool                // a start runs in the background
+	toldTray bool                // the user was told the window hid to the tray
+	closed   bool                // Close ran: whatever finishes in the background is dropped
 }
 
 // New builds the window: the wizard on first run, or the dashboard with the
@@ -154,8 +156,6 @@ func (g *App) Close() {
 		g.engine.Shutdown(ctx)
 		g.engine = nil
 	}
-	g.demo.Close()
-	g.demo = nil
 }
 
 // showWizard shows the wizard with the unfinished setup, else the saved
@@ -227,7 +227,6 @@ func (g *App) onProgressBack() {
 // startResult is what starting in the background gives back.
 type startResult struct {
 	engine *proxyengine.Engine
-	demo   *proxyengine.DemoApp
 	err    error
 }
 
@@ -265,43 +264,34 @@ func (g *App) start(cfg config.Config, stagingFirst bool) {
 			if r.err != nil || i == len(phases)-1 {
 				break
 			}
-			stopEngine(r.engine, r.demo) // the staging certificate was only a rehearsal
+			stopEngine(r.engine) // the staging certificate was only a rehearsal
 		}
 		return r
 	}, g.started)
 }
 
 // runPhase starts one engine for cfg as ph says.
-func runPhase(cfg config.Config, ph startPhase, logger *slog.Logger, progress func(progress.Event)) startResult {
+func runPhase(cfg config.Config, ph startPhase, logger *slog.Logger, report func(progress.Event)) startResult {
 	if ph.acmeDirectory != "" {
 		cfg.ACMEDirectory = ph.acmeDirectory
 	}
-	cfg.Logger, cfg.Progress = logger, progress
-	cfg, demo, err := proxyengine.WithDemoApp(cfg)
+	e, err := proxyengine.New(cfg, proxyengine.Options{Logger: logger, Progress: report})
 	if err != nil {
-		return startResult{err: err}
-	}
-	e, err := proxyengine.New(cfg)
-	if err != nil {
-		demo.Close()
 		return startResult{err: err}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
 	if err := e.Start(ctx); err != nil {
-		demo.Close()
 		return startResult{err: err}
 	}
-	return startResult{engine: e, demo: demo}
+	return startResult{engine: e}
 }
 
-// stopEngine shuts e down and then the demo app behind it.
-func stopEngine(e *proxyengine.Engine, demo *proxyengine.DemoApp) error {
+// stopEngine shuts e down.
+func stopEngine(e *proxyengine.Engine) error {
 	ctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
 	defer cancel()
-	err := e.Shutdown(ctx)
-	demo.Close()
-	return err
+	return e.Shutdown(ctx)
 }
 
 // started shows the dashboard following the new engine, or the failure.
@@ -309,7 +299,7 @@ func (g *App) started(r startResult) {
 	g.starting = false
 	if g.closed {
 		if r.err == nil {
-			go stopEngine(r.engine, r.demo) // nobody is left to show it to
+			go stopEngine(r.engine) // nobody is left to show it to
 		}
 		return
 	}
@@ -318,7 +308,7 @@ func (g *App) started(r startResult) {
 		g.dash.stopped(r.err) // Start is offered again (the tray's too)
 		return
 	}
-	g.engine, g.demo = r.engine, r.demo
+	g.engine = r.engine
 	g.win.SetContent(g.dashView)
 	g.dash.follow(r.engine)
 	g.watchFailure(r.engine)
@@ -346,18 +336,17 @@ func (g *App) watchFailure(e *proxyengine.Engine) {
 // stop shuts the running proxy down in the background, then calls then
 // with the shutdown's error (nil when nothing ran).
 func (g *App) stop(then func(error)) {
-	e, demo := g.engine, g.demo
-	g.engine, g.demo = nil, nil
+	e := g.engine
+	g.engine = nil
 	if g.stopWait != nil {
 		g.stopWait()
 		g.stopWait = nil
 	}
 	if e == nil {
-		demo.Close()
 		then(nil)
 		return
 	}
-	inBackground(func() error { return stopEngine(e, demo) }, then)
+	inBackground(func() error { return stopEngine(e) }, then)
 }
 
 func (g *App) onStop() {

@@ -19,6 +19,8 @@ import (
 	"fyne.io/fyne/v2/test"
 	"github.com/gorilla/websocket"
 
+	"github.com/gatehouse-proxy/gatehouse/internal/certs"
+	"github.com/gatehouse-proxy/gatehouse/internal/config"
 	"github.com/gatehouse-proxy/gatehouse/proxyengine"
 )
 

@@ -6,6 +6,7 @@ import (
 
 	"fyne.io/fyne/v2"
 
+	"github.com/gatehouse-proxy/gatehouse/internal/progress"
 	"github.com/gatehouse-proxy/gatehouse/proxyengine"
 )
 

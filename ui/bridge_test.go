@@ -11,6 +11,9 @@ import (
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/test"
 
+	"github.com/gatehouse-proxy/gatehouse/internal/config"
+	"github.com/gatehouse-proxy/gatehouse/internal/progress"
+	"github.com/gatehouse-proxy/gatehouse/internal/testutil"
 	"github.com/gatehouse-proxy/gatehouse/proxyengine"
 )
 
@@ -33,7 +36,7 @@ func startTestEngine(t *testing.T, cfg config.Config) *proxyengine.Engine {
 	cfg.HTTPSAddr = "127.0.0.1:0"
 	cfg.StatusAddr = config.Off
 	cfg.StateDir = t.TempDir()
-	e, err := proxyengine.New(cfg)
+	e, err := proxyengine.New(cfg, proxyengine.Options{Logger: testutil.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

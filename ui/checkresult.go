@@ -5,16 +5,18 @@ import (
 	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
+	"github.com/gatehouse-proxy/gatehouse/internal/config"
+	"github.com/gatehouse-proxy/gatehouse/internal/preflight"
 )
 
 // A fieldError is the engine's message about one field, shown under it in
 // red and hidden while the field is fine.
 type fieldError struct {
 	*widget.Label
-	field string // the config key, as in config.FieldError.Field
+	field config.Field
 }
 
-func newFieldError(field string) *fieldError {
+func newFieldError(field config.Field) *fieldError {
 	l := widget.NewLabel("")
 	l.Importance = widget.DangerImportance
 	l.Wrapping = fyne.TextWrapWord

@@ -170,7 +170,7 @@ func eventBadge(ev proxyengine.Event) (string, widget.Importance) {
 	case proxyengine.EventCertificate:
 		return "certificate", widget.WarningImportance
 	}
-	return ev.Kind, widget.MediumImportance
+	return string(ev.Kind), widget.MediumImportance
 }
 
 // eventText is the line describing an event: what was asked, how long it

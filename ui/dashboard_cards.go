@@ -12,6 +12,8 @@ import (
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 
+	"github.com/gatehouse-proxy/gatehouse/internal/certs"
+	"github.com/gatehouse-proxy/gatehouse/internal/config"
 	"github.com/gatehouse-proxy/gatehouse/proxyengine"
 )
 
@@ -221,7 +223,7 @@ func (d *dashboard) renderCertificate(c certs.Status, now time.Time) {
 }
 
 // certSource names where the certificate comes from, as the wizard offered it.
-func certSource(source string) string {
+func certSource(source config.TLSSource) string {
 	switch source {
 	case config.TLSACME:
 		return "ACME (automatic)"
@@ -230,7 +232,7 @@ func certSource(source string) string {
 	case config.TLSSelfSigned:
 		return "Local certificate authority"
 	}
-	return source
+	return string(source)
 }
 
 func plural(n int, unit string) string {

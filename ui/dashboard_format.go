@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"time"
 
-	"golang.org/x/crypto/acme"
+	"github.com/gatehouse-proxy/gatehouse/internal/acme"
 )
 
 // The dashboard's words for numbers, times and errors, kept apart so each

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse-proxy/gatehouse/internal/acme"
 	"github.com/gatehouse-proxy/gatehouse/proxyengine"
-	"golang.org/x/crypto/acme"
 )
 
 func TestDashboardFormats(t *testing.T) {
@@ -69,8 +69,8 @@ func TestDaysUntil(t *testing.T) {
 }
 
 func TestPlainError(t *testing.T) {
-	acme := &acme.Error{Summary: "The CA could not reach this machine.", Fix: "Open port 80.", Detail: "urn:ietf:params:acme:error:connection"}
-	if got := plainError(fmt.Errorf("starting: %w", acme)); got != "The CA could not reach this machine. Open port 80." {
+	acmeErr := &acme.Error{Summary: "The CA could not reach this machine.", Fix: "Open port 80.", Detail: "urn:ietf:params:acme:error:connection"}
+	if got := plainError(fmt.Errorf("starting: %w", acmeErr)); got != "The CA could not reach this machine. Open port 80." {
 		t.Errorf("wrapped ACME error = %q", got)
 	}
 	if got := plainError(&acme.Error{Summary: "Rate limited."}); got != "Rate limited." {

@@ -23,6 +23,11 @@ import (
 	"fyne.io/fyne/v2/widget"
 	"github.com/gorilla/websocket"
 
+	"github.com/gatehouse-proxy/gatehouse/internal/acme"
+	"github.com/gatehouse-proxy/gatehouse/internal/certs"
+	"github.com/gatehouse-proxy/gatehouse/internal/config"
+	"github.com/gatehouse-proxy/gatehouse/internal/testutil"
+	"github.com/gatehouse-proxy/gatehouse/internal/upstream"
 	"github.com/gatehouse-proxy/gatehouse/proxyengine"
 )
 
@@ -84,24 +89,10 @@ func waitFor(t *testing.T, d *dashboard, within time.Duration, what string, cond
 // health path while down is set, and echoing WebSocket messages at /ws/.
 func echoUpstream(t *testing.T, down *atomic.Bool) *httptest.Server {
 	t.Helper()
-	upgrader := websocket.Upgrader{}
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case strings.HasPrefix(r.URL.Path, "/ws/"):
-			conn, err := upgrader.Upgrade(w, r, nil)
-			if err != nil {
-				return
-			}
-			defer conn.Close()
-			for {
-				kind, msg, err := conn.ReadMessage()
-				if err != nil {
-					return
-				}
-				if err := conn.WriteMessage(kind, msg); err != nil {
-					return
-				}
-			}
+			testutil.EchoWebSocket(w, r)
 		case r.URL.Path == config.DefaultHealthPath && down != nil && down.Load():
 			http.Error(w, "maintenance", http.StatusServiceUnavailable)
 		default:
@@ -325,17 +316,17 @@ func TestDashboardStoppedShowsTheErrorInPlainWords(t *testing.T) {
 	a := test.NewTempApp(t)
 	d, _, _ := newTestDashboard(t, a)
 
-	acme := &acme.Error{
+	acmeErr := &acme.Error{
 		Kind:    acme.Connection,
 		Summary: "Let's Encrypt could not connect to this machine on port 443.",
 		Fix:     "Forward port 443 on your router to this computer.",
 		Detail:  "urn:ietf:params:acme:error:connection: 203.0.113.7: Timeout during connect",
 	}
-	onUI(func() { d.stopped(errors.Join(errors.New("starting"), acme)) })
+	onUI(func() { d.stopped(errors.Join(errors.New("starting"), acmeErr)) })
 	if d.state.Text != "Failed" || d.state.Importance != widget.DangerImportance {
 		t.Errorf("state = %q (importance %v), want Failed in the danger colour", d.state.Text, d.state.Importance)
 	}
-	if want := acme.Summary + " " + acme.Fix; !d.problem.Visible() || d.problem.Text != want {
+	if want := acmeErr.Summary + " " + acmeErr.Fix; !d.problem.Visible() || d.problem.Text != want {
 		t.Errorf("problem = %q (shown %v), want %q", d.problem.Text, d.problem.Visible(), want)
 	}
 	if d.start.Disabled() || !d.stop.Disabled() {

@@ -9,6 +9,8 @@ import (
 	"fyne.io/fyne/v2/dialog"
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
+	"github.com/gatehouse-proxy/gatehouse/internal/preflight"
+	"github.com/gatehouse-proxy/gatehouse/internal/upstream"
 )
 
 // When the upstream goes down, the dashboard runs the wizard's connection

@@ -22,8 +22,9 @@ import (
 	"fyne.io/fyne/v2/test"
 	"fyne.io/fyne/v2/widget"
 
+	"github.com/gatehouse-proxy/gatehouse/internal/config"
+	"github.com/gatehouse-proxy/gatehouse/internal/upstream"
 	"github.com/gatehouse-proxy/gatehouse/proxyengine"
-	"github.com/summerwind/h2spec/config"
 )
 
 // selfSigned makes a self-signed certificate for 127.0.0.1, as authentik

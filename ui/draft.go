@@ -7,6 +7,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/gatehouse-proxy/gatehouse/internal/config"
+	"github.com/gatehouse-proxy/gatehouse/internal/privatefile"
 )
 
 // Certificate choices of the wizard. Let's Encrypt and another ACME CA are
@@ -88,7 +91,6 @@ func draftFromConfig(cfg config.Config) draft {
 // choices use.
 func (d draft) config() config.Config {
 	c := d.Config
-	c.Logger, c.Progress = nil, nil
 	if d.Demo {
 		c.Upstream = config.UpstreamDemo
 		c.UpstreamFingerprint, c.UpstreamCA, c.UpstreamInsecure = "", "", false

@@ -9,7 +9,10 @@ import (
 	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
-	"golang.org/x/crypto/acme"
+	"github.com/gatehouse-proxy/gatehouse/internal/acme"
+	"github.com/gatehouse-proxy/gatehouse/internal/config"
+	"github.com/gatehouse-proxy/gatehouse/internal/ports"
+	"github.com/gatehouse-proxy/gatehouse/internal/progress"
 )
 
 // progressSteps are the rows of the progress screen; the engine's stages
@@ -186,8 +189,8 @@ func (p *progressScreen) words(msg string) string {
 	if name == "" {
 		name = "ACME"
 	}
-	msg = strings.ReplaceAll(msg, "the "+config.TLSACME+" certificate", "the "+name+" certificate")
-	return strings.ReplaceAll(msg, "the "+config.TLSSelfSigned+" certificate", "the local certificate")
+	msg = strings.ReplaceAll(msg, "the "+string(config.TLSACME)+" certificate", "the "+name+" certificate")
+	return strings.ReplaceAll(msg, "the "+string(config.TLSSelfSigned)+" certificate", "the local certificate")
 }
 
 // certName is how the progress screen names cfg's certificate.

@@ -6,6 +6,9 @@ import (
 	"testing"
 
 	"fyne.io/fyne/v2/test"
+	"github.com/gatehouse-proxy/gatehouse/internal/acme"
+	"github.com/gatehouse-proxy/gatehouse/internal/config"
+	"github.com/gatehouse-proxy/gatehouse/internal/progress"
 )
 
 // TestProgressShowsStagingThenProduction feeds the screen the events of a
@@ -19,7 +22,7 @@ func TestProgressShowsStagingThenProduction(t *testing.T) {
 	w.SetContent(p.content())
 	p.begin([]startPhase{{title: "Let's Encrypt staging", acmeDirectory: "staging"}, {title: "Let's Encrypt production", acmeDirectory: "production"}}, "Let's Encrypt")
 
-	acme := []progress.Event{
+	events := []progress.Event{
 		{Stage: progress.Listen, Message: "Opening ports"},
 		{Stage: progress.Certificate, Message: "Preparing the acme certificate for sso.example.com"},
 		{Stage: progress.ACMEAccount, Message: "Registering the ACME account"},
@@ -30,13 +33,13 @@ func TestProgressShowsStagingThenProduction(t *testing.T) {
 		{Stage: progress.Upstream, Message: "Checking the upstream"},
 		{Stage: progress.Ready, Message: "Serving https://sso.example.com/"},
 	}
-	for _, ev := range acme {
+	for _, ev := range events {
 		p.event(0, ev)
 	}
 	if p.phase.Text != "Certificate 1 of 2: Let's Encrypt staging" || p.rows[3].message.Text != "Serving https://sso.example.com/" {
 		t.Errorf("after staging: phase %q, last row %q", p.phase.Text, p.rows[3].message.Text)
 	}
-	for _, ev := range acme[:6] { // production: up to validating
+	for _, ev := range events[:6] { // production: up to validating
 		p.event(1, ev)
 	}
 	if !strings.HasPrefix(p.phase.Text, "Certificate 2 of 2") {
@@ -86,7 +89,7 @@ func TestProgressRowsSayWhatHappened(t *testing.T) {
 	p := newProgressScreen(func() {}, func() {})
 	p.begin([]startPhase{{}}, "local")
 	p.event(0, progress.Event{Stage: progress.Listen, Message: "Opening ports"})
-	p.event(0, progress.Event{Stage: progress.Certificate, Message: "Preparing the " + config.TLSSelfSigned + " certificate for gatehouse.localhost"})
+	p.event(0, progress.Event{Stage: progress.Certificate, Message: "Preparing the " + string(config.TLSSelfSigned) + " certificate for gatehouse.localhost"})
 	if p.rows[0].message.Visible() {
 		t.Errorf("the ports' row, done, still says %q", p.rows[0].message.Text)
 	}
@@ -94,7 +97,7 @@ func TestProgressRowsSayWhatHappened(t *testing.T) {
 		t.Errorf("certificate row says %q", got)
 	}
 	p.begin([]startPhase{{}}, certName(config.Config{TLS: config.TLSACME}))
-	p.event(0, progress.Event{Stage: progress.Certificate, Message: "Preparing the " + config.TLSACME + " certificate for sso.example.com"})
+	p.event(0, progress.Event{Stage: progress.Certificate, Message: "Preparing the " + string(config.TLSACME) + " certificate for sso.example.com"})
 	p.event(0, progress.Event{Stage: progress.Upstream, Message: "Checking the upstream at http://127.0.0.1:9000/"})
 	p.event(0, progress.Event{Stage: progress.Upstream, Message: "The upstream answered in 1ms"})
 	p.event(0, progress.Event{Stage: progress.Ready, Message: "Serving"})

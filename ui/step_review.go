@@ -10,6 +10,10 @@ import (
 	"fyne.io/fyne/v2/dialog"
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
+	"github.com/gatehouse-proxy/gatehouse/internal/certs"
+	"github.com/gatehouse-proxy/gatehouse/internal/config"
+	"github.com/gatehouse-proxy/gatehouse/internal/export"
+	"github.com/gatehouse-proxy/gatehouse/internal/privatefile"
 )
 
 // reviewStep shows every choice in one place before Start, and exports the
@@ -114,11 +118,11 @@ func (s *reviewStep) showErrors(errs config.ValidationErrors) bool {
 
 // stepOfField names the wizard step that asks for a config key, as the
 // step indicator shows it.
-func stepOfField(field string) string {
+func stepOfField(field config.Field) string {
 	switch field {
-	case "hostname":
+	case config.FieldHostname:
 		return "1. Hostname"
-	case "upstream", "upstream_ca", "upstream_fingerprint", "upstream_insecure", "health_path":
+	case config.FieldUpstream, config.FieldUpstreamCA, config.FieldUpstreamFingerprint, config.FieldUpstreamInsecure, config.FieldHealthPath:
 		return "2. Upstream"
 	}
 	return "3. Certificate"

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"fyne.io/fyne/v2/test"
+	"github.com/gatehouse-proxy/gatehouse/internal/upstream"
 	"github.com/gorilla/websocket"
 )
 

@@ -8,6 +8,7 @@ import (
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/test"
+	"github.com/gatehouse-proxy/gatehouse/internal/config"
 )
 
 // desktopApp is the test app with a system tray, as desktop drivers have,

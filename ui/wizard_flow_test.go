@@ -15,7 +15,7 @@ import (
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/test"
-	"golang.org/x/crypto/acme"
+	"github.com/gatehouse-proxy/gatehouse/internal/acme"
 )
 
 // scrollDown scrolls the wizard as far down as a wheel would.

@@ -22,6 +22,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gatehouse-proxy/gatehouse/internal/config"
 	"github.com/gatehouse-proxy/gatehouse/proxyengine"
 )
 
@@ -40,8 +41,8 @@ func run(configPath, pprofAddr string) error {
 	if err != nil {
 		return err
 	}
-	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	engine, err := proxyengine.New(cfg)
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	engine, err := proxyengine.New(cfg, proxyengine.Options{Logger: logger})
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,8 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"github.com/gatehouse-proxy/gatehouse/internal/preflight"
 )
 
 const checkSummary = `Runs the pre-flight checks with the same settings as serve: the hostname,
@@ -25,7 +27,7 @@ are reported as failed checks, so one run lists every problem.`
 
 // runCheck is `gatehouse check`.
 func runCheck(args []string, stdout, stderr io.Writer) int {
-	cl := newCommandLine("check")
+	cl := newCommandLine("check", stderr)
 	timeout := cl.fs.Duration("timeout", preflight.DefaultTimeout, "time limit for each check")
 	asJSON := cl.fs.Bool("json", false, "print the results as a JSON array, with their facts (addresses, port owner, certificate), instead of lines")
 	dnsServer := cl.fs.String("dns-server", "", "look the public hostname up with this DNS server (address[:port], such as 1.1.1.1) instead of the system's; a public one shows what the internet sees (the upstream is still looked up as the proxy does)")

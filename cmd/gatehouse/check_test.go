@@ -9,56 +9,29 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/miekg/dns"
+	"github.com/gatehouse-proxy/gatehouse/internal/config"
+	"github.com/gatehouse-proxy/gatehouse/internal/preflight"
+	"github.com/gatehouse-proxy/gatehouse/internal/testutil"
+	"github.com/gatehouse-proxy/gatehouse/internal/upstream"
 )
-
-// startDNS answers every A question with 203.0.113.7 and every other
-// question with no records, on a loopback UDP port it returns.
-func startDNS(t *testing.T) string {
-	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) {
-		m := new(dns.Msg)
-		m.SetReply(req)
-		if q := req.Question[0]; q.Qtype == dns.TypeA {
-			m.Answer = append(m.Answer, &dns.A{
-				Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60},
-				A:   net.ParseIP("203.0.113.7"),
-			})
-		}
-		w.WriteMsg(m)
-	})}
-	started := make(chan struct{})
-	srv.NotifyStartedFunc = func() { close(started) }
-	go srv.ActivateAndServe()
-	select {
-	case <-started:
-	case <-time.After(5 * time.Second):
-		t.Fatal("DNS server did not start")
-	}
-	t.Cleanup(func() { srv.Shutdown() })
-	return pc.LocalAddr().String()
-}
 
 // checkArgs are flags for a check that touches only loopback: the test
 // DNS server, ports on 127.0.0.1 and an empty config file.
 func checkArgs(t *testing.T, extra ...string) []string {
 	t.Helper()
-	config := filepath.Join(t.TempDir(), "config.json")
-	if err := config.Save(config, config.Config{StateDir: t.TempDir()}); err != nil {
+	path := filepath.Join(t.TempDir(), "config.json")
+	if err := config.Save(path, config.Config{StateDir: t.TempDir()}); err != nil {
 		t.Fatal(err)
 	}
+	dns := testutil.StartDNS(t, testutil.Zone{Records: map[string][]netip.Addr{"sso.example.com": {netip.MustParseAddr("203.0.113.7")}}})
 	return append([]string{
-		"-config", config, "--dns-server", startDNS(t), "--timeout", "5s",
+		"-config", path, "--dns-server", dns.Addr, "--timeout", "5s",
 		"--hostname", "sso.example.com", "--tls", "self-signed",
 		"--https-addr", "127.0.0.1:0", "--http-addr", "off", "--status-addr", "off",
 	}, extra...)
@@ -71,15 +44,15 @@ func runCheckForTest(args ...string) (code int, stdout, stderr string) {
 }
 
 func TestCheckCommandPasses(t *testing.T) {
-	upstream := httptest.NewUnstartedServer(http.NotFoundHandler())
-	upstream.Config.ErrorLog = log.New(io.Discard, "", 0) // the connect check hangs up before TLS
-	upstream.StartTLS()
-	defer upstream.Close()
-	sum := sha256.Sum256(upstream.Certificate().Raw)
+	up := httptest.NewUnstartedServer(http.NotFoundHandler())
+	up.Config.ErrorLog = log.New(io.Discard, "", 0) // the connect check hangs up before TLS
+	up.StartTLS()
+	defer up.Close()
+	sum := sha256.Sum256(up.Certificate().Raw)
 	fp := upstream.FormatFingerprint(sum[:])
 
 	// The upstream by name, which the system resolves from /etc/hosts.
-	_, port, _ := net.SplitHostPort(upstream.Listener.Addr().String())
+	_, port, _ := net.SplitHostPort(up.Listener.Addr().String())
 	code, out, errOut := runCheckForTest(checkArgs(t, "--upstream", "https://localhost:"+port, "--upstream-fingerprint", fp, "--health-path", "/")...)
 	// An app other than authentik: / answers 404, a warning, and so does
 	// the WebSocket refusal; nothing fails.
@@ -146,13 +119,13 @@ func TestCheckCommandFails(t *testing.T) {
 }
 
 func TestCheckCommandJSON(t *testing.T) {
-	upstream := httptest.NewUnstartedServer(http.NotFoundHandler())
-	upstream.Config.ErrorLog = log.New(io.Discard, "", 0)
-	upstream.StartTLS()
-	defer upstream.Close()
-	sum := sha256.Sum256(upstream.Certificate().Raw)
+	up := httptest.NewUnstartedServer(http.NotFoundHandler())
+	up.Config.ErrorLog = log.New(io.Discard, "", 0)
+	up.StartTLS()
+	defer up.Close()
+	sum := sha256.Sum256(up.Certificate().Raw)
 
-	code, out, _ := runCheckForTest(checkArgs(t, "--json", "--upstream", upstream.URL)...)
+	code, out, _ := runCheckForTest(checkArgs(t, "--json", "--upstream", up.URL)...)
 	if code != 1 {
 		t.Fatalf("exit %d, want 1 (the certificate is not trusted)\n%s", code, out)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"runtime"
 
@@ -15,14 +16,15 @@ import (
 const appID = "io.github.gatehouse"
 
 // runDesktop opens the desktop app: the setup wizard, then the dashboard.
-func runDesktop() int {
+// Problems before the window opens go to stderr.
+func runDesktop(stderr io.Writer) int {
 	if !hasDisplay() {
-		fmt.Fprintln(os.Stderr, "gatehouse: no display found (DISPLAY and WAYLAND_DISPLAY are unset); run `gatehouse serve` to run the proxy headless")
+		fmt.Fprintln(stderr, "gatehouse: no display found (DISPLAY and WAYLAND_DISPLAY are unset); run `gatehouse serve` to run the proxy headless")
 		return 1
 	}
 	g, err := ui.New(app.NewWithID(appID), ui.Options{})
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "gatehouse: %v\n", err)
+		fmt.Fprintf(stderr, "gatehouse: %v\n", err)
 		return 1
 	}
 	g.Window().ShowAndRun()

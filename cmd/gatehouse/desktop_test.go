@@ -27,8 +27,9 @@ func TestDesktopWithoutDisplaySaysSoInOneLine(t *testing.T) {
 	}
 	t.Setenv("DISPLAY", "")
 	t.Setenv("WAYLAND_DISPLAY", "")
-	var code int
-	out := captureStderr(t, func() { code = runDesktop() })
+	var stderr strings.Builder
+	code := runDesktop(&stderr)
+	out := stderr.String()
 	if code == 0 || strings.Count(strings.TrimSpace(out), "\n") != 0 || !strings.Contains(out, "gatehouse serve") {
 		t.Errorf("exit %d, stderr %q; want non-zero and one line pointing to gatehouse serve", code, out)
 	}

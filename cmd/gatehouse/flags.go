@@ -7,9 +7,10 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
-	"os"
 	"strings"
 	"time"
+
+	"github.com/gatehouse-proxy/gatehouse/internal/config"
 )
 
 // commandLine is what `serve` and `check` share: the config file, the flags
@@ -19,14 +20,16 @@ type commandLine struct {
 	configPath string
 	logFormat  string
 	logLevel   string
+	stderr     io.Writer                       // where logs go
+	logger     *slog.Logger                    // set by parse
 	set        map[string]func(*config.Config) // per flag name, applied when given
 	// createsConfig, when set and true, allows --config to name a file that
 	// does not exist yet because the command will write it.
 	createsConfig *bool
 }
 
-func newCommandLine(name string) *commandLine {
-	cl := &commandLine{fs: flag.NewFlagSet("gatehouse "+name, flag.ContinueOnError), set: map[string]func(*config.Config){}}
+func newCommandLine(name string, stderr io.Writer) *commandLine {
+	cl := &commandLine{fs: flag.NewFlagSet("gatehouse "+name, flag.ContinueOnError), stderr: stderr, set: map[string]func(*config.Config){}}
 	fs := cl.fs
 	fs.SetOutput(io.Discard)
 	defPath, _ := config.DefaultPath()
@@ -34,40 +37,44 @@ func newCommandLine(name string) *commandLine {
 	fs.StringVar(&cl.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&cl.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 
-	str := func(name, usage string, field func(*config.Config) *string) {
-		v := fs.String(name, "", usage)
-		cl.set[name] = func(c *config.Config) { *field(c) = *v }
+	// Each setting's flag is its config key with - for _ (a test holds
+	// every key to having one).
+	str := func(f config.Field, usage string, field func(*config.Config) *string) {
+		v := fs.String(flagName(f), "", usage)
+		cl.set[flagName(f)] = func(c *config.Config) { *field(c) = *v }
 	}
-	str("hostname", "public DNS name visitors use, such as sso.example.com", func(c *config.Config) *string { return &c.Hostname })
-	str("upstream", "URL of the app behind the proxy, such as https://authentik.lan:9443", func(c *config.Config) *string { return &c.Upstream })
-	str("upstream-ca", "PEM file of CAs trusted for the upstream's certificate", func(c *config.Config) *string { return &c.UpstreamCA })
-	str("upstream-fingerprint", "SHA-256 fingerprint of the upstream's certificate to trust (pinning)", func(c *config.Config) *string { return &c.UpstreamFingerprint })
-	str("http-addr", `plain HTTP listen address, or "off" (default ":80")`, func(c *config.Config) *string { return &c.HTTPAddr })
-	str("https-addr", `TLS listen address (default ":443")`, func(c *config.Config) *string { return &c.HTTPSAddr })
-	str("tls", "certificate source: acme, files or self-signed (default acme)", func(c *config.Config) *string { return &c.TLS })
-	str("cert-file", "PEM certificate chain, with --tls files", func(c *config.Config) *string { return &c.CertFile })
-	str("key-file", "PEM private key, with --tls files", func(c *config.Config) *string { return &c.KeyFile })
-	str("state-dir", "directory for certificates and keys (default: state/ beside the config file)", func(c *config.Config) *string { return &c.StateDir })
-	str("acme-email", "contact address for the ACME account", func(c *config.Config) *string { return &c.ACMEEmail })
-	str("acme-directory", "ACME directory URL, or production / staging for Let's Encrypt (default production)", func(c *config.Config) *string { return &c.ACMEDirectory })
-	str("acme-ca-roots", "PEM file of extra roots trusted for the ACME server's API", func(c *config.Config) *string { return &c.ACMECARoots })
-	str("acme-eab-kid", "External Account Binding key ID", func(c *config.Config) *string { return &c.ACMEEABKeyID })
-	str("acme-eab-hmac", "External Account Binding HMAC key (base64url)", func(c *config.Config) *string { return &c.ACMEEABHMAC })
-	str("status-addr", `status and metrics listen address, or "off" (default "127.0.0.1:9180")`, func(c *config.Config) *string { return &c.StatusAddr })
-	str("health-path", `upstream path checked periodically (default "/-/health/live/")`, func(c *config.Config) *string { return &c.HealthPath })
+	str(config.FieldHostname, "public DNS name visitors use, such as sso.example.com", func(c *config.Config) *string { return &c.Hostname })
+	str(config.FieldUpstream, "URL of the app behind the proxy, such as https://authentik.lan:9443", func(c *config.Config) *string { return &c.Upstream })
+	str(config.FieldUpstreamCA, "PEM file of CAs trusted for the upstream's certificate", func(c *config.Config) *string { return &c.UpstreamCA })
+	str(config.FieldUpstreamFingerprint, "SHA-256 fingerprint of the upstream's certificate to trust (pinning)", func(c *config.Config) *string { return &c.UpstreamFingerprint })
+	str(config.FieldHTTPAddr, `plain HTTP listen address, or "off" (default ":80")`, func(c *config.Config) *string { return &c.HTTPAddr })
+	str(config.FieldHTTPSAddr, `TLS listen address (default ":443")`, func(c *config.Config) *string { return &c.HTTPSAddr })
+	tls := fs.String(flagName(config.FieldTLS), "", "certificate source: acme, files or self-signed (default acme)")
+	cl.set[flagName(config.FieldTLS)] = func(c *config.Config) { c.TLS = config.TLSSource(*tls) }
+	str(config.FieldCertFile, "PEM certificate chain, with --tls files", func(c *config.Config) *string { return &c.CertFile })
+	str(config.FieldKeyFile, "PEM private key, with --tls files", func(c *config.Config) *string { return &c.KeyFile })
+	str(config.FieldStateDir, "directory for certificates and keys (default: state/ beside the config file)", func(c *config.Config) *string { return &c.StateDir })
+	str(config.FieldACMEEmail, "contact address for the ACME account", func(c *config.Config) *string { return &c.ACMEEmail })
+	str(config.FieldACMEDirectory, "ACME directory URL, or production / staging for Let's Encrypt (default production)", func(c *config.Config) *string { return &c.ACMEDirectory })
+	str(config.FieldACMECARoots, "PEM file of extra roots trusted for the ACME server's API", func(c *config.Config) *string { return &c.ACMECARoots })
+	str(config.FieldACMEEABKeyID, "External Account Binding key ID", func(c *config.Config) *string { return &c.ACMEEABKeyID })
+	str(config.FieldACMEEABHMAC, "External Account Binding HMAC key (base64url)", func(c *config.Config) *string { return &c.ACMEEABHMAC })
+	str(config.FieldStatusAddr, `status and metrics listen address, or "off" (default "127.0.0.1:9180")`, func(c *config.Config) *string { return &c.StatusAddr })
+	str(config.FieldHSTS, `Strict-Transport-Security: on, off or a max-age such as 730d (default: on with acme and files, off with self-signed)`, func(c *config.Config) *string { return &c.HSTS })
+	str(config.FieldHealthPath, `upstream path checked periodically (default "/-/health/live/")`, func(c *config.Config) *string { return &c.HealthPath })
 
-	insecure := fs.Bool("upstream-insecure", false, "do not verify the upstream's certificate (prefer --upstream-fingerprint)")
-	cl.set["upstream-insecure"] = func(c *config.Config) { c.UpstreamInsecure = *insecure }
-	port := fs.Int("public-https-port", 0, "port visitors reach HTTPS on, for redirects (default: the --https-addr port)")
-	cl.set["public-https-port"] = func(c *config.Config) { c.PublicHTTPSPort = *port }
-	keepalive := fs.Int("upstream-keepalive", 0, fmt.Sprintf("idle upstream connections kept for reuse (default %d)", config.DefaultUpstreamKeepalive))
-	cl.set["upstream-keepalive"] = func(c *config.Config) { c.UpstreamKeepalive = *keepalive }
-	timeout := fs.Duration("upstream-timeout", 0, "wait this long for the upstream's response headers before answering 504 (default 60s)")
-	cl.set["upstream-timeout"] = func(c *config.Config) { c.UpstreamTimeout = config.Duration(*timeout) }
-	idle := fs.Duration("upstream-idle-timeout", 0, "close idle upstream connections after this long (default 90s)")
-	cl.set["upstream-idle-timeout"] = func(c *config.Config) { c.UpstreamIdleTimeout = config.Duration(*idle) }
-	proxies := fs.String("trusted-proxies", "", "comma-separated CIDRs of proxies in front of Gatehouse whose X-Forwarded-For is believed")
-	cl.set["trusted-proxies"] = func(c *config.Config) { c.TrustedProxies = splitList(*proxies) }
+	insecure := fs.Bool(flagName(config.FieldUpstreamInsecure), false, "do not verify the upstream's certificate (prefer --upstream-fingerprint)")
+	cl.set[flagName(config.FieldUpstreamInsecure)] = func(c *config.Config) { c.UpstreamInsecure = *insecure }
+	port := fs.Int(flagName(config.FieldPublicHTTPSPort), 0, "port visitors reach HTTPS on, for redirects (default: the --https-addr port)")
+	cl.set[flagName(config.FieldPublicHTTPSPort)] = func(c *config.Config) { c.PublicHTTPSPort = *port }
+	keepalive := fs.Int(flagName(config.FieldUpstreamKeepalive), 0, fmt.Sprintf("idle upstream connections kept for reuse (default %d)", config.DefaultUpstreamKeepalive))
+	cl.set[flagName(config.FieldUpstreamKeepalive)] = func(c *config.Config) { c.UpstreamKeepalive = *keepalive }
+	timeout := fs.Duration(flagName(config.FieldUpstreamTimeout), 0, "wait this long for the upstream's response headers before answering 504 (default 60s)")
+	cl.set[flagName(config.FieldUpstreamTimeout)] = func(c *config.Config) { c.UpstreamTimeout = config.Duration(*timeout) }
+	idle := fs.Duration(flagName(config.FieldUpstreamIdleTimeout), 0, "close idle upstream connections after this long (default 90s)")
+	cl.set[flagName(config.FieldUpstreamIdleTimeout)] = func(c *config.Config) { c.UpstreamIdleTimeout = config.Duration(*idle) }
+	proxies := fs.String(flagName(config.FieldTrustedProxies), "", "comma-separated CIDRs of proxies in front of Gatehouse whose X-Forwarded-For is believed")
+	cl.set[flagName(config.FieldTrustedProxies)] = func(c *config.Config) { c.TrustedProxies = splitList(*proxies) }
 	return cl
 }
 
@@ -95,13 +102,14 @@ func (cl *commandLine) parse(args []string) (config.Config, error) {
 			apply(&cfg)
 		}
 	})
-	logger, err := newLogger(cl.logFormat, cl.logLevel)
-	if err != nil {
+	if cl.logger, err = newLogger(cl.stderr, cl.logFormat, cl.logLevel); err != nil {
 		return cfg, err
 	}
-	cfg.Logger = logger
 	return cfg, nil
 }
+
+// flagName is the flag that sets f: its config key with - for _.
+func flagName(f config.Field) string { return strings.TrimPrefix(f.Flag(), "--") }
 
 // usage prints the flags of the command.
 func (cl *commandLine) usage(w io.Writer, summary string) {
@@ -119,12 +127,12 @@ func describeConfigError(err error) string {
 	}
 	parts := make([]string, len(fields))
 	for i, fe := range fields {
-		parts[i] = "--" + strings.ReplaceAll(fe.Field, "_", "-") + ": " + fe.Message
+		parts[i] = fe.Field.Flag() + ": " + fe.Message
 	}
 	return strings.Join(parts, "; ")
 }
 
-func newLogger(format, level string) (*slog.Logger, error) {
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
 		return nil, fmt.Errorf("--log-level %q: use debug, info, warn or error", level)
@@ -132,9 +140,9 @@ func newLogger(format, level string) (*slog.Logger, error) {
 	opts := &slog.HandlerOptions{Level: lv}
 	switch format {
 	case "text":
-		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+		return slog.New(slog.NewTextHandler(w, opts)), nil
 	case "json":
-		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return nil, fmt.Errorf("--log-format %q: use text or json", format)
 }

@@ -18,11 +18,11 @@ func main() {
 	setDefaultGCPercent()
 	args := os.Args[1:]
 	if len(args) == 0 {
-		os.Exit(runDesktop())
+		os.Exit(runDesktop(os.Stderr))
 	}
 	switch args[0] {
 	case "serve":
-		os.Exit(runServe(args[1:]))
+		os.Exit(runServe(args[1:], os.Stdout, os.Stderr))
 	case "check":
 		os.Exit(runCheck(args[1:], os.Stdout, os.Stderr))
 	case "trust", "untrust":

@@ -12,24 +12,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
-)
 
-// captureStderr runs f with os.Stderr redirected and returns what it wrote.
-func captureStderr(t *testing.T, f func()) string {
-	t.Helper()
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	old := os.Stderr
-	os.Stderr = w
-	done := make(chan string)
-	go func() { b, _ := io.ReadAll(r); done <- string(b) }()
-	f()
-	os.Stderr = old
-	w.Close()
-	return <-done
-}
+	"github.com/gatehouse-proxy/gatehouse/internal/config"
+)
 
 func TestServeUsageErrorsExit2WithOneLine(t *testing.T) {
 	dir := t.TempDir()
@@ -46,8 +31,9 @@ func TestServeUsageErrorsExit2WithOneLine(t *testing.T) {
 		{[]string{"--config", empty, "--hostname", "10.0.0.1", "--upstream", "https://a.lan:9443"}, "--hostname: 10.0.0.1 is an IP address"},
 		{[]string{"--config", empty, "--log-format", "xml"}, `--log-format "xml"`},
 	} {
-		var code int
-		out := captureStderr(t, func() { code = runServe(tc.args) })
+		var stderr strings.Builder
+		code := runServe(tc.args, io.Discard, &stderr)
+		out := stderr.String()
 		if code != 2 || strings.Count(strings.TrimSpace(out), "\n") != 0 || !strings.Contains(out, tc.want) {
 			t.Errorf("%v: exit %d, stderr %q; want 2 and one line containing %q", tc.args, code, out, tc.want)
 		}
@@ -84,12 +70,12 @@ func serveAndStop(t *testing.T, upstream string) string {
 	port.Close()
 
 	dir := t.TempDir()
-	config := filepath.Join(dir, "conf", "config.json")
-	args := []string{"--config", config, "--save-config", "--hostname", "sso.test", "--upstream", upstream,
+	path := filepath.Join(dir, "conf", "config.json")
+	args := []string{"--config", path, "--save-config", "--hostname", "sso.test", "--upstream", upstream,
 		"--tls", "self-signed", "--state-dir", filepath.Join(dir, "state"), "--https-addr", httpsAddr,
 		"--http-addr", "off", "--status-addr", "off", "--log-level", "error"}
 	code := make(chan int, 1)
-	go func() { code <- runServe(args) }()
+	go func() { code <- runServe(args, io.Discard, io.Discard) }()
 
 	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
 		TLSClientConfig: &tls.Config{InsecureSkipVerify: true},
@@ -108,11 +94,11 @@ func serveAndStop(t *testing.T, upstream string) string {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	saved, err := config.Load(config)
+	saved, err := config.Load(path)
 	if err != nil || saved.Hostname != "sso.test" || saved.HTTPSAddr != httpsAddr || saved.Upstream != upstream {
 		t.Errorf("--save-config wrote %+v (%v)", saved, err)
 	}
-	if fi, _ := os.Stat(config); fi.Mode().Perm() != 0o600 {
+	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 {
 		t.Errorf("config mode %v", fi.Mode().Perm())
 	}
 	syscall.Kill(os.Getpid(), syscall.SIGTERM)

@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse-proxy/gatehouse/internal/certs"
+	"github.com/gatehouse-proxy/gatehouse/internal/config"
+	"github.com/gatehouse-proxy/gatehouse/internal/testutil"
 	"github.com/gatehouse-proxy/gatehouse/internal/trust"
 	"github.com/gatehouse-proxy/gatehouse/proxyengine"
 )
@@ -28,24 +31,24 @@ func TestTrustCommand(t *testing.T) {
 		os.MkdirAll(filepath.Join(root, d), 0o755)
 	}
 	dir := t.TempDir()
-	config := filepath.Join(dir, "config.json")
+	path := filepath.Join(dir, "config.json")
 	store := &trust.Store{Root: root, Home: t.TempDir(), Elevate: []string{}}
 
 	var out, errOut bytes.Buffer
-	if code := runTrust([]string{"--config", config}, false, store, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), "no local CA") {
+	if code := runTrust([]string{"--config", path}, false, store, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), "no local CA") {
 		t.Fatalf("trust before any CA: %d %q", code, errOut.String())
 	}
 
 	// The engine's local CA, as the first start makes it.
-	if err := config.Save(config, config.Config{Hostname: "gatehouse.localhost", Upstream: config.UpstreamDemo,
+	if err := config.Save(path, config.Config{Hostname: "gatehouse.localhost", Upstream: config.UpstreamDemo,
 		TLS: config.TLSSelfSigned, StateDir: filepath.Join(dir, "state"), HTTPAddr: "127.0.0.1:0", HTTPSAddr: "127.0.0.1:0", StatusAddr: config.Off}); err != nil {
 		t.Fatal(err)
 	}
 	ca := filepath.Join(dir, "state", certs.LocalCACertFile)
-	startAndStop(t, config)
+	startAndStop(t, path)
 	out.Reset()
 	errOut.Reset()
-	if code := runTrust([]string{"--config", config}, false, store, &out, &errOut); code != 0 {
+	if code := runTrust([]string{"--config", path}, false, store, &out, &errOut); code != 0 {
 		t.Fatalf("trust: %d\n%s%s", code, out.String(), errOut.String())
 	}
 	for _, want := range []string{"✓ System store: installed", "– Browsers: no Chrome", ca, "SHA-256 fingerprint"} {
@@ -61,18 +64,13 @@ func TestTrustCommand(t *testing.T) {
 
 // startAndStop starts the engine with the config file once, which creates
 // the local CA, and stops it.
-func startAndStop(t *testing.T, config string) {
+func startAndStop(t *testing.T, path string) {
 	t.Helper()
-	cfg, err := config.Load(config)
+	cfg, err := config.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, demo, err := proxyengine.WithDemoApp(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer demo.Close()
-	e, err := proxyengine.New(cfg)
+	e, err := proxyengine.New(cfg, proxyengine.Options{Logger: testutil.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

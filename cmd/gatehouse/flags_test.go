@@ -1,0 +1,72 @@
+package main
+
+import (
+	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/gatehouse-proxy/gatehouse/internal/config"
+)
+
+// TestEveryFieldHasAFlagThatSetsIt: each config key can be given on the
+// command line as --key (with - for _), and that flag sets that key.
+func TestEveryFieldHasAFlagThatSetsIt(t *testing.T) {
+	typ := reflect.TypeFor[config.Config]()
+	for i := range typ.NumField() {
+		sf := typ.Field(i)
+		key, _, _ := strings.Cut(sf.Tag.Get("json"), ",")
+		if key == "" || key == "-" {
+			continue
+		}
+		f := config.Field(key)
+		if !slices.Contains(config.Fields, f) {
+			t.Errorf("the JSON key %q has no Field constant", key)
+			continue
+		}
+		value := map[reflect.Kind]string{reflect.String: "x", reflect.Bool: "true", reflect.Int: "5", reflect.Int64: "5s", reflect.Slice: "10.0.0.0/8"}[sf.Type.Kind()]
+		if value == "" {
+			t.Fatalf("no test value for %s's kind %s", key, sf.Type.Kind())
+		}
+		cl := newCommandLine("serve", io.Discard)
+		if cl.fs.Lookup(flagName(f)) == nil {
+			t.Errorf("%s has no flag %s", key, f.Flag())
+			continue
+		}
+		empty := filepath.Join(t.TempDir(), "config.json")
+		if err := os.WriteFile(empty, []byte("{}"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := cl.parse([]string{"--config", empty, f.Flag() + "=" + value})
+		if err != nil {
+			t.Fatalf("%s %s: %v", f.Flag(), value, err)
+		}
+		if changed := changedKeys(t, cfg); len(changed) != 1 || changed[0] != key {
+			t.Errorf("%s=%s set %q, want %s alone", f.Flag(), value, changed, key)
+		}
+	}
+}
+
+// changedKeys lists the JSON keys where cfg differs from the zero Config.
+func changedKeys(t *testing.T, cfg config.Config) []string {
+	t.Helper()
+	var zero, got map[string]any
+	for v, into := range map[*config.Config]*map[string]any{{}: &zero, &cfg: &got} {
+		data, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		json.Unmarshal(data, into)
+	}
+	var out []string
+	for k, v := range got {
+		if !reflect.DeepEqual(zero[k], v) {
+			out = append(out, k)
+		}
+	}
+	return out
+}

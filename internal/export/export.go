@@ -1,0 +1,258 @@
+// Package export writes Gatehouse's setup as another proxy's config (an
+// nginx server block, a Caddyfile) doing the same job: for people who
+// move on, or who want to compare.
+package export
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gatehouse-proxy/gatehouse/internal/certs"
+	"github.com/gatehouse-proxy/gatehouse/internal/config"
+	"github.com/gatehouse-proxy/gatehouse/internal/ports"
+	"github.com/gatehouse-proxy/gatehouse/internal/upstream"
+)
+
+// The exports write, for someone moving to a bigger setup, an nginx or Caddy
+// configuration that does what Gatehouse does with cfg: redirect HTTP to
+// HTTPS with 301, serve the hostname over TLS, replace (not append to) the
+// forwarding headers, keep upstream connections alive over HTTP/1.1 and pass
+// WebSocket upgrades on any path. What the other server cannot express (a
+// pinned upstream certificate, the built-in demo app) becomes a comment
+// saying what to do instead.
+
+// exportDemoUpstream stands in for the demo app, which only exists inside
+// Gatehouse: authentik's plain-HTTP port on this machine.
+const exportDemoUpstream = "http://127.0.0.1:9000"
+
+// Nginx returns an nginx configuration equivalent to cfg, modelled on
+// authentik's documented example.
+func Nginx(cfg config.Config) string {
+	cfg = cfg.WithDefaults()
+	var b strings.Builder
+	line := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
+	up := exportHeader(cfg, line, "nginx configuration", "put it in /etc/nginx/conf.d/ and run `nginx -t` before reloading")
+	line("")
+	line("upstream gatehouse_upstream {")
+	line("    server %s;", up.Host)
+	line("    # Keep idle connections to the app for reuse (needs HTTP/1.1 and an empty Connection header).")
+	line("    keepalive %d;", cfg.UpstreamKeepalive)
+	line("    keepalive_timeout %s;", nginxDuration(time.Duration(cfg.UpstreamIdleTimeout)))
+	line("}")
+	line("")
+	line("# Connection: upgrade for WebSockets, and an empty Connection header (keepalive) otherwise.")
+	line("map $http_upgrade $connection_upgrade {")
+	line("    default upgrade;")
+	line("    ''      '';")
+	line("}")
+	line("")
+	if cfg.HTTPAddr != config.Off {
+		line("server {")
+		line("    listen %s;", nginxListen(cfg.HTTPAddr))
+		line("    server_name %s;", cfg.Hostname)
+		line("    location / {")
+		line("        return 301 https://%s%s$request_uri;", cfg.Hostname, portSuffix(cfg.PublicHTTPSPort))
+		line("    }")
+		line("}")
+		line("")
+	}
+	line("server {")
+	line("    listen %s ssl http2;", nginxListen(cfg.HTTPSAddr))
+	line("    server_name %s;", cfg.Hostname)
+	cert, key, certNote := exportCertFiles(cfg)
+	if certNote != "" {
+		line("    # %s", certNote)
+	}
+	line("    ssl_certificate %s;", cert)
+	line("    ssl_certificate_key %s;", key)
+	line("")
+	if len(cfg.TrustedProxies) > 0 {
+		line("    # Believe X-Forwarded-For only from the proxies in front of this one.")
+		for _, p := range cfg.TrustedProxies {
+			line("    set_real_ip_from %s;", p)
+		}
+		line("    real_ip_header X-Forwarded-For;")
+		line("    real_ip_recursive on;")
+		line("")
+	}
+	line("    location / {")
+	line("        proxy_pass %s://gatehouse_upstream;", up.Scheme)
+	line("        proxy_http_version 1.1;")
+	line("        proxy_set_header Host $host;")
+	line("        # Replace what the client sent: authentik trusts the leftmost X-Forwarded-For.")
+	line("        proxy_set_header X-Forwarded-For $remote_addr;")
+	line("        proxy_set_header X-Forwarded-Proto https;")
+	line("        proxy_set_header X-Forwarded-Host $host;")
+	line("        proxy_set_header X-Real-IP \"\";")
+	line("        proxy_set_header Forwarded \"\";")
+	line("        proxy_set_header Upgrade $http_upgrade;")
+	line("        proxy_set_header Connection $connection_upgrade;")
+	line("        proxy_read_timeout %s;", nginxDuration(time.Duration(cfg.UpstreamTimeout)))
+	if up.Scheme == "https" {
+		line("        proxy_ssl_server_name on;")
+		line("        proxy_ssl_name %s;", up.Hostname())
+		switch {
+		case cfg.UpstreamCA != "":
+			line("        proxy_ssl_verify on;")
+			line("        proxy_ssl_trusted_certificate %s;", cfg.UpstreamCA)
+		case cfg.UpstreamInsecure, cfg.UpstreamFingerprint != "":
+			line("        proxy_ssl_verify off;")
+		default:
+			line("        proxy_ssl_verify on;")
+			line("        proxy_ssl_trusted_certificate /etc/ssl/certs/ca-certificates.crt;")
+		}
+	}
+	line("    }")
+	line("}")
+	return b.String()
+}
+
+// Caddyfile returns a Caddyfile equivalent to cfg.
+func Caddyfile(cfg config.Config) string {
+	cfg = cfg.WithDefaults()
+	var b strings.Builder
+	line := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
+	up := exportHeader(cfg, line, "Caddyfile", "check it with `caddy validate --config Caddyfile`")
+	line("{")
+	if _, port, err := ports.SplitAddr(cfg.HTTPSAddr); err == nil && port != 443 && port != 0 {
+		line("\thttps_port %d", port)
+	}
+	if cfg.HTTPAddr == config.Off {
+		line("\tauto_https disable_redirects")
+	} else if _, port, err := ports.SplitAddr(cfg.HTTPAddr); err == nil && port != 80 && port != 0 {
+		line("\thttp_port %d", port)
+	}
+	if cfg.TLS == config.TLSACME {
+		if cfg.ACMEEmail != "" {
+			line("\temail %s", cfg.ACMEEmail)
+		}
+		line("\tacme_ca %s", cfg.ACMEDirectoryURL())
+		if cfg.ACMECARoots != "" {
+			line("\tacme_ca_root %s", cfg.ACMECARoots)
+		}
+		if cfg.ACMEEABKeyID != "" {
+			line("\tacme_eab {")
+			line("\t\tkey_id %s", cfg.ACMEEABKeyID)
+			line("\t\tmac_key %s", cfg.ACMEEABHMAC)
+			line("\t}")
+		}
+	}
+	if len(cfg.TrustedProxies) > 0 {
+		line("\t# Needs Caddy 2.7 or newer.")
+		line("\tservers {")
+		line("\t\ttrusted_proxies static %s", strings.Join(cfg.TrustedProxies, " "))
+		line("\t}")
+	}
+	line("}")
+	line("")
+	line("%s {", cfg.Hostname)
+	switch cfg.TLS {
+	case config.TLSSelfSigned:
+		line("\t# Caddy's own local CA, as Gatehouse's self-signed source; trust it with `caddy trust`.")
+		line("\ttls internal")
+	case config.TLSFiles:
+		line("\ttls %s %s", cfg.CertFile, cfg.KeyFile)
+	}
+	line("\treverse_proxy %s {", up.String())
+	line("\t\theader_up Host {host}")
+	line("\t\t# Replace what the client sent: authentik trusts the leftmost X-Forwarded-For.")
+	line("\t\theader_up X-Forwarded-For {client_ip}")
+	line("\t\theader_up X-Forwarded-Proto https")
+	line("\t\theader_up X-Forwarded-Host {host}")
+	line("\t\theader_up -X-Real-IP")
+	line("\t\theader_up -Forwarded")
+	line("\t\ttransport http {")
+	line("\t\t\tversions 1.1")
+	line("\t\t\tkeepalive %s", time.Duration(cfg.UpstreamIdleTimeout))
+	line("\t\t\tkeepalive_idle_conns %d", cfg.UpstreamKeepalive)
+	line("\t\t\tresponse_header_timeout %s", time.Duration(cfg.UpstreamTimeout))
+	if up.Scheme == "https" {
+		switch {
+		case cfg.UpstreamCA != "":
+			line("\t\t\ttls_trusted_ca_certs %s", cfg.UpstreamCA)
+		case cfg.UpstreamInsecure, cfg.UpstreamFingerprint != "":
+			line("\t\t\ttls_insecure_skip_verify")
+		}
+		line("\t\t\ttls_server_name %s", up.Hostname())
+	}
+	line("\t\t}")
+	line("\t}")
+	line("}")
+	return b.String()
+}
+
+// exportHeader writes the comment opening an export and returns the
+// upstream to forward to.
+func exportHeader(cfg config.Config, line func(string, ...any), what, check string) *url.URL {
+	up, notes := exportUpstream(cfg)
+	line("# %s equivalent to Gatehouse's setup for %s.", what, cfg.Hostname)
+	line("# Written by Gatehouse; %s.", check)
+	for _, n := range notes {
+		line("# %s", n)
+	}
+	return up
+}
+
+// exportUpstream is the upstream URL to write, and notes about what the
+// other server cannot do as Gatehouse does.
+func exportUpstream(cfg config.Config) (u *url.URL, notes []string) {
+	raw := cfg.Upstream
+	if raw == config.UpstreamDemo {
+		raw = exportDemoUpstream
+		notes = append(notes, "The built-in demo app exists only inside Gatehouse: replace "+exportDemoUpstream+" with your app's address.")
+	}
+	u, err := upstream.ParseURL(raw)
+	if err != nil {
+		u, _ = upstream.ParseURL(exportDemoUpstream)
+		notes = append(notes, fmt.Sprintf("The upstream %q is not valid (%v): replace %s with your app's address.", raw, err, exportDemoUpstream))
+	}
+	if cfg.UpstreamFingerprint != "" {
+		notes = append(notes, "Gatehouse pins the upstream's certificate ("+cfg.UpstreamFingerprint+"); this server cannot,")
+		notes = append(notes, "so verification is off below: give it the upstream's CA instead if you can.")
+	}
+	u.Host = upstream.HostPort(u)
+	return u, notes
+}
+
+// exportCertFiles names the certificate and key nginx should serve.
+func exportCertFiles(cfg config.Config) (cert, key, note string) {
+	switch cfg.TLS {
+	case config.TLSFiles:
+		return cfg.CertFile, cfg.KeyFile, ""
+	case config.TLSSelfSigned:
+		return "/etc/nginx/tls/" + cfg.Hostname + ".crt", "/etc/nginx/tls/" + cfg.Hostname + ".key",
+			"Gatehouse's local CA (" + filepath.Join(cfg.StateDir, certs.LocalCACertFile) + ") issues its certificate itself; put a certificate and key for " + cfg.Hostname + " here."
+	default:
+		return "/etc/letsencrypt/live/" + cfg.Hostname + "/fullchain.pem", "/etc/letsencrypt/live/" + cfg.Hostname + "/privkey.pem",
+			"Obtain the certificate with certbot (certbot certonly --webroot or --nginx) from " + cfg.ACMEDirectoryURL() + "."
+	}
+}
+
+// nginxListen turns a Go listen address into nginx's listen argument.
+func nginxListen(addr string) string {
+	host, port, err := ports.SplitAddr(addr)
+	if err != nil {
+		return addr
+	}
+	if host == "" {
+		return strconv.Itoa(port)
+	}
+	return net.JoinHostPort(host, strconv.Itoa(port))
+}
+
+// nginxDuration writes d in whole seconds, nginx's usual unit.
+func nginxDuration(d time.Duration) string {
+	return strconv.Itoa(int(d.Round(time.Second)/time.Second)) + "s"
+}
+
+func portSuffix(port int) string {
+	if port == 443 {
+		return ""
+	}
+	return ":" + strconv.Itoa(port)
+}

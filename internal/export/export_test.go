@@ -1,0 +1,123 @@
+package export
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/gatehouse-proxy/gatehouse/internal/config"
+)
+
+func wantLines(t *testing.T, what, got string, want ...string) {
+	t.Helper()
+	for _, w := range want {
+		if !strings.Contains(got, w) {
+			t.Errorf("%s lacks %q:\n%s", what, w, got)
+		}
+	}
+}
+
+func TestExportNginxACME(t *testing.T) {
+	cfg := config.Config{
+		Hostname:            "sso.example.com",
+		Upstream:            "https://authentik.lan:9443",
+		UpstreamFingerprint: "sha256:" + strings.Repeat("ab", 32),
+		HTTPAddr:            ":8080",
+		HTTPSAddr:           ":8443",
+		PublicHTTPSPort:     443,
+		ACMEEmail:           "me@example.com",
+		TrustedProxies:      []string{"10.0.0.0/8"},
+	}
+	got := Nginx(cfg)
+	wantLines(t, "nginx config", got,
+		"server authentik.lan:9443;",
+		fmt.Sprintf("keepalive %d;", config.DefaultUpstreamKeepalive),
+		"keepalive_timeout 90s;",
+		"map $http_upgrade $connection_upgrade {",
+		"listen 8080;",
+		"server_name sso.example.com;",
+		"return 301 https://sso.example.com$request_uri;", // the fixed name, as Gatehouse redirects
+		"listen 8443 ssl http2;",
+		"ssl_certificate /etc/letsencrypt/live/sso.example.com/fullchain.pem;",
+		"proxy_pass https://gatehouse_upstream;",
+		"proxy_http_version 1.1;",
+		"proxy_set_header Host $host;",
+		"proxy_set_header X-Forwarded-For $remote_addr;",
+		"proxy_set_header X-Forwarded-Proto https;",
+		"proxy_set_header X-Forwarded-Host $host;",
+		"proxy_set_header Upgrade $http_upgrade;",
+		"proxy_set_header Connection $connection_upgrade;",
+		"proxy_ssl_verify off;",
+		"cannot,", // the pin is explained as a comment
+		"set_real_ip_from 10.0.0.0/8;",
+	)
+	if strings.Contains(got, "$proxy_add_x_forwarded_for") {
+		t.Error("nginx config appends to the client's X-Forwarded-For; Gatehouse replaces it")
+	}
+	if strings.Count(got, "{") != strings.Count(got, "}") {
+		t.Errorf("unbalanced braces:\n%s", got)
+	}
+}
+
+func TestExportNginxRedirectKeepsPublicPortAndFiles(t *testing.T) {
+	cfg := config.Config{Hostname: "home.example.net", Upstream: "http://127.0.0.1:9000", HTTPSAddr: "127.0.0.1:8443",
+		TLS: config.TLSFiles, CertFile: "/etc/tls/home.pem", KeyFile: "/etc/tls/home.key"}
+	got := Nginx(cfg)
+	wantLines(t, "nginx config", got,
+		"return 301 https://home.example.net:8443$request_uri;",
+		"listen 127.0.0.1:8443 ssl http2;",
+		"ssl_certificate /etc/tls/home.pem;",
+		"ssl_certificate_key /etc/tls/home.key;",
+		"proxy_pass http://gatehouse_upstream;",
+	)
+	if strings.Contains(got, "proxy_ssl") {
+		t.Errorf("plain-HTTP upstream got proxy_ssl settings:\n%s", got)
+	}
+	cfg.HTTPAddr = config.Off
+	if got := Nginx(cfg); strings.Contains(got, "return 301") {
+		t.Error("redirect server written with http_addr off")
+	}
+}
+
+func TestExportCaddyfile(t *testing.T) {
+	cfg := config.Config{
+		Hostname:      "sso.example.com",
+		Upstream:      "https://authentik.lan:9443",
+		UpstreamCA:    "/etc/ssl/authentik-ca.pem",
+		HTTPAddr:      ":8080",
+		HTTPSAddr:     ":8443",
+		ACMEEmail:     "me@example.com",
+		ACMEDirectory: "staging",
+		ACMEEABKeyID:  "kid-1",
+		ACMEEABHMAC:   "c2VjcmV0",
+	}
+	got := Caddyfile(cfg)
+	wantLines(t, "Caddyfile", got,
+		"http_port 8080",
+		"https_port 8443",
+		"email me@example.com",
+		"acme_ca "+config.LetsEncryptStaging,
+		"key_id kid-1",
+		"mac_key c2VjcmV0",
+		"sso.example.com {",
+		"reverse_proxy https://authentik.lan:9443 {",
+		"header_up Host {host}",
+		"header_up X-Forwarded-For {client_ip}",
+		"header_up X-Forwarded-Proto https",
+		"versions 1.1",
+		"keepalive 1m30s",
+		fmt.Sprintf("keepalive_idle_conns %d", config.DefaultUpstreamKeepalive),
+		"tls_trusted_ca_certs /etc/ssl/authentik-ca.pem",
+	)
+	if strings.Count(got, "{")-strings.Count(got, "{host}")-strings.Count(got, "{client_ip}") != strings.Count(got, "}")-strings.Count(got, "{host}")-strings.Count(got, "{client_ip}") {
+		t.Errorf("unbalanced braces:\n%s", got)
+	}
+}
+
+func TestExportDemoAndSelfSigned(t *testing.T) {
+	cfg := config.Config{Hostname: "gatehouse.localhost", Upstream: config.UpstreamDemo, TLS: config.TLSSelfSigned, StateDir: "/home/me/.config/gatehouse/state"}
+	caddy := Caddyfile(cfg)
+	wantLines(t, "Caddyfile", caddy, "tls internal", "reverse_proxy "+exportDemoUpstream, "demo app exists only inside Gatehouse")
+	nginx := Nginx(cfg)
+	wantLines(t, "nginx config", nginx, "server 127.0.0.1:9000;", "/home/me/.config/gatehouse/state/local-ca.crt", "demo app exists only inside Gatehouse")
+}

@@ -1,0 +1,197 @@
+// Package preflight checks, before serving, what Gatehouse depends on and
+// cannot fix itself: the hostname (hostname and DNS, dns.go), the listen
+// ports (ports.go), and the upstream: connect, TLS with the configured
+// trust, health and a WebSocket upgrade (upstream.go). Each Result says
+// what was found and what to do, in words for the person setting it up;
+// the wizard shows them beside its fields and `gatehouse check` prints them.
+package preflight
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gatehouse-proxy/gatehouse/internal/config"
+	"github.com/gatehouse-proxy/gatehouse/internal/ports"
+)
+
+// Status is the outcome of one pre-flight check.
+type Status string
+
+const (
+	Pass Status = "pass"
+	Warn Status = "warn" // works, but deserves a look (the finding says why)
+	Fail Status = "fail" // Gatehouse will not work until this is fixed
+	Skip Status = "skip" // not run: it does not apply, or an earlier step failed
+)
+
+// severity orders statuses from harmless to blocking.
+func (s Status) severity() int {
+	switch s {
+	case Warn:
+		return 1
+	case Fail:
+		return 2
+	}
+	return 0
+}
+
+// worse returns the more severe of s and t.
+func (s Status) worse(t Status) Status {
+	if t.severity() > s.severity() {
+		return t
+	}
+	return s
+}
+
+// A Name identifies a check: the stable identifiers in Result.Name.
+type Name string
+
+// Names of the checks.
+const (
+	NameConfig            Name = "config"
+	NameHostname          Name = "hostname"
+	NameDNS               Name = "dns"
+	NameHTTPSPort         Name = "https-port"
+	NameHTTPPort          Name = "http-port"
+	NameStatusPort        Name = "status-port"
+	NameUpstreamConnect   Name = "upstream-connect"
+	NameUpstreamTLS       Name = "upstream-tls"
+	NameUpstreamHealth    Name = "upstream-health"
+	NameUpstreamWebSocket Name = "upstream-websocket"
+)
+
+// A Result is the outcome of one pre-flight check, worded for the
+// person setting Gatehouse up: what was found, and what to do about it.
+// Checks that learn structured facts (addresses, the process on a port, the
+// upstream's certificate) also return them, so a UI can act on them, for
+// instance by offering to pin the certificate it shows.
+type Result struct {
+	Name    Name         `json:"name"`
+	Title   string       `json:"title"`           // short label for a UI, such as "Upstream TLS handshake"
+	Field   config.Field `json:"field,omitempty"` // the setting the check is about, to show the result beside it
+	Status  Status       `json:"status"`
+	Finding string       `json:"finding"`       // what the check found, in a sentence or two
+	Fix     string       `json:"fix,omitempty"` // what to do, when there is something to do
+
+	Addresses   []ResolvedAddress    `json:"addresses,omitempty"`   // dns: each address the hostname resolves to
+	PortOwner   *ports.PortOwner     `json:"port_owner,omitempty"`  // *-port: the process holding a taken port, if known
+	Certificate *UpstreamCertificate `json:"certificate,omitempty"` // upstream-tls: the certificate the upstream presented
+	HTTPStatus  int                  `json:"http_status,omitempty"` // upstream-health, upstream-websocket: the status answered
+	Elapsed     time.Duration        `json:"elapsed,omitempty"`     // how long the check took
+}
+
+func (r Result) String() string {
+	s := fmt.Sprintf("%s %s: %s", strings.ToUpper(string(r.Status)), r.Name, r.Finding)
+	if r.Fix != "" {
+		s += " Fix: " + r.Fix
+	}
+	return s
+}
+
+// DefaultTimeout bounds each check, and each step of the upstream checks.
+const DefaultTimeout = 10 * time.Second
+
+// A Checker runs the pre-flight checks. Its zero value is ready to use, with
+// the system resolver and DefaultTimeout. The checks read the config.Config
+// they are given and change nothing; a Checker is safe for concurrent use,
+// so a UI may run several checks at once.
+type Checker struct {
+	// Resolver looks up the public hostname for the DNS check and, unless
+	// UpstreamResolver is set, the upstream's host. Default:
+	// net.DefaultResolver. Point it at a public DNS server to see what the
+	// internet sees rather than a router's local answers.
+	Resolver *net.Resolver
+
+	// UpstreamResolver, if set, looks up the upstream's host in place of
+	// Resolver. With Resolver pointing at a public DNS server, set it to
+	// net.DefaultResolver: the proxy looks the upstream up with the
+	// system's resolver, and a public one knows nothing of names such as
+	// authentik.lan.
+	UpstreamResolver *net.Resolver
+
+	// Timeout bounds each check (each step of the upstream checks).
+	// Default: DefaultTimeout.
+	Timeout time.Duration
+}
+
+func (k *Checker) timeout() time.Duration {
+	if k.Timeout > 0 {
+		return k.Timeout
+	}
+	return DefaultTimeout
+}
+
+func (k *Checker) resolver() *net.Resolver {
+	if k.Resolver != nil {
+		return k.Resolver
+	}
+	return net.DefaultResolver
+}
+
+func (k *Checker) upstreamResolver() *net.Resolver {
+	if k.UpstreamResolver != nil {
+		return k.UpstreamResolver
+	}
+	return k.resolver()
+}
+
+// Run runs every check and returns their results in a fixed order: config,
+// hostname, DNS, the listen ports, then the upstream's connect, TLS, health
+// and WebSocket steps. Independent groups run at the same time, so the
+// whole run takes about as long as its slowest group.
+func (k *Checker) Run(ctx context.Context, cfg config.Config) []Result {
+	var dns Result
+	var ports, upstream []Result
+	var wg sync.WaitGroup
+	wg.Go(func() { dns = k.CheckDNS(ctx, cfg) })
+	wg.Go(func() { ports = k.CheckPorts(ctx, cfg) })
+	wg.Go(func() { upstream = k.CheckUpstream(ctx, cfg) })
+	wg.Wait()
+	out := []Result{k.CheckConfig(cfg), k.CheckHostname(cfg), dns}
+	out = append(out, ports...)
+	return append(out, upstream...)
+}
+
+// checkedFields are the config fields whose problems a dedicated check
+// reports; CheckConfig reports the others.
+var checkedFields = map[config.Field]bool{
+	config.FieldHostname: true, config.FieldUpstream: true, config.FieldUpstreamCA: true, config.FieldUpstreamFingerprint: true,
+	config.FieldHTTPAddr: true, config.FieldHTTPSAddr: true, config.FieldStatusAddr: true, config.FieldHealthPath: true,
+}
+
+// CheckConfig reports the settings that are invalid, other than those a
+// dedicated check covers (hostname, upstream and its trust, listen
+// addresses, health path), so a run of the checks lists every problem once.
+func (k *Checker) CheckConfig(cfg config.Config) Result {
+	r := Result{Name: NameConfig, Title: "Settings", Status: Pass, Finding: "the settings are valid"}
+	var msgs []string
+	owned := 0
+	for _, fe := range config.FieldErrors(cfg.Validate()) {
+		if checkedFields[fe.Field] {
+			owned++
+			continue
+		}
+		if r.Field == "" {
+			r.Field = fe.Field
+		}
+		msgs = append(msgs, fe.Error())
+	}
+	switch {
+	case len(msgs) > 0:
+		r.Status = Fail
+		r.Finding = fmt.Sprintf("%d setting(s) are invalid: %s", len(msgs), strings.Join(msgs, "; "))
+		r.Fix = "correct the settings named above (each message says how); the flag for a key is --key with - for _, such as --acme-email"
+	case owned > 0:
+		r.Finding = "the other settings are valid; problems with the hostname, upstream or listen addresses are reported by their own checks"
+	}
+	return r
+}
+
+// withTimeout bounds one check.
+func (k *Checker) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, k.timeout())
+}
