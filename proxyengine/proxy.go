@@ -60,7 +60,18 @@ func newProxyHandler(c config.Config, logger *slog.Logger, upstream *url.URL, tr
 		BufferPool:     proxyBuffers,
 		ErrorLog:       slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
-	p.ws = newWSProxy(p, transport.DialContext, transport.TLSClientConfig)
+	p.ws = &wsProxy{
+		upstream:        upstream,
+		rewrite:         p.rewrite,
+		dial:            transport.DialContext,
+		tlsConfig:       transport.TLSClientConfig,
+		upstreamTimeout: p.upstreamTimeout,
+		limits:          limits,
+		errorHandler:    p.serveUpstreamError,
+		logger:          logger,
+		tracker:         t,
+		sessions:        map[*wsSession]struct{}{},
+	}
 	return p
 }
 

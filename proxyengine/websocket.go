@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -47,21 +48,30 @@ var wsHandshakeReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(
 // while a scanner per direction follows the frame boundaries so the proxy
 // can count messages, see close codes, and send a close frame of its own
 // when one side vanishes or Gatehouse shuts down.
+//
+// httputil.ReverseProxy can pass upgrades itself, but it takes the
+// connection from the keepalive pool, copies without knowing frames (no
+// counts, no close codes, no 1001 of its own at shutdown) and keeps no list
+// of open sessions for the dashboard; hence this handler.
 type wsProxy struct {
-	p         *proxyHandler
+	upstream *url.URL // where upgrades go
+	// rewrite sets routing and forwarding headers, as for any request.
+	rewrite func(*httputil.ProxyRequest)
+	// dial and tlsConfig are the transport's: the same address and trust.
 	dial      func(ctx context.Context, network, addr string) (net.Conn, error)
 	tlsConfig *tls.Config
-	logger    *slog.Logger
-	tracker   *tracker
+	// upstreamTimeout bounds the wait for the upstream's 101.
+	upstreamTimeout time.Duration
+	limits          *clientLimits // the engine's, read once serving starts
+	// errorHandler answers the visitor when the upstream fails.
+	errorHandler func(http.ResponseWriter, *http.Request, error)
+	logger       *slog.Logger
+	tracker      *tracker
 
 	mu       sync.Mutex
 	sessions map[*wsSession]struct{}
 	closing  bool
 	done     sync.WaitGroup
-}
-
-func newWSProxy(p *proxyHandler, dial func(ctx context.Context, network, addr string) (net.Conn, error), tc *tls.Config) *wsProxy {
-	return &wsProxy{p: p, dial: dial, tlsConfig: tc, logger: p.logger, tracker: p.tracker, sessions: map[*wsSession]struct{}{}}
 }
 
 // wsHopHeaders are removed from the upgrade request before Connection and
@@ -100,59 +110,74 @@ func (x *wsProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeErrorPage(w, status, "This is not a valid WebSocket request", problem)
 		return
 	}
-	out := x.upgradeRequest(r)
-	upgrade := out.Header.Get("Upgrade")
-
-	dialCtx, cancelDial := context.WithTimeout(r.Context(), wsDialTimeout)
-	up, err := x.dialUpstream(dialCtx)
-	cancelDial()
+	up, resp, br, err := x.connect(r, key)
 	if err != nil {
-		x.p.serveUpstreamError(w, r, err)
+		x.errorHandler(w, r, err)
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), x.p.upstreamTimeout)
-	defer cancel()
-	resp, br, err := x.handshake(ctx, up, out)
-	if err != nil {
-		up.Close()
-		x.p.serveUpstreamError(w, r, err)
-		return
-	}
+	spliced := false
+	defer func() {
+		wsHandshakeReaders.Put(br)
+		if !spliced {
+			up.Close()
+		}
+	}()
 	if resp.StatusCode != http.StatusSwitchingProtocols {
 		// The upstream declined (authentication, origin checks, a wrong
 		// path): the visitor gets its answer as it was.
 		x.relayRefusal(w, resp)
-		up.Close()
-		wsHandshakeReaders.Put(br)
 		return
 	}
-	if !strings.EqualFold(resp.Header.Get("Upgrade"), upgrade) {
-		up.Close()
-		wsHandshakeReaders.Put(br)
-		x.p.serveUpstreamError(w, r, fmt.Errorf("upstream switched to %q instead of %q", resp.Header.Get("Upgrade"), upgrade))
-		return
-	}
-	if got := resp.Header.Get("Sec-WebSocket-Accept"); got != wsAccept(key) {
-		// Whatever answered is no WebSocket server that read this
-		// request; its connection must not become a tunnel.
-		up.Close()
-		wsHandshakeReaders.Put(br)
-		x.p.serveUpstreamError(w, r, fmt.Errorf("upstream answered 101 with Sec-WebSocket-Accept %q, not the one for the key sent", got))
-		return
-	}
+	spliced = x.splice(w, r, up, resp, br)
+}
 
-	client, brw, err := http.NewResponseController(w).Hijack()
+// connect dials the upstream and sends it the upgrade request for r. It
+// returns the upstream's answer, with the reader holding what came after
+// it: a refusal to relay, or a 101 whose Upgrade and Sec-WebSocket-Accept
+// answer this request. The caller closes up and returns br to the pool.
+func (x *wsProxy) connect(r *http.Request, key string) (up net.Conn, resp *http.Response, br *bufio.Reader, err error) {
+	out := x.upgradeRequest(r)
+	dialCtx, cancelDial := context.WithTimeout(r.Context(), wsDialTimeout)
+	up, err = x.dialUpstream(dialCtx)
+	cancelDial()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), x.upstreamTimeout)
+	defer cancel()
+	resp, br, err = x.handshake(ctx, up, out)
+	if err == nil && resp.StatusCode == http.StatusSwitchingProtocols {
+		if want := out.Header.Get("Upgrade"); !strings.EqualFold(resp.Header.Get("Upgrade"), want) {
+			err = fmt.Errorf("upstream switched to %q instead of %q", resp.Header.Get("Upgrade"), want)
+		} else if got := resp.Header.Get("Sec-WebSocket-Accept"); got != wsAccept(key) {
+			// Whatever answered is no WebSocket server that read this
+			// request; its connection must not become a tunnel.
+			err = fmt.Errorf("upstream answered 101 with Sec-WebSocket-Accept %q, not the one for the key sent", got)
+		}
+		if err != nil {
+			wsHandshakeReaders.Put(br)
+		}
+	}
 	if err != nil {
 		up.Close()
-		wsHandshakeReaders.Put(br)
+		return nil, nil, nil, err
+	}
+	return up, resp, br, nil
+}
+
+// splice takes over the client's connection, sends it the upstream's 101
+// and starts the session that copies between the two. It reports whether
+// the session took up over (it closes it when it ends).
+func (x *wsProxy) splice(w http.ResponseWriter, r *http.Request, up net.Conn, resp *http.Response, br *bufio.Reader) bool {
+	client, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
 		x.logger.Error("taking over the client connection for a WebSocket", "err", err)
-		return
+		return false
 	}
 	// Bytes already read past either handshake belong to the other side.
 	upPending, err := drainBuffered(br)
-	wsHandshakeReaders.Put(br)
 	if err == nil {
-		err = write101(client, resp, upPending, x.p.limits.sendTimeout)
+		err = write101(client, resp, upPending, x.limits.sendTimeout)
 	}
 	var clientPending []byte
 	if err == nil {
@@ -163,8 +188,7 @@ func (x *wsProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		client.Close()
-		up.Close()
-		return
+		return false
 	}
 	client.SetDeadline(time.Time{})
 	up.SetDeadline(time.Time{})
@@ -180,11 +204,12 @@ func (x *wsProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.bytesDown.Add(int64(len(upPending)))
 	if !x.add(s) {
 		s.finish()
-		return
+		return true
 	}
 	x.logger.Debug("websocket opened", "path", s.path, "client", r.RemoteAddr)
 	go s.pump(client, up, &s.toUpstream, &s.bytesUp, sideClient)
 	go s.pump(up, client, &s.toClient, &s.bytesDown, sideUpstream)
+	return true
 }
 
 // checkWebSocketRequest checks an upgrade request as RFC 6455 (section
@@ -225,7 +250,7 @@ func (x *wsProxy) upgradeRequest(r *http.Request) *http.Request {
 	out.RequestURI, out.Body, out.ContentLength = "", nil, 0
 	upgrade := r.Header.Get("Upgrade")
 	removeHopHeaders(out.Header)
-	x.p.rewrite(&httputil.ProxyRequest{In: r, Out: out})
+	x.rewrite(&httputil.ProxyRequest{In: r, Out: out})
 	out.Header.Set("Connection", "Upgrade")
 	out.Header.Set("Upgrade", upgrade)
 	if _, ok := out.Header["User-Agent"]; !ok {
@@ -235,16 +260,8 @@ func (x *wsProxy) upgradeRequest(r *http.Request) *http.Request {
 }
 
 func (x *wsProxy) dialUpstream(ctx context.Context) (net.Conn, error) {
-	u := x.p.upstream
-	addr := u.Host
-	if u.Port() == "" {
-		port := "80"
-		if u.Scheme == "https" {
-			port = "443"
-		}
-		addr = net.JoinHostPort(u.Hostname(), port)
-	}
-	conn, err := x.dial(ctx, "tcp", addr)
+	u := x.upstream
+	conn, err := x.dial(ctx, "tcp", upstream.HostPort(u))
 	if err != nil || u.Scheme != "https" {
 		return conn, err
 	}
@@ -442,7 +459,7 @@ func (s *wsSession) pump(src, dst net.Conn, sc *wsFrameScanner, counter *atomic.
 	small := make([]byte, wsSmallBuffer)
 	buf := small
 	var large []byte // from proxyBuffers, during a burst
-	sendDeadline := progressDeadline{timeout: s.proxy.p.limits.sendTimeout, conn: dst}
+	sendDeadline := progressDeadline{timeout: s.proxy.limits.sendTimeout, conn: dst}
 	for {
 		n, err := src.Read(buf)
 		if n > 0 {
