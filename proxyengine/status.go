@@ -107,48 +107,31 @@ func (e *Engine) Status() Status {
 	e.mu.Lock()
 	state, started := e.state, e.startedAt
 	e.mu.Unlock()
-	t := e.tracker
+	counts := e.tracker.counts()
 	st := Status{
 		State:            state,
 		Hostname:         e.cfg.Hostname,
 		PublicURL:        e.PublicURL(),
 		StartedAt:        started,
-		RequestsTotal:    t.requests.Load(),
-		ResponsesByClass: map[string]uint64{},
-		Connections:      []ConnectionInfo{}, // [] rather than null in JSON
-		WebSockets:       []WebSocketInfo{},
-		UpstreamErrors:   t.upstreamErrors.Load(),
-		UpstreamLatency:  t.latency.summary(),
+		RequestsTotal:    counts.requests,
+		ResponsesByClass: counts.byClass,
+		WebSockets:       []WebSocketInfo{}, // [] rather than null in JSON
+		UpstreamErrors:   counts.upstreamErrors,
+		UpstreamLatency:  counts.latency,
 		Upstream:         e.health.Status(),
 		Certificate:      e.certs.Status(),
 		History:          e.history.list(),
-		Events:           t.events.list(),
+		Events:           e.tracker.events.list(),
 	}
 	st.RequestsPerSecond, st.RequestsLastMinute = e.history.rates()
-	for class := 1; class <= 5; class++ {
-		st.ResponsesByClass[strconv.Itoa(class)+"xx"] = t.byClass[class].Load()
-	}
 	sessions := e.proxy.ws.list()
-	wsByConn := map[uint64]bool{}
+	wsConns := map[uint64]bool{}
 	for _, s := range sessions {
 		st.WebSockets = append(st.WebSockets, s.info())
-		wsByConn[s.connID] = true
+		wsConns[s.connID] = true
 	}
 	st.ActiveWebSockets = len(sessions)
-	for _, c := range t.connections() {
-		info := ConnectionInfo{
-			ID: c.id, Remote: c.remote, OpenedAt: c.opened,
-			Protocol: protocolNames[c.protocol.Load()], WebSocket: wsByConn[c.id],
-			BytesIn: c.bytesIn.Load(), BytesOut: c.bytesOut.Load(), Active: c.active.Load() || wsByConn[c.id],
-		}
-		if name := c.serverName.Load(); name != nil {
-			info.ServerName = *name
-		}
-		if r := c.last.Load(); r != nil {
-			info.Method, info.Path, info.Status = r.method, r.path, r.status
-		}
-		st.Connections = append(st.Connections, info)
-	}
+	st.Connections = e.tracker.connectionInfos(wsConns)
 	st.ActiveConnections = len(st.Connections)
 	return st
 }

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/netip"
-	"strconv"
 	"strings"
 
 	"github.com/gatehouse-proxy/gatehouse/internal/ports"
@@ -97,12 +96,12 @@ func (c engineCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c engineCollector) Collect(ch chan<- prometheus.Metric) {
-	e, t := c.e, c.e.tracker
-	conns := t.connections()
+	e := c.e
+	conns := e.tracker.connectionInfos(nil)
 	var in, out int64
-	for _, tc := range conns {
-		in += tc.bytesIn.Load()
-		out += tc.bytesOut.Load()
+	for _, info := range conns {
+		in += info.BytesIn
+		out += info.BytesOut
 	}
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
@@ -111,10 +110,11 @@ func (c engineCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descActiveWS, float64(e.proxy.ws.count()))
 	gauge(descBytes, float64(in), "in")
 	gauge(descBytes, float64(out), "out")
-	for class := 1; class <= 5; class++ {
-		ch <- prometheus.MustNewConstMetric(descRequests, prometheus.CounterValue, float64(t.byClass[class].Load()), strconv.Itoa(class)+"xx")
+	counts := e.tracker.counts()
+	for class, n := range counts.byClass {
+		ch <- prometheus.MustNewConstMetric(descRequests, prometheus.CounterValue, float64(n), class)
 	}
-	ch <- prometheus.MustNewConstMetric(descUpstreamErrors, prometheus.CounterValue, float64(t.upstreamErrors.Load()))
+	ch <- prometheus.MustNewConstMetric(descUpstreamErrors, prometheus.CounterValue, float64(counts.upstreamErrors))
 	h := e.health.Status()
 	up := 0.0
 	if h.Healthy {
@@ -122,7 +122,7 @@ func (c engineCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge(descUpstreamUp, up)
 	gauge(descUpstreamCheckSeconds, h.Latency.Seconds())
-	l := t.latency.summary()
+	l := counts.latency
 	gauge(descUpstreamLatency, l.P50.Seconds(), "0.5")
 	gauge(descUpstreamLatency, l.P95.Seconds(), "0.95")
 	gauge(descUpstreamLatency, l.P99.Seconds(), "0.99")

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -251,5 +252,49 @@ func (t *tracker) connections() []*trackedConn {
 	}
 	t.mu.Unlock()
 	slices.SortFunc(out, func(a, b *trackedConn) int { return cmp.Compare(a.id, b.id) })
+	return out
+}
+
+// trackerCounts is the tracker's counters at one moment.
+type trackerCounts struct {
+	requests       uint64
+	byClass        map[string]uint64 // "1xx" to "5xx"
+	upstreamErrors uint64
+	latency        LatencySummary
+}
+
+// counts reads the counters, for the status snapshot and the metrics.
+func (t *tracker) counts() trackerCounts {
+	c := trackerCounts{
+		requests:       t.requests.Load(),
+		byClass:        make(map[string]uint64, 5),
+		upstreamErrors: t.upstreamErrors.Load(),
+		latency:        t.latency.summary(),
+	}
+	for class := 1; class <= 5; class++ {
+		c.byClass[strconv.Itoa(class)+"xx"] = t.byClass[class].Load()
+	}
+	return c
+}
+
+// connectionInfos describes the open connections, oldest first; wsConns
+// are the IDs of those carrying a WebSocket.
+func (t *tracker) connectionInfos(wsConns map[uint64]bool) []ConnectionInfo {
+	conns := t.connections()
+	out := make([]ConnectionInfo, 0, len(conns)) // [] rather than null in JSON
+	for _, c := range conns {
+		info := ConnectionInfo{
+			ID: c.id, Remote: c.remote, OpenedAt: c.opened,
+			Protocol: protocolNames[c.protocol.Load()], WebSocket: wsConns[c.id],
+			BytesIn: c.bytesIn.Load(), BytesOut: c.bytesOut.Load(), Active: c.active.Load() || wsConns[c.id],
+		}
+		if name := c.serverName.Load(); name != nil {
+			info.ServerName = *name
+		}
+		if r := c.last.Load(); r != nil {
+			info.Method, info.Path, info.Status = r.method, r.path, r.status
+		}
+		out = append(out, info)
+	}
 	return out
 }
