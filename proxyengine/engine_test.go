@@ -144,13 +144,7 @@ func TestShutdownFinishesRequestsInFlight(t *testing.T) {
 		io.WriteString(w, "done")
 	}))
 	defer up.Close()
-	e, err := New(testConfig(t, up), testOptions(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	e := startOwnEngine(t, testConfig(t, up))
 	c := httpClient(t, e, false)
 	result := make(chan string, 1)
 	go func() {
@@ -184,13 +178,7 @@ func TestShutdownFinishesRequestsInFlight(t *testing.T) {
 // never sends a request, as a browser's preconnect does, and checks that
 // Shutdown does not wait for net/http's 5 s grace for such connections.
 func TestShutdownDoesNotWaitForUnusedConnections(t *testing.T) {
-	e, err := New(testConfig(t, newEchoUpstream(t)), testOptions(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	e := startOwnEngine(t, testConfig(t, newEchoUpstream(t)))
 	c, err := tls.Dial("tcp", e.HTTPSAddr().String(), clientTLS(t, e))
 	if err != nil {
 		t.Fatal(err)

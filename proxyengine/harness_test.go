@@ -66,6 +66,19 @@ func startEngine(t testing.TB, cfg config.Config, setup ...func(*Engine)) *Engin
 	return e
 }
 
+// startOwnEngine starts an engine for a test that shuts it down itself.
+func startOwnEngine(t testing.TB, cfg config.Config) *Engine {
+	t.Helper()
+	e, err := New(cfg, testOptions(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
 // localCAPool trusts the engine's self-signed CA.
 func localCAPool(t testing.TB, e *Engine) *x509.CertPool {
 	t.Helper()

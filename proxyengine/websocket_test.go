@@ -244,13 +244,7 @@ func TestWebSocketRefusedUpgradeIsRelayed(t *testing.T) {
 
 func TestWebSocketShutdownSends1001(t *testing.T) {
 	up := newWSUpstream(t)
-	e, err := New(testConfig(t, up.Server), testOptions(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	e := startOwnEngine(t, testConfig(t, up.Server))
 	c, _, err := wsDialer(t, e).Dial(wsURL("/ws/client/"), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -277,13 +271,7 @@ func TestWebSocketShutdownSends1001(t *testing.T) {
 func TestWebSocketNoLeaks(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	up := newWSUpstream(t)
-	e, err := New(testConfig(t, up.Server), testOptions(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	e := startOwnEngine(t, testConfig(t, up.Server))
 	d := wsDialer(t, e)
 	for i := range 30 {
 		c, _, err := d.Dial(wsURL("/ws/client/"), nil)

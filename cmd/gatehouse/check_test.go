@@ -59,23 +59,19 @@ func TestCheckCommandPasses(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d, want 0\n%s%s", code, out, errOut)
 	}
-	for _, want := range []string{
+	wantOutput(t, out,
 		"PASS  config ",
 		"PASS  hostname            sso.example.com is a valid public DNS name\n",
 		"WARN  dns                 sso.example.com resolves to 203.0.113.7 (A: a public address that is not this machine's: probably your router",
 		"                          fix: on your router, forward TCP port 443 to this machine",
 		"WARN  upstream-health     GET / answered 404 Not Found, so this is probably not authentik\n",
 		"PASS  https-port          127.0.0.1:0 is free",
-		"PASS  upstream-connect    connected to localhost:" + port + " (127.0.0.1:" + port + ")",
+		"PASS  upstream-connect    connected to localhost:"+port+" (127.0.0.1:"+port+")",
 		"PASS  upstream-tls        ",
 		"matches the pinned fingerprint\n",
 		"WARN  upstream-websocket  ",
 		"5 passed, 3 warnings, 0 failed, 0 skipped\n",
-	} {
-		if !strings.Contains(out, want) {
-			t.Errorf("output lacks %q:\n%s", want, out)
-		}
-	}
+	)
 }
 
 func TestCheckCommandFails(t *testing.T) {
@@ -90,15 +86,11 @@ func TestCheckCommandFails(t *testing.T) {
 	if code != 1 {
 		t.Fatalf("exit %d, want 1\n%s", code, out)
 	}
-	for _, want := range []string{
-		"FAIL  upstream-connect    " + closed + " refused the connection",
+	wantOutput(t, out,
+		"FAIL  upstream-connect    "+closed+" refused the connection",
 		"\n                          fix: start the app",
 		"SKIP  upstream-tls        not tried: no connection to the upstream\n",
-	} {
-		if !strings.Contains(out, want) {
-			t.Errorf("output lacks %q:\n%s", want, out)
-		}
-	}
+	)
 
 	// Invalid settings are failed checks, not usage errors, so every
 	// problem shows in one run.
@@ -106,16 +98,12 @@ func TestCheckCommandFails(t *testing.T) {
 	if code != 1 {
 		t.Fatalf("exit %d, want 1\n%s", code, out)
 	}
-	for _, want := range []string{
+	wantOutput(t, out,
 		"FAIL  hostname            192.168.1.5 is an IP address",
 		"SKIP  dns                 not looked up",
 		"FAIL  https-port          \"443\" is not a listen address",
 		"FAIL  upstream-connect    \"authentik.lan:9443\" has no scheme",
-	} {
-		if !strings.Contains(out, want) {
-			t.Errorf("output lacks %q:\n%s", want, out)
-		}
-	}
+	)
 }
 
 func TestCheckCommandJSON(t *testing.T) {
@@ -172,6 +160,16 @@ func TestDNSResolver(t *testing.T) {
 	for _, s := range []string{"1.1.1.1", "1.1.1.1:5353", "[2606:4700:4700::1111]:53", "2606:4700:4700::1111"} {
 		if _, err := dnsResolver(s); err != nil {
 			t.Errorf("dnsResolver(%q): %v", s, err)
+		}
+	}
+}
+
+// wantOutput checks that the check's output holds each of wants.
+func wantOutput(t *testing.T, out string, wants ...string) {
+	t.Helper()
+	for _, want := range wants {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
 }
