@@ -57,13 +57,16 @@ func (d *demoApp) start() error {
 	return nil
 }
 
+// serving reports whether start has run.
+func (d *demoApp) serving() bool { return d.ln != nil }
+
 // addr is where the demo app listens, such as 127.0.0.1:40123.
 func (d *demoApp) addr() string { return d.ln.Addr().String() }
 
 // close stops the demo app, if it was started, and ends its WebSocket
 // sessions; on a nil demoApp it does nothing.
 func (d *demoApp) close() error {
-	if d == nil || d.ln == nil {
+	if !d.serving() {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), demoShutdownWait)

@@ -8,16 +8,16 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
+	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
-	"github.com/gatehouse-proxy/gatehouse/internal/acme"
 	"github.com/gatehouse-proxy/gatehouse/internal/certs"
 	"github.com/gatehouse-proxy/gatehouse/internal/config"
 	"github.com/gatehouse-proxy/gatehouse/internal/ports"
 	"github.com/gatehouse-proxy/gatehouse/internal/progress"
-	"github.com/gatehouse-proxy/gatehouse/internal/upstream"
 )
 
 // shutdownGrace bounds how long in-flight requests may finish when the
@@ -40,23 +40,26 @@ type Options struct {
 // HTTPS, a TLS listener that forwards to the upstream, and the certificate
 // source behind it. Create one with New, then Start and Shutdown it once.
 type Engine struct {
-	cfg       config.Config
-	logger    *slog.Logger
-	report    progress.Reporter
-	upstream  *url.URL
-	demo      *demoApp // the built-in demo upstream, for Upstream "demo"
-	certs     certs.Source
-	transport *http.Transport
-	proxy     *proxyHandler
-	tracker   *tracker
-	health    *upstream.HealthChecker
-	history   historyRing
-	subs      subscribers
+	logger  *slog.Logger
+	report  progress.Reporter
+	demo    *demoApp // the built-in demo upstream, started when a configuration asks for it
+	tracker *tracker
+	ws      *wsSessions // open WebSockets, whichever configuration opened them
+	history historyRing
+	subs    subscribers
 	// untracked serves without connection and request tracking; it exists
 	// so benchmarks can measure what tracking costs.
 	untracked bool
 	// limits bound what clients may hold; tests shorten them before Start.
 	limits clientLimits
+
+	// gen is what the engine serves now; pending, while Apply obtains a
+	// new certificate, is the generation whose ACME challenges the
+	// listeners answer meanwhile.
+	gen     atomic.Pointer[generation]
+	pending atomic.Pointer[generation]
+	// applyMu makes Apply calls take turns.
+	applyMu sync.Mutex
 
 	mu             sync.Mutex
 	started        bool
@@ -68,7 +71,9 @@ type Engine struct {
 	httpsSrv       *http.Server
 	httpSrv        *http.Server
 	statusSrv      *http.Server
-	stopBackground context.CancelFunc // certificate upkeep, health checks, sampling
+	retired        map[net.Listener]bool // closed by Apply: their Serve's end is no failure
+	background     context.Context       // outlives Start's context: certificate upkeep, health checks, sampling
+	stopBackground context.CancelFunc    // ends it, at Shutdown
 	serveErr       chan error
 }
 
@@ -85,48 +90,23 @@ func New(cfg config.Config, opts Options) (*Engine, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	e := &Engine{cfg: cfg, logger: logger, report: progress.Reporter{Logger: logger, Func: opts.Progress},
-		tracker: newTracker(), limits: defaultClientLimits, state: StateStopped, serveErr: make(chan error, 3)}
-	var err error
-	if cfg.Upstream == config.UpstreamDemo {
-		// Its port is known once Start has bound it; until then requests
-		// cannot arrive, so the URL is completed there.
-		e.demo = newDemoApp()
-		e.upstream = &url.URL{Scheme: "http", Host: "127.0.0.1"}
-	} else if e.upstream, err = upstream.ParseURL(cfg.Upstream); err != nil {
-		return nil, err
-	}
-	trusted, err := config.ParseTrustedProxies(cfg.TrustedProxies)
+	e := &Engine{logger: logger, report: progress.Reporter{Logger: logger, Func: opts.Progress}, demo: newDemoApp(),
+		tracker: newTracker(), limits: defaultClientLimits, state: StateStopped, serveErr: make(chan error, 3),
+		retired: map[net.Listener]bool{}}
+	e.ws = newWSSessions(e.tracker)
+	g, err := e.buildGeneration(cfg, nil)
 	if err != nil {
 		return nil, err
 	}
-	if e.transport, err = upstream.NewTransport(e.upstream, cfg.UpstreamTrust(), cfg.UpstreamPool()); err != nil {
-		return nil, err
-	}
-	if e.certs, err = e.newCertSource(); err != nil {
-		return nil, err
-	}
-	e.proxy = newProxyHandler(cfg, logger, e.upstream, e.transport, forwarding{trusted: trusted}, e.tracker, &e.limits)
-	e.health = upstream.NewHealthChecker(e.upstream, cfg.HealthPath, cfg.Hostname, e.transport, e.noteUpstreamHealth)
+	e.gen.Store(g)
 	return e, nil
 }
 
-// newCertSource builds the source named by the config's TLS.
-func (e *Engine) newCertSource() (certs.Source, error) {
-	c := e.cfg
-	switch c.TLS {
-	case config.TLSSelfSigned:
-		return certs.NewLocalCA(c.Hostname, c.StateDir, e.logger), nil
-	case config.TLSFiles:
-		return certs.NewFiles(c.CertFile, c.KeyFile, e.logger), nil
-	case config.TLSACME:
-		return acme.New(c, e.report)
-	}
-	return nil, fmt.Errorf("certificate source %q is not available", c.TLS)
-}
+// current is the generation serving now.
+func (e *Engine) current() *generation { return e.gen.Load() }
 
-// config.Config returns the engine's configuration, with defaults applied.
-func (e *Engine) Config() config.Config { return e.cfg }
+// Config returns the configuration the engine serves, with defaults applied.
+func (e *Engine) Config() config.Config { return e.current().cfg }
 
 // Start binds the listeners, serves them, and prepares the certificate
 // (obtaining it from an ACME CA if need be, which is why the listeners come
@@ -139,93 +119,132 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 		return errors.New("engine already started")
 	}
 	e.started, e.state = true, StateStarting
+	e.background, e.stopBackground = context.WithCancel(context.WithoutCancel(ctx))
 	defer func() {
 		if err != nil {
 			e.closeLocked()
 		}
 	}()
-
-	if e.demo != nil {
-		if err = e.demo.start(); err != nil {
-			return err
-		}
-		e.upstream.Host = e.demo.addr()
-		e.health = upstream.NewHealthChecker(e.upstream, e.cfg.HealthPath, e.cfg.Hostname, e.transport, e.noteUpstreamHealth)
-	}
-	e.report.Report(progress.Listen, "Opening ports")
-	if e.httpsLn, err = ports.Listen("HTTPS", e.cfg.HTTPSAddr); err != nil {
+	g := e.current()
+	if err = e.useDemo(g); err != nil {
 		return err
 	}
-	var handler http.Handler = e.proxy
-	if !e.untracked {
-		e.httpsLn = trackingListener{e.httpsLn, e.tracker}
-		handler = e.tracker.middleware(e.proxy)
+	cfg := g.cfg
+
+	e.report.Report(progress.Listen, "Opening ports")
+	if e.httpsLn, err = e.listenHTTPS(cfg.HTTPSAddr); err != nil {
+		return err
 	}
-	if e.cfg.HTTPAddr != config.Off {
-		if e.httpLn, err = ports.Listen("HTTP", e.cfg.HTTPAddr); err != nil {
+	if cfg.HTTPAddr != config.Off {
+		if e.httpLn, err = ports.Listen("HTTP", cfg.HTTPAddr); err != nil {
 			return err
 		}
 	}
-	if e.cfg.StatusAddr != config.Off {
-		if e.statusLn, err = ports.Listen("status", e.cfg.StatusAddr); err != nil {
+	if cfg.StatusAddr != config.Off {
+		if e.statusLn, err = ports.Listen("status", cfg.StatusAddr); err != nil {
 			return err
 		}
 	}
 
-	nextProtos := []string{"h2", "http/1.1"}
-	var plain http.Handler = redirectHandler(e.cfg.Hostname, e.cfg.PublicHTTPSPort)
-	if solver, ok := e.certs.(certs.ChallengeSolver); ok {
-		nextProtos = append(nextProtos, solver.ALPNProtos()...)
-		// Only a listening plain port can answer HTTP-01; offering it
-		// otherwise would cost a failed validation at the CA.
-		if e.httpLn != nil {
-			plain = solver.HTTPHandler(plain)
-		}
+	// The servers hand each request to the generation current when it
+	// arrives, so Apply changes what is served without touching them.
+	var handler http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		e.current().proxy.ServeHTTP(w, r)
+	})
+	if !e.untracked {
+		handler = e.tracker.middleware(handler)
 	}
 	errLog := slog.NewLogLogger(e.logger.Handler(), slog.LevelDebug)
 	e.httpsSrv = e.limits.server(handler)
 	e.httpsSrv.ConnContext = e.tracker.connContext
 	e.httpsSrv.ConnState = e.tracker.connState
-	e.httpsSrv.TLSConfig = serverTLSConfig(nextProtos, e.certs.GetCertificate)
+	e.httpsSrv.TLSConfig = &tls.Config{NextProtos: []string{"h2", "http/1.1"}, GetConfigForClient: e.tlsConfigFor}
 	e.httpsSrv.ErrorLog = errLog
-	e.serveInBackground(func() error { return e.httpsSrv.ServeTLS(e.httpsLn, "", "") })
+	e.serveHTTPS(e.httpsLn)
+	e.httpSrv = e.limits.server(http.HandlerFunc(e.servePlain))
+	e.httpSrv.ErrorLog = errLog
 	if e.httpLn != nil {
-		e.httpSrv = e.limits.server(plain)
-		e.httpSrv.ErrorLog = errLog
-		e.serveInBackground(func() error { return e.httpSrv.Serve(e.httpLn) })
+		e.serve(e.httpSrv, e.httpLn)
 	}
+	e.statusSrv = e.limits.server(e.statusHandler())
+	e.statusSrv.ErrorLog = errLog
 	if e.statusLn != nil {
-		e.statusSrv = e.limits.server(e.statusHandler())
-		e.statusSrv.ErrorLog = errLog
-		e.serveInBackground(func() error { return e.statusSrv.Serve(e.statusLn) })
-		if !isLoopbackListen(e.statusLn.Addr()) {
-			e.logger.Warn("the status endpoint is reachable from other machines: it shows visitors' addresses and paths", "addr", e.statusLn.Addr())
-		}
+		e.serve(e.statusSrv, e.statusLn)
+		e.warnIfStatusPublic()
 	}
 
-	e.report.Report(progress.Certificate, "Preparing the %s certificate for %s", e.cfg.TLS, e.cfg.Hostname)
-	bg, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
-	e.stopBackground = stopBackground
-	if err = e.certs.Start(bg); err != nil {
+	e.report.Report(progress.Certificate, "Preparing the %s certificate for %s", cfg.TLS, cfg.Hostname)
+	if err = g.cert.start(ctx, e.background); err != nil {
 		return fmt.Errorf("certificate: %w", err)
 	}
-	if err = ctx.Err(); err != nil {
-		return err
-	}
+	e.checkUpstream(ctx, g)
+	go e.sample(e.background)
+	e.state, e.startedAt = StateRunning, time.Now()
+	e.report.Report(progress.Ready, "Serving %s on %s", e.PublicURL(), e.httpsLn.Addr())
+	return nil
+}
 
-	e.report.Report(progress.Upstream, "Checking the upstream at %s", e.health.URL())
-	if h := e.health.Check(ctx); h.Healthy {
+// listenHTTPS binds the TLS listener, tracked unless tracking is off.
+func (e *Engine) listenHTTPS(addr string) (net.Listener, error) {
+	ln, err := ports.Listen("HTTPS", addr)
+	if err != nil || e.untracked {
+		return ln, err
+	}
+	return trackingListener{ln, e.tracker}, nil
+}
+
+// serveHTTPS serves visitors' TLS connections from ln.
+func (e *Engine) serveHTTPS(ln net.Listener) {
+	e.serveInBackground(ln, func() error { return e.httpsSrv.ServeTLS(ln, "", "") })
+}
+
+// serve serves srv's connections from ln.
+func (e *Engine) serve(srv *http.Server, ln net.Listener) {
+	e.serveInBackground(ln, func() error { return srv.Serve(ln) })
+}
+
+// tlsConfigFor picks the TLS settings of a visitor's handshake: the
+// current generation's, or the pending one's for the CA's TLS-ALPN-01
+// validation while Apply obtains a new certificate.
+func (e *Engine) tlsConfigFor(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+	if p := e.pending.Load(); p != nil && slices.Equal(hello.SupportedProtos, []string{acmeALPN}) {
+		return p.tlsConfig, nil
+	}
+	return e.current().tlsConfig, nil
+}
+
+// servePlain answers the plain port: the pending generation's HTTP-01
+// challenges while Apply obtains a certificate, then the current one's.
+func (e *Engine) servePlain(w http.ResponseWriter, r *http.Request) {
+	if p := e.pending.Load(); p != nil && strings.HasPrefix(r.URL.Path, acmeHTTPChallengePath) {
+		if solver, ok := p.cert.source.(certs.ChallengeSolver); ok {
+			solver.HTTPHandler(e.current().plain).ServeHTTP(w, r)
+			return
+		}
+	}
+	e.current().plain.ServeHTTP(w, r)
+}
+
+// checkUpstream checks g's upstream once, reporting the result, and keeps
+// checking it in the background until g is retired or the engine stops.
+func (e *Engine) checkUpstream(ctx context.Context, g *generation) {
+	e.report.Report(progress.Upstream, "Checking the upstream at %s", g.health.URL())
+	if h := g.health.Check(ctx); h.Healthy {
 		e.report.Report(progress.Upstream, "The upstream answered in %s", h.Latency.Round(time.Millisecond))
 	} else if ctx.Err() == nil {
 		// Not fatal: the app may still be starting. The dashboard shows
 		// when it comes up.
 		e.report.Report(progress.Upstream, "The upstream is not answering yet (%s); Gatehouse keeps checking", h.LastError)
 	}
-	go e.health.Run(bg)
-	go e.sample(bg)
-	e.state, e.startedAt = StateRunning, time.Now()
-	e.report.Report(progress.Ready, "Serving %s on %s", e.PublicURL(), e.httpsLn.Addr())
-	return nil
+	var bg context.Context
+	bg, g.stopHealth = context.WithCancel(e.background)
+	go g.health.Run(bg)
+}
+
+func (e *Engine) warnIfStatusPublic() {
+	if !isLoopbackListen(e.statusLn.Addr()) {
+		e.logger.Warn("the status endpoint is reachable from other machines: it shows visitors' addresses and paths", "addr", e.statusLn.Addr())
+	}
 }
 
 // serverTLSConfig is the visitors' TLS: Mozilla's "intermediate" profile.
@@ -257,10 +276,16 @@ func isLoopbackListen(a net.Addr) bool {
 	return ok && ta.IP.IsLoopback()
 }
 
-// serveInBackground serves one listener and reports an unexpected end on Err.
-func (e *Engine) serveInBackground(serve func() error) {
+// serveInBackground serves ln and reports an unexpected end on Err: not
+// the server's shutdown, nor Apply closing a listener it replaced.
+func (e *Engine) serveInBackground(ln net.Listener, serve func() error) {
 	go func() {
-		if err := serve(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		err := serve()
+		e.mu.Lock()
+		retired := e.retired[ln]
+		delete(e.retired, ln)
+		e.mu.Unlock()
+		if err != nil && !errors.Is(err, http.ErrServerClosed) && !retired {
 			e.serveErr <- err
 		}
 	}()
@@ -287,8 +312,8 @@ func (e *Engine) boundAddr(ln *net.Listener) net.Addr {
 	return (*ln).Addr()
 }
 
-// certs.Status describes the certificate being served.
-func (e *Engine) CertStatus() certs.Status { return e.certs.Status() }
+// CertStatus describes the certificate being served.
+func (e *Engine) CertStatus() certs.Status { return e.current().cert.source.Status() }
 
 // Shutdown stops accepting, lets in-flight requests finish until ctx is
 // done (10 s if ctx has no deadline), closes WebSockets with 1001 Going
@@ -303,7 +328,7 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 	defer e.mu.Unlock()
 	results := make(chan error, 4)
 	pending := 1
-	go func() { results <- e.proxy.ws.shutdown(ctx) }()
+	go func() { results <- e.ws.shutdown(ctx) }()
 	for _, srv := range []*http.Server{e.httpsSrv, e.httpSrv, e.statusSrv} {
 		if srv != nil {
 			pending++
@@ -344,9 +369,9 @@ func (e *Engine) closeLocked() {
 		}
 	}
 	if e.stopBackground != nil {
-		e.stopBackground()
+		e.stopBackground() // certificate upkeep and health checks of every generation
 	}
-	e.transport.CloseIdleConnections()
+	e.current().transport.CloseIdleConnections()
 	e.demo.close()
 	e.state = StateStopped
 }

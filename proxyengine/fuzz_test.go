@@ -115,7 +115,7 @@ func FuzzForwardedHeaders(f *testing.F) {
 func fuzzProxyHandler(fwd forwarding) *proxyHandler {
 	up, _ := upstream.ParseURL("https://authentik.lan:9443")
 	cfg := config.Config{Hostname: "sso.example.com"}
-	return newProxyHandler(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), up, &http.Transport{}, fwd, newTracker(), &clientLimits{})
+	return newProxyHandler(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), up, &http.Transport{}, fwd, newTracker(), newWSSessions(newTracker()), &clientLimits{})
 }
 
 type roundTripFunc func(*http.Request) (*http.Response, error)

@@ -554,7 +554,7 @@ func TestHardeningSlowReaderWebSocket(t *testing.T) {
 	case <-time.After(cutOffBound):
 		t.Fatal("the engine kept the flooded session open")
 	}
-	testutil.Eventually(t, "the flooded session ends", func() bool { return e.proxy.ws.count() == 1 })
+	testutil.Eventually(t, "the flooded session ends", func() bool { return e.ws.count() == 1 })
 	visitor.WriteMessage(websocket.TextMessage, []byte("still here"))
 	if _, msg, err := visitor.ReadMessage(); err != nil || string(msg) != "still here" {
 		t.Errorf("the other session: %q %v", msg, err)
@@ -654,7 +654,7 @@ func TestHardeningUpstreamDiesMidWebSocket(t *testing.T) {
 	if !errors.As(err, &ce) || ce.Code != websocket.CloseGoingAway {
 		t.Errorf("client saw %v, want a 1001 close frame", err)
 	}
-	testutil.Eventually(t, "the session ends", func() bool { return e.proxy.ws.count() == 0 })
+	testutil.Eventually(t, "the session ends", func() bool { return e.ws.count() == 0 })
 }
 
 // TestHardeningUpstreamRestart restarts the upstream on the same address
@@ -860,7 +860,7 @@ func TestChurnWebSockets(t *testing.T) {
 			return errors.New("the upstream never saw the session end")
 		}
 	}
-	dropIdle := func() { e.transport.CloseIdleConnections() }
+	dropIdle := func() { e.current().transport.CloseIdleConnections() }
 	if err := cycle(0); err != nil { // warm up what stays: pools, timers, the engine's workers
 		t.Fatal(err)
 	}
@@ -871,7 +871,7 @@ func TestChurnWebSockets(t *testing.T) {
 		t.Fatal(err)
 	}
 	elapsed := time.Since(start)
-	testutil.Eventually(t, "every session ends", func() bool { return e.proxy.ws.count() == 0 })
+	testutil.Eventually(t, "every session ends", func() bool { return e.ws.count() == 0 })
 	after := waitSettled(t, base, dropIdle)
 	t.Logf("%d WebSocket cycles in %v: goroutines %d -> %d, fds %d -> %d",
 		n, elapsed.Round(time.Millisecond), base.goroutines, after.goroutines, base.fds, after.fds)
@@ -902,7 +902,7 @@ func TestChurnKeepaliveRequests(t *testing.T) {
 	}
 	dropIdle := func() {
 		client.CloseIdleConnections()
-		e.transport.CloseIdleConnections()
+		e.current().transport.CloseIdleConnections()
 	}
 	if err := request(0); err != nil {
 		t.Fatal(err)

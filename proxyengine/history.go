@@ -98,6 +98,7 @@ const (
 	EventWebSocket   EventKind = "websocket"
 	EventUpstream    EventKind = "upstream"
 	EventCertificate EventKind = "certificate"
+	EventConfig      EventKind = "config" // new settings applied
 )
 
 // An Event is one entry of the recent-activity list: a request, an error,

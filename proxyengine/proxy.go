@@ -40,7 +40,7 @@ type proxyHandler struct {
 	visitors        visitorCounts
 }
 
-func newProxyHandler(c config.Config, logger *slog.Logger, upstream *url.URL, transport *http.Transport, fwd forwarding, t *tracker, limits *clientLimits) *proxyHandler {
+func newProxyHandler(c config.Config, logger *slog.Logger, upstream *url.URL, transport *http.Transport, fwd forwarding, t *tracker, sessions *wsSessions, limits *clientLimits) *proxyHandler {
 	p := &proxyHandler{
 		hostname:        normalizeHost(c.Hostname),
 		publicHost:      publicAuthority(normalizeHost(c.Hostname), c.PublicHTTPSPort),
@@ -70,7 +70,7 @@ func newProxyHandler(c config.Config, logger *slog.Logger, upstream *url.URL, tr
 		errorHandler:    p.serveUpstreamError,
 		logger:          logger,
 		tracker:         t,
-		sessions:        map[*wsSession]struct{}{},
+		sessions:        sessions,
 	}
 	return p
 }

@@ -110,7 +110,7 @@ func (e *Engine) Status() Status {
 	counts := e.tracker.counts()
 	st := Status{
 		State:            state,
-		Hostname:         e.cfg.Hostname,
+		Hostname:         e.Config().Hostname,
 		PublicURL:        e.PublicURL(),
 		StartedAt:        started,
 		RequestsTotal:    counts.requests,
@@ -118,13 +118,13 @@ func (e *Engine) Status() Status {
 		WebSockets:       []WebSocketInfo{}, // [] rather than null in JSON
 		UpstreamErrors:   counts.upstreamErrors,
 		UpstreamLatency:  counts.latency,
-		Upstream:         e.health.Status(),
-		Certificate:      e.certs.Status(),
+		Upstream:         e.current().health.Status(),
+		Certificate:      e.CertStatus(),
 		History:          e.history.list(),
 		Events:           e.tracker.events.list(),
 	}
 	st.RequestsPerSecond, st.RequestsLastMinute = e.history.rates()
-	sessions := e.proxy.ws.list()
+	sessions := e.ws.list()
 	wsConns := map[uint64]bool{}
 	for _, s := range sessions {
 		st.WebSockets = append(st.WebSockets, s.info())
@@ -138,10 +138,11 @@ func (e *Engine) Status() Status {
 
 // PublicURL is the address visitors use.
 func (e *Engine) PublicURL() string {
-	if e.cfg.PublicHTTPSPort == 443 {
-		return "https://" + e.cfg.Hostname + "/"
+	cfg := e.Config()
+	if cfg.PublicHTTPSPort == 443 {
+		return "https://" + cfg.Hostname + "/"
 	}
-	return "https://" + net.JoinHostPort(e.cfg.Hostname, strconv.Itoa(e.cfg.PublicHTTPSPort)) + "/"
+	return "https://" + net.JoinHostPort(cfg.Hostname, strconv.Itoa(cfg.PublicHTTPSPort)) + "/"
 }
 
 // notifyInterval is the fastest pace of change notifications.
@@ -195,7 +196,7 @@ func (e *Engine) sample(ctx context.Context) {
 	defer tick.Stop()
 	lastSecond := time.Now()
 	var lastReqs, lastErrs uint64
-	lastCert := e.certs.Status()
+	lastCert := e.CertStatus()
 	for {
 		select {
 		case <-ctx.Done():
@@ -208,11 +209,11 @@ func (e *Engine) sample(ctx context.Context) {
 				reqs, errs := t.requests.Load(), t.byClass[5].Load()
 				e.history.add(HistoryPoint{
 					Time: now, Requests: reqs - lastReqs, Errors: errs - lastErrs,
-					ActiveConnections: len(t.connections()), ActiveWebSockets: e.proxy.ws.count(),
+					ActiveConnections: len(t.connections()), ActiveWebSockets: e.ws.count(),
 				})
 				lastReqs, lastErrs = reqs, errs
 				t.latency.rotate()
-				if cert := e.certs.Status(); certChanged(lastCert, cert) {
+				if cert := e.CertStatus(); certChanged(lastCert, cert) {
 					e.noteCertificate(cert)
 					lastCert = cert
 				}

@@ -250,7 +250,7 @@ func TestUpstreamHealthFlips(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.health.Interval = 50 * time.Millisecond
+	e.current().health.Interval = 50 * time.Millisecond
 	if err := e.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}

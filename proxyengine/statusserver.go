@@ -28,7 +28,7 @@ func (e *Engine) statusHandler() http.Handler {
 		enc.Encode(e.Status())
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	listenHost, _, _ := ports.SplitAddr(e.cfg.StatusAddr)
+	listenHost, _, _ := ports.SplitAddr(e.Config().StatusAddr)
 	return statusGuard(mux, listenHost)
 }
 
@@ -107,7 +107,7 @@ func (c engineCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
 	gauge(descActiveConns, float64(len(conns)))
-	gauge(descActiveWS, float64(e.proxy.ws.count()))
+	gauge(descActiveWS, float64(e.ws.count()))
 	gauge(descBytes, float64(in), "in")
 	gauge(descBytes, float64(out), "out")
 	counts := e.tracker.counts()
@@ -115,7 +115,7 @@ func (c engineCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descRequests, prometheus.CounterValue, float64(n), class)
 	}
 	ch <- prometheus.MustNewConstMetric(descUpstreamErrors, prometheus.CounterValue, float64(counts.upstreamErrors))
-	h := e.health.Status()
+	h := e.current().health.Status()
 	up := 0.0
 	if h.Healthy {
 		up = 1
@@ -126,7 +126,7 @@ func (c engineCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descUpstreamLatency, l.P50.Seconds(), "0.5")
 	gauge(descUpstreamLatency, l.P95.Seconds(), "0.95")
 	gauge(descUpstreamLatency, l.P99.Seconds(), "0.99")
-	if cert := e.certs.Status(); !cert.NotAfter.IsZero() {
+	if cert := e.CertStatus(); !cert.NotAfter.IsZero() {
 		gauge(descCertExpiry, float64(cert.NotAfter.Unix()), string(cert.Source))
 	}
 }

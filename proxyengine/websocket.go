@@ -67,11 +67,9 @@ type wsProxy struct {
 	errorHandler func(http.ResponseWriter, *http.Request, error)
 	logger       *slog.Logger
 	tracker      *tracker
-
-	mu       sync.Mutex
-	sessions map[*wsSession]struct{}
-	closing  bool
-	done     sync.WaitGroup
+	// sessions are the engine's, shared by every configuration it has
+	// applied: a WebSocket outlives a reload on its old upstream.
+	sessions *wsSessions
 }
 
 // wsHopHeaders are removed from the upgrade request before Connection and
@@ -97,7 +95,7 @@ func removeHopHeaders(h http.Header) {
 }
 
 func (x *wsProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if x.isClosing() {
+	if x.sessions.isClosing() {
 		w.Header().Set("Retry-After", "5")
 		writeErrorPage(w, http.StatusServiceUnavailable, "The gateway is restarting", "Try again in a few seconds.")
 		return
@@ -202,7 +200,7 @@ func (x *wsProxy) splice(w http.ResponseWriter, r *http.Request, up net.Conn, re
 	s.toClient.scan(upPending)
 	s.bytesUp.Add(int64(len(clientPending)))
 	s.bytesDown.Add(int64(len(upPending)))
-	if !x.add(s) {
+	if !x.sessions.add(s) {
 		s.finish()
 		return true
 	}
@@ -335,38 +333,52 @@ func drainBuffered(br *bufio.Reader) ([]byte, error) {
 	return b, err
 }
 
-func (x *wsProxy) isClosing() bool {
+// wsSessions are the open WebSocket sessions of an engine.
+type wsSessions struct {
+	tracker *tracker
+
+	mu      sync.Mutex
+	set     map[*wsSession]struct{}
+	closing bool
+	done    sync.WaitGroup
+}
+
+func newWSSessions(t *tracker) *wsSessions {
+	return &wsSessions{tracker: t, set: map[*wsSession]struct{}{}}
+}
+
+func (x *wsSessions) isClosing() bool {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	return x.closing
 }
 
-func (x *wsProxy) add(s *wsSession) bool {
+func (x *wsSessions) add(s *wsSession) bool {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	if x.closing {
 		return false
 	}
-	x.sessions[s] = struct{}{}
+	x.set[s] = struct{}{}
 	x.done.Add(1)
 	x.tracker.changed.Store(true)
 	return true
 }
 
-func (x *wsProxy) remove(s *wsSession) {
+func (x *wsSessions) remove(s *wsSession) {
 	x.mu.Lock()
-	delete(x.sessions, s)
+	delete(x.set, s)
 	x.mu.Unlock()
 	x.done.Done()
 }
 
 // shutdown closes every session with 1001 Going Away and waits for them to
 // end, or for ctx, after which connections are cut.
-func (x *wsProxy) shutdown(ctx context.Context) error {
+func (x *wsSessions) shutdown(ctx context.Context) error {
 	x.mu.Lock()
 	x.closing = true
-	sessions := make([]*wsSession, 0, len(x.sessions))
-	for s := range x.sessions {
+	sessions := make([]*wsSession, 0, len(x.set))
+	for s := range x.set {
 		sessions = append(sessions, s)
 	}
 	x.mu.Unlock()
@@ -389,10 +401,10 @@ func (x *wsProxy) shutdown(ctx context.Context) error {
 }
 
 // list returns the open sessions, oldest first.
-func (x *wsProxy) list() []*wsSession {
+func (x *wsSessions) list() []*wsSession {
 	x.mu.Lock()
-	out := make([]*wsSession, 0, len(x.sessions))
-	for s := range x.sessions {
+	out := make([]*wsSession, 0, len(x.set))
+	for s := range x.set {
 		out = append(out, s)
 	}
 	x.mu.Unlock()
@@ -401,10 +413,10 @@ func (x *wsProxy) list() []*wsSession {
 }
 
 // count reports the number of open sessions.
-func (x *wsProxy) count() int {
+func (x *wsSessions) count() int {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	return len(x.sessions)
+	return len(x.set)
 }
 
 // wsSide names the side of a session whose going away ended it.
@@ -514,7 +526,7 @@ func (s *wsSession) finish() {
 	}
 	s.client.Close()
 	s.upstream.Close()
-	s.proxy.remove(s)
+	s.proxy.sessions.remove(s)
 	ending := s.ending()
 	s.proxy.tracker.events.add(Event{Time: time.Now(), Kind: EventWebSocket, Path: s.path, Remote: s.remote,
 		Duration: time.Since(s.opened), Message: "WebSocket " + ending})

@@ -218,7 +218,7 @@ func TestWebSocketUpstreamVanishingClosesClient(t *testing.T) {
 	if !errors.As(err, &ce) || ce.Code != websocket.CloseGoingAway {
 		t.Errorf("client saw %v, want a 1001 close frame from the proxy", err)
 	}
-	testutil.Eventually(t, "the session is gone", func() bool { return e.proxy.ws.count() == 0 })
+	testutil.Eventually(t, "the session is gone", func() bool { return e.ws.count() == 0 })
 }
 
 func TestWebSocketClientVanishingClosesUpstream(t *testing.T) {
@@ -231,7 +231,7 @@ func TestWebSocketClientVanishingClosesUpstream(t *testing.T) {
 	if got := up.waitClose(t); got.code != websocket.CloseGoingAway {
 		t.Errorf("upstream saw %+v, want 1001 going away from the proxy", got)
 	}
-	testutil.Eventually(t, "the session is gone", func() bool { return e.proxy.ws.count() == 0 })
+	testutil.Eventually(t, "the session is gone", func() bool { return e.ws.count() == 0 })
 }
 
 func TestWebSocketRefusedUpgradeIsRelayed(t *testing.T) {
@@ -291,7 +291,7 @@ func TestWebSocketNoLeaks(t *testing.T) {
 		c.Close()
 		up.waitClose(t)
 	}
-	testutil.Eventually(t, "all sessions end", func() bool { return e.proxy.ws.count() == 0 })
+	testutil.Eventually(t, "all sessions end", func() bool { return e.ws.count() == 0 })
 	if err := e.Shutdown(t.Context()); err != nil {
 		t.Fatal(err)
 	}
