@@ -21,6 +21,8 @@ const (
 	StateStarting State = "starting"
 	StateRunning  State = "running"
 	StateStopped  State = "stopped"
+	// StatePaused is a service's: its process runs, its proxy does not.
+	StatePaused State = "paused"
 )
 
 // Status is a snapshot of the engine, safe to keep and read from any
@@ -30,6 +32,10 @@ type Status struct {
 	Hostname  string    `json:"hostname"`
 	PublicURL string    `json:"public_url"`
 	StartedAt time.Time `json:"started_at,omitzero"`
+	// HTTPSAddr and HTTPAddr are the bound listen addresses ("" when not
+	// listening), as visitors' connections arrive on them.
+	HTTPSAddr string `json:"https_addr,omitempty"`
+	HTTPAddr  string `json:"http_addr,omitempty"`
 
 	ActiveConnections  int               `json:"active_connections"`
 	ActiveWebSockets   int               `json:"active_websockets"`
@@ -64,14 +70,29 @@ func (s Status) ErrorRate() float64 {
 
 func durationMS(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
+// latencyJSON is LatencySummary on the wire: milliseconds.
+type latencyJSON struct {
+	P50   float64 `json:"p50_ms"`
+	P95   float64 `json:"p95_ms"`
+	P99   float64 `json:"p99_ms"`
+	Count uint64  `json:"count"`
+}
+
 // MarshalJSON writes latencies in milliseconds.
 func (l LatencySummary) MarshalJSON() ([]byte, error) {
-	return json.Marshal(struct {
-		P50   float64 `json:"p50_ms"`
-		P95   float64 `json:"p95_ms"`
-		P99   float64 `json:"p99_ms"`
-		Count uint64  `json:"count"`
-	}{durationMS(l.P50), durationMS(l.P95), durationMS(l.P99), l.Count})
+	return json.Marshal(latencyJSON{durationMS(l.P50), durationMS(l.P95), durationMS(l.P99), l.Count})
+}
+
+// UnmarshalJSON reads what MarshalJSON writes, as clients of the status
+// and control endpoints do.
+func (l *LatencySummary) UnmarshalJSON(b []byte) error {
+	var j latencyJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	fromMS := func(ms float64) time.Duration { return time.Duration(ms * float64(time.Millisecond)) }
+	*l = LatencySummary{P50: fromMS(j.P50), P95: fromMS(j.P95), P99: fromMS(j.P99), Count: j.Count}
+	return nil
 }
 
 // ConnectionInfo describes one client connection to the TLS listener.
@@ -102,8 +123,13 @@ type WebSocketInfo struct {
 	MessagesOut  uint64    `json:"messages_out"`
 }
 
-// Status returns a snapshot of the engine.
-func (e *Engine) Status() Status {
+// Status returns a snapshot of the engine with every connection.
+func (e *Engine) Status() Status { return e.Snapshot(-1) }
+
+// Snapshot returns a snapshot of the engine listing at most rows
+// connections and WebSockets, the oldest (all when rows < 0): a dashboard
+// asks for the rows it shows, so its cost does not grow with the crowd.
+func (e *Engine) Snapshot(rows int) Status {
 	e.mu.Lock()
 	state, started := e.state, e.startedAt
 	e.mu.Unlock()
@@ -112,6 +138,8 @@ func (e *Engine) Status() Status {
 		State:            state,
 		Hostname:         e.Config().Hostname,
 		PublicURL:        e.PublicURL(),
+		HTTPSAddr:        addrString(e.HTTPSAddr()),
+		HTTPAddr:         addrString(e.HTTPAddr()),
 		StartedAt:        started,
 		RequestsTotal:    counts.requests,
 		ResponsesByClass: counts.byClass,
@@ -125,15 +153,23 @@ func (e *Engine) Status() Status {
 	}
 	st.RequestsPerSecond, st.RequestsLastMinute = e.history.rates()
 	sessions := e.ws.list()
-	wsConns := map[uint64]bool{}
-	for _, s := range sessions {
-		st.WebSockets = append(st.WebSockets, s.info())
+	wsConns := make(map[uint64]bool, len(sessions))
+	for i, s := range sessions {
+		if rows < 0 || i < rows {
+			st.WebSockets = append(st.WebSockets, s.info())
+		}
 		wsConns[s.connID] = true
 	}
 	st.ActiveWebSockets = len(sessions)
-	st.Connections = e.tracker.connectionInfos(wsConns)
-	st.ActiveConnections = len(st.Connections)
+	st.Connections, st.ActiveConnections = e.tracker.connectionInfos(wsConns, rows)
 	return st
+}
+
+func addrString(a net.Addr) string {
+	if a == nil {
+		return ""
+	}
+	return a.String()
 }
 
 // PublicURL is the address visitors use.

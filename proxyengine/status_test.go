@@ -342,3 +342,49 @@ func TestEventRingKeepsNewest(t *testing.T) {
 		t.Errorf("ring: %d events, newest %d, oldest %d", len(l), l[0].Status, l[len(l)-1].Status)
 	}
 }
+
+// TestSnapshotRowsAndJSONRoundTrip: Snapshot lists at most the rows asked
+// for while counting everything, and a Status read back from its JSON (as
+// the control socket's clients do) writes the same JSON again.
+func TestSnapshotRowsAndJSONRoundTrip(t *testing.T) {
+	up := newWSUpstream(t)
+	e := startEngine(t, testConfig(t, up.Server))
+	var conns []*websocket.Conn
+	for range 3 {
+		c, _, err := wsDialer(t, e).Dial(wsURL("/ws/client/"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		conns = append(conns, c)
+	}
+	testutil.Eventually(t, "three WebSockets", func() bool { return e.Status().ActiveWebSockets == 3 })
+	st := e.Snapshot(1)
+	if len(st.Connections) != 1 || len(st.WebSockets) != 1 || st.ActiveConnections != 3 || st.ActiveWebSockets != 3 {
+		t.Errorf("Snapshot(1): %d connections, %d WebSockets listed, %d and %d counted; want 1, 1, 3, 3",
+			len(st.Connections), len(st.WebSockets), st.ActiveConnections, st.ActiveWebSockets)
+	}
+	if st.Connections[0].ID != e.Status().Connections[0].ID {
+		t.Error("Snapshot(1) does not list the oldest connection")
+	}
+	if st := e.Snapshot(0); len(st.Connections) != 0 || len(st.WebSockets) != 0 || st.ActiveConnections != 3 {
+		t.Errorf("Snapshot(0) listed %d connections (counted %d)", len(st.Connections), st.ActiveConnections)
+	}
+
+	full := e.Status()
+	first, err := json.Marshal(full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Status
+	if err := json.Unmarshal(first, &back); err != nil {
+		t.Fatal(err)
+	}
+	again, _ := json.Marshal(back)
+	if string(first) != string(again) {
+		t.Errorf("a Status read back from JSON writes different JSON:\n%s\n%s", first, again)
+	}
+	if back.Upstream.Latency != full.Upstream.Latency.Round(time.Nanosecond) || back.UpstreamLatency.Count != full.UpstreamLatency.Count {
+		t.Errorf("latencies read back as %v / %+v, want %v / %+v", back.Upstream.Latency, back.UpstreamLatency, full.Upstream.Latency, full.UpstreamLatency)
+	}
+}

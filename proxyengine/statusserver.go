@@ -97,7 +97,7 @@ func (c engineCollector) Describe(ch chan<- *prometheus.Desc) {
 
 func (c engineCollector) Collect(ch chan<- prometheus.Metric) {
 	e := c.e
-	conns := e.tracker.connectionInfos(nil)
+	conns, _ := e.tracker.connectionInfos(nil, -1)
 	var in, out int64
 	for _, info := range conns {
 		in += info.BytesIn

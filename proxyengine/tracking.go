@@ -277,10 +277,14 @@ func (t *tracker) counts() trackerCounts {
 	return c
 }
 
-// connectionInfos describes the open connections, oldest first; wsConns
-// are the IDs of those carrying a WebSocket.
-func (t *tracker) connectionInfos(wsConns map[uint64]bool) []ConnectionInfo {
+// connectionInfos describes at most rows of the open connections, oldest
+// first (all when rows < 0), and counts them all; wsConns are the IDs of
+// those carrying a WebSocket.
+func (t *tracker) connectionInfos(wsConns map[uint64]bool, rows int) (infos []ConnectionInfo, open int) {
 	conns := t.connections()
+	if rows >= 0 && rows < len(conns) {
+		conns = conns[:rows]
+	}
 	out := make([]ConnectionInfo, 0, len(conns)) // [] rather than null in JSON
 	for _, c := range conns {
 		info := ConnectionInfo{
@@ -296,5 +300,12 @@ func (t *tracker) connectionInfos(wsConns map[uint64]bool) []ConnectionInfo {
 		}
 		out = append(out, info)
 	}
-	return out
+	return out, t.count()
+}
+
+// count is the number of open connections.
+func (t *tracker) count() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.conns)
 }

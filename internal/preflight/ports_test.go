@@ -10,7 +10,6 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/gatehouse-proxy/gatehouse/internal/config"
 	"github.com/gatehouse-proxy/gatehouse/internal/ports"
+	"github.com/gatehouse-proxy/gatehouse/internal/testutil"
 )
 
 // onlyHTTPS is a config whose only listen address is addr.
@@ -173,26 +173,11 @@ func holdPortInAnotherProcess(t *testing.T, exe string) (pid int, addr string) {
 	return cmd.Process.Pid, addr
 }
 
-// copyTestBinary copies the running test binary to name, so that a
-// process started from it goes by another command name.
-func copyTestBinary(t *testing.T, name string) string {
-	t.Helper()
-	data, err := os.ReadFile(os.Args[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), name)
-	if err := os.WriteFile(path, data, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
 func TestCheckPortsInUseByAnotherProcess(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("port owners are found through Linux's /proc")
 	}
-	pid, addr := holdPortInAnotherProcess(t, copyTestBinary(t, "portholder"))
+	pid, addr := holdPortInAnotherProcess(t, testutil.CopyTestBinary(t, "portholder"))
 	comm, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
 	if err != nil {
 		t.Fatal(err)

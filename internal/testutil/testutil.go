@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -29,5 +31,36 @@ func Eventually(t testing.TB, what string, cond func() bool) {
 			t.Fatalf("timed out waiting until %s", what)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// CopyTestBinary copies the running test binary to name in a directory of
+// its own that any user may enter, for a test that runs it as a helper
+// process under a name of its choosing or as another user.
+func CopyTestBinary(t testing.TB, name string) string {
+	t.Helper()
+	data, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	OpenToOthers(t, dir)
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// OpenToOthers lets every user enter path and its parents up to the
+// system's temporary directory, which a test's own directories keep to
+// their user (0700).
+func OpenToOthers(t testing.TB, path string) {
+	t.Helper()
+	top := filepath.Clean(os.TempDir())
+	for p := filepath.Clean(path); p != top && p != filepath.Dir(p) && strings.HasPrefix(p, top); p = filepath.Dir(p) {
+		if err := os.Chmod(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -29,18 +29,32 @@ type Health struct {
 	LastError string    // why the last check failed; empty when healthy
 }
 
-// MarshalJSON writes the latency in milliseconds, as the status endpoint
-// documents.
+// healthJSON is Health on the wire: the latency in milliseconds, as the
+// status endpoint documents.
+type healthJSON struct {
+	URL       string    `json:"url"`
+	Checked   bool      `json:"checked"`
+	Healthy   bool      `json:"healthy"`
+	LatencyMS float64   `json:"latency_ms"`
+	CheckedAt time.Time `json:"checked_at,omitzero"`
+	ChangedAt time.Time `json:"changed_at,omitzero"`
+	LastError string    `json:"last_error,omitempty"`
+}
+
+// MarshalJSON writes the latency in milliseconds.
 func (h Health) MarshalJSON() ([]byte, error) {
-	return json.Marshal(struct {
-		URL       string    `json:"url"`
-		Checked   bool      `json:"checked"`
-		Healthy   bool      `json:"healthy"`
-		LatencyMS float64   `json:"latency_ms"`
-		CheckedAt time.Time `json:"checked_at,omitzero"`
-		ChangedAt time.Time `json:"changed_at,omitzero"`
-		LastError string    `json:"last_error,omitempty"`
-	}{h.URL, h.Checked, h.Healthy, float64(h.Latency) / float64(time.Millisecond), h.CheckedAt, h.ChangedAt, h.LastError})
+	return json.Marshal(healthJSON{h.URL, h.Checked, h.Healthy, float64(h.Latency) / float64(time.Millisecond), h.CheckedAt, h.ChangedAt, h.LastError})
+}
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (h *Health) UnmarshalJSON(b []byte) error {
+	var j healthJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	*h = Health{URL: j.URL, Checked: j.Checked, Healthy: j.Healthy, Latency: time.Duration(j.LatencyMS * float64(time.Millisecond)),
+		CheckedAt: j.CheckedAt, ChangedAt: j.ChangedAt, LastError: j.LastError}
+	return nil
 }
 
 // A HealthChecker asks the upstream's health path through the proxy's own

@@ -1,0 +1,116 @@
+package control
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/user"
+	"slices"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+// A peerListener admits only connections whose peer (SO_PEERCRED) may use
+// the API; the socket file's mode already keeps others from connecting,
+// and this holds even where the file's mode is loosened by hand.
+type peerListener struct {
+	net.Listener
+	allow  func(uid int) bool
+	logger *slog.Logger
+}
+
+func (l *peerListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		uid, err := peerUID(c)
+		if err == nil && l.allow(uid) {
+			return c, nil
+		}
+		l.logger.Warn("control socket: refused a connection", "uid", uid, "err", err)
+		go refuse(c)
+	}
+}
+
+// refusal is the whole answer to a peer that may not use the API, sent
+// before its request is read so that it learns why rather than seeing the
+// connection drop.
+var refusal = func() string {
+	body := `{"error":"` + errNotAllowed + `"}` + "\n"
+	return "HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\nConnection: close\r\n" +
+		"Content-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body
+}()
+
+// errNotAllowed says what to do about a refusal.
+const errNotAllowed = "this user may not use the Gatehouse service: add it to the gatehouse group (sudo usermod -aG gatehouse $USER, then log in again), or run as root"
+
+func refuse(c net.Conn) {
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(time.Second))
+	c.Write([]byte(refusal))
+	// Read what the peer sent, so closing does not reset the connection
+	// before it has read the answer.
+	io.Copy(io.Discard, io.LimitReader(c, 64<<10))
+}
+
+// peerUID is the user ID of the process at the other end of a Unix socket.
+func peerUID(c net.Conn) (int, error) {
+	uc, ok := c.(*net.UnixConn)
+	if !ok {
+		return -1, fmt.Errorf("not a Unix socket connection: %T", c)
+	}
+	raw, err := uc.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	var cred *syscall.Ucred
+	var credErr error
+	if err := raw.Control(func(fd uintptr) {
+		cred, credErr = syscall.GetsockoptUcred(int(fd), syscall.SOL_SOCKET, syscall.SO_PEERCRED)
+	}); err != nil {
+		return -1, err
+	}
+	if credErr != nil {
+		return -1, credErr
+	}
+	return int(cred.Uid), nil
+}
+
+// peerPolicy sets the socket's mode (0600, or 0660 with Group) and returns
+// who may talk to it: root, this service's user, and with Group its members.
+func (s *Server) peerPolicy(path string) (func(uid int) bool, error) {
+	self := os.Geteuid()
+	if s.Group == "" {
+		if err := os.Chmod(path, 0o600); err != nil {
+			return nil, fmt.Errorf("control socket: %w", err)
+		}
+		return func(uid int) bool { return uid == 0 || uid == self }, nil
+	}
+	g, err := user.LookupGroup(s.Group)
+	if err != nil {
+		return nil, fmt.Errorf("control socket: group %q: %w", s.Group, err)
+	}
+	gid, _ := strconv.Atoi(g.Gid)
+	if err := os.Chown(path, -1, gid); err != nil {
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	if err := os.Chmod(path, 0o660); err != nil {
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	return func(uid int) bool {
+		if uid == 0 || uid == self {
+			return true
+		}
+		u, err := user.LookupId(strconv.Itoa(uid))
+		if err != nil {
+			return false
+		}
+		groups, err := u.GroupIds()
+		return err == nil && slices.Contains(groups, g.Gid)
+	}, nil
+}
