@@ -60,9 +60,11 @@ func (e *Engine) Apply(ctx context.Context, cfg config.Config) error {
 	}
 	if next.cert != cur.cert {
 		e.report.Report(progress.Certificate, "Preparing the %s certificate for %s", cfg.TLS, cfg.Hostname)
-		e.pending.Store(next)
-		err = next.cert.start(ctx, e.background)
-		e.pending.Store(nil)
+		if err = e.rehearse(ctx, next); err == nil {
+			e.pending.Store(next)
+			err = next.cert.start(ctx, e.background)
+			e.pending.Store(nil)
+		}
 		if err != nil {
 			binds.abandon()
 			return fmt.Errorf("certificate: %w", err)

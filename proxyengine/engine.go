@@ -52,6 +52,9 @@ type Engine struct {
 	untracked bool
 	// limits bound what clients may hold; tests shorten them before Start.
 	limits clientLimits
+	// stagingDirectory is the CA that config.Config.ACMEStagingFirst
+	// rehearses with: Let's Encrypt's staging, or a test's Pebble.
+	stagingDirectory string
 
 	// gen is what the engine serves now; pending, while Apply obtains a
 	// new certificate, is the generation whose ACME challenges the
@@ -91,7 +94,8 @@ func New(cfg config.Config, opts Options) (*Engine, error) {
 		logger = slog.Default()
 	}
 	e := &Engine{logger: logger, report: progress.Reporter{Logger: logger, Func: opts.Progress}, demo: newDemoApp(),
-		tracker: newTracker(), limits: defaultClientLimits, state: StateStopped, serveErr: make(chan error, 3),
+		stagingDirectory: config.LetsEncryptStaging,
+		tracker:          newTracker(), limits: defaultClientLimits, state: StateStopped, serveErr: make(chan error, 3),
 		retired: map[net.Listener]bool{}}
 	e.ws = newWSSessions(e.tracker)
 	g, err := e.buildGeneration(cfg, nil)
@@ -174,6 +178,9 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 	}
 
 	e.report.Report(progress.Certificate, "Preparing the %s certificate for %s", cfg.TLS, cfg.Hostname)
+	if err = e.rehearse(ctx, g); err != nil {
+		return fmt.Errorf("certificate: %w", err)
+	}
 	if err = g.cert.start(ctx, e.background); err != nil {
 		return fmt.Errorf("certificate: %w", err)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/internal/acme"
 	"github.com/gatehouse-proxy/gatehouse/internal/certs"
 	"github.com/gatehouse-proxy/gatehouse/internal/config"
+	"github.com/gatehouse-proxy/gatehouse/internal/progress"
 	"github.com/gatehouse-proxy/gatehouse/internal/upstream"
 )
 
@@ -93,20 +94,55 @@ func (e *Engine) buildGeneration(cfg config.Config, prev *generation) (*generati
 		}
 		g.cert = &certRun{source: src}
 	}
+	g.prepareTLS()
+	g.proxy = newProxyHandler(cfg, e.logger, g.upstream, g.transport, forwarding{trusted: trusted}, e.tracker, e.ws, &e.limits)
+	g.health = upstream.NewHealthChecker(g.upstream, cfg.HealthPath, cfg.Hostname, g.transport, e.noteUpstreamHealth)
+	return g, nil
+}
+
+// prepareTLS sets g's visitors' TLS and plain-port handler for its
+// certificate source.
+func (g *generation) prepareTLS() {
 	nextProtos := []string{"h2", "http/1.1"}
-	g.plain = redirectHandler(cfg.Hostname, cfg.PublicHTTPSPort)
+	g.plain = redirectHandler(g.cfg.Hostname, g.cfg.PublicHTTPSPort)
 	if solver, ok := g.cert.source.(certs.ChallengeSolver); ok {
 		nextProtos = append(nextProtos, solver.ALPNProtos()...)
 		// Only a listening plain port can answer HTTP-01; offering it
 		// otherwise would cost a failed validation at the CA.
-		if cfg.HTTPAddr != config.Off {
+		if g.cfg.HTTPAddr != config.Off {
 			g.plain = solver.HTTPHandler(g.plain)
 		}
 	}
 	g.tlsConfig = serverTLSConfig(nextProtos, g.cert.source.GetCertificate)
-	g.proxy = newProxyHandler(cfg, e.logger, g.upstream, g.transport, forwarding{trusted: trusted}, e.tracker, e.ws, &e.limits)
-	g.health = upstream.NewHealthChecker(g.upstream, cfg.HealthPath, cfg.Hostname, g.transport, e.noteUpstreamHealth)
-	return g, nil
+}
+
+// rehearse obtains a certificate from the staging CA first when g's
+// settings ask for it and production never issued one (see
+// config.Config.ACMEStagingFirst), answering the staging CA's challenges
+// on the running listeners. The staging certificate is only a check: it
+// is never served.
+func (e *Engine) rehearse(ctx context.Context, g *generation) error {
+	cfg := g.cfg
+	if cfg.TLS != config.TLSACME || !cfg.ACMEStagingFirst || cfg.ACMEDirectoryURL() == e.stagingDirectory || acme.HasCertificate(cfg) {
+		return nil
+	}
+	e.report.Report(progress.ACMERehearsal, "First a test certificate from the staging service, to check that validation works")
+	staging := cfg
+	staging.ACMEDirectory, staging.ACMEStagingFirst = e.stagingDirectory, false
+	src, err := e.newCertSource(staging)
+	if err != nil {
+		return err
+	}
+	rg := &generation{cfg: staging, cert: &certRun{source: src}}
+	rg.prepareTLS()
+	e.pending.Store(rg)
+	defer e.pending.Store(nil)
+	if err := rg.cert.start(ctx, e.background); err != nil {
+		return fmt.Errorf("the staging check failed, so production was not asked: %w", err)
+	}
+	rg.cert.stop()
+	e.report.Report(progress.ACMERehearsal, "The staging certificate was issued: validation works; now the real certificate")
+	return nil
 }
 
 // useDemo starts the demo app if g proxies to it and it is not serving

@@ -63,6 +63,8 @@ func newCommandLine(name string, stderr io.Writer) *commandLine {
 	str(config.FieldHSTS, `Strict-Transport-Security: on, off or a max-age such as 730d (default: on with acme and files, off with self-signed)`, func(c *config.Config) *string { return &c.HSTS })
 	str(config.FieldHealthPath, `upstream path checked periodically (default "/-/health/live/")`, func(c *config.Config) *string { return &c.HealthPath })
 
+	stagingFirst := fs.Bool(flagName(config.FieldACMEStagingFirst), false, "with Let's Encrypt, get a staging certificate first to check validation, until a production one was obtained once")
+	cl.set[flagName(config.FieldACMEStagingFirst)] = func(c *config.Config) { c.ACMEStagingFirst = *stagingFirst }
 	insecure := fs.Bool(flagName(config.FieldUpstreamInsecure), false, "do not verify the upstream's certificate (prefer --upstream-fingerprint)")
 	cl.set[flagName(config.FieldUpstreamInsecure)] = func(c *config.Config) { c.UpstreamInsecure = *insecure }
 	port := fs.Int(flagName(config.FieldPublicHTTPSPort), 0, "port visitors reach HTTPS on, for redirects (default: the --https-addr port)")
@@ -97,15 +99,20 @@ func (cl *commandLine) parse(args []string) (config.Config, error) {
 		}
 		cfg = config.Config{}
 	}
-	cl.fs.Visit(func(f *flag.Flag) {
-		if apply, ok := cl.set[f.Name]; ok {
-			apply(&cfg)
-		}
-	})
+	cl.override(&cfg)
 	if cl.logger, err = newLogger(cl.stderr, cl.logFormat, cl.logLevel); err != nil {
 		return cfg, err
 	}
 	return cfg, nil
+}
+
+// override sets in cfg what the flags given set.
+func (cl *commandLine) override(cfg *config.Config) {
+	cl.fs.Visit(func(f *flag.Flag) {
+		if apply, ok := cl.set[f.Name]; ok {
+			apply(cfg)
+		}
+	})
 }
 
 // flagName is the flag that sets f: its config key with - for _.

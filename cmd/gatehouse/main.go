@@ -2,6 +2,7 @@
 //
 //	gatehouse           opens the desktop app (setup wizard, then the dashboard)
 //	gatehouse serve     runs the proxy headless from flags and the config file
+//	gatehouse status    shows the running service's state (reload re-reads its config)
 //	gatehouse check     runs the pre-flight checks and exits non-zero on a failure
 //	gatehouse trust     trusts the local CA on this computer (untrust removes it)
 package main
@@ -23,6 +24,10 @@ func main() {
 	switch args[0] {
 	case "serve":
 		os.Exit(runServe(args[1:], os.Stdout, os.Stderr))
+	case "status":
+		os.Exit(runStatus(args[1:], os.Stdout, os.Stderr))
+	case "reload":
+		os.Exit(runReload(args[1:], os.Stdout, os.Stderr))
 	case "check":
 		os.Exit(runCheck(args[1:], os.Stdout, os.Stderr))
 	case "trust", "untrust":
@@ -42,6 +47,8 @@ const usage = `Gatehouse puts a web app such as authentik behind HTTPS.
 Usage:
   gatehouse                 open the desktop app: setup wizard, then the live dashboard
   gatehouse serve [flags]   run the proxy without a display (see gatehouse serve -h)
+  gatehouse status [--json] show the running service: state, address, upstream, certificate, visitors
+  gatehouse reload          have the running service read its config file again (as SIGHUP does)
   gatehouse check [flags]   check hostname, DNS, ports and upstream before serving (see gatehouse check -h)
   gatehouse trust           trust the local certificate authority on this computer (browsers, system)
   gatehouse untrust         remove it again

@@ -73,7 +73,7 @@ func serveAndStop(t *testing.T, upstream string) string {
 	path := filepath.Join(dir, "conf", "config.json")
 	args := []string{"--config", path, "--save-config", "--hostname", "sso.test", "--upstream", upstream,
 		"--tls", "self-signed", "--state-dir", filepath.Join(dir, "state"), "--https-addr", httpsAddr,
-		"--http-addr", "off", "--status-addr", "off", "--log-level", "error"}
+		"--http-addr", "off", "--status-addr", "off", "--log-level", "error", "--control-socket", filepath.Join(dir, "control.sock")}
 	code := make(chan int, 1)
 	go func() { code <- runServe(args, io.Discard, io.Discard) }()
 

@@ -122,6 +122,15 @@ func New(c config.Config, report progress.Reporter) (*Source, error) {
 	return s, nil
 }
 
+// HasCertificate reports whether a certificate for c's hostname from c's
+// CA was obtained before (it is in the state dir, valid or not): the
+// staging rehearsal is then no longer needed.
+func HasCertificate(c config.Config) bool {
+	host := strings.ToLower(strings.TrimSuffix(c.Hostname, "."))
+	_, err := os.Stat(filepath.Join(c.StateDir, acmeStateDir, acmeDirName(c.ACMEDirectoryURL()), host))
+	return err == nil
+}
+
 // acmeDirName turns a directory URL into a directory name:
 // acme-v02.api.letsencrypt.org-directory.
 func acmeDirName(directory string) string {

@@ -135,6 +135,14 @@ type Config struct {
 	ACMEEABKeyID string `json:"acme_eab_kid,omitempty"`
 	ACMEEABHMAC  string `json:"acme_eab_hmac,omitempty"`
 
+	// ACMEStagingFirst, with Let's Encrypt's production CA, first obtains a
+	// certificate from its staging CA, whose limits are generous, so a
+	// setup that cannot validate fails there rather than against
+	// production's limit on failed validations. It applies until a
+	// production certificate has been obtained once; later starts and
+	// renewals go to production directly. Default false.
+	ACMEStagingFirst bool `json:"acme_staging_first,omitempty"`
+
 	// StatusAddr serves the status JSON and Prometheus metrics.
 	// Default "127.0.0.1:9180"; "off" disables it.
 	StatusAddr string `json:"status_addr,omitempty"`

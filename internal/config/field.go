@@ -30,6 +30,7 @@ const (
 	FieldACMECARoots         Field = "acme_ca_roots"
 	FieldACMEEABKeyID        Field = "acme_eab_kid"
 	FieldACMEEABHMAC         Field = "acme_eab_hmac"
+	FieldACMEStagingFirst    Field = "acme_staging_first"
 	FieldStatusAddr          Field = "status_addr"
 	FieldHealthPath          Field = "health_path"
 	FieldHSTS                Field = "hsts"
@@ -40,7 +41,7 @@ var Fields = []Field{
 	FieldHostname, FieldUpstream, FieldUpstreamInsecure, FieldUpstreamCA, FieldUpstreamFingerprint,
 	FieldHTTPAddr, FieldHTTPSAddr, FieldPublicHTTPSPort, FieldTLS, FieldCertFile, FieldKeyFile,
 	FieldStateDir, FieldTrustedProxies, FieldUpstreamKeepalive, FieldUpstreamIdleTimeout, FieldUpstreamTimeout,
-	FieldACMEEmail, FieldACMEDirectory, FieldACMECARoots, FieldACMEEABKeyID, FieldACMEEABHMAC,
+	FieldACMEEmail, FieldACMEDirectory, FieldACMECARoots, FieldACMEEABKeyID, FieldACMEEABHMAC, FieldACMEStagingFirst,
 	FieldStatusAddr, FieldHealthPath, FieldHSTS,
 }
 

@@ -18,6 +18,7 @@ const (
 	Listen      Stage = "listen"
 	Certificate Stage = "certificate"
 
+	ACMERehearsal  Stage = "acme-rehearsal"  // a staging certificate first, to check validation
 	ACMEAccount    Stage = "acme-account"    // registering (or finding) the ACME account
 	ACMEOrder      Stage = "acme-order"      // ordering a certificate for the hostname
 	ACMEChallenge  Stage = "acme-challenge"  // answering a tls-alpn-01 or http-01 challenge

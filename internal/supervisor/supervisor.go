@@ -25,9 +25,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Progress, if set, is called with each step of a start.
 	Progress func(progress.Event)
-	// Engine, if set, adjusts each engine after New and before Start
-	// (tests shorten its limits).
-	Engine func(*proxyengine.Engine)
+	// Overrides, if set, changes the settings Reload reads from the file,
+	// as `gatehouse serve`'s flags override the file at every start.
+	Overrides func(*config.Config)
 }
 
 // A Supervisor runs one proxy from a config file. Its methods are safe
@@ -68,9 +68,6 @@ func (s *Supervisor) startLocked(ctx context.Context, cfg config.Config) error {
 	e, err := proxyengine.New(cfg, proxyengine.Options{Logger: s.opts.Logger, Progress: s.opts.Progress})
 	if err != nil {
 		return err
-	}
-	if s.opts.Engine != nil {
-		s.opts.Engine(e)
 	}
 	if err := e.Start(ctx); err != nil {
 		return err
@@ -182,12 +179,15 @@ func (s *Supervisor) Apply(ctx context.Context, cfg config.Config) error {
 	return nil
 }
 
-// Reload reads the config file again and applies it as Apply does,
-// without writing it back.
+// Reload reads the config file again (with Options.Overrides) and applies
+// it as Apply does, without writing it back.
 func (s *Supervisor) Reload(ctx context.Context) error {
 	cfg, err := config.Load(s.path)
 	if err != nil {
 		return err
+	}
+	if s.opts.Overrides != nil {
+		s.opts.Overrides(&cfg)
 	}
 	s.change.Lock()
 	defer s.change.Unlock()
