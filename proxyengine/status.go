@@ -152,16 +152,19 @@ func (e *Engine) Snapshot(rows int) Status {
 		Events:           e.tracker.events.list(),
 	}
 	st.RequestsPerSecond, st.RequestsLastMinute = e.history.rates()
-	sessions := e.ws.list()
-	wsConns := make(map[uint64]bool, len(sessions))
-	for i, s := range sessions {
-		if rows < 0 || i < rows {
+	if rows == 0 {
+		st.ActiveWebSockets = e.ws.count()
+	} else {
+		sessions := e.ws.list()
+		st.ActiveWebSockets = len(sessions)
+		if rows > 0 && rows < len(sessions) {
+			sessions = sessions[:rows]
+		}
+		for _, s := range sessions {
 			st.WebSockets = append(st.WebSockets, s.info())
 		}
-		wsConns[s.connID] = true
 	}
-	st.ActiveWebSockets = len(sessions)
-	st.Connections, st.ActiveConnections = e.tracker.connectionInfos(wsConns, rows)
+	st.Connections, st.ActiveConnections = e.tracker.connectionInfos(rows)
 	return st
 }
 

@@ -97,16 +97,11 @@ func (c engineCollector) Describe(ch chan<- *prometheus.Desc) {
 
 func (c engineCollector) Collect(ch chan<- prometheus.Metric) {
 	e := c.e
-	conns, _ := e.tracker.connectionInfos(nil, -1)
-	var in, out int64
-	for _, info := range conns {
-		in += info.BytesIn
-		out += info.BytesOut
-	}
+	in, out := e.tracker.wireBytes()
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
-	gauge(descActiveConns, float64(len(conns)))
+	gauge(descActiveConns, float64(e.tracker.count()))
 	gauge(descActiveWS, float64(e.ws.count()))
 	gauge(descBytes, float64(in), "in")
 	gauge(descBytes, float64(out), "out")

@@ -278,19 +278,24 @@ func (t *tracker) counts() trackerCounts {
 }
 
 // connectionInfos describes at most rows of the open connections, oldest
-// first (all when rows < 0), and counts them all; wsConns are the IDs of
-// those carrying a WebSocket.
-func (t *tracker) connectionInfos(wsConns map[uint64]bool, rows int) (infos []ConnectionInfo, open int) {
+// first (all when rows < 0), and counts them all. With rows 0 it only
+// counts, so a stream of totals costs the same with ten connections or
+// ten thousand.
+func (t *tracker) connectionInfos(rows int) (infos []ConnectionInfo, open int) {
+	out := []ConnectionInfo{} // [] rather than null in JSON
+	if rows == 0 {
+		return out, t.count()
+	}
 	conns := t.connections()
-	if rows >= 0 && rows < len(conns) {
+	if rows > 0 && rows < len(conns) {
 		conns = conns[:rows]
 	}
-	out := make([]ConnectionInfo, 0, len(conns)) // [] rather than null in JSON
 	for _, c := range conns {
+		proto := c.protocol.Load()
 		info := ConnectionInfo{
 			ID: c.id, Remote: c.remote, OpenedAt: c.opened,
-			Protocol: protocolNames[c.protocol.Load()], WebSocket: wsConns[c.id],
-			BytesIn: c.bytesIn.Load(), BytesOut: c.bytesOut.Load(), Active: c.active.Load() || wsConns[c.id],
+			Protocol: protocolNames[proto], WebSocket: proto == protoWebSocket,
+			BytesIn: c.bytesIn.Load(), BytesOut: c.bytesOut.Load(), Active: c.active.Load() || proto == protoWebSocket,
 		}
 		if name := c.serverName.Load(); name != nil {
 			info.ServerName = *name
@@ -301,6 +306,17 @@ func (t *tracker) connectionInfos(wsConns map[uint64]bool, rows int) (infos []Co
 		out = append(out, info)
 	}
 	return out, t.count()
+}
+
+// wireBytes sums the bytes on the wire of the open connections.
+func (t *tracker) wireBytes() (in, out int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, c := range t.conns {
+		in += c.bytesIn.Load()
+		out += c.bytesOut.Load()
+	}
+	return in, out
 }
 
 // count is the number of open connections.
