@@ -107,7 +107,7 @@ func (in *Installer) installSystem(ctx context.Context, o Options) (Report, erro
 func (in *Installer) planBinary(p *plan, exe, dst string) {
 	if a, err := os.Stat(exe); err == nil {
 		if b, err := os.Stat(in.path(dst)); err == nil && os.SameFile(a, b) {
-			p.report.note("%s is this program already, so it was left as it is.", dst)
+			p.report.note("%s is this program already, so it stays as it is.", dst)
 			return
 		}
 	}
@@ -146,9 +146,9 @@ func (in *Installer) planSystemConfig(p *plan, o Options, acct *account) error {
 		if err := in.validate(cfg); err != nil {
 			return fmt.Errorf("the service could not start with %s, which install keeps: %w; fix it, or move it away to install your own config", SystemConfig, err)
 		}
-		p.report.note("Kept %s as it was (install never overwrites it); the service runs with it and its certificates in %s.", SystemConfig, SystemStateDir)
+		p.report.note("%s exists, so install keeps it as it is (it never overwrites it): the service runs with it and the certificates in %s.", SystemConfig, SystemStateDir)
 		if o.ConfigPath != "" {
-			p.report.note("So %s was not installed: to install it, move %s away first.", o.ConfigPath, SystemConfig)
+			p.report.note("So %s is not installed: to install it, move %s away first.", o.ConfigPath, SystemConfig)
 		}
 		p.add(fmt.Sprintf("make %s (0700) and %s (0600) belong to %s", SystemConfigDir, SystemConfig, Account), func() error {
 			if err := acct.own(in, SystemConfigDir, 0o700); err != nil {
@@ -209,7 +209,7 @@ func (in *Installer) planSystemConfig(p *plan, o Options, acct *account) error {
 	p.add(fmt.Sprintf("write %s (0600, owner %s): %s with state_dir %s", SystemConfig, Account, src, SystemStateDir), func() error {
 		return writeFile(dst, data, 0o600, acct)
 	})
-	p.report.note("Copied %s to %s: the service runs with that copy (gatehouse check --config %s checks it).", src, SystemConfig, SystemConfig)
+	p.report.note("The service runs with its own copy of %s, %s: change settings there (or through the desktop app).", src, SystemConfig)
 
 	if fi, err := os.Stat(in.path(oldState)); err == nil && fi.IsDir() {
 		p.add(fmt.Sprintf("copy the certificates and keys in %s to %s (files 0600, directories 0700, owner %s)", oldState, SystemStateDir, Account), func() error {

@@ -313,7 +313,7 @@ func TestInstallSystemServiceOnAFreshMachine(t *testing.T) {
 		b.wantFile(SystemStateDir+"/"+file, 0o600, gatehouseIDs)
 	}
 	b.noTempFiles()
-	for _, want := range []string{"Copied " + aliceHome + "/.config/gatehouse/config.json to /etc/gatehouse/config.json", "upstream_ca: the service cannot read home directories"} {
+	for _, want := range []string{"The service runs with its own copy of " + aliceHome + "/.config/gatehouse/config.json, /etc/gatehouse/config.json", "upstream_ca: the service cannot read home directories"} {
 		if !strings.Contains(strings.Join(r.Notes, "\n"), want) {
 			t.Errorf("the notes do not say %q:\n%s", want, strings.Join(r.Notes, "\n"))
 		}
@@ -351,7 +351,7 @@ func TestInstallAgainKeepsTheConfig(t *testing.T) {
 		t.Errorf("install replaced the service's certificate: %q", got)
 	}
 	notes := strings.Join(r.Notes, "\n")
-	for _, want := range []string{"Kept /etc/gatehouse/config.json as it was", "So /home/alice/.config/gatehouse/config.json was not installed",
+	for _, want := range []string{"/etc/gatehouse/config.json exists, so install keeps it as it is", "So /home/alice/.config/gatehouse/config.json is not installed",
 		"The user and group gatehouse exist already"} {
 		if !strings.Contains(notes, want) {
 			t.Errorf("the notes do not say %q:\n%s", want, notes)

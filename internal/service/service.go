@@ -118,13 +118,12 @@ func (r *Report) note(format string, args ...any) {
 	r.Notes = append(r.Notes, fmt.Sprintf(format, args...))
 }
 
-// Text is the report for a terminal, headed by what was done.
-func (r Report) Text(done string) string {
+// Text is the report for a terminal: the heading (such as "Installed the
+// service"), the steps and the notes.
+func (r Report) Text(heading string) string {
 	var b strings.Builder
-	if r.DryRun {
-		b.WriteString("Dry run, nothing changed. " + done + " would:\n")
-	} else if len(r.Steps) > 0 {
-		b.WriteString(done + ":\n")
+	if len(r.Steps) > 0 {
+		b.WriteString(heading + ":\n")
 	}
 	for _, s := range r.Steps {
 		b.WriteString("  - " + s.String() + "\n")
