@@ -161,7 +161,7 @@ func TestSystemUnitPassesSystemdAnalyze(t *testing.T) {
 func TestUserUnitPassesSystemdAnalyze(t *testing.T) {
 	tool := systemdAnalyze(t)
 	if _, err := os.Stat("/bin/kill"); err != nil {
-		t.Skip("/bin/kill, which the unit's ExecReload runs, is not on this machine (Debian package procps)")
+		t.Skip("/bin/kill, which the unit's ExecReload runs, is not on this machine (Debian package procps; make deps installs it)")
 	}
 	dir := filepath.Join(t.TempDir(), "my gate 100%")
 	p := UserPaths{Binary: filepath.Join(dir, "bin", "gatehouse"), Config: filepath.Join(dir, `"my" $HOME`, "config.json"), UnitPath: filepath.Join(dir, "unit", UnitName)}
