@@ -150,12 +150,21 @@ func (in *Installer) planSystemConfig(p *plan, o Options, acct *account) error {
 		if o.ConfigPath != "" {
 			p.report.note("So %s is not installed: to install it, move %s away first.", o.ConfigPath, SystemConfig)
 		}
+		for _, f := range fileSettings(&cfg) {
+			if hiddenFromService(*f.value) {
+				p.report.note("%s is %s, which the service cannot read (home directories are hidden from it): move the file, to %s for instance, and change %s in %s.", f.field, *f.value, SystemConfigDir, f.field, SystemConfig)
+			}
+		}
 		p.add(fmt.Sprintf("make %s (0700) and %s (0600) belong to %s", SystemConfigDir, SystemConfig, Account), func() error {
 			if err := acct.own(in, SystemConfigDir, 0o700); err != nil {
 				return err
 			}
 			return acct.own(in, SystemConfig, 0o600)
 		})
+		if cfg.StateDir != "" && filepath.Clean(cfg.StateDir) != SystemStateDir {
+			// The unit's --state-dir wins over the file's state_dir.
+			in.planStateCopy(p, cfg.StateDir, acct)
+		}
 		return nil
 	case errors.Is(err, fs.ErrPermission):
 		// A dry run as another user: the directory is the service's.
@@ -211,12 +220,18 @@ func (in *Installer) planSystemConfig(p *plan, o Options, acct *account) error {
 	})
 	p.report.note("The service runs with its own copy of %s, %s: change settings there (or through the desktop app).", src, SystemConfig)
 
-	if fi, err := os.Stat(in.path(oldState)); err == nil && fi.IsDir() {
-		p.add(fmt.Sprintf("copy the certificates and keys in %s to %s (files 0600, directories 0700, owner %s)", oldState, SystemStateDir, Account), func() error {
-			return in.copyState(p, oldState, SystemStateDir, acct)
+	in.planStateCopy(p, oldState, acct)
+	return nil
+}
+
+// planStateCopy copies the certificates and keys in the state dir from to
+// the service's, when there is such a directory.
+func (in *Installer) planStateCopy(p *plan, from string, acct *account) {
+	if fi, err := os.Stat(in.path(from)); err == nil && fi.IsDir() {
+		p.add(fmt.Sprintf("copy the certificates and keys in %s to %s (files 0600, directories 0700, owner %s)", from, SystemStateDir, Account), func() error {
+			return in.copyState(p, from, SystemStateDir, acct)
 		})
 	}
-	return nil
 }
 
 // fileCopy is a file the config names that install copies beside it.
@@ -225,23 +240,40 @@ type fileCopy struct {
 	from, to string
 }
 
-// relocateFiles points the config's file settings (CA bundles, the
-// certificate and key) at places the service can read: into the new state
-// dir when they were in the old one (copied with it), into /etc/gatehouse
-// when they were in the invoker's home, which the sandbox hides.
-func (in *Installer) relocateFiles(p *plan, cfg *config.Config, oldState string) []fileCopy {
-	u, _, _ := in.invoker()
-	var copies []fileCopy
-	for _, f := range []struct {
-		field config.Field
-		name  string
-		value *string
-	}{
+// fileSetting is a setting of the config that names a file.
+type fileSetting struct {
+	field config.Field
+	name  string // of its copy in /etc/gatehouse
+	value *string
+}
+
+func fileSettings(cfg *config.Config) []fileSetting {
+	return []fileSetting{
 		{config.FieldUpstreamCA, "upstream-ca.pem", &cfg.UpstreamCA},
 		{config.FieldCertFile, "cert.pem", &cfg.CertFile},
 		{config.FieldKeyFile, "key.pem", &cfg.KeyFile},
 		{config.FieldACMECARoots, "acme-ca-roots.pem", &cfg.ACMECARoots},
-	} {
+	}
+}
+
+// hiddenFromService reports whether path is where the unit's ProtectHome=
+// hides everything.
+func hiddenFromService(path string) bool {
+	for _, dir := range []string{"/home", "/root", "/run/user"} {
+		if within(path, dir) {
+			return true
+		}
+	}
+	return false
+}
+
+// relocateFiles points the config's file settings (CA bundles, the
+// certificate and key) at places the service can read: into the new state
+// dir when they were in the old one (copied with it), into /etc/gatehouse
+// when they were in a home directory, which the sandbox hides.
+func (in *Installer) relocateFiles(p *plan, cfg *config.Config, oldState string) []fileCopy {
+	var copies []fileCopy
+	for _, f := range fileSettings(cfg) {
 		path := *f.value
 		switch {
 		case path == "":
@@ -250,7 +282,7 @@ func (in *Installer) relocateFiles(p *plan, cfg *config.Config, oldState string)
 		case within(path, oldState):
 			rel, _ := filepath.Rel(oldState, path)
 			*f.value = filepath.Join(SystemStateDir, rel)
-		case u != nil && within(path, u.HomeDir):
+		case hiddenFromService(path):
 			to := filepath.Join(SystemConfigDir, f.name)
 			copies = append(copies, fileCopy{f.field, path, to})
 			*f.value = to
@@ -269,7 +301,8 @@ func within(path, dir string) bool {
 // validate checks the config the service will run with, reading the files
 // it names under Root; copies are files to read from where they are now.
 func (in *Installer) validate(cfg config.Config, copies ...fileCopy) error {
-	for _, p := range []*string{&cfg.UpstreamCA, &cfg.CertFile, &cfg.KeyFile, &cfg.ACMECARoots} {
+	for _, f := range fileSettings(&cfg) {
+		p := f.value
 		for _, c := range copies {
 			if *p == c.to {
 				*p = c.from

@@ -359,6 +359,35 @@ func TestInstallAgainKeepsTheConfig(t *testing.T) {
 	}
 }
 
+// TestInstallKeepsAConfigWrittenByHand: the README's example saves the
+// config to /etc/gatehouse as root first. Install keeps it, brings the
+// certificates from its state_dir (the unit's --state-dir wins), and says
+// which file the sandbox will hide from the service.
+func TestInstallKeepsAConfigWrittenByHand(t *testing.T) {
+	b := newTestBed(t)
+	data, _ := json.Marshal(config.Config{Hostname: "sso.example.com", Upstream: "https://authentik.lan:9443",
+		UpstreamCA: "/root/authentik-ca.pem", TLS: config.TLSSelfSigned, StateDir: "/root/.config/gatehouse/state"})
+	b.write(SystemConfig, string(data), 0o600)
+	b.write("/root/authentik-ca.pem", testCA(t), 0o600)
+	b.write("/root/.config/gatehouse/state/local-ca.key", "ROOT'S CA KEY", 0o600)
+
+	r, err := b.in.Install(context.Background(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := b.read(SystemConfig); got != string(data) {
+		t.Errorf("install changed the config:\n%s", got)
+	}
+	b.wantFile(SystemConfig, 0o600, gatehouseIDs)
+	if got := b.read(SystemStateDir + "/local-ca.key"); got != "ROOT'S CA KEY" {
+		t.Errorf("the state was not copied: %q", got)
+	}
+	b.wantFile(SystemStateDir+"/local-ca.key", 0o600, gatehouseIDs)
+	if notes := strings.Join(r.Notes, "\n"); !strings.Contains(notes, "upstream_ca is /root/authentik-ca.pem, which the service cannot read") {
+		t.Errorf("the notes do not warn about upstream_ca:\n%s", notes)
+	}
+}
+
 func TestInstallSystemServiceRefuses(t *testing.T) {
 	ctx := context.Background()
 
