@@ -1,8 +1,10 @@
 package service
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -135,7 +137,21 @@ func (a *account) own(in *Installer, path string, perm os.FileMode) error {
 // in the same directory, given to owner (when not nil) before it is
 // renamed into place, so nobody else ever sees it. Missing parent
 // directories are created with mode 0755.
-func writeFile(path string, data []byte, perm os.FileMode, owner *account) (err error) {
+func writeFile(path string, data []byte, perm os.FileMode, owner *account) error {
+	return writeFrom(path, bytes.NewReader(data), perm, owner)
+}
+
+// copyFile copies the file from to path as writeFile writes.
+func copyFile(from, path string, perm os.FileMode, owner *account) error {
+	f, err := os.Open(from)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return writeFrom(path, f, perm, owner)
+}
+
+func writeFrom(path string, data io.Reader, perm os.FileMode, owner *account) (err error) {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -153,7 +169,7 @@ func writeFile(path string, data []byte, perm os.FileMode, owner *account) (err 
 	if err := f.Chmod(perm); err != nil {
 		return err
 	}
-	if _, err := f.Write(data); err != nil {
+	if _, err := io.Copy(f, data); err != nil {
 		return err
 	}
 	if err := f.Sync(); err != nil {

@@ -53,7 +53,7 @@ func (p *plan) execute(ctx context.Context) (Report, error) {
 		}
 		if err := a.do(ctx); err != nil {
 			if a.optional != "" {
-				r.note("%s: %v", a.optional, err)
+				r.note("%s (%v)", a.optional, err)
 				continue
 			}
 			return *r, err
@@ -112,11 +112,7 @@ func (in *Installer) planBinary(p *plan, exe, dst string) {
 		}
 	}
 	p.add(fmt.Sprintf("copy %s to %s (0755)", exe, dst), func() error {
-		data, err := os.ReadFile(exe)
-		if err != nil {
-			return err
-		}
-		return writeFile(in.path(dst), data, 0o755, nil)
+		return copyFile(exe, in.path(dst), 0o755, nil)
 	})
 }
 
@@ -189,26 +185,22 @@ func (in *Installer) planSystemConfig(p *plan, o Options, acct *account) error {
 	if err != nil {
 		return err
 	}
+	if err := in.validate(cfg); err != nil {
+		return fmt.Errorf("the service could not start with %s: %w", src, err)
+	}
 	oldState := cfg.StateDir
 	if oldState == "" {
 		oldState = filepath.Join(configDir, "state")
 	}
 	cfg.StateDir = SystemStateDir
 	copies := in.relocateFiles(p, &cfg, oldState)
-	if err := in.validate(cfg, copies...); err != nil {
-		return fmt.Errorf("the service could not start with %s: %w", src, err)
-	}
 
 	p.add(fmt.Sprintf("create %s (0700, owner %s)", SystemConfigDir, Account), func() error {
 		return acct.mkdir(in, SystemConfigDir)
 	})
 	for _, c := range copies {
 		p.add(fmt.Sprintf("copy %s to %s (0600, owner %s)", c.from, c.to, Account), func() error {
-			data, err := os.ReadFile(in.path(c.from))
-			if err != nil {
-				return err
-			}
-			return writeFile(in.path(c.to), data, 0o600, acct)
+			return copyFile(in.path(c.from), in.path(c.to), 0o600, acct)
 		})
 	}
 	data, err := encodeConfig(cfg)
@@ -235,10 +227,7 @@ func (in *Installer) planStateCopy(p *plan, from string, acct *account) {
 }
 
 // fileCopy is a file the config names that install copies beside it.
-type fileCopy struct {
-	field    config.Field
-	from, to string
-}
+type fileCopy struct{ from, to string }
 
 // fileSetting is a setting of the config that names a file.
 type fileSetting struct {
@@ -284,7 +273,7 @@ func (in *Installer) relocateFiles(p *plan, cfg *config.Config, oldState string)
 			*f.value = filepath.Join(SystemStateDir, rel)
 		case hiddenFromService(path):
 			to := filepath.Join(SystemConfigDir, f.name)
-			copies = append(copies, fileCopy{f.field, path, to})
+			copies = append(copies, fileCopy{path, to})
 			*f.value = to
 			p.report.note("%s: the service cannot read home directories, so it reads the copy %s; copy the file again when it changes.", f.field, to)
 		}
@@ -298,18 +287,12 @@ func within(path, dir string) bool {
 	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
 }
 
-// validate checks the config the service will run with, reading the files
-// it names under Root; copies are files to read from where they are now.
-func (in *Installer) validate(cfg config.Config, copies ...fileCopy) error {
+// validate checks a config as the service would, reading the files it
+// names under Root.
+func (in *Installer) validate(cfg config.Config) error {
 	for _, f := range fileSettings(&cfg) {
-		p := f.value
-		for _, c := range copies {
-			if *p == c.to {
-				*p = c.from
-			}
-		}
-		if filepath.IsAbs(*p) {
-			*p = in.path(*p)
+		if filepath.IsAbs(*f.value) {
+			*f.value = in.path(*f.value)
 		}
 	}
 	if err := cfg.Validate(); err != nil {
@@ -353,11 +336,7 @@ func (in *Installer) copyState(p *plan, from, to string, acct *account) error {
 			kept = append(kept, rel)
 			return nil
 		}
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		return writeFile(in.path(dst), data, 0o600, acct)
+		return copyFile(path, in.path(dst), 0o600, acct)
 	})
 	if len(kept) > 0 {
 		p.report.note("Kept %d file(s) already in %s rather than copying over them: %s.", len(kept), to, strings.Join(kept, ", "))

@@ -215,6 +215,12 @@ func (b *testBed) aliceSetup() {
 
 // testCA is a PEM CA certificate, which Validate reads for upstream_ca.
 func testCA(t *testing.T) string {
+	cert, _ := testCertificate(t)
+	return cert
+}
+
+// testCertificate is a PEM certificate and its key.
+func testCertificate(t *testing.T) (string, string) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -225,7 +231,11 @@ func testCA(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})), string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}))
 }
 
 // noTempFiles fails when a directory holds a temporary file of writeFile.
@@ -385,6 +395,48 @@ func TestInstallKeepsAConfigWrittenByHand(t *testing.T) {
 	b.wantFile(SystemStateDir+"/local-ca.key", 0o600, gatehouseIDs)
 	if notes := strings.Join(r.Notes, "\n"); !strings.Contains(notes, "upstream_ca is /root/authentik-ca.pem, which the service cannot read") {
 		t.Errorf("the notes do not warn about upstream_ca:\n%s", notes)
+	}
+}
+
+// TestInstallRelocatesCertificateFiles: with TLS from files kept in the
+// state dir, the installed config names their copies in the new one, and
+// the config is checked (the pair read) before anything is done.
+func TestInstallRelocatesCertificateFiles(t *testing.T) {
+	b := newTestBed(t)
+	state := aliceHome + "/.config/gatehouse/state"
+	cert, key := testCertificate(t)
+	b.write(state+"/files/cert.pem", cert, 0o600)
+	b.write(state+"/files/key.pem", key, 0o600)
+	data, _ := json.Marshal(config.Config{Hostname: "sso.example.com", Upstream: "http://authentik.lan:9000",
+		TLS: config.TLSFiles, CertFile: state + "/files/cert.pem", KeyFile: state + "/files/key.pem"})
+	b.write(aliceHome+"/.config/gatehouse/config.json", string(data), 0o600)
+
+	if _, err := b.in.Install(context.Background(), Options{}); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := readConfig(b.path(SystemConfig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.CertFile != SystemStateDir+"/files/cert.pem" || cfg.KeyFile != SystemStateDir+"/files/key.pem" || cfg.StateDir != SystemStateDir {
+		t.Errorf("installed config: %+v", cfg)
+	}
+	if b.read(cfg.KeyFile) != key {
+		t.Error("the key was not copied")
+	}
+
+	// A key that does not match: refused before anything is done.
+	b = newTestBed(t)
+	_, otherKey := testCertificate(t)
+	b.write(state+"/files/cert.pem", cert, 0o600)
+	b.write(state+"/files/key.pem", otherKey, 0o600)
+	b.write(aliceHome+"/.config/gatehouse/config.json", string(data), 0o600)
+	_, err = b.in.Install(context.Background(), Options{})
+	if err == nil || !strings.Contains(err.Error(), "cert_file:") {
+		t.Errorf("install with a key of another certificate: %v", err)
+	}
+	if _, err := os.Stat(b.path("/etc")); !errors.Is(err, fs.ErrNotExist) {
+		t.Error("a refused install wrote files")
 	}
 }
 
