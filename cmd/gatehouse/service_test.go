@@ -90,6 +90,12 @@ func TestServiceCommand(t *testing.T) {
 		t.Error("the dry run wrote to /etc")
 	}
 
+	// The desktop app's pkexec command line is one this command takes.
+	argv := service.PkexecArgv("/usr/local/bin/gatehouse", "install", service.Options{DryRun: true, ConfigPath: "/home/alice/.config/gatehouse/config.json"})
+	if code, out, errOut := run(in, argv[3:]...); code != 0 || !strings.Contains(out, "/home/alice/.config/gatehouse/config.json with state_dir") {
+		t.Errorf("%q: %d\n%s%s", argv, code, out, errOut)
+	}
+
 	in.Geteuid = func() int { return 0 }
 	code, out, errOut = run(in, "install")
 	if code != 0 || !strings.HasPrefix(out, "Installed the Gatehouse system service:\n") || errOut != "" {

@@ -669,7 +669,7 @@ func TestPkexecArgv(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("PkexecArgv = %q, want %q", got, want)
 	}
-	if got := PkexecArgv("/usr/bin/gatehouse", "uninstall", Options{}); !reflect.DeepEqual(got, []string{"pkexec", "/usr/bin/gatehouse", "service", "uninstall"}) {
+	if got := PkexecArgv("/usr/bin/gatehouse", "uninstall", Options{ConfigPath: "/x.json"}); !reflect.DeepEqual(got, []string{"pkexec", "/usr/bin/gatehouse", "service", "uninstall"}) {
 		t.Errorf("PkexecArgv uninstall = %q", got)
 	}
 }

@@ -27,8 +27,9 @@ func execRunner(ctx context.Context, name string, args ...string) ([]byte, error
 type Installer struct {
 	// Root is prefixed to every path read or written (default "/"). The
 	// unit and the commands name the paths as they are on the running
-	// system. A root other than "/" needs a Run of its own (except for a
-	// dry run): the default runner would change this system.
+	// system. A root other than "/" needs a Run of its own: the default
+	// runner refuses to run commands then, as they would act on this
+	// system rather than the one under Root.
 	Root string
 	// Run runs commands (useradd, systemctl, loginctl, getent).
 	// Default: os/exec.
@@ -82,6 +83,9 @@ func (o Options) Args() []string {
 // o must be absolute too, as pkexec starts the command in /. pkexec exits
 // 126 when the dialog is dismissed and 127 when the user may not.
 func PkexecArgv(executable, command string, o Options) []string {
+	if command != "install" {
+		o.ConfigPath = "" // only install takes --config
+	}
 	return append([]string{"pkexec", executable, "service", command}, o.Args()...)
 }
 
