@@ -157,7 +157,7 @@ func (in *Installer) planSystemConfig(p *plan, o Options, acct *account) error {
 			}
 			return acct.own(in, SystemConfig, 0o600)
 		})
-		if cfg.StateDir != "" && filepath.Clean(cfg.StateDir) != SystemStateDir {
+		if cfg.StateDir != "" {
 			// The unit's --state-dir wins over the file's state_dir.
 			in.planStateCopy(p, cfg.StateDir, acct)
 		}
@@ -219,6 +219,9 @@ func (in *Installer) planSystemConfig(p *plan, o Options, acct *account) error {
 // planStateCopy copies the certificates and keys in the state dir from to
 // the service's, when there is such a directory.
 func (in *Installer) planStateCopy(p *plan, from string, acct *account) {
+	if filepath.Clean(from) == SystemStateDir {
+		return // there already; systemd gives it to the service at start (StateDirectory=)
+	}
 	if fi, err := os.Stat(in.path(from)); err == nil && fi.IsDir() {
 		p.add(fmt.Sprintf("copy the certificates and keys in %s to %s (files 0600, directories 0700, owner %s)", from, SystemStateDir, Account), func() error {
 			return in.copyState(p, from, SystemStateDir, acct)

@@ -360,6 +360,11 @@ func TestInstallAgainKeepsTheConfig(t *testing.T) {
 	if got := b.read(SystemStateDir + "/local-ca.crt"); got != "CA CERT" {
 		t.Errorf("install replaced the service's certificate: %q", got)
 	}
+	for _, s := range r.Steps {
+		if strings.Contains(s.Text, "certificates and keys") {
+			t.Errorf("install copies the state dir onto itself: %s", s)
+		}
+	}
 	notes := strings.Join(r.Notes, "\n")
 	for _, want := range []string{"/etc/gatehouse/config.json exists, so install keeps it as it is", "So /home/alice/.config/gatehouse/config.json is not installed",
 		"The user and group gatehouse exist already"} {
