@@ -13,15 +13,19 @@ FYNE_DEPS := gcc pkg-config libgl1-mesa-dev libx11-dev libxrandr-dev libxcursor-
 # certutil, which `gatehouse trust` uses for browsers' NSS databases and its
 # tests run for real.
 TRUST_DEPS := libnss3-tools
+# systemd-analyze, with which the tests of `gatehouse service` verify the
+# unit files and rate their sandbox (systemd need not be running), and
+# procps's /bin/kill, the units' ExecReload, which verify --user looks for.
+SERVICE_DEPS := systemd procps
 
 .PHONY: all deps build run test test-ui-headless screenshots vet fmt-check fuzz bench clean
 
 all: build
 
-# deps installs whatever of FYNE_DEPS and TRUST_DEPS is missing; without
+# deps installs whatever of FYNE_DEPS, TRUST_DEPS and SERVICE_DEPS is missing; without
 # root it says what to run.
 deps:
-	@missing=""; for p in $(FYNE_DEPS) $(TRUST_DEPS); do \
+	@missing=""; for p in $(FYNE_DEPS) $(TRUST_DEPS) $(SERVICE_DEPS); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \

@@ -5,6 +5,7 @@
 //	gatehouse status    shows the running service's state (reload re-reads its config)
 //	gatehouse check     runs the pre-flight checks and exits non-zero on a failure
 //	gatehouse trust     trusts the local CA on this computer (untrust removes it)
+//	gatehouse service   installs it as a systemd service (install, uninstall, status, unit)
 package main
 
 import (
@@ -12,6 +13,7 @@ import (
 	"os"
 
 	_ "github.com/gatehouse-proxy/gatehouse/cmd/gatehouse/internal/clocale" // before Fyne's locale lookup
+	"github.com/gatehouse-proxy/gatehouse/internal/service"
 	"github.com/gatehouse-proxy/gatehouse/internal/trust"
 )
 
@@ -32,6 +34,8 @@ func main() {
 		os.Exit(runCheck(args[1:], os.Stdout, os.Stderr))
 	case "trust", "untrust":
 		os.Exit(runTrust(args[1:], args[0] == "untrust", &trust.Store{}, os.Stdout, os.Stderr))
+	case "service":
+		os.Exit(runService(args[1:], os.Args[0], &service.Installer{}, os.Stdout, os.Stderr))
 	case "help", "-h", "-help", "--help":
 		fmt.Print(usage)
 	case "version", "--version":
@@ -52,5 +56,6 @@ Usage:
   gatehouse check [flags]   check hostname, DNS, ports and upstream before serving (see gatehouse check -h)
   gatehouse trust           trust the local certificate authority on this computer (browsers, system)
   gatehouse untrust         remove it again
+  gatehouse service install run it as a systemd service, at boot and without a login (see gatehouse service -h)
   gatehouse version         print the version
 `

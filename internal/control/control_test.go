@@ -10,7 +10,9 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -247,4 +249,44 @@ func TestHelperControlClient(t *testing.T) {
 	}
 	t.Logf("state %s", st.State)
 	os.Stdout.WriteString("state " + string(st.State) + "\n")
+}
+
+// TestControlAdmitsTheGroup: with Group, the socket is open to anyone
+// and the peer check admits the group (here nogroup, whose gid a helper
+// process takes) and refuses other users. It needs root.
+func TestControlAdmitsTheGroup(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run clients as other users")
+	}
+	g, err := user.LookupGroup("nogroup")
+	if err != nil {
+		t.Skip("no nogroup group here")
+	}
+	gid, _ := strconv.Atoi(g.Gid)
+	s := startService(t, named(t, "A").URL)
+	srv := &Server{Controller: s.sup, Group: "nogroup", Logger: testutil.Logger(t)}
+	socket := filepath.Join(t.TempDir(), "run", "group.sock")
+	ln, err := srv.Listen(socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	defer srv.Close()
+	if fi, _ := os.Stat(socket); fi.Mode().Perm() != 0o666 {
+		t.Errorf("socket mode %v, want 0666 (the peer check decides)", fi.Mode().Perm())
+	}
+	testutil.OpenToOthers(t, filepath.Dir(socket))
+	exe := testutil.CopyTestBinary(t, "control.test")
+	for _, tc := range []struct {
+		uid, gid uint32
+		admitted bool
+	}{{65534, uint32(gid), true}, {65533, 65533, false}} {
+		cmd := exec.Command(exe, "-test.run=^TestHelperControlClient$")
+		cmd.Env = append(os.Environ(), "GATEHOUSE_TEST_SOCKET="+socket)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: tc.uid, Gid: tc.gid}}
+		out, err := cmd.CombinedOutput()
+		if admitted := err == nil && strings.Contains(string(out), "state running"); admitted != tc.admitted {
+			t.Errorf("uid %d gid %d: admitted %v, want %v\n%s", tc.uid, tc.gid, admitted, tc.admitted, out)
+		}
+	}
 }

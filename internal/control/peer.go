@@ -18,7 +18,7 @@ import (
 // and this holds even where the file's mode is loosened by hand.
 type peerListener struct {
 	net.Listener
-	allow  func(uid int) bool
+	allow  func(uid, gid int) bool
 	logger *slog.Logger
 }
 
@@ -28,8 +28,8 @@ func (l *peerListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		uid, err := peerUID(c)
-		if err == nil && l.allow(uid) {
+		uid, gid, err := peerCred(c)
+		if err == nil && l.allow(uid, gid) {
 			return c, nil
 		}
 		l.logger.Warn("control socket: refused a connection", "uid", uid, "err", err)
@@ -58,52 +58,56 @@ func refuse(c net.Conn) {
 	io.Copy(io.Discard, io.LimitReader(c, 64<<10))
 }
 
-// peerUID is the user ID of the process at the other end of a Unix socket.
-func peerUID(c net.Conn) (int, error) {
+// peerCred is the user and group IDs of the process at the other end of
+// a Unix socket.
+func peerCred(c net.Conn) (uid, gid int, err error) {
 	uc, ok := c.(*net.UnixConn)
 	if !ok {
-		return -1, fmt.Errorf("not a Unix socket connection: %T", c)
+		return -1, -1, fmt.Errorf("not a Unix socket connection: %T", c)
 	}
 	raw, err := uc.SyscallConn()
 	if err != nil {
-		return -1, err
+		return -1, -1, err
 	}
 	var cred *syscall.Ucred
 	var credErr error
 	if err := raw.Control(func(fd uintptr) {
 		cred, credErr = syscall.GetsockoptUcred(int(fd), syscall.SOL_SOCKET, syscall.SO_PEERCRED)
 	}); err != nil {
-		return -1, err
+		return -1, -1, err
 	}
 	if credErr != nil {
-		return -1, credErr
+		return -1, -1, credErr
 	}
-	return int(cred.Uid), nil
+	return int(cred.Uid), int(cred.Gid), nil
 }
 
-// peerPolicy sets the socket's mode (0600, or 0660 with Group) and returns
-// who may talk to it: root, this service's user, and with Group its members.
-func (s *Server) peerPolicy(path string) (func(uid int) bool, error) {
+// peerPolicy sets the socket's mode and returns who may talk to it: root
+// and this service's user, and with Group its members.
+//
+// With Group the socket is 0666 in a directory anyone may enter, and the
+// peer check alone decides, reading the group database at each
+// connection: a desktop user added to the group (as the desktop app's
+// install does) is admitted at once, where a 0660 socket would refuse them
+// until they logged in again. The service never needs chown, which its
+// sandbox forbids.
+func (s *Server) peerPolicy(path string) (func(uid, gid int) bool, error) {
 	self := os.Geteuid()
 	if s.Group == "" {
 		if err := os.Chmod(path, 0o600); err != nil {
 			return nil, fmt.Errorf("control socket: %w", err)
 		}
-		return func(uid int) bool { return uid == 0 || uid == self }, nil
+		return func(uid, _ int) bool { return uid == 0 || uid == self }, nil
 	}
 	g, err := user.LookupGroup(s.Group)
 	if err != nil {
 		return nil, fmt.Errorf("control socket: group %q: %w", s.Group, err)
 	}
-	gid, _ := strconv.Atoi(g.Gid)
-	if err := os.Chown(path, -1, gid); err != nil {
+	if err := os.Chmod(path, 0o666); err != nil {
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
-	if err := os.Chmod(path, 0o660); err != nil {
-		return nil, fmt.Errorf("control socket: %w", err)
-	}
-	return func(uid int) bool {
-		if uid == 0 || uid == self {
+	return func(uid, gid int) bool {
+		if uid == 0 || uid == self || strconv.Itoa(gid) == g.Gid {
 			return true
 		}
 		u, err := user.LookupId(strconv.Itoa(uid))

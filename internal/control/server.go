@@ -60,10 +60,10 @@ const (
 type Server struct {
 	// Controller is what the API controls. Required.
 	Controller Controller
-	// Group, if set, is the group allowed besides the service's own user
-	// and root: the socket is created mode 0660 with that group (the
-	// system service's "gatehouse", which desktop users join). Default:
-	// mode 0600, this user only.
+	// Group, if set, is the group whose members may use the API besides
+	// the service's own user and root: the system service's "gatehouse",
+	// which desktop users join (see peerPolicy for how). Default: mode
+	// 0600, this user only.
 	Group string
 	// Logger receives refused peers and failed requests. Default:
 	// slog.Default().
@@ -72,13 +72,13 @@ type Server struct {
 	srv *http.Server
 }
 
-// Listen creates the socket at path (and its directory, mode 0700 or 0750
+// Listen creates the socket at path (and its directory, mode 0700, or 0755
 // with Group, when missing), replacing a stale socket that nothing answers
 // on, and returns a listener that admits only allowed peers.
 func (s *Server) Listen(path string) (net.Listener, error) {
 	dirMode := os.FileMode(0o700)
 	if s.Group != "" {
-		dirMode = 0o750
+		dirMode = 0o755
 	}
 	if err := os.MkdirAll(filepath.Dir(path), dirMode); err != nil {
 		return nil, fmt.Errorf("control socket: %w", err)

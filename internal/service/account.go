@@ -1,0 +1,190 @@
+package service
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// account is the gatehouse system user and group: whether they exist, and
+// their IDs once they do.
+type account struct {
+	in                  *Installer
+	haveUser, haveGroup bool
+	uid, gid            int
+}
+
+// lookupAccount finds the gatehouse user and group (getent, so users from
+// LDAP and the like count too).
+func (in *Installer) lookupAccount(ctx context.Context) (*account, error) {
+	a := &account{in: in}
+	return a, a.lookup(ctx)
+}
+
+func (a *account) lookup(ctx context.Context) error {
+	group, ok, err := a.in.getent(ctx, "group", Account)
+	if err != nil {
+		return err
+	}
+	if a.haveGroup = ok; ok {
+		if a.gid, err = atoi(group[2]); err != nil {
+			return fmt.Errorf("getent group %s: bad group ID %q", Account, group[2])
+		}
+	}
+	passwd, ok, err := a.in.getent(ctx, "passwd", Account)
+	if err != nil {
+		return err
+	}
+	if a.haveUser = ok; ok {
+		if a.uid, err = atoi(passwd[2]); err != nil {
+			return fmt.Errorf("getent passwd %s: bad user ID %q", Account, passwd[2])
+		}
+	}
+	return nil
+}
+
+// getent looks name up in an NSS database, returning its entry's fields.
+func (in *Installer) getent(ctx context.Context, db, name string) ([]string, bool, error) {
+	argv := []string{"getent", db, name}
+	out, err := in.run(ctx, argv)
+	if err != nil {
+		if exitCode(err) == 2 { // not found
+			return nil, false, nil
+		}
+		return nil, false, commandError(argv, out, err)
+	}
+	line, _, _ := strings.Cut(string(out), "\n")
+	fields := strings.Split(line, ":")
+	if len(fields) < 3 || fields[0] != name {
+		return nil, false, fmt.Errorf("%s: unexpected output %q", shellQuote(argv...), line)
+	}
+	return fields, true, nil
+}
+
+// plan creates what is missing: the group first, so the user joins it.
+func (a *account) plan(p *plan) {
+	if a.haveUser && a.haveGroup {
+		p.report.note("The user and group %s exist already: the service runs as them.", Account)
+		return
+	}
+	create := func(text string, argv ...string) {
+		p.actions = append(p.actions, action{Step: Step{Text: text, Command: argv}, do: func(ctx context.Context) error {
+			if out, err := a.in.run(ctx, argv); err != nil {
+				return commandError(argv, out, err)
+			}
+			return a.lookup(ctx)
+		}})
+	}
+	if !a.haveGroup {
+		create("create the system group "+Account, "groupadd", "--system", Account)
+	}
+	if !a.haveUser {
+		create("create the system user "+Account+" (no home, no login)", "useradd", "--system", "--gid", Account,
+			"--no-create-home", "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin",
+			"--comment", "Gatehouse HTTPS gateway", Account)
+	}
+}
+
+// ready fails when the user or group is still missing after creating them.
+func (a *account) ready() error {
+	if !a.haveUser || !a.haveGroup {
+		return fmt.Errorf("the user or group %s is missing", Account)
+	}
+	return nil
+}
+
+// mkdir makes dir (on the running system) a directory of the account's,
+// mode 0700, creating it if need be.
+func (a *account) mkdir(in *Installer, dir string) error {
+	if err := a.ready(); err != nil {
+		return err
+	}
+	p := in.path(dir)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return err
+	}
+	if err := os.Mkdir(p, 0o700); err != nil && !os.IsExist(err) {
+		return err
+	}
+	return a.own(in, dir, 0o700)
+}
+
+// own gives path (on the running system) to the account with mode perm;
+// it refuses a symbolic link, which could point anywhere.
+func (a *account) own(in *Installer, path string, perm os.FileMode) error {
+	if err := a.ready(); err != nil {
+		return err
+	}
+	p := in.path(path)
+	fi, err := os.Lstat(p)
+	if err != nil {
+		return err
+	}
+	if fi.Mode()&os.ModeSymlink != 0 {
+		return fmt.Errorf("%s is a symbolic link; install wants a plain file or directory there", path)
+	}
+	if err := in.chown(p, a.uid, a.gid); err != nil {
+		return err
+	}
+	return os.Chmod(p, perm)
+}
+
+// writeFile writes data to path with mode perm through a temporary file
+// in the same directory, given to owner (when not nil) before it is
+// renamed into place, so nobody else ever sees it. Missing parent
+// directories are created with mode 0755.
+func writeFile(path string, data []byte, perm os.FileMode, owner *account) error {
+	return writeFrom(path, bytes.NewReader(data), perm, owner)
+}
+
+// copyFile copies the file from to path as writeFile writes.
+func copyFile(from, path string, perm os.FileMode, owner *account) error {
+	f, err := os.Open(from)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return writeFrom(path, f, perm, owner)
+}
+
+func writeFrom(path string, data io.Reader, perm os.FileMode, owner *account) (err error) {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	if err := f.Chmod(perm); err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, data); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if owner != nil {
+		if err := owner.ready(); err != nil {
+			return err
+		}
+		if err := owner.in.chown(f.Name(), owner.uid, owner.gid); err != nil {
+			return err
+		}
+	}
+	return os.Rename(f.Name(), path)
+}
