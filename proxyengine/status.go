@@ -248,7 +248,7 @@ func (e *Engine) sample(ctx context.Context) {
 				reqs, errs := t.requests.Load(), t.byClass[5].Load()
 				e.history.add(HistoryPoint{
 					Time: now, Requests: reqs - lastReqs, Errors: errs - lastErrs,
-					ActiveConnections: len(t.connections()), ActiveWebSockets: e.ws.count(),
+					ActiveConnections: t.count(), ActiveWebSockets: e.ws.count(),
 				})
 				lastReqs, lastErrs = reqs, errs
 				t.latency.rotate()
