@@ -146,7 +146,7 @@ func TestInAppWordsLeaveNoFlags(t *testing.T) {
 	files = append(files, more...)
 	flag := regexp.MustCompile(`(^|[\s(:])--[a-z][a-z-]+`)
 	// Commands quoted whole, for a terminal, and CLI-only output.
-	commands := regexp.MustCompile("`[^`]*`|\\(gatehouse check [^)]*\\)|certbot [^)]*|the flag for a key is .*")
+	commands := regexp.MustCompile("`[^`]*`|\\(gatehouse check [^)]*\\)|certbot [^)]*|the flag for a key is .*|\\(or give this one --[a-z-]+ off\\)")
 	argument := regexp.MustCompile(`^--[a-z-]+$`)
 	checked := 0
 	for _, f := range files {
