@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"runtime"
@@ -52,20 +53,57 @@ func runPkexec(ctx context.Context, args []string) (string, error) {
 	return string(out), err
 }
 
-// sessionBusAvailable reports whether this session has a D-Bus, which a
-// system tray needs on Linux and the BSDs (fyne.io/systray registers the
-// icon through it); elsewhere the tray always works.
+// sessionBusAvailable reports whether this session has a D-Bus that
+// answers, which a system tray needs on Linux and the BSDs: fyne.io/systray
+// registers the icon through it, and (v1.12.2 included) panics on quit
+// when it could not connect. Elsewhere the tray always works.
 func sessionBusAvailable() bool {
 	switch runtime.GOOS {
 	case "linux", "freebsd", "openbsd", "netbsd":
 	default:
 		return true
 	}
-	if os.Getenv("DBUS_SESSION_BUS_ADDRESS") != "" {
+	addrs := os.Getenv("DBUS_SESSION_BUS_ADDRESS")
+	if addrs == "" {
+		addrs = "unix:path=/run/user/" + strconv.Itoa(os.Getuid()) + "/bus"
+	}
+	for _, addr := range strings.Split(addrs, ";") {
+		if busAnswers(addr) {
+			return true
+		}
+	}
+	return false
+}
+
+// busAnswers reports whether a D-Bus address (such as unix:path=/run/user/1000/bus)
+// accepts a connection. Transports other than Unix sockets are taken on
+// trust.
+func busAnswers(addr string) bool {
+	transport, params, ok := strings.Cut(addr, ":")
+	if !ok {
+		return false
+	}
+	if transport != "unix" {
 		return true
 	}
-	fi, err := os.Stat("/run/user/" + strconv.Itoa(os.Getuid()) + "/bus")
-	return err == nil && fi.Mode()&os.ModeSocket != 0
+	for _, kv := range strings.Split(params, ",") {
+		key, value, _ := strings.Cut(kv, "=")
+		path := ""
+		switch key {
+		case "path":
+			path = value
+		case "abstract":
+			path = "@" + value
+		default:
+			continue
+		}
+		c, err := net.DialTimeout("unix", path, time.Second)
+		if err == nil {
+			c.Close()
+			return true
+		}
+	}
+	return false
 }
 
 // shellQuote quotes s for a POSIX shell when it needs it.

@@ -489,3 +489,33 @@ func TestSecondLaunchBringsTheFirstForward(t *testing.T) {
 	}
 	again.Close()
 }
+
+// TestSessionBusCheck: the tray's D-Bus counts only when it answers; an
+// address nothing listens on (the panic of fyne-io/fyne#6403 on quit) does
+// not.
+func TestSessionBusCheck(t *testing.T) {
+	dir := t.TempDir()
+	bus := filepath.Join(dir, "bus")
+	if busAnswers("unix:path=" + bus) {
+		t.Error("a bus socket that does not exist answers")
+	}
+	ln, err := net.Listen("unix", bus)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	if !busAnswers("unix:path=" + bus) {
+		t.Error("a listening bus socket does not answer")
+	}
+	if busAnswers("nonsense") || !busAnswers("tcp:host=localhost,port=1") {
+		t.Error("malformed addresses answer, or other transports are not taken on trust")
+	}
+	t.Setenv("DBUS_SESSION_BUS_ADDRESS", "unix:path="+filepath.Join(dir, "none")+";unix:path="+bus)
+	if !sessionBusAvailable() {
+		t.Error("the second address of the list was not tried")
+	}
+	t.Setenv("DBUS_SESSION_BUS_ADDRESS", "unix:path="+filepath.Join(dir, "none"))
+	if sessionBusAvailable() {
+		t.Error("a session bus that does not answer counts")
+	}
+}
