@@ -6,17 +6,20 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"time"
 
 	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/dialog"
 
 	"github.com/gatehouse-proxy/gatehouse/assets"
 	"github.com/gatehouse-proxy/gatehouse/internal/config"
+	"github.com/gatehouse-proxy/gatehouse/internal/control"
 	"github.com/gatehouse-proxy/gatehouse/internal/preflight"
 	"github.com/gatehouse-proxy/gatehouse/internal/progress"
+	"github.com/gatehouse-proxy/gatehouse/internal/supervisor"
 	"github.com/gatehouse-proxy/gatehouse/internal/trust"
-	"github.com/gatehouse-proxy/gatehouse/proxyengine"
 )
 
 const (
@@ -25,6 +28,8 @@ const (
 	startTimeout = 5 * time.Minute
 	// stopTimeout bounds Shutdown: in-flight requests get that long.
 	stopTimeout = 10 * time.Second
+	// findTimeout bounds the look for a running service at launch.
+	findTimeout = 2 * time.Second
 )
 
 // windowSize fits a 1280x800 screen with room for panels.
@@ -51,6 +56,34 @@ type Options struct {
 	// Trust installs the local CA on this computer (Trust on this
 	// computer). Default: the real system, through pkexec when not root.
 	Trust *trust.Store
+
+	// ServiceSockets are the control sockets where the app looks for a
+	// running Gatehouse service at launch, and attaches to the first that
+	// answers rather than running a second proxy on the same ports.
+	// Default: control.Candidates().
+	ServiceSockets []string
+
+	// RunPrivileged runs args as root, the system asking for a password
+	// first, and returns what the command printed. The wizard's "Keep
+	// Gatehouse running as a service" runs `<Executable> service install
+	// --config <ConfigPath>` through it. An error wrapping exec.ErrNotFound
+	// means it cannot elevate here: the wizard then shows the command to
+	// type in a terminal. Default: pkexec.
+	RunPrivileged func(ctx context.Context, args []string) (output string, err error)
+
+	// Executable is the gatehouse program the service runs. Default:
+	// os.Executable().
+	Executable string
+
+	// TrayAvailable reports whether a system tray will really show the
+	// app's icon, so the window may hide to it. Default: on Linux and the
+	// BSDs, whether the session has a D-Bus (DBUS_SESSION_BUS_ADDRESS or
+	// /run/user/<uid>/bus), which the tray needs; elsewhere true.
+	TrayAvailable func() bool
+
+	// Instance, if set, is this user's one Gatehouse window (see
+	// ClaimInstance): a second launch asks it to show its window.
+	Instance *Instance
 }
 
 var defaultListenCandidates = [][2]string{{":80", ":443"}, {":8080", ":8443"}}
@@ -70,12 +103,14 @@ type App struct {
 	dashView fyne.CanvasObject // dash.content(), built once
 	actions  dashboardActions  // what the dashboard's buttons and tray do
 
-	engine   *proxyengine.Engine // the running proxy, or nil
-	stopWait func()              // ends the watch on engine.Err
-	retry    func()              // starts again as last time
-	starting bool                // a start runs in the background
-	toldTray bool                // the user was told the window hid to the tray
-	closed   bool                // Close ran: whatever finishes in the background is dropped
+	sup      *supervisor.Supervisor // try-out: the proxy running in this window, or nil
+	service  *control.Client        // the Gatehouse service the app watches, or nil
+	install  *serviceInstall        // the service being installed, or nil
+	stopWait func()                 // ends the watch on sup.Err
+	retry    func()                 // starts again as last time
+	starting bool                   // a start runs in the background
+	toldTray bool                   // the user was told the window hid to the tray
+	closed   bool                   // Close ran: whatever finishes in the background is dropped
 }
 
 // New builds the window: the wizard on first run, or the dashboard with the
@@ -100,6 +135,22 @@ func New(a fyne.App, opts Options) (*App, error) {
 	if opts.Trust == nil {
 		opts.Trust = &trust.Store{}
 	}
+	if opts.ServiceSockets == nil {
+		opts.ServiceSockets = control.Candidates()
+	}
+	if opts.RunPrivileged == nil {
+		opts.RunPrivileged = runPkexec
+	}
+	if opts.Executable == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			exe = "gatehouse"
+		}
+		opts.Executable = exe
+	}
+	if opts.TrayAvailable == nil {
+		opts.TrayAvailable = sessionBusAvailable
+	}
 	g := &App{fyneApp: a, opts: opts, draftPath: draftPath(opts.ConfigPath)}
 	icon := fyne.NewStaticResource("gatehouse.png", assets.Icon)
 	a.SetIcon(icon)
@@ -114,17 +165,30 @@ func New(a fyne.App, opts Options) (*App, error) {
 		onQuit:          g.onQuit,
 		onTrustUpstream: g.onTrustUpstream,
 	}
-	g.dash = newDashboard(a, g.win, g.actions)
+	g.dash = newDashboard(a, g.win, g.actions, opts.TrayAvailable())
 	g.dash.trustStore = opts.Trust
 	g.dashView = g.dash.content()
-	if g.dash.tray != nil {
-		g.win.SetCloseIntercept(g.onCloseWindow)
+	g.win.SetCloseIntercept(g.onCloseWindow)
+	if opts.Instance != nil {
+		opts.Instance.onShow(g.showWindow)
 	}
 
+	c, err := g.findService()
+	switch {
+	case c != nil:
+		g.attach(c)
+		return g, nil
+	case err != nil:
+		// A service answers but not to this user (or not properly):
+		// starting a second proxy here would fight it for the ports.
+		g.win.SetContent(g.dashView)
+		g.dash.stopped(fmt.Errorf("a Gatehouse service is running, but this window cannot watch it: %w", err))
+		return g, nil
+	}
 	cfg, err := config.Load(opts.ConfigPath)
 	switch {
 	case err == nil:
-		g.start(cfg, false)
+		g.start(cfg)
 	case errors.Is(err, fs.ErrNotExist):
 		g.showWizard(nil)
 	default:
@@ -136,26 +200,64 @@ func New(a fyne.App, opts Options) (*App, error) {
 // Window is the app's one window.
 func (g *App) Window() fyne.Window { return g.win }
 
-// Close stops the proxy, if it runs, and waits for it, and drops the checks
-// and updates still on their way to the window: call it on the Fyne
-// goroutine once the app's run loop has ended. A start still under way is
-// shut down as soon as it finishes.
+// Close stops the proxy running in this window, if one does, and waits for
+// it, and drops the checks and updates still on their way to the window:
+// call it on the Fyne goroutine once the app's run loop has ended. A start
+// still under way is shut down as soon as it finishes. The service, if the
+// app watched one, keeps serving.
 func (g *App) Close() {
 	g.closed = true
 	if g.wizard != nil {
 		g.wizard.close()
+	}
+	if g.install != nil {
+		g.install.cancel()
 	}
 	g.dash.unfollow()
 	if g.stopWait != nil {
 		g.stopWait()
 		g.stopWait = nil
 	}
-	if g.engine != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
-		defer cancel()
-		g.engine.Shutdown(ctx)
-		g.engine = nil
+	if g.sup != nil {
+		shutdown(g.sup)
+		g.sup = nil
 	}
+	if g.opts.Instance != nil {
+		g.opts.Instance.onShow(nil)
+	}
+}
+
+// showWindow brings the window forward (another launch asked for it).
+func (g *App) showWindow() {
+	if g.closed {
+		return
+	}
+	g.win.Show()
+	g.win.RequestFocus()
+}
+
+// findService is the running service's client; nil and no error when
+// none runs, nil and the reason when one answers but cannot be used (it
+// refuses this user, say).
+func (g *App) findService() (*control.Client, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), findTimeout)
+	defer cancel()
+	c, err := control.Find(ctx, g.opts.ServiceSockets...)
+	if errors.Is(err, control.ErrNoService) {
+		return nil, nil
+	}
+	if err != nil {
+		g.opts.Logger.Warn("a Gatehouse service is running, but it cannot be watched from here", "err", err)
+	}
+	return c, err
+}
+
+// attach shows the dashboard watching the service at c: the app runs no
+// proxy of its own.
+func (g *App) attach(c *control.Client) {
+	g.service = c
+	g.win.SetContent(g.dashView)
+	g.dash.follow(serviceBackend{c})
 }
 
 // showWizard shows the wizard with the unfinished setup, else the saved
@@ -206,8 +308,8 @@ func (g *App) bindableAddrs() (httpAddr, httpsAddr string) {
 
 func (g *App) saveDraft(d draft) error { return saveDraft(g.draftPath, d) }
 
-// onWizardStart saves the setup, forgets the draft, and starts the proxy:
-// through Let's Encrypt's staging service first if that was ticked.
+// onWizardStart saves the setup, forgets the draft, and starts the proxy
+// as chosen: installed as the system service, or inside this window.
 func (g *App) onWizardStart(d *draft) {
 	cfg := d.config()
 	if err := config.Save(g.opts.ConfigPath, cfg); err != nil {
@@ -217,139 +319,145 @@ func (g *App) onWizardStart(d *draft) {
 	if err := removeDraft(g.draftPath); err != nil {
 		g.opts.Logger.Warn("could not remove the unfinished setup", "path", g.draftPath, "err", err)
 	}
-	g.start(cfg, d.Certificate == certLetsEncrypt && d.StagingFirst && cfg.ACMEDirectory != "staging")
+	if d.RunAs == runAsService {
+		g.installService()
+		return
+	}
+	g.start(cfg)
 }
 
 func (g *App) onProgressBack() {
 	g.showWizard(nil)
 }
 
-// startResult is what starting in the background gives back.
-type startResult struct {
-	engine *proxyengine.Engine
-	err    error
-}
-
-// start shows the progress screen and starts the engine in the
-// background: once, or first with Let's Encrypt's staging directory and
-// then with production, each a new engine as engines are one-shot.
-func (g *App) start(cfg config.Config, stagingFirst bool) {
+// start shows the progress screen and starts the saved setup inside this
+// window (try-out mode) in the background. The engine rehearses with Let's
+// Encrypt's staging service first when the setup asks for it
+// (ACMEStagingFirst), which the progress screen shows as a step.
+func (g *App) start(cfg config.Config) {
 	if g.starting {
 		return // a double click on Start or Retry
 	}
 	g.starting = true
-	g.retry = func() { g.start(cfg, stagingFirst) }
-	phases := []startPhase{{}}
-	if stagingFirst {
-		phases = []startPhase{
-			{title: "Let's Encrypt staging (a test certificate, to check everything first)", acmeDirectory: "staging"},
-			{title: "Let's Encrypt production (the real certificate)", acmeDirectory: "production"},
-		}
-	}
+	g.retry = func() { g.start(cfg) }
 	if g.wizard != nil {
 		g.wizard.close()
 	}
 	g.dash.starting()
-	g.progress.begin(phases, certName(cfg))
+	g.progress.begin(certName(cfg))
 	g.win.SetContent(g.progress.content())
-	logger := g.opts.Logger
-	inBackground(func() startResult {
-		var r startResult
-		for i, ph := range phases {
-			r = runPhase(cfg, ph, logger, progressTo(func(ev progress.Event) {
-				if !g.closed {
-					g.progress.event(i, ev)
-				}
-			}))
-			if r.err != nil || i == len(phases)-1 {
-				break
+	sup := supervisor.New(cfg, g.opts.ConfigPath, supervisor.Options{
+		Logger: g.opts.Logger,
+		Progress: progressTo(func(ev progress.Event) {
+			if !g.closed && g.starting {
+				g.progress.event(ev)
 			}
-			stopEngine(r.engine) // the staging certificate was only a rehearsal
-		}
-		return r
-	}, g.started)
+		}),
+	})
+	inBackground(func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+		defer cancel()
+		return sup.Start(ctx)
+	}, func(err error) { g.started(sup, err) })
 }
 
-// runPhase starts one engine for cfg as ph says.
-func runPhase(cfg config.Config, ph startPhase, logger *slog.Logger, report func(progress.Event)) startResult {
-	if ph.acmeDirectory != "" {
-		cfg.ACMEDirectory = ph.acmeDirectory
-	}
-	e, err := proxyengine.New(cfg, proxyengine.Options{Logger: logger, Progress: report})
-	if err != nil {
-		return startResult{err: err}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
-	defer cancel()
-	if err := e.Start(ctx); err != nil {
-		return startResult{err: err}
-	}
-	return startResult{engine: e}
-}
-
-// stopEngine shuts e down.
-func stopEngine(e *proxyengine.Engine) error {
+// shutdown stops sup for good.
+func shutdown(sup *supervisor.Supervisor) error {
 	ctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
 	defer cancel()
-	return e.Shutdown(ctx)
+	return sup.Shutdown(ctx)
 }
 
-// started shows the dashboard following the new engine, or the failure.
-func (g *App) started(r startResult) {
+// started shows the dashboard following the proxy just started, or the
+// failure.
+func (g *App) started(sup *supervisor.Supervisor, err error) {
 	g.starting = false
 	if g.closed {
-		if r.err == nil {
-			go stopEngine(r.engine) // nobody is left to show it to
+		if err == nil {
+			go shutdown(sup) // nobody is left to show it to
 		}
 		return
 	}
-	if r.err != nil {
-		g.progress.failed(r.err)
-		g.dash.stopped(r.err) // Start is offered again (the tray's too)
+	if err != nil {
+		g.progress.failed(err)
+		g.dash.stopped(err) // Start is offered again (the tray's too)
 		return
 	}
-	g.engine = r.engine
+	g.sup = sup
 	g.win.SetContent(g.dashView)
-	g.dash.follow(r.engine)
-	g.watchFailure(r.engine)
+	g.dash.follow(localBackend{sup})
+	g.watchFailure(sup)
 }
 
-// watchFailure stops the proxy and tells the dashboard if a listener of e
-// fails while it runs.
-func (g *App) watchFailure(e *proxyengine.Engine) {
+// watchFailure stops the proxy and tells the dashboard if a listener of
+// sup fails while it runs.
+func (g *App) watchFailure(sup *supervisor.Supervisor) {
 	done := make(chan struct{})
 	g.stopWait = func() { close(done) }
 	inBackground(func() error {
 		select {
-		case err := <-e.Err():
+		case err := <-sup.Err():
 			return err
 		case <-done:
 			return nil
 		}
 	}, func(err error) {
-		if err != nil && g.engine == e {
+		if err != nil && g.sup == sup {
 			g.stop(func(error) { g.dash.stopped(err) })
 		}
 	})
 }
 
-// stop shuts the running proxy down in the background, then calls then
-// with the shutdown's error (nil when nothing ran).
+// stop shuts the proxy running in this window down in the background,
+// then calls then with the shutdown's error (nil when nothing ran).
 func (g *App) stop(then func(error)) {
-	e := g.engine
-	g.engine = nil
+	sup := g.sup
+	g.sup = nil
 	if g.stopWait != nil {
 		g.stopWait()
 		g.stopWait = nil
 	}
-	if e == nil {
+	if sup == nil {
 		then(nil)
 		return
 	}
-	inBackground(func() error { return stopEngine(e) }, then)
+	inBackground(func() error { return shutdown(sup) }, then)
 }
 
+// backend is the proxy the dashboard watches: the service, or the one
+// running in this window; nil when neither.
+func (g *App) backend() backend {
+	switch {
+	case g.service != nil:
+		return serviceBackend{g.service}
+	case g.sup != nil:
+		return localBackend{g.sup}
+	}
+	return nil
+}
+
+// control runs one call to the service in the background and shows its
+// error on the dashboard.
+func (g *App) control(call func(context.Context) error) {
+	inBackground(func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+		defer cancel()
+		return call(ctx)
+	}, func(err error) {
+		if err != nil && !g.closed {
+			g.dash.showProblem(err)
+			g.dash.render(g.dash.last)
+		}
+	})
+}
+
+// onStop stops the proxy: the service pauses (its process stays, and
+// with it the dashboard's view); the one in this window shuts down.
 func (g *App) onStop() {
+	if g.service != nil {
+		g.control(g.service.Pause)
+		return
+	}
 	g.stop(func(err error) {
 		if err != nil {
 			g.opts.Logger.Warn("the proxy did not stop cleanly", "err", err)
@@ -359,16 +467,23 @@ func (g *App) onStop() {
 }
 
 // onStartSaved starts the saved setup again (the dashboard's and the
-// tray's Start). While the wizard or the progress screen shows, the tray's
-// Start brings the window forward instead: the setup is not finished, or a
-// start is already under way.
+// tray's Start), or resumes the service. While the wizard or the progress
+// screen shows, the tray's Start brings the window forward instead: the
+// setup is not finished, or a start is already under way.
 func (g *App) onStartSaved() {
-	if g.engine != nil {
-		return
-	}
 	if g.win.Content() != g.dashView {
 		g.win.Show()
 		g.win.RequestFocus()
+		return
+	}
+	if g.service != nil {
+		if g.dash.unwatch == nil { // the service had gone: look again
+			g.dash.follow(serviceBackend{g.service})
+		}
+		g.control(g.service.Resume)
+		return
+	}
+	if g.sup != nil {
 		return
 	}
 	cfg, err := config.Load(g.opts.ConfigPath)
@@ -376,52 +491,161 @@ func (g *App) onStartSaved() {
 		g.dash.stopped(err)
 		return
 	}
-	g.start(cfg, false)
+	g.start(cfg)
 }
 
-// onTrustUpstream pins the upstream's new certificate in the saved setup
-// (the dashboard's review) and starts the proxy again with it.
+// onTrustUpstream pins the upstream's new certificate (the dashboard's
+// review) and applies it live; with nothing running it is saved for the
+// next start.
 func (g *App) onTrustUpstream(fingerprint string) {
+	pin := func(cfg *config.Config) {
+		cfg.UpstreamFingerprint, cfg.UpstreamCA, cfg.UpstreamInsecure = fingerprint, "", false
+	}
+	if b := g.backend(); b != nil && g.dash.cfg != nil {
+		cfg := *g.dash.cfg
+		pin(&cfg)
+		inBackground(func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+			defer cancel()
+			return b.Apply(ctx, cfg)
+		}, func(err error) {
+			if g.closed {
+				return
+			}
+			if err != nil {
+				g.dash.showProblem(err)
+				return
+			}
+			g.dash.setup(cfg)
+		})
+		return
+	}
 	cfg, err := config.Load(g.opts.ConfigPath)
 	if err == nil {
-		cfg.UpstreamFingerprint, cfg.UpstreamCA, cfg.UpstreamInsecure = fingerprint, "", false
+		pin(&cfg)
 		err = config.Save(g.opts.ConfigPath, cfg)
 	}
 	if err != nil {
-		g.dash.problem.SetText(plainError(err))
-		g.dash.problem.Show()
-		return
+		g.dash.showProblem(err)
 	}
-	g.stop(func(error) {
-		g.dash.stopped(nil)
-		g.start(cfg, false)
-	})
 }
 
+// onEditSetup opens the wizard prefilled with the setup served, with
+// Apply and Cancel: the proxy keeps serving meanwhile, and Apply changes it
+// live. With nothing running it is the wizard of the saved setup, with
+// Start.
 func (g *App) onEditSetup() {
-	g.stop(func(error) {
+	b := g.backend()
+	if b == nil {
 		g.wizard = nil // start from the saved setup (or the unfinished one)
 		g.showWizard(nil)
+		return
+	}
+	inBackground(func() configResult {
+		ctx, cancel := context.WithTimeout(context.Background(), preflight.DefaultTimeout)
+		defer cancel()
+		cfg, err := b.Config(ctx)
+		return configResult{cfg, err}
+	}, func(r configResult) {
+		if g.closed || g.win.Content() != g.dashView {
+			return
+		}
+		if r.err != nil {
+			g.dash.showProblem(r.err)
+			return
+		}
+		d := draftFromConfig(r.cfg)
+		g.wizard = newWizard(g.win, g.opts.Checker, g.opts.Trust, &d, g.opts.ConfigPath, func(draft) error { return nil }, g.onApplyEdit)
+		g.wizard.edit(r.cfg, g.onCancelEdit)
+		g.win.SetContent(g.wizard.content())
 	})
 }
 
-// onCloseWindow is the window's close button on desktops with a tray. A
-// running (or starting) proxy keeps serving with the window hidden, as a
-// server should, and the first time the user is told where it went; with
-// nothing running there is nothing to keep, and closing quits.
-func (g *App) onCloseWindow() {
-	if g.engine == nil && !g.starting {
-		g.onQuit()
+type configResult struct {
+	cfg config.Config
+	err error
+}
+
+// onApplyEdit applies the edited setup to the running proxy: back to the
+// dashboard when it serves it, or the refusal beside the refused fields
+// (or in plain words) with the wizard still open.
+func (g *App) onApplyEdit(d *draft) {
+	b := g.backend()
+	w := g.wizard
+	if b == nil {
+		w.showNotice(errors.New("the proxy stopped meanwhile: Cancel, then Start it again"))
 		return
 	}
-	g.win.Hide()
-	if !g.toldTray {
-		g.toldTray = true
-		g.fyneApp.SendNotification(fyne.NewNotification("Gatehouse keeps running",
-			"The proxy still serves visitors. Open Gatehouse, stop the proxy or quit from its icon in the system tray."))
+	cfg := d.config()
+	w.applying(true)
+	inBackground(func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+		defer cancel()
+		return b.Apply(ctx, cfg)
+	}, func(err error) {
+		if g.closed || g.wizard != w {
+			return
+		}
+		w.applying(false)
+		if err != nil {
+			w.refused(err)
+			return
+		}
+		g.closeEditor()
+		g.dash.setup(cfg)
+	})
+}
+
+// onCancelEdit leaves the edited setup unapplied.
+func (g *App) onCancelEdit() { g.closeEditor() }
+
+func (g *App) closeEditor() {
+	g.wizard.close()
+	g.wizard = nil
+	g.win.SetContent(g.dashView)
+}
+
+// onCloseWindow is the window's close button. Watching the service, the
+// app just quits: the service keeps serving. A proxy running inside this
+// window keeps serving with the window hidden only where a tray really
+// shows the app's icon to bring it back (the first time the user is told
+// where it went); otherwise closing stops it and quits, asking first when
+// visitors are connected. Never an invisible process holding the ports.
+func (g *App) onCloseWindow() {
+	running := g.sup != nil || g.starting
+	switch {
+	case g.service != nil || !running:
+		g.onQuit()
+	case g.dash.tray != nil:
+		g.win.Hide()
+		if !g.toldTray {
+			g.toldTray = true
+			g.fyneApp.SendNotification(fyne.NewNotification("Gatehouse keeps running",
+				"The proxy still serves visitors. Open Gatehouse, stop the proxy or quit from its icon in the system tray."))
+		}
+	case g.dash.last.ActiveConnections > 0:
+		n := g.dash.last.ActiveConnections
+		dialog.ShowConfirm("Stop Gatehouse?",
+			fmt.Sprintf("%s connected; closing this window stops the proxy. Stop and quit?", plural(n, "visitor")+isAre(n)),
+			func(ok bool) {
+				if ok {
+					g.onQuit()
+				}
+			}, g.win)
+	default:
+		g.onQuit()
 	}
 }
 
+func isAre(n int) string {
+	if n == 1 {
+		return " is"
+	}
+	return " are"
+}
+
+// onQuit quits the app, stopping the proxy running in this window first.
+// The service keeps serving.
 func (g *App) onQuit() {
 	g.stop(func(error) { g.fyneApp.Quit() })
 }

@@ -21,12 +21,13 @@ import (
 
 	"github.com/gatehouse-proxy/gatehouse/internal/certs"
 	"github.com/gatehouse-proxy/gatehouse/internal/config"
+	"github.com/gatehouse-proxy/gatehouse/internal/supervisor"
 	"github.com/gatehouse-proxy/gatehouse/proxyengine"
 )
 
 // clientFor trusts the local CA in dir's state and dials e whatever the URL
 // names, as a browser sent to gatehouse.localhost would.
-func clientFor(t *testing.T, stateDir string, e *proxyengine.Engine) (*http.Client, *websocket.Dialer) {
+func clientFor(t *testing.T, stateDir string, addr string) (*http.Client, *websocket.Dialer) {
 	t.Helper()
 	pem, err := os.ReadFile(filepath.Join(stateDir, certs.LocalCACertFile))
 	if err != nil {
@@ -35,7 +36,6 @@ func clientFor(t *testing.T, stateDir string, e *proxyengine.Engine) (*http.Clie
 	roots := x509.NewCertPool()
 	roots.AppendCertsFromPEM(pem)
 	tc := &tls.Config{RootCAs: roots, ServerName: defaultHostname}
-	addr := e.HTTPSAddr().String()
 	dial := func(ctx context.Context, network, _ string) (net.Conn, error) {
 		return (&net.Dialer{}).DialContext(ctx, network, addr)
 	}
@@ -71,13 +71,21 @@ func TestNewcomerReachesTheDashboardWithNextAndStart(t *testing.T) {
 		awaitStepChecks(t, g)
 		onUI(func() {
 			assertMarkup(t, g.win, name) // the pictures come from TestWizardPictures
+			if i == 3 {
+				chooseTryOut(t, g)
+			}
 			test.Tap(g.wizard.next)
 		})
 	}
 
-	eventually(t, "the dashboard", func() bool { return g.engine != nil && shows(g, g.dashView) })
-	var e *proxyengine.Engine
-	onUI(func() { e = g.engine })
+	eventually(t, "the dashboard", func() bool { return g.sup != nil && shows(g, g.dashView) })
+	var sup *supervisor.Supervisor
+	onUI(func() {
+		sup = g.sup
+		if got := g.dash.where.Text; got != "Running inside this window" {
+			t.Errorf("the dashboard says %q, want that the proxy runs inside this window", got)
+		}
+	})
 
 	saved, err := config.Load(filepath.Join(dir, "config.json"))
 	if err != nil {
@@ -90,7 +98,7 @@ func TestNewcomerReachesTheDashboardWithNextAndStart(t *testing.T) {
 		t.Errorf("the draft is left after Start: %v", err)
 	}
 
-	client, dialer := clientFor(t, saved.StateDir, e)
+	client, dialer := clientFor(t, saved.StateDir, sup.Snapshot(0).HTTPSAddr)
 	res, err := client.Get("https://" + defaultHostname + "/")
 	if err != nil {
 		t.Fatal(err)
@@ -134,7 +142,7 @@ func TestNewcomerReachesTheDashboardWithNextAndStart(t *testing.T) {
 	// Stop, then Start again from the saved setup: a new engine each time.
 	// (The dashboard's own tests tap its buttons; these are what they call.)
 	onUI(g.actions.onStop)
-	eventually(t, "the proxy to stop", func() bool { return g.engine == nil })
+	eventually(t, "the proxy to stop", func() bool { return g.sup == nil })
 	client.CloseIdleConnections()
 	refused := false
 	for deadline := time.Now().Add(10 * time.Second); !refused && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
@@ -145,16 +153,38 @@ func TestNewcomerReachesTheDashboardWithNextAndStart(t *testing.T) {
 		t.Error("the proxy still answers after Stop")
 	}
 	onUI(g.actions.onStart)
-	eventually(t, "the proxy to run again", func() bool { return g.engine != nil && g.engine != e && shows(g, g.dashView) })
+	eventually(t, "the proxy to run again", func() bool { return g.sup != nil && g.sup != sup && shows(g, g.dashView) })
 
-	// Edit setup: the proxy stops and the wizard shows the saved choices.
+	// Edit setup: the proxy keeps serving and the wizard shows its
+	// choices, with Cancel; Cancel goes back to the dashboard.
+	onUI(func() { sup = g.sup })
 	onUI(g.actions.onEditSetup)
-	eventually(t, "the wizard", func() bool { return g.engine == nil && g.wizard != nil && shows(g, g.wizard.content()) })
+	eventually(t, "the wizard", func() bool { return g.wizard != nil && shows(g, g.wizard.content()) })
 	onUI(func() {
+		if g.sup != sup || sup.Snapshot(0).State != proxyengine.StateRunning {
+			t.Error("Edit setup stopped the proxy")
+		}
 		if !g.wizard.d.Demo || g.wizard.d.Certificate != certLocal || g.wizard.d.Config.Hostname != defaultHostname {
 			t.Errorf("Edit setup prefilled %+v", g.wizard.d)
 		}
+		if !g.wizard.cancel.Visible() {
+			t.Error("no Cancel while editing the running setup")
+		}
+		test.Tap(g.wizard.cancel)
+		if !shows(g, g.dashView) || g.wizard != nil {
+			t.Error("Cancel did not go back to the dashboard")
+		}
 	})
+}
+
+// chooseTryOut picks "Run only while this window is open" on the review
+// step, as a person trying Gatehouse would.
+func chooseTryOut(t *testing.T, g *App) {
+	t.Helper()
+	if g.wizard.d.Step != 3 {
+		t.Fatalf("on step %d, want the review", g.wizard.d.Step+1)
+	}
+	g.wizard.steps[3].(*reviewStep).runAs.SetSelected(runInWindowLabel)
 }
 
 // TestSavedSetupStartsOnLaunch: with a config file, the app opens on the
@@ -168,7 +198,7 @@ func TestSavedSetupStartsOnLaunch(t *testing.T) {
 		t.Fatal(err)
 	}
 	g := newTestApp(t, test.NewTempApp(t), opts)
-	eventually(t, "the dashboard", func() bool { return g.engine != nil && shows(g, g.dashView) })
+	eventually(t, "the dashboard", func() bool { return g.sup != nil && shows(g, g.dashView) })
 	onUI(func() {
 		if g.wizard != nil {
 			t.Error("the wizard was built for a saved setup")
@@ -194,6 +224,7 @@ func TestBusyPortShowsReasonAndFixWithRetryAndBack(t *testing.T) {
 		retype(cert.httpsAddr, busy)
 		retype(cert.statusAddr, config.Off)
 		test.Tap(g.wizard.next)
+		chooseTryOut(t, g)
 		test.Tap(g.wizard.next) // Start
 	})
 	eventually(t, "the failure", func() bool { return g.progress.failure.Visible() })
@@ -217,9 +248,9 @@ func TestBusyPortShowsReasonAndFixWithRetryAndBack(t *testing.T) {
 
 	held.Close() // the other server goes away: Retry now works
 	onUI(func() { test.Tap(g.progress.retry) })
-	eventually(t, "the dashboard after Retry", func() bool { return g.engine != nil && shows(g, g.dashView) })
+	eventually(t, "the dashboard after Retry", func() bool { return g.sup != nil && shows(g, g.dashView) })
 	onUI(func() {
-		if got := g.engine.HTTPSAddr().String(); got != busy {
+		if got := g.sup.Snapshot(0).HTTPSAddr; got != busy {
 			t.Errorf("after Retry the proxy listens on %s, want %s", got, busy)
 		}
 	})
@@ -254,39 +285,30 @@ func TestDraftSurvivesRestart(t *testing.T) {
 	})
 }
 
-// TestStagingFirstRunsTwoEngines: with "try staging first", a start runs
-// one engine for staging and, once it is ready, a new one for production on
-// the same port, which the first must have let go of.
-func TestStagingFirstRunsTwoEngines(t *testing.T) {
-	// Both engines must bind the same address, so the port is found and
-	// let go first. On an address of its own in 127/8 no other test's
-	// 127.0.0.1:0 listener or connection can take it in between.
-	ln, err := net.Listen("tcp", "127.0.0.3:0")
-	if err != nil {
-		t.Fatal(err)
+// TestStagingFirstIsTheSetups: "try staging first" is saved in the setup
+// (acme_staging_first), where the engine finds it at every start, until
+// production issued once; Edit setup reads it back.
+func TestStagingFirstIsTheSetups(t *testing.T) {
+	d := newDraft(t.TempDir(), ":80", ":443")
+	d.Certificate = certLetsEncrypt
+	d.Config.Hostname = "sso.example.com"
+	cfg := d.config()
+	if !cfg.ACMEStagingFirst || cfg.ACMEDirectory != "production" {
+		t.Errorf("staging first ticked: acme_staging_first %v, directory %q", cfg.ACMEStagingFirst, cfg.ACMEDirectory)
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	dir := t.TempDir()
-	g := newTestApp(t, test.NewTempApp(t), testOptions(dir))
-	// The local CA stands in for the ACME CA: what is tested is the
-	// sequence of engines, which does not depend on the source.
-	cfg := config.Config{Hostname: defaultHostname, Upstream: config.UpstreamDemo, TLS: config.TLSSelfSigned,
-		HTTPAddr: config.Off, HTTPSAddr: addr, StatusAddr: config.Off, StateDir: filepath.Join(dir, "state")}
-	onUI(func() { g.start(cfg, true) })
-	eventually(t, "the dashboard", func() bool { return g.engine != nil && shows(g, g.dashView) })
-	onUI(func() {
-		log := g.progress.log.Text
-		if !strings.Contains(log, "[1/2] Serving") || !strings.Contains(log, "[2/2] Serving") {
-			t.Errorf("progress log lacks a phase:\n%s", log)
-		}
-		if got := g.engine.Config().ACMEDirectory; got != "production" {
-			t.Errorf("the running engine uses %q, want production", got)
-		}
-		if got := g.engine.HTTPSAddr().String(); got != addr {
-			t.Errorf("the running engine listens on %s, want %s", got, addr)
-		}
-	})
+	if back := draftFromConfig(cfg); !back.StagingFirst || back.Certificate != certLetsEncrypt {
+		t.Errorf("read back: staging first %v, certificate %q", back.StagingFirst, back.Certificate)
+	}
+	d.StagingFirst = false
+	if cfg := d.config(); cfg.ACMEStagingFirst {
+		t.Error("unticked, the setup still rehearses")
+	} else if back := draftFromConfig(cfg); back.StagingFirst {
+		t.Error("unticked, Edit setup shows it ticked")
+	}
+	d.StagingFirst, d.Certificate = true, certLocal
+	if cfg := d.config(); cfg.ACMEStagingFirst {
+		t.Error("a local certificate rehearses with Let's Encrypt")
+	}
 }
 
 // TestFirstRunPrefillsPortsThisUserCanBind: when the preferred ports are

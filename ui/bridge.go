@@ -1,11 +1,14 @@
 package ui
 
 import (
+	"context"
+	"errors"
 	"sync"
 	"time"
 
 	"fyne.io/fyne/v2"
 
+	"github.com/gatehouse-proxy/gatehouse/internal/config"
 	"github.com/gatehouse-proxy/gatehouse/internal/progress"
 	"github.com/gatehouse-proxy/gatehouse/proxyengine"
 )
@@ -20,35 +23,63 @@ import (
 // goroutine rather than on one UI goroutine.
 var onFyne = fyne.DoAndWait
 
-// watchStatus calls show with a fresh snapshot of e on the Fyne goroutine
-// now and each time e's status changes (the engine limits that to a few
-// times a second, and ticks at least once a second while it runs), until
-// stop is called. Call stop on the Fyne goroutine: show is not called after
-// it returns.
-func watchStatus(e *proxyengine.Engine, show func(proxyengine.Status)) (stop func()) {
-	updates, cancel := e.Subscribe()
+// errServiceGone is what the dashboard says when the stream of updates
+// ends without being asked to: the service's process went away.
+var errServiceGone = errors.New("the Gatehouse service stopped answering")
+
+// watchBackend follows b until stop is called: on the Fyne goroutine it
+// calls setup with b's configuration first, then show with a snapshot of
+// the rows the dashboard lists, now, on each update b sends and at least
+// once a second; if b cannot be reached or goes away, lost with why, once,
+// and nothing after. Call stop on the Fyne goroutine: nothing is called
+// after it returns.
+func watchBackend(b backend, setup func(config.Config), show func(proxyengine.Status), lost func(error)) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
-		deliver := func() {
-			st := e.Status()
+		deliver := func(f func()) {
 			onFyne(func() {
 				select {
 				case <-done:
 				default:
-					show(st)
+					f()
 				}
 			})
 		}
-		deliver()
+		fail := func(err error) {
+			if ctx.Err() == nil {
+				deliver(func() { lost(err) })
+			}
+		}
+		cfg, err := b.Config(ctx)
+		if err != nil {
+			fail(err)
+			return
+		}
+		deliver(func() { setup(cfg) })
+		updates, err := b.Updates(ctx)
+		if err != nil {
+			fail(err)
+			return
+		}
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
 		for {
+			st, err := b.Status(ctx, dashboardRows)
+			if err != nil {
+				fail(err)
+				return
+			}
+			deliver(func() { show(st) })
 			select {
-			case <-done:
+			case <-ctx.Done():
 				return
 			case _, ok := <-updates:
 				if !ok {
+					fail(errServiceGone)
 					return
 				}
-				deliver()
+			case <-tick.C:
 			}
 		}
 	}()

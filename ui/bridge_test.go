@@ -53,7 +53,7 @@ func startTestEngine(t *testing.T, cfg config.Config) *proxyengine.Engine {
 	return e
 }
 
-func TestWatchStatusDeliversUntilStopped(t *testing.T) {
+func TestWatchBackendDeliversUntilStopped(t *testing.T) {
 	test.NewTempApp(t)
 	e := startTestEngine(t, config.Config{})
 
@@ -61,10 +61,10 @@ func TestWatchStatusDeliversUntilStopped(t *testing.T) {
 	var state atomic.Value
 	var stop func()
 	fyne.DoAndWait(func() {
-		stop = watchStatus(e, func(st proxyengine.Status) {
+		stop = watchBackend(engineBackend{e}, func(config.Config) {}, func(st proxyengine.Status) {
 			calls.Add(1)
 			state.Store(st.State)
-		})
+		}, func(err error) { t.Errorf("lost the engine: %v", err) })
 	})
 	// The engine ticks at least once a second: wait for a few deliveries.
 	deadline := time.Now().Add(10 * time.Second)

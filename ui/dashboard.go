@@ -25,9 +25,9 @@ const chartSpan = 10 * time.Minute
 // dashboardActions are what the dashboard asks of the app shell, which owns
 // the engine.
 type dashboardActions struct {
-	onStop      func() // stop the proxy (the dashboard stays, showing "stopped")
-	onStart     func() // start it again with the saved config (progress, then dashboard)
-	onEditSetup func() // stop the proxy and go back to the wizard, prefilled
+	onStop      func() // stop the proxy, or pause the service (the dashboard stays, showing "stopped")
+	onStart     func() // start it again with the saved config, or resume the service
+	onEditSetup func() // open the wizard, prefilled, to apply changes live
 	onQuit      func() // stop the proxy and quit the app (the tray's Quit)
 	// onTrustUpstream pins the upstream's new certificate in the saved
 	// setup and starts the proxy again with it; nil offers no review.
@@ -48,8 +48,8 @@ type dashboard struct {
 	tray    *tray // nil where the desktop has none
 	now     func() time.Time
 
-	unwatch func() // stops following the engine; nil when not following
-	running bool
+	unwatch func()             // stops following the proxy; nil when not following
+	running bool               // following a proxy that serves (or starts to)
 	last    proxyengine.Status // the latest snapshot shown
 	seen    bool               // last holds a snapshot: later ones are compared to it for notifications
 
@@ -68,6 +68,7 @@ type dashboard struct {
 
 	stateIcon *widget.Icon
 	state     *widget.Label
+	where     *widget.Label // which proxy the dashboard watches
 	link      *widget.Hyperlink
 	problem   *widget.Label
 	stop      *widget.Button
@@ -87,10 +88,15 @@ type dashboard struct {
 	root      fyne.CanvasObject
 }
 
-func newDashboard(a fyne.App, w fyne.Window, actions dashboardActions) *dashboard {
+// newDashboard builds the dashboard; withTray puts its menu in the system
+// tray too, where the desktop has one.
+func newDashboard(a fyne.App, w fyne.Window, actions dashboardActions, withTray bool) *dashboard {
 	d := &dashboard{app: a, win: w, actions: actions, now: time.Now, trustStore: &trust.Store{}}
 	d.stateIcon = widget.NewIcon(theme.MediaStopIcon())
 	d.state = widget.NewLabelWithStyle("Stopped", fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
+	d.where = widget.NewLabel("")
+	d.where.Importance = widget.LowImportance
+	d.where.Hidden = true
 	d.link = widget.NewHyperlink("", nil)
 	d.link.OnTapped = d.openPublicURL
 	d.link.Hidden = true
@@ -124,7 +130,7 @@ func newDashboard(a fyne.App, w fyne.Window, actions dashboardActions) *dashboar
 		container.NewTabItemWithIcon("Recent events", theme.ListIcon(), d.eventList),
 	)
 
-	header := container.NewBorder(nil, d.problem,
+	header := container.NewBorder(nil, container.NewVBox(d.where, d.problem),
 		container.NewHBox(d.stateIcon, d.state, d.link), container.NewHBox(d.stop, d.start, d.edit))
 	counters := container.NewGridWithColumns(4, d.connections, d.websockets, d.rate, d.errorRate)
 	health := container.NewGridWithColumns(2, d.upstream, d.certificate)
@@ -132,7 +138,9 @@ func newDashboard(a fyne.App, w fyne.Window, actions dashboardActions) *dashboar
 	charts.Offset = 0.38
 	d.root = container.NewBorder(container.NewVBox(header, counters, health), nil, nil, nil, charts)
 
-	d.tray = newTray(a, w, d.tapStart, d.tapStop, actions.onQuit)
+	if withTray {
+		d.tray = newTray(a, w, d.tapStart, d.tapStop, actions.onQuit)
+	}
 	d.render(proxyengine.Status{State: proxyengine.StateStopped})
 	return d
 }
@@ -140,26 +148,43 @@ func newDashboard(a fyne.App, w fyne.Window, actions dashboardActions) *dashboar
 // content is the dashboard screen, for the window.
 func (d *dashboard) content() fyne.CanvasObject { return d.root }
 
-// follow shows e's live status until stopped is called; called on the Fyne
-// goroutine after each successful start.
-func (d *dashboard) follow(e *proxyengine.Engine) {
+// follow shows b's live status until stopped is called; called on the
+// Fyne goroutine after each successful start, and on attaching to the
+// service.
+func (d *dashboard) follow(b backend) {
 	if d.unwatch != nil {
 		d.unwatch()
 	}
 	d.running = true
 	d.problem.Hidden = true
-	cfg := e.Config()
+	d.where.SetText(b.describe())
+	d.where.Show()
+	d.cfg, d.caFile = nil, ""
+	d.diagnosis, d.diagnosing = nil, time.Time{}
+	// Until the first snapshot arrives nothing is known: no button acts on
+	// what the window showed before, and no notification compares with it.
+	d.seen = false
+	d.state.SetText("Connecting…")
+	d.state.Importance = widget.WarningImportance
+	d.state.Refresh()
+	d.stop.Disable()
+	d.start.Disable()
+	d.unwatch = watchBackend(b, d.setup, d.show, d.lost)
+}
+
+// setup takes the configuration the watched proxy serves: the upstream
+// diagnosis tests it, and a local CA's certificate can be trusted.
+func (d *dashboard) setup(cfg config.Config) {
 	d.cfg = &cfg
 	d.caFile = ""
 	if cfg.TLS == config.TLSSelfSigned {
 		d.caFile = filepath.Join(cfg.StateDir, certs.LocalCACertFile)
 	}
-	d.diagnosis, d.diagnosing = nil, time.Time{}
-	// The first frame shows this engine, not what the window showed before.
-	d.last, d.seen = d.withPast(e.Status()), true
-	d.render(d.last)
-	d.unwatch = watchStatus(e, d.show)
 }
+
+// lost shows why the watched proxy cannot be followed any more (the
+// service went away).
+func (d *dashboard) lost(err error) { d.stopped(err) }
 
 // starting shows the proxy starting, with Start and Stop disabled, from
 // the moment a start begins (the app's launch included), so no stopped
@@ -204,6 +229,13 @@ func (d *dashboard) unfollow() {
 	}
 }
 
+// showProblem shows err in plain words under the header: a call to the
+// proxy that failed.
+func (d *dashboard) showProblem(err error) {
+	d.problem.SetText(plainError(err))
+	d.problem.Show()
+}
+
 // stopped shows the proxy as stopped (err == nil) or failed (err != nil,
 // shown in plain words).
 func (d *dashboard) stopped(err error) {
@@ -242,6 +274,7 @@ func (d *dashboard) show(st proxyengine.Status) {
 		return // a snapshot that was on its way when stopped was called
 	}
 	st = d.withPast(st)
+	d.running = st.State != proxyengine.StateStopped && st.State != proxyengine.StatePaused
 	if d.seen {
 		for _, n := range notificationsBetween(d.last, st) {
 			d.app.SendNotification(n)
@@ -265,7 +298,7 @@ func (d *dashboard) render(st proxyengine.Status) {
 }
 
 func (d *dashboard) renderHeader(st proxyengine.Status) {
-	running := d.running && st.State != proxyengine.StateStopped
+	running := d.running && st.State != proxyengine.StateStopped && st.State != proxyengine.StatePaused
 	switch {
 	case running && st.State == proxyengine.StateStarting:
 		d.state.SetText("Starting…")

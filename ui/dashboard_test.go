@@ -56,7 +56,7 @@ func newTestDashboard(t *testing.T, a fyne.App) (*dashboard, *recordedActions, f
 	t.Cleanup(w.Close)
 	var d *dashboard
 	onUI(func() {
-		d = newDashboard(a, w, rec.actions())
+		d = newDashboard(a, w, rec.actions(), true)
 		w.SetContent(d.content())
 		w.Resize(dashboardSize)
 	})
@@ -196,7 +196,7 @@ func TestDashboardShowsLiveConnectionsAndWebSockets(t *testing.T) {
 	a := test.NewTempApp(t)
 	e := startTestEngine(t, config.Config{Upstream: echoUpstream(t, nil).URL})
 	d, _, _ := newTestDashboard(t, a)
-	onUI(func() { d.follow(e) })
+	onUI(func() { d.follow(engineBackend{e}) })
 
 	client := newProxyClient(t, e)
 	first := client.keepalive(t, "/one")
@@ -284,7 +284,7 @@ func TestDashboardButtonsFollowTheProxyState(t *testing.T) {
 
 	// The shell started it.
 	e := startTestEngine(t, config.Config{})
-	onUI(func() { d.follow(e) })
+	onUI(func() { d.follow(engineBackend{e}) })
 	waitFor(t, d, 10*time.Second, "running", func() (bool, string) {
 		return d.state.Text == "Running" && !d.stop.Disabled() && d.start.Disabled(), d.state.Text
 	})
@@ -369,7 +369,7 @@ func TestDashboardScreenshot(t *testing.T) {
 	a.Settings().SetTheme(theme.DefaultTheme()) // as users see it, not the test theme
 	e := startTestEngine(t, config.Config{Upstream: echoUpstream(t, nil).URL})
 	d, _, w := newTestDashboard(t, a)
-	onUI(func() { d.follow(e) })
+	onUI(func() { d.follow(engineBackend{e}) })
 
 	client := newProxyClient(t, e)
 	client.keepalive(t, "/if/flow/default-authentication-flow/")
@@ -500,7 +500,7 @@ func TestDashboardNotifiesWhenTheUpstreamGoesDownAndComesBack(t *testing.T) {
 	var down atomic.Bool
 	e := startTestEngine(t, config.Config{Upstream: echoUpstream(t, &down).URL})
 	d, _, _ := newTestDashboard(t, a)
-	onUI(func() { d.follow(e) })
+	onUI(func() { d.follow(engineBackend{e}) })
 	waitFor(t, d, 10*time.Second, "the first check found the upstream healthy", func() (bool, string) {
 		return d.upstream.value.Text == "Healthy", d.upstream.value.Text
 	})

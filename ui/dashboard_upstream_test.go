@@ -99,7 +99,7 @@ func TestDashboardExplainsANewUpstreamCertificate(t *testing.T) {
 	trusted := make(chan string, 1)
 	onUI(func() {
 		d.actions.onTrustUpstream = func(f string) { trusted <- f }
-		d.follow(e)
+		d.follow(engineBackend{e})
 	})
 	waitFor(t, d, 15*time.Second, "the upstream healthy", func() (bool, string) { return d.upstream.value.Text == "Healthy", d.upstream.value.Text })
 
@@ -185,7 +185,7 @@ func TestDashboardKeepsHistoryAcrossRestart(t *testing.T) {
 	a := test.NewTempApp(t)
 	d, _, _ := newTestDashboard(t, a)
 	e1 := startTestEngine(t, config.Config{})
-	onUI(func() { d.follow(e1) })
+	onUI(func() { d.follow(engineBackend{e1}) })
 	waitFor(t, d, 15*time.Second, "the first run's chart and events", func() (bool, string) {
 		return len(d.chart.times) > 0 && len(d.eventRows) > 0, d.state.Text
 	})
@@ -200,10 +200,15 @@ func TestDashboardKeepsHistoryAcrossRestart(t *testing.T) {
 	})
 	e2 := startTestEngine(t, config.Config{})
 	onUI(func() {
-		d.follow(e2)
-		if d.state.Text != "Running" || !d.start.Disabled() {
-			t.Errorf("first frame after the start: %q, Start disabled %v", d.state.Text, d.start.Disabled())
+		d.follow(engineBackend{e2})
+		if d.state.Text != "Connecting…" || !d.start.Disabled() || !d.stop.Disabled() {
+			t.Errorf("before the first snapshot: %q, Start disabled %v, Stop disabled %v", d.state.Text, d.start.Disabled(), d.stop.Disabled())
 		}
+	})
+	waitFor(t, d, 15*time.Second, "the second run", func() (bool, string) {
+		return d.state.Text == "Running" && d.start.Disabled(), d.state.Text
+	})
+	onUI(func() {
 		if len(d.chart.times) < len(before.History) || !d.chart.times[0].Equal(before.History[0].Time) {
 			t.Errorf("chart after Stop and Start has %d points from %v; the first run had %d from %v",
 				len(d.chart.times), d.chart.times, len(before.History), before.History[0].Time)

@@ -42,10 +42,17 @@ type draft struct {
 	Config       config.Config `json:"config"`
 	Demo         bool          `json:"demo"`          // the built-in demo app rather than Config.Upstream
 	Certificate  string        `json:"certificate"`   // a cert* choice
-	StagingFirst bool          `json:"staging_first"` // Let's Encrypt: staging, then production
+	StagingFirst bool          `json:"staging_first"` // Let's Encrypt: rehearse with staging until production issued (Config.ACMEStagingFirst)
 	ACMEURL      string        `json:"acme_url"`      // the directory of "another ACME CA"
+	RunAs        string        `json:"run_as"`        // a runAs* choice: how the proxy runs once set up
 	Step         int           `json:"step"`
 }
+
+// How the proxy runs once set up: the review step's choice.
+const (
+	runAsService = "service" // installed as the system service: it outlives the window
+	runInWindow  = "window"  // inside this window, to try it out
+)
 
 // newDraft is the first-run setup: the demo app behind a local CA, ready to
 // start with Next and Start alone.
@@ -61,12 +68,13 @@ func newDraft(stateDir, httpAddr, httpsAddr string) draft {
 		Demo:         true,
 		Certificate:  certLocal,
 		StagingFirst: true,
+		RunAs:        runAsService,
 	}
 }
 
 // draftFromConfig prefills the wizard from a saved setup ("Edit setup").
 func draftFromConfig(cfg config.Config) draft {
-	d := draft{Config: cfg, Certificate: certLocal, StagingFirst: true}
+	d := draft{Config: cfg, Certificate: certLocal, StagingFirst: true, RunAs: runAsService}
 	if cfg.Upstream == config.UpstreamDemo {
 		d.Demo, d.Config.Upstream = true, defaultAppURL
 	}
@@ -77,6 +85,7 @@ func draftFromConfig(cfg config.Config) draft {
 		d.Certificate = certLetsEncrypt
 		switch cfg.ACMEDirectoryURL() {
 		case config.LetsEncryptProduction:
+			d.StagingFirst = cfg.ACMEStagingFirst
 		case config.LetsEncryptStaging:
 			d.StagingFirst = false
 			d.Config.ACMEDirectory = "staging"
@@ -108,9 +117,13 @@ func (d draft) config() config.Config {
 		if c.ACMEDirectory != "staging" {
 			c.ACMEDirectory = "production"
 		}
+		c.ACMEStagingFirst = d.StagingFirst && c.ACMEDirectory == "production"
 		c.ACMECARoots, c.ACMEEABKeyID, c.ACMEEABHMAC = "", "", ""
 	case certACME:
 		c.TLS, c.ACMEDirectory = config.TLSACME, d.ACMEURL
+	}
+	if d.Certificate != certLetsEncrypt {
+		c.ACMEStagingFirst = false
 	}
 	if c.TLS != config.TLSACME {
 		c.ACMEEmail, c.ACMEDirectory, c.ACMECARoots, c.ACMEEABKeyID, c.ACMEEABHMAC = "", "", "", "", ""

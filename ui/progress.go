@@ -22,6 +22,7 @@ var progressSteps = []struct {
 	title string
 }{
 	{progress.Listen, "Opening the ports"},
+	{progress.ACMERehearsal, "Rehearsing with Let's Encrypt staging"},
 	{progress.Certificate, "Getting the certificate"},
 	{progress.Upstream, "Checking the app"},
 	{progress.Ready, "Serving visitors"},
@@ -37,15 +38,9 @@ var acmeProgress = map[progress.Stage]float64{
 	progress.ACMEIssued:     1,
 }
 
-// A startPhase is one run of the engine during a start: one, or two when
-// a staging certificate comes first.
-type startPhase struct {
-	title         string // such as "Let's Encrypt staging (a test certificate)"; empty for a single phase
-	acmeDirectory string // overrides the config's, if set
-}
-
 // progressRow is one step: its state icon, title and latest message.
 type progressRow struct {
+	box     fyne.CanvasObject // the row, hidden while its step is not taken (the rehearsal)
 	icon    *widget.Icon
 	title   *widget.Label
 	message *widget.Label
@@ -58,10 +53,8 @@ type progressScreen struct {
 	onBack  func()
 
 	heading *widget.Label
-	phase   *widget.Label
 	rows    []progressRow
 	bar     *widget.ProgressBar
-	log     *widget.Label // every message so far, phase by phase
 	failure *fyne.Container
 	summary *widget.Label
 	fix     *widget.Label
@@ -69,9 +62,9 @@ type progressScreen struct {
 	back    *widget.Button
 	root    fyne.CanvasObject
 
-	phases   []startPhase
-	current  int    // index into rows of the stage in progress
-	certName string // "Let's Encrypt", "local", …: how the messages name the certificate
+	current   int    // index into rows of the stage in progress
+	rehearsal bool   // the staging rehearsal is under way: ACME stages are its
+	certName  string // "Let's Encrypt", "local", …: how the messages name the certificate
 	// doing is, per row, whether its message still says what is being
 	// done (the stage's first message) rather than how it ended.
 	doing []bool
@@ -81,16 +74,14 @@ func newProgressScreen(onRetry, onBack func()) *progressScreen {
 	p := &progressScreen{onRetry: onRetry, onBack: onBack}
 	p.heading = widget.NewLabelWithStyle("Starting Gatehouse", fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
 	p.heading.SizeName = theme.SizeNameSubHeadingText
-	p.phase = note("")
 	rows := container.NewVBox()
 	for _, s := range progressSteps {
 		r := progressRow{icon: widget.NewIcon(nil), title: widget.NewLabelWithStyle(s.title, fyne.TextAlignLeading, fyne.TextStyle{Bold: true}), message: note("")}
+		r.box = container.NewBorder(nil, nil, container.NewVBox(r.icon), nil, container.NewVBox(r.title, r.message))
 		p.rows = append(p.rows, r)
-		rows.Add(container.NewBorder(nil, nil, container.NewVBox(r.icon), nil, container.NewVBox(r.title, r.message)))
+		rows.Add(r.box)
 	}
 	p.bar = widget.NewProgressBar()
-	p.log = note("")
-	p.log.Importance = widget.LowImportance
 	p.summary = note("")
 	p.summary.Importance = widget.DangerImportance
 	p.summary.TextStyle.Bold = true
@@ -99,54 +90,55 @@ func newProgressScreen(onRetry, onBack func()) *progressScreen {
 	p.retry.Importance = widget.HighImportance
 	p.back = widget.NewButtonWithIcon("Back to the setup", theme.NavigateBackIcon(), func() { p.onBack() })
 	p.failure = container.NewVBox(widget.NewSeparator(), p.summary, p.fix, container.NewHBox(p.back, p.retry))
-	p.log.Hide()
-	p.root = container.NewBorder(container.NewPadded(container.NewVBox(p.heading, p.phase)), nil, nil, nil,
-		container.NewVScroll(container.NewPadded(container.NewVBox(rows, p.bar, p.failure, p.log))))
+	p.root = container.NewBorder(container.NewPadded(p.heading), nil, nil, nil,
+		container.NewVScroll(container.NewPadded(container.NewVBox(rows, p.bar, p.failure))))
 	return p
 }
 
 func (p *progressScreen) content() fyne.CanvasObject { return p.root }
 
-// begin resets the screen for a start in the given phases.
-func (p *progressScreen) begin(phases []startPhase, certName string) {
-	p.phases = phases
+// begin resets the screen for a start.
+func (p *progressScreen) begin(certName string) {
 	p.certName = certName
 	p.current = 0
+	p.rehearsal = false
 	p.heading.SetText("Starting Gatehouse")
-	p.resetRows()
+	p.resetRows(0)
 	p.bar.SetValue(0)
 	p.bar.Hide()
-	p.log.SetText("")
-	p.log.Hide()
 	p.failure.Hide()
-	p.showPhase(0)
 }
 
-func (p *progressScreen) resetRows() {
-	p.doing = make([]bool, len(p.rows))
-	for _, r := range p.rows {
+// resetRows clears the rows from the from'th on; the rehearsal's shows
+// only once the engine rehearses.
+func (p *progressScreen) resetRows(from int) {
+	if p.doing == nil || from == 0 {
+		p.doing = make([]bool, len(p.rows))
+	}
+	for i, r := range p.rows[from:] {
 		r.icon.SetResource(theme.NewDisabledResource(theme.RadioButtonIcon()))
 		r.message.SetText("")
 		r.message.Hide()
+		p.doing[from+i] = false
+		if progressSteps[from+i].stage == progress.ACMERehearsal && from == 0 {
+			r.box.Hide()
+		}
 	}
 }
 
-func (p *progressScreen) showPhase(i int) {
-	if len(p.phases) < 2 {
-		p.phase.Hide()
-		return
-	}
-	p.phase.SetText(fmt.Sprintf("Certificate %d of %d: %s", i+1, len(p.phases), p.phases[i].title))
-	p.phase.Show()
-}
-
-// event shows one progress event of the engine running phase i.
-func (p *progressScreen) event(phase int, ev progress.Event) {
-	if ev.Stage == progress.Listen && phase > 0 {
-		p.resetRows() // the next phase starts over
-		p.showPhase(phase)
+// event shows one progress event of the engine starting.
+func (p *progressScreen) event(ev progress.Event) {
+	if ev.Stage == progress.ACMERehearsal {
+		// Its first message starts the rehearsal, its second ends it.
+		p.rehearsal = !p.rehearsal
 	}
 	row := p.rowFor(ev.Stage)
+	if row < p.current {
+		// The rehearsal comes after the certificate's first message:
+		// what follows it starts over.
+		p.resetRows(row + 1)
+	}
+	p.rows[row].box.Show()
 	msg := p.words(ev.Message)
 	for i, r := range p.rows {
 		switch {
@@ -163,8 +155,9 @@ func (p *progressScreen) event(phase int, ev progress.Event) {
 			r.message.Show()
 		}
 	}
-	if ev.Stage == progress.Ready {
+	if ev.Stage == progress.Ready || (ev.Stage == progress.ACMERehearsal && !p.rehearsal) {
 		p.rows[row].icon.SetResource(theme.NewSuccessThemedResource(theme.ConfirmIcon()))
+		p.doing[row] = false
 	}
 	p.current = row
 	if v, ok := acmeProgress[ev.Stage]; ok {
@@ -172,12 +165,6 @@ func (p *progressScreen) event(phase int, ev progress.Event) {
 		if ev.Stage != progress.Certificate {
 			p.bar.Show() // only ACME takes long enough to need it
 		}
-	}
-	// With two phases the rows start over for the second: the log keeps
-	// the first one's steps in view.
-	if len(p.phases) > 1 {
-		p.log.SetText(strings.TrimLeft(fmt.Sprintf("%s\n[%d/%d] %s", p.log.Text, phase+1, len(p.phases), msg), "\n"))
-		p.log.Show()
 	}
 }
 
@@ -207,8 +194,12 @@ func certName(cfg config.Config) string {
 }
 
 func (p *progressScreen) rowFor(s progress.Stage) int {
-	if _, ok := acmeProgress[s]; ok {
-		return 1
+	if _, ok := acmeProgress[s]; ok && s != progress.Certificate {
+		if p.rehearsal {
+			s = progress.ACMERehearsal
+		} else {
+			s = progress.Certificate
+		}
 	}
 	for i, step := range progressSteps {
 		if step.stage == s {

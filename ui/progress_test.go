@@ -11,48 +11,52 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/internal/progress"
 )
 
-// TestProgressShowsStagingThenProduction feeds the screen the events of a
-// Let's Encrypt start with staging first, as the engine reports them.
-func TestProgressShowsStagingThenProduction(t *testing.T) {
+// TestProgressShowsTheRehearsalAsAStep feeds the screen the events of a
+// Let's Encrypt start with staging first, as the engine reports them: the
+// rehearsal is a step of its own, before the real certificate.
+func TestProgressShowsTheRehearsalAsAStep(t *testing.T) {
 	holdUI(t)
 	a := test.NewTempApp(t)
 	w := a.NewWindow("Gatehouse")
 	var retried, backed bool
 	p := newProgressScreen(func() { retried = true }, func() { backed = true })
 	w.SetContent(p.content())
-	p.begin([]startPhase{{title: "Let's Encrypt staging", acmeDirectory: "staging"}, {title: "Let's Encrypt production", acmeDirectory: "production"}}, "Let's Encrypt")
-
-	events := []progress.Event{
-		{Stage: progress.Listen, Message: "Opening ports"},
-		{Stage: progress.Certificate, Message: "Preparing the acme certificate for sso.example.com"},
+	p.begin("Let's Encrypt")
+	rehearsal, certificate := p.rows[1], p.rows[2]
+	if rehearsal.box.Visible() {
+		t.Error("the rehearsal step shows before the engine rehearses")
+	}
+	acmeSteps := []progress.Event{
 		{Stage: progress.ACMEAccount, Message: "Registering the ACME account"},
 		{Stage: progress.ACMEOrder, Message: "Ordering a certificate for sso.example.com"},
 		{Stage: progress.ACMEChallenge, Message: "Answering the tls-alpn-01 challenge"},
 		{Stage: progress.ACMEValidating, Message: "Waiting for the CA to check the answer"},
-		{Stage: progress.ACMEIssued, Message: "The CA issued the certificate"},
-		{Stage: progress.Upstream, Message: "Checking the upstream"},
-		{Stage: progress.Ready, Message: "Serving https://sso.example.com/"},
 	}
+	events := append([]progress.Event{
+		{Stage: progress.Listen, Message: "Opening ports"},
+		{Stage: progress.Certificate, Message: "Preparing the acme certificate for sso.example.com"},
+		{Stage: progress.ACMERehearsal, Message: "First a test certificate from the staging service, to check that validation works"},
+	}, acmeSteps...)
 	for _, ev := range events {
-		p.event(0, ev)
+		p.event(ev)
 	}
-	if p.phase.Text != "Certificate 1 of 2: Let's Encrypt staging" || p.rows[3].message.Text != "Serving https://sso.example.com/" {
-		t.Errorf("after staging: phase %q, last row %q", p.phase.Text, p.rows[3].message.Text)
+	if !rehearsal.box.Visible() || rehearsal.message.Text != "Waiting for the CA to check the answer" || certificate.message.Visible() {
+		t.Errorf("rehearsing: rehearsal %q (shown %v), certificate %q (shown %v)",
+			rehearsal.message.Text, rehearsal.box.Visible(), certificate.message.Text, certificate.message.Visible())
 	}
-	for _, ev := range events[:6] { // production: up to validating
-		p.event(1, ev)
+	p.event(progress.Event{Stage: progress.ACMEIssued, Message: "The CA issued the certificate"})
+	p.event(progress.Event{Stage: progress.ACMERehearsal, Message: "The staging certificate was issued: validation works; now the real certificate"})
+	for _, ev := range acmeSteps {
+		p.event(ev)
 	}
-	if !strings.HasPrefix(p.phase.Text, "Certificate 2 of 2") {
-		t.Errorf("phase = %q, want the second", p.phase.Text)
+	if !strings.HasPrefix(rehearsal.message.Text, "The staging certificate was issued") || certificate.message.Text != "Waiting for the CA to check the answer" {
+		t.Errorf("production: rehearsal %q, certificate %q", rehearsal.message.Text, certificate.message.Text)
 	}
 	if p.bar.Value != acmeProgress[progress.ACMEValidating] || !p.bar.Visible() {
 		t.Errorf("progress bar %v (shown %v), want %v", p.bar.Value, p.bar.Visible(), acmeProgress[progress.ACMEValidating])
 	}
-	if p.rows[2].message.Visible() || p.rows[1].message.Text != "Waiting for the CA to check the answer" {
-		t.Errorf("rows after production validating: certificate %q, upstream shown %v", p.rows[1].message.Text, p.rows[2].message.Visible())
-	}
-	if !strings.Contains(p.log.Text, "[1/2] The CA issued the certificate") || !strings.Contains(p.log.Text, "[2/2] Waiting for the CA") {
-		t.Errorf("log lacks a phase:\n%s", p.log.Text)
+	if p.rows[3].message.Visible() {
+		t.Errorf("the upstream step shows %q before the certificate", p.rows[3].message.Text)
 	}
 	if p.failure.Visible() {
 		t.Error("failure shown while starting")
@@ -87,24 +91,24 @@ func TestProgressRowsSayWhatHappened(t *testing.T) {
 	test.NewTempApp(t)
 	holdUI(t)
 	p := newProgressScreen(func() {}, func() {})
-	p.begin([]startPhase{{}}, "local")
-	p.event(0, progress.Event{Stage: progress.Listen, Message: "Opening ports"})
-	p.event(0, progress.Event{Stage: progress.Certificate, Message: "Preparing the " + string(config.TLSSelfSigned) + " certificate for gatehouse.localhost"})
+	p.begin("local")
+	p.event(progress.Event{Stage: progress.Listen, Message: "Opening ports"})
+	p.event(progress.Event{Stage: progress.Certificate, Message: "Preparing the " + string(config.TLSSelfSigned) + " certificate for gatehouse.localhost"})
 	if p.rows[0].message.Visible() {
 		t.Errorf("the ports' row, done, still says %q", p.rows[0].message.Text)
 	}
-	if got := p.rows[1].message.Text; got != "Preparing the local certificate for gatehouse.localhost" {
+	if got := p.rows[2].message.Text; got != "Preparing the local certificate for gatehouse.localhost" {
 		t.Errorf("certificate row says %q", got)
 	}
-	p.begin([]startPhase{{}}, certName(config.Config{TLS: config.TLSACME}))
-	p.event(0, progress.Event{Stage: progress.Certificate, Message: "Preparing the " + string(config.TLSACME) + " certificate for sso.example.com"})
-	p.event(0, progress.Event{Stage: progress.Upstream, Message: "Checking the upstream at http://127.0.0.1:9000/"})
-	p.event(0, progress.Event{Stage: progress.Upstream, Message: "The upstream answered in 1ms"})
-	p.event(0, progress.Event{Stage: progress.Ready, Message: "Serving"})
-	if got := p.rows[1].message.Text; got != "Preparing the Let's Encrypt certificate for sso.example.com" {
+	p.begin(certName(config.Config{TLS: config.TLSACME}))
+	p.event(progress.Event{Stage: progress.Certificate, Message: "Preparing the " + string(config.TLSACME) + " certificate for sso.example.com"})
+	p.event(progress.Event{Stage: progress.Upstream, Message: "Checking the upstream at http://127.0.0.1:9000/"})
+	p.event(progress.Event{Stage: progress.Upstream, Message: "The upstream answered in 1ms"})
+	p.event(progress.Event{Stage: progress.Ready, Message: "Serving"})
+	if got := p.rows[2].message.Text; got != "Preparing the Let's Encrypt certificate for sso.example.com" {
 		t.Errorf("ACME certificate row says %q", got)
 	}
-	if !p.rows[2].message.Visible() {
+	if !p.rows[3].message.Visible() {
 		t.Error("the upstream's result was hidden")
 	}
 }

@@ -296,13 +296,31 @@ func (s *certificateStep) showChoice() {
 }
 
 // checkPorts tries the listen addresses once they stop changing.
+// While editing the setup of a running proxy, the addresses it serves on
+// are its own, not taken: only changed ones are tried.
 func (s *certificateStep) checkPorts() {
 	cfg := s.w.d.config()
 	checker := s.w.checker
+	serving := s.w.serving
 	s.ports.run(func() []preflight.Result {
 		ctx, cancel := context.WithTimeout(context.Background(), preflight.DefaultTimeout)
 		defer cancel()
-		return checker.CheckPorts(ctx, cfg)
+		results := checker.CheckPorts(ctx, cfg)
+		if serving == nil {
+			return results
+		}
+		now := map[config.Field][2]string{
+			config.FieldHTTPAddr:   {serving.HTTPAddr, cfg.HTTPAddr},
+			config.FieldHTTPSAddr:  {serving.HTTPSAddr, cfg.HTTPSAddr},
+			config.FieldStatusAddr: {serving.WithDefaults().StatusAddr, cfg.WithDefaults().StatusAddr},
+		}
+		for i, r := range results {
+			if a, ok := now[r.Field]; ok && a[0] == a[1] && r.Status == preflight.Fail {
+				results[i].Status, results[i].Fix = preflight.Pass, ""
+				results[i].Finding = a[1] + " is where Gatehouse serves now"
+			}
+		}
+		return results
 	})
 }
 

@@ -23,8 +23,17 @@ type reviewStep struct {
 	summary  *widget.Form
 	problems *widget.Label
 	exported *widget.Label
+	intro    *widget.Label
+	runAs    *widget.RadioGroup // how the proxy runs: as the service, or in this window
+	runBox   fyne.CanvasObject
 	root     fyne.CanvasObject
 }
+
+// The choice at the end of the wizard.
+const (
+	runAsServiceLabel = "Keep Gatehouse running as a service (recommended on a server)"
+	runInWindowLabel  = "Run only while this window is open (to try it out)"
+)
 
 func newReviewStep(w *wizard) *reviewStep {
 	s := &reviewStep{w: w, summary: widget.NewForm()}
@@ -39,11 +48,28 @@ func newReviewStep(w *wizard) *reviewStep {
 	caddy := widget.NewButtonWithIcon("Export Caddyfile…", theme.DocumentSaveIcon(), func() {
 		s.export("Caddyfile", export.Caddyfile)
 	})
+	s.intro = note("")
+	s.runAs = widget.NewRadioGroup([]string{runAsServiceLabel, runInWindowLabel}, func(label string) {
+		choice := runAsService
+		if label == runInWindowLabel {
+			choice = runInWindow
+		}
+		if w.d.RunAs != choice {
+			w.d.RunAs = choice
+			w.changed()
+		}
+	})
+	s.runAs.Required = true
+	s.runBox = container.NewVBox(
+		widget.NewLabelWithStyle("When you press Start", fyne.TextAlignLeading, fyne.TextStyle{Bold: true}),
+		s.runAs,
+		note("As a service, Gatehouse keeps serving when this window closes, when you log out and after a restart; "+
+			"the system asks for your password to install it. This window then watches the service."),
+	)
 	s.root = container.NewVBox(
 		heading("Review"),
-		note("Start saves this setup and starts the proxy. Gatehouse starts it again the next time you open it; "+
-			"`gatehouse serve` runs the same setup without a window."),
-		s.summary, s.problems,
+		s.intro,
+		s.summary, s.problems, s.runBox,
 		widget.NewSeparator(),
 		note("Moving to a bigger setup? Export the equivalent configuration for another server:"),
 		container.NewHBox(nginx, caddy), s.exported,
@@ -62,6 +88,18 @@ func (s *reviewStep) blockers() []string { return nil }
 
 func (s *reviewStep) shown() {
 	d := s.w.d
+	if s.w.serving != nil {
+		s.intro.SetText("Apply serves this setup at once, without dropping anyone connected, and saves it. Cancel keeps the setup served now.")
+		s.runBox.Hide()
+	} else {
+		s.intro.SetText("Start saves this setup and starts the proxy; `gatehouse serve` runs the same setup without a window.")
+		s.runBox.Show()
+		if d.RunAs == runInWindow {
+			s.runAs.SetSelected(runInWindowLabel)
+		} else {
+			s.runAs.SetSelected(runAsServiceLabel)
+		}
+	}
 	cfg := d.config().WithDefaults()
 	s.summary.Items = nil
 	add := func(label, value string) {
@@ -119,13 +157,19 @@ func (s *reviewStep) showErrors(errs config.ValidationErrors) bool {
 // stepOfField names the wizard step that asks for a config key, as the
 // step indicator shows it.
 func stepOfField(field config.Field) string {
+	return [...]string{"1. Hostname", "2. Upstream", "3. Certificate"}[stepIndexOfField(field)]
+}
+
+// stepIndexOfField is the index of the wizard step that asks for a
+// config key.
+func stepIndexOfField(field config.Field) int {
 	switch field {
 	case config.FieldHostname:
-		return "1. Hostname"
+		return 0
 	case config.FieldUpstream, config.FieldUpstreamCA, config.FieldUpstreamFingerprint, config.FieldUpstreamInsecure, config.FieldHealthPath:
-		return "2. Upstream"
+		return 1
 	}
-	return "3. Certificate"
+	return 2
 }
 
 // export asks where to write the configuration another server needs.

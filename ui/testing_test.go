@@ -1,6 +1,8 @@
 package ui
 
 import (
+	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"os"
@@ -14,6 +16,9 @@ import (
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/test"
 	"fyne.io/fyne/v2/widget"
+
+	"github.com/gatehouse-proxy/gatehouse/internal/config"
+	"github.com/gatehouse-proxy/gatehouse/proxyengine"
 )
 
 // uiMu stands in for the Fyne goroutine in tests: the test driver runs
@@ -88,8 +93,51 @@ func testOptions(dir string) Options {
 		ConfigPath:       filepath.Join(dir, "config.json"),
 		ListenCandidates: [][2]string{{"127.0.0.1:0", "127.0.0.1:0"}},
 		Logger:           slog.New(slog.NewTextHandler(io.Discard, nil)),
+		// No service answers here: a Gatehouse service running on this
+		// machine must not be what the tests attach to.
+		ServiceSockets: []string{filepath.Join(dir, "no-service.sock")},
+		RunPrivileged: func(context.Context, []string) (string, error) {
+			return "", errors.New("the tests install no service unless they say so")
+		},
+		TrayAvailable: func() bool { return true },
 	}
 }
+
+// engineBackend is a bare engine as a backend, for the dashboard's tests
+// that reach into the engine (its address, its config). It cannot pause.
+type engineBackend struct{ e *proxyengine.Engine }
+
+func (b engineBackend) describe() string { return "Running inside this window" }
+func (b engineBackend) Status(_ context.Context, rows int) (proxyengine.Status, error) {
+	return b.e.Snapshot(rows), nil
+}
+func (b engineBackend) Updates(ctx context.Context) (<-chan proxyengine.Status, error) {
+	changed, cancel := b.e.Subscribe()
+	out := make(chan proxyengine.Status)
+	go func() {
+		defer close(out)
+		defer cancel()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-changed:
+			}
+			select {
+			case out <- proxyengine.Status{}:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out, nil
+}
+func (b engineBackend) Config(context.Context) (config.Config, error) { return b.e.Config(), nil }
+func (b engineBackend) Apply(ctx context.Context, cfg config.Config) error {
+	return b.e.Apply(ctx, cfg)
+}
+func (b engineBackend) Pause(context.Context) error  { return errors.ErrUnsupported }
+func (b engineBackend) Resume(context.Context) error { return errors.ErrUnsupported }
 
 // newTestApp builds the desktop app on the test driver and stops its proxy
 // when the test ends.

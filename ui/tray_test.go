@@ -94,7 +94,7 @@ func TestTrayMenuFollowsTheProxyState(t *testing.T) {
 	}
 
 	e := startTestEngine(t, config.Config{})
-	onUI(func() { d.follow(e) })
+	onUI(func() { d.follow(engineBackend{e}) })
 	waitFor(t, d, 10*time.Second, "the tray offers Stop", func() (bool, string) {
 		return a.item("Stop proxy") != nil, a.labels()[1]
 	})
@@ -141,15 +141,16 @@ func TestClosingTheWindowKeepsARunningProxyInTheTray(t *testing.T) {
 			test.Tap(g.wizard.next)
 		}
 		retype(g.wizard.steps[2].(*certificateStep).statusAddr, config.Off)
+		chooseTryOut(t, g)
 		test.Tap(g.wizard.next) // Start
 	})
-	eventually(t, "the dashboard", func() bool { return g.engine != nil && shows(g, g.dashView) })
+	eventually(t, "the dashboard", func() bool { return g.sup != nil && shows(g, g.dashView) })
 
 	onUI(func() {
 		w.closeButton()
 		w.closeButton()
-		if w.hidden != 2 || a.quits != 0 || g.engine == nil {
-			t.Fatalf("closed twice while running: hidden %d, quits %d, engine %v", w.hidden, a.quits, g.engine)
+		if w.hidden != 2 || a.quits != 0 || g.sup == nil {
+			t.Fatalf("closed twice while running: hidden %d, quits %d, engine %v", w.hidden, a.quits, g.sup)
 		}
 		var told []string
 		for _, n := range a.notes {
@@ -163,7 +164,7 @@ func TestClosingTheWindowKeepsARunningProxyInTheTray(t *testing.T) {
 		a.item("Show Gatehouse").Action()
 		g.actions.onStop()
 	})
-	eventually(t, "the proxy to stop", func() bool { return g.engine == nil })
+	eventually(t, "the proxy to stop", func() bool { return g.sup == nil })
 	onUI(w.closeButton)
 	eventually(t, "closing with nothing running to quit", func() bool { return a.quits == 1 })
 	onUI(func() {

@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -45,7 +46,14 @@ type wizard struct {
 	// configPath is where Start saves the setup (shown on the review step).
 	configPath string
 	onChange   func(draft) error // the draft changed: save it
-	onStart    func(d *draft)    // the user pressed Start with a valid draft
+	onStart    func(d *draft)    // the user pressed Start (Apply) with a valid draft
+
+	// serving, when the wizard edits the setup of a running proxy, is the
+	// setup it serves: the last step applies the draft live (Apply) and
+	// Cancel leaves it unchanged.
+	serving  *config.Config
+	onCancel func()
+	cancel   *widget.Button
 
 	steps     []wizardStep
 	current   wizardStep // the step on screen; nil once the wizard is closed
@@ -84,13 +92,19 @@ func (w *wizard) buildUI() {
 	w.back = widget.NewButtonWithIcon("Back", theme.NavigateBackIcon(), w.onBack)
 	w.next = widget.NewButtonWithIcon("Next", theme.NavigateNextIcon(), w.onNext)
 	w.next.IconPlacement = widget.ButtonIconTrailingText
+	w.cancel = widget.NewButtonWithIcon("Cancel", theme.CancelIcon(), func() {
+		if w.onCancel != nil {
+			w.onCancel()
+		}
+	})
+	w.cancel.Hide()
 	w.notice = widget.NewLabel("")
 	w.notice.Importance = widget.DangerImportance
 	w.notice.Wrapping = fyne.TextWrapWord
 	w.notice.Hide()
 	header := container.NewVBox(container.NewCenter(container.NewHBox(marks...)), widget.NewSeparator())
 	footer := container.NewVBox(widget.NewSeparator(), w.notice,
-		container.NewBorder(nil, nil, w.back, w.next))
+		container.NewBorder(nil, nil, container.NewHBox(w.back, w.cancel), w.next))
 	w.scroll = container.NewVScroll(container.NewPadded(w.body))
 	w.root = container.NewBorder(header, footer, nil, nil, w.scroll)
 }
@@ -122,17 +136,58 @@ func (w *wizard) show(i int) {
 	} else {
 		w.back.Enable()
 	}
-	if i == len(w.steps)-1 {
+	switch {
+	case i == len(w.steps)-1 && w.serving != nil:
+		w.next.Importance = widget.HighImportance
+		w.next.SetText("Apply")
+		w.next.SetIcon(theme.ConfirmIcon())
+	case i == len(w.steps)-1:
 		w.next.Importance = widget.HighImportance
 		w.next.SetText("Start")
 		w.next.SetIcon(theme.MediaPlayIcon())
-	} else {
+	default:
 		w.next.Importance = widget.MediumImportance
 		w.next.SetText("Next")
 		w.next.SetIcon(theme.NavigateNextIcon())
 	}
 	w.revalidate()
 	w.showNotice(w.onChange(*w.d))
+}
+
+// edit turns the wizard into the editor of the setup served, which the
+// draft was made from: Apply on the last step, and Cancel.
+func (w *wizard) edit(serving config.Config, onCancel func()) {
+	w.serving, w.onCancel = &serving, onCancel
+	w.cancel.Show()
+	w.show(w.d.Step)
+}
+
+// applying shows that Apply runs (on) or has answered.
+func (w *wizard) applying(on bool) {
+	if on {
+		w.next.SetText("Applying…")
+		w.next.Disable()
+		w.cancel.Disable()
+		return
+	}
+	w.cancel.Enable()
+	w.show(w.d.Step)
+}
+
+// refused shows why the proxy refused the edited setup: each refused
+// field's message beside it, on the step of the first, or the error in
+// plain words. The proxy still serves the previous setup.
+func (w *wizard) refused(err error) {
+	errs := config.FieldErrors(err)
+	if len(errs) == 0 {
+		w.showNotice(errors.New("Not applied: " + plainError(err) + " Gatehouse still serves the previous setup."))
+		return
+	}
+	w.show(stepIndexOfField(errs[0].Field))
+	for _, s := range w.steps {
+		s.showErrors(errs)
+	}
+	w.showNotice(errors.New("Not applied: correct the settings marked in red. Gatehouse still serves the previous setup."))
 }
 
 // close drops the current step's pending checks: call it when the wizard

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -22,7 +23,19 @@ func runDesktop(stderr io.Writer) int {
 		fmt.Fprintln(stderr, "gatehouse: no display found (DISPLAY and WAYLAND_DISPLAY are unset); run `gatehouse serve` to run the proxy headless")
 		return 1
 	}
-	g, err := ui.New(app.NewWithID(appID), ui.Options{})
+	// One window per user: a second launch brings the first forward (which
+	// may be watching the service) and ends here.
+	instance, err := ui.ClaimInstance(ui.InstanceSocket())
+	if errors.Is(err, ui.ErrAlreadyRunning) {
+		fmt.Fprintln(stderr, "gatehouse: already open; brought its window forward")
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "gatehouse: %v (going on without the one-window check)\n", err)
+	} else {
+		defer instance.Close()
+	}
+	g, err := ui.New(app.NewWithID(appID), ui.Options{Instance: instance})
 	if err != nil {
 		fmt.Fprintf(stderr, "gatehouse: %v\n", err)
 		return 1
