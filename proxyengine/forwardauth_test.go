@@ -519,3 +519,27 @@ func TestForwardAuthCache(t *testing.T) {
 		t.Errorf("after the TTL: %d, want the outpost asked again and the redirect", s)
 	}
 }
+
+// TestForwardAuthChecksVisitorsBehindATrustedProxy: a visitor counted by
+// the per-visitor limit (not on loopback) is checked too, and the check
+// names it as the app's request does.
+func TestForwardAuthChecksVisitorsBehindATrustedProxy(t *testing.T) {
+	app, outpost := newProtectedApp(t), newFakeOutpost(t, false)
+	cfg := protectedConfig(t, app.Server, outpost.Server)
+	cfg.TrustedProxies = []string{"127.0.0.1"}
+	e := startEngine(t, cfg)
+	c := httpClient(t, e, true)
+	fwd := http.Header{"X-Forwarded-For": {"203.0.113.5"}}
+	if resp, _ := do(t, c, http.MethodGet, "/x", "", fwd, ""); resp.StatusCode != http.StatusFound {
+		t.Errorf("without a session: %d, want the redirect to sign in", resp.StatusCode)
+	}
+	if got := outpost.lastCheck(t).Header.Get("X-Forwarded-For"); got != "203.0.113.5, 127.0.0.1" {
+		t.Errorf("the check's X-Forwarded-For = %q, want the visitor and the proxy", got)
+	}
+	if resp, _ := do(t, c, http.MethodGet, "/x", validSession, fwd, ""); resp.StatusCode != http.StatusOK {
+		t.Errorf("with a session: %d, want the app", resp.StatusCode)
+	}
+	if rs := app.requests(); len(rs) != 1 || rs[0].Header.Get("X-Authentik-Username") != "akadmin" {
+		t.Errorf("the app got %d requests, want one from akadmin", len(rs))
+	}
+}
