@@ -101,6 +101,9 @@ func (g *generation) retire(next *generation) {
 	if g.transport != next.transport {
 		g.transport.CloseIdleConnections()
 	}
+	if g.auth != nil {
+		g.auth.transport.CloseIdleConnections()
+	}
 }
 
 // rebinding is the listeners Apply has bound for addresses that changed,

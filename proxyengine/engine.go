@@ -379,6 +379,9 @@ func (e *Engine) closeLocked() {
 		e.stopBackground() // certificate upkeep and health checks of every generation
 	}
 	e.current().transport.CloseIdleConnections()
+	if a := e.current().auth; a != nil {
+		a.transport.CloseIdleConnections()
+	}
 	e.demo.close()
 	e.state = StateStopped
 }

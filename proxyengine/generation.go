@@ -28,6 +28,7 @@ type generation struct {
 	upstream  *url.URL
 	transport *http.Transport
 	proxy     *proxyHandler
+	auth      *forwardAuth // the site's forward auth, or nil
 	health    *upstream.HealthChecker
 	cert      *certRun
 	tlsConfig *tls.Config  // visitors' TLS: this certificate, and ACME's ALPN protocol if any
@@ -96,6 +97,11 @@ func (e *Engine) buildGeneration(cfg config.Config, prev *generation) (*generati
 	}
 	g.prepareTLS()
 	g.proxy = newProxyHandler(cfg, e.logger, g.upstream, g.transport, forwarding{trusted: trusted}, e.tracker, e.ws, &e.limits)
+	if cfg.ForwardAuth != nil {
+		if g.auth, err = g.proxy.protect(*cfg.ForwardAuth); err != nil {
+			return nil, err
+		}
+	}
 	g.health = upstream.NewHealthChecker(g.upstream, cfg.HealthPath, cfg.Hostname, g.transport, e.noteUpstreamHealth)
 	return g, nil
 }

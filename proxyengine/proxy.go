@@ -33,6 +33,9 @@ type proxyHandler struct {
 	tracker    *tracker
 	rp         *httputil.ReverseProxy
 	ws         *wsProxy
+	// serve forwards a request that passed ServeHTTP's checks:
+	// serveUpstream, or forward auth in front of it (protect).
+	serve http.Handler
 	// upstreamTimeout bounds the wait for the upstream's response headers,
 	// a WebSocket's 101 included.
 	upstreamTimeout time.Duration
@@ -52,6 +55,7 @@ func newProxyHandler(c config.Config, logger *slog.Logger, upstream *url.URL, tr
 		limits:          limits,
 	}
 	p.hsts, _ = c.HSTSHeader() // validated in New
+	p.serve = http.HandlerFunc(p.serveUpstream)
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:        p.rewrite,
 		ModifyResponse: p.modifyResponse,
@@ -103,7 +107,7 @@ func (p *proxyHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			// A process on this machine: a tunnel (cloudflared) or a
 			// proxy not listed as trusted, whose visitors would all share
 			// one share, or a benchmark. It is not limited.
-			p.serveUpstream(w, r)
+			p.serve.ServeHTTP(w, r)
 			return
 		}
 		if !p.visitors.acquire(key, p.limits.perVisitor) {
@@ -114,7 +118,7 @@ func (p *proxyHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		defer p.visitors.release(key)
-		p.serveUpstream(w, r)
+		p.serve.ServeHTTP(w, r)
 	}
 }
 
@@ -161,6 +165,7 @@ func (p *proxyHandler) rewrite(pr *httputil.ProxyRequest) {
 	dropUnderscoreHeaders(pr.Out.Header)
 	dropUnderscoreHeaders(pr.Out.Trailer)
 	p.forwarding.apply(pr.Out, pr.In)
+	applyIdentity(pr.Out, pr.In)
 }
 
 // dropUnderscoreHeaders deletes header fields whose names contain "_", as

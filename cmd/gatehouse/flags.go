@@ -75,6 +75,18 @@ func newCommandLine(name string, stderr io.Writer) *commandLine {
 	cl.set[flagName(config.FieldUpstreamTimeout)] = func(c *config.Config) { c.UpstreamTimeout = config.Duration(*timeout) }
 	idle := fs.Duration(flagName(config.FieldUpstreamIdleTimeout), 0, "close idle upstream connections after this long (default 90s)")
 	cl.set[flagName(config.FieldUpstreamIdleTimeout)] = func(c *config.Config) { c.UpstreamIdleTimeout = config.Duration(*idle) }
+	// forward_auth is an object; its flag gives the outpost's URL, the
+	// one part every use needs. The outpost's trust settings stay in the
+	// config file (kept when the flag replaces the URL).
+	forwardAuth := fs.String(flagName(config.FieldForwardAuth), "", "protect the site with authentik forward auth: the outpost's URL, such as https://authentik.lan:9443 (its certificate trust is set in the config file)")
+	cl.set[flagName(config.FieldForwardAuth)] = func(c *config.Config) {
+		var fa config.ForwardAuth
+		if c.ForwardAuth != nil {
+			fa = *c.ForwardAuth
+		}
+		fa.URL, fa.Site = *forwardAuth, ""
+		c.ForwardAuth = &fa
+	}
 	proxies := fs.String(flagName(config.FieldTrustedProxies), "", "comma-separated CIDRs of proxies in front of Gatehouse whose X-Forwarded-For is believed")
 	cl.set[flagName(config.FieldTrustedProxies)] = func(c *config.Config) { c.TrustedProxies = splitList(*proxies) }
 	return cl

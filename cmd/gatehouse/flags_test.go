@@ -28,7 +28,7 @@ func TestEveryFieldHasAFlagThatSetsIt(t *testing.T) {
 			t.Errorf("the JSON key %q has no Field constant", key)
 			continue
 		}
-		value := map[reflect.Kind]string{reflect.String: "x", reflect.Bool: "true", reflect.Int: "5", reflect.Int64: "5s", reflect.Slice: "10.0.0.0/8"}[sf.Type.Kind()]
+		value := map[reflect.Kind]string{reflect.String: "x", reflect.Bool: "true", reflect.Int: "5", reflect.Int64: "5s", reflect.Slice: "10.0.0.0/8", reflect.Pointer: "https://authentik.lan:9443"}[sf.Type.Kind()]
 		if value == "" {
 			t.Fatalf("no test value for %s's kind %s", key, sf.Type.Kind())
 		}
@@ -69,4 +69,20 @@ func changedKeys(t *testing.T, cfg config.Config) []string {
 		}
 	}
 	return out
+}
+
+// TestForwardAuthFlagKeepsTheFilesTrust: --forward-auth replaces the
+// outpost's URL and keeps how the config file trusts its certificate.
+func TestForwardAuthFlagKeepsTheFilesTrust(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "config.json")
+	if err := os.WriteFile(path, []byte(`{"forward_auth": {"url": "https://old.lan:9443", "fingerprint": "ab"}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := newCommandLine("serve", io.Discard).parse([]string{"--config", path, "--forward-auth", "https://authentik.lan:9443"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fa := cfg.ForwardAuth; fa == nil || fa.URL != "https://authentik.lan:9443" || fa.Fingerprint != "ab" {
+		t.Errorf("forward_auth = %+v, want the flag's URL with the file's fingerprint", fa)
+	}
 }

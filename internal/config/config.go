@@ -159,6 +159,35 @@ type Config struct {
 	// Neither includeSubDomains nor preload is sent: they bind names
 	// Gatehouse does not serve.
 	HSTS string `json:"hsts,omitempty"`
+
+	// ForwardAuth, when set, protects the site with authentik's forward
+	// auth: only visitors signed in to authentik reach the upstream. Its
+	// Site cannot be used with a single site: give the outpost's URL.
+	ForwardAuth *ForwardAuth `json:"forward_auth,omitempty"`
+}
+
+// ForwardAuth protects a site with authentik's forward auth: each request
+// is first checked with an authentik outpost, and only signed-in visitors
+// reach the app.
+type ForwardAuth struct {
+	// URL is the outpost: authentik's embedded outpost (its own URL, such
+	// as https://authentik.lan:9443) or a standalone proxy outpost (such as
+	// http://outpost.lan:9000). Either URL or Site is required.
+	URL string `json:"url,omitempty"`
+	// Insecure, Fingerprint and CA say how the outpost's certificate is
+	// trusted, as upstream_insecure, upstream_fingerprint and upstream_ca
+	// do for an upstream.
+	Insecure    bool   `json:"insecure,omitempty"`
+	Fingerprint string `json:"fingerprint,omitempty"`
+	CA          string `json:"ca,omitempty"`
+	// Site names another site (its hostname) whose upstream is the
+	// outpost, with that site's trust settings: usually authentik's own.
+	Site string `json:"site,omitempty"`
+}
+
+// Trust is how the outpost's certificate is checked.
+func (f ForwardAuth) Trust() upstream.Trust {
+	return upstream.Trust{Insecure: f.Insecure, CAFile: f.CA, Fingerprint: f.Fingerprint}
 }
 
 // Defaults used where a Config field is zero.

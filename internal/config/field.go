@@ -34,6 +34,7 @@ const (
 	FieldStatusAddr          Field = "status_addr"
 	FieldHealthPath          Field = "health_path"
 	FieldHSTS                Field = "hsts"
+	FieldForwardAuth         Field = "forward_auth"
 )
 
 // Fields lists every Field in the order of Config's fields.
@@ -42,7 +43,7 @@ var Fields = []Field{
 	FieldHTTPAddr, FieldHTTPSAddr, FieldPublicHTTPSPort, FieldTLS, FieldCertFile, FieldKeyFile,
 	FieldStateDir, FieldTrustedProxies, FieldUpstreamKeepalive, FieldUpstreamIdleTimeout, FieldUpstreamTimeout,
 	FieldACMEEmail, FieldACMEDirectory, FieldACMECARoots, FieldACMEEABKeyID, FieldACMEEABHMAC, FieldACMEStagingFirst,
-	FieldStatusAddr, FieldHealthPath, FieldHSTS,
+	FieldStatusAddr, FieldHealthPath, FieldHSTS, FieldForwardAuth,
 }
 
 // Flag is the command-line flag that sets the field, such as --acme-email.

@@ -32,6 +32,7 @@ func FuzzConfig(f *testing.F) {
 	f.Add([]byte(`{"hostname": "SSO.Example.COM.", "upstream": "https://[::1]:9443/", "https_addr": ":8443", "http_addr": "off", "public_https_port": 443}`))
 	f.Add([]byte(`{"hostname": "sso", "tls": "acme", "acme_email": "a@b.c", "acme_eab_kid": "k", "acme_eab_hmac": "aGVsbG8"}`))
 	f.Add([]byte(`{"upstream_keepalive": -1, "upstream_idle_timeout": "-5s", "health_path": "health"}`))
+	f.Add([]byte(`{"hostname": "app.example.com", "upstream": "http://app.lan:8080", "forward_auth": {"url": "https://authentik.lan:9443", "insecure": true, "site": "x"}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := parse(data, "fuzz.json")
 		if err != nil {
@@ -54,6 +55,11 @@ func FuzzConfig(f *testing.F) {
 		// Files the config names are read by Validate and checked by their
 		// own tests; a fuzzed path could name a device that never ends.
 		c.UpstreamCA, c.ACMECARoots, c.CertFile, c.KeyFile = "", "", "", ""
+		if c.ForwardAuth != nil {
+			fa := *c.ForwardAuth
+			fa.CA = ""
+			c.ForwardAuth = &fa
+		}
 		c.StateDir = "/nonexistent/state"
 		err = c.Validate()
 		if err == nil {

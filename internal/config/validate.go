@@ -126,6 +126,9 @@ func (c Config) Validate() error {
 	if !strings.HasPrefix(c.HealthPath, "/") {
 		add(FieldHealthPath, fmt.Errorf("%q must start with /, such as %s", c.HealthPath, DefaultHealthPath))
 	}
+	if c.ForwardAuth != nil {
+		add(FieldForwardAuth, c.validateForwardAuth(u))
+	}
 	if len(errs) == 0 {
 		return nil
 	}
@@ -283,4 +286,53 @@ func ParseTrustedProxies(list []string) ([]netip.Prefix, error) {
 		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
 	}
 	return out, nil
+}
+
+// validateForwardAuth checks c.ForwardAuth against the site it protects,
+// whose upstream is up (nil when invalid).
+func (c Config) validateForwardAuth(up *url.URL) error {
+	f := c.ForwardAuth
+	switch {
+	case f.Site != "":
+		return fmt.Errorf("site names another site whose upstream is the outpost, but this configuration serves one site, %s; give the outpost's address as url instead, such as https://authentik.lan:9443", c.Hostname)
+	case f.URL == "":
+		return errors.New("enter the outpost's address as url: authentik's own for its embedded outpost, such as https://authentik.lan:9443, or a standalone proxy outpost, such as http://outpost.lan:9000")
+	case strings.Contains(f.URL, "/outpost.goauthentik.io"):
+		return fmt.Errorf("give the outpost's base address without its path, such as https://authentik.lan:9443; Gatehouse adds /outpost.goauthentik.io/auth/caddy itself (%q)", f.URL)
+	}
+	u, err := upstream.ParseURL(f.URL)
+	if err != nil {
+		return fmt.Errorf("the outpost's url: %v", err)
+	}
+	set := 0
+	for _, on := range []bool{f.Insecure, f.CA != "", f.Fingerprint != ""} {
+		if on {
+			set++
+		}
+	}
+	if set > 1 {
+		return errors.New("choose one way to trust the outpost: a pinned fingerprint, a CA file, or skipping verification")
+	}
+	if set == 1 && u.Scheme != "https" {
+		return errors.New("certificate trust options (insecure, fingerprint, ca) apply to an https:// outpost only; remove them or use https://")
+	}
+	if f.Fingerprint != "" {
+		if _, err := upstream.ParseFingerprint(f.Fingerprint); err != nil {
+			return err
+		}
+	}
+	if f.CA != "" {
+		if _, err := upstream.LoadCertPool(f.CA); err != nil {
+			return err
+		}
+	}
+	// Either would loop: a check sent to Gatehouse itself is checked
+	// again, and authentik's own sign-in pages cannot sit behind its sign-in.
+	if strings.EqualFold(strings.TrimSuffix(u.Hostname(), "."), strings.TrimSuffix(c.Hostname, ".")) {
+		return fmt.Errorf("the outpost cannot be %s, the name Gatehouse serves: give the address Gatehouse reaches authentik or the outpost at, such as https://authentik.lan:9443", u.Hostname())
+	}
+	if up != nil && c.Upstream != UpstreamDemo && strings.EqualFold(upstream.HostPort(u), upstream.HostPort(up)) {
+		return fmt.Errorf("the outpost %s is the upstream this site protects: authentik's sign-in pages cannot sit behind its own sign-in; protect another app with it", upstream.HostPort(u))
+	}
+	return nil
 }

@@ -1,7 +1,8 @@
 // Package preflight checks, before serving, what Gatehouse depends on and
 // cannot fix itself: the hostname (hostname and DNS, dns.go), the listen
-// ports (ports.go), and the upstream: connect, TLS with the configured
-// trust, health and a WebSocket upgrade (upstream.go). Each Result says
+// ports (ports.go), the upstream: connect, TLS with the configured
+// trust, health and a WebSocket upgrade (upstream.go), and the forward
+// auth outpost (forwardauth.go). Each Result says
 // what was found and what to do, in words for the person setting it up;
 // the wizard shows them beside its fields and `gatehouse check` prints them.
 package preflight
@@ -62,6 +63,7 @@ const (
 	NameUpstreamTLS       Name = "upstream-tls"
 	NameUpstreamHealth    Name = "upstream-health"
 	NameUpstreamWebSocket Name = "upstream-websocket"
+	NameForwardAuth       Name = "forward-auth"
 )
 
 // A Result is the outcome of one pre-flight check, worded for the
@@ -141,19 +143,26 @@ func (k *Checker) upstreamResolver() *net.Resolver {
 
 // Run runs every check and returns their results in a fixed order: config,
 // hostname, DNS, the listen ports, then the upstream's connect, TLS, health
-// and WebSocket steps. Independent groups run at the same time, so the
+// and WebSocket steps, and the forward auth outpost when one is set.
+// Independent groups run at the same time, so the
 // whole run takes about as long as its slowest group.
 func (k *Checker) Run(ctx context.Context, cfg config.Config) []Result {
 	var dns Result
 	var ports, upstream []Result
 	var wg sync.WaitGroup
+	var auth Result
 	wg.Go(func() { dns = k.CheckDNS(ctx, cfg) })
 	wg.Go(func() { ports = k.CheckPorts(ctx, cfg) })
 	wg.Go(func() { upstream = k.CheckUpstream(ctx, cfg) })
+	wg.Go(func() { auth = k.CheckForwardAuth(ctx, cfg) })
 	wg.Wait()
 	out := []Result{k.CheckConfig(cfg), k.CheckHostname(cfg), dns}
 	out = append(out, ports...)
-	return append(out, upstream...)
+	out = append(out, upstream...)
+	if cfg.ForwardAuth != nil {
+		out = append(out, auth)
+	}
+	return out
 }
 
 // checkedFields are the config fields whose problems a dedicated check
@@ -161,6 +170,7 @@ func (k *Checker) Run(ctx context.Context, cfg config.Config) []Result {
 var checkedFields = map[config.Field]bool{
 	config.FieldHostname: true, config.FieldUpstream: true, config.FieldUpstreamCA: true, config.FieldUpstreamFingerprint: true,
 	config.FieldHTTPAddr: true, config.FieldHTTPSAddr: true, config.FieldStatusAddr: true, config.FieldHealthPath: true,
+	config.FieldForwardAuth: true,
 }
 
 // CheckConfig reports the settings that are invalid, other than those a

@@ -1,0 +1,121 @@
+package preflight
+
+import (
+	"context"
+	"crypto/sha256"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gatehouse-proxy/gatehouse/internal/config"
+	"github.com/gatehouse-proxy/gatehouse/internal/upstream"
+)
+
+// checkOutpost answers the forward auth check as status, redirecting to
+// location for a 3xx, and keeps the request it got.
+type checkOutpost struct {
+	status   int
+	location string
+	mu       sync.Mutex
+	got      *http.Request
+}
+
+func (o *checkOutpost) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	o.mu.Lock()
+	o.got = r.Clone(context.Background())
+	o.mu.Unlock()
+	if r.URL.Path != forwardAuthCheckPath {
+		http.NotFound(w, r)
+		return
+	}
+	if o.location != "" {
+		w.Header().Set("Location", o.location)
+	}
+	w.WriteHeader(o.status)
+}
+
+func forwardAuthConfig(url string) config.Config {
+	return config.Config{
+		Hostname: "app.example.com", Upstream: "http://app.lan:8080", TLS: config.TLSSelfSigned,
+		StateDir: "/nonexistent/state", ForwardAuth: &config.ForwardAuth{URL: url},
+	}
+}
+
+func TestCheckForwardAuth(t *testing.T) {
+	k := Checker{Timeout: 5 * time.Second}
+	for _, tc := range []struct {
+		name    string
+		outpost *checkOutpost
+		status  Status
+		finding string
+	}{
+		{"works", &checkOutpost{status: http.StatusFound, location: "https://app.example.com/outpost.goauthentik.io/start?rd=https%3A%2F%2Fapp.example.com%2F"}, Pass, "forward auth works"},
+		{"newer outpost", &checkOutpost{status: http.StatusFound, location: "https://authentik.example.com/application/o/authorize/?client_id=x"}, Pass, "forward auth works"},
+		{"not forward auth mode", &checkOutpost{status: http.StatusNotFound}, Fail, "no provider in forward auth mode serves app.example.com"},
+		{"no app for the host", &checkOutpost{status: http.StatusBadRequest}, Fail, "no application for app.example.com"},
+		{"lets everyone in", &checkOutpost{status: http.StatusOK}, Fail, "every visitor would reach the app"},
+		{"redirects elsewhere", &checkOutpost{status: http.StatusFound, location: "https://elsewhere.example/login"}, Warn, "rather than to authentik's sign-in"},
+		{"outpost error", &checkOutpost{status: http.StatusInternalServerError}, Fail, "reports a problem"},
+	} {
+		srv := httptest.NewServer(tc.outpost)
+		r := k.CheckForwardAuth(context.Background(), forwardAuthConfig(srv.URL))
+		srv.Close()
+		if r.Status != tc.status || !strings.Contains(r.Finding, tc.finding) || r.Field != config.FieldForwardAuth {
+			t.Errorf("%s: %s; want %s mentioning %q", tc.name, r, tc.status, tc.finding)
+		}
+		if tc.status != Pass && r.Fix == "" {
+			t.Errorf("%s: no fix offered", tc.name)
+		}
+		got := tc.outpost.got
+		if got == nil || got.Host != "app.example.com" || got.Header.Get("X-Forwarded-Host") != "app.example.com" ||
+			got.Header.Get("X-Forwarded-Proto") != "https" || got.Header.Get("X-Forwarded-Uri") != "/" || got.Header.Get("Cookie") != "" {
+			t.Errorf("%s: the outpost got %+v, want a check for app.example.com without cookies", tc.name, got)
+		}
+	}
+}
+
+func TestCheckForwardAuthUnreachableOrUntrusted(t *testing.T) {
+	k := Checker{Timeout: 5 * time.Second}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	if r := k.CheckForwardAuth(context.Background(), forwardAuthConfig("http://"+addr)); r.Status != Fail || !strings.Contains(r.Finding, "refused the connection") {
+		t.Errorf("nothing listening: %s", r)
+	}
+
+	o := &checkOutpost{status: http.StatusFound, location: "/outpost.goauthentik.io/start"}
+	srv := httptest.NewTLSServer(o)
+	defer srv.Close()
+	if r := k.CheckForwardAuth(context.Background(), forwardAuthConfig(srv.URL)); r.Status != Fail || !strings.Contains(r.Finding, "certificate Gatehouse does not trust") {
+		t.Errorf("untrusted certificate: %s", r)
+	}
+	cfg := forwardAuthConfig(srv.URL)
+	sum := sha256.Sum256(srv.Certificate().Raw)
+	cfg.ForwardAuth.Fingerprint = upstream.FormatFingerprint(sum[:])
+	if r := k.CheckForwardAuth(context.Background(), cfg); r.Status != Pass {
+		t.Errorf("pinned certificate: %s", r)
+	}
+	if r := k.CheckForwardAuth(context.Background(), forwardAuthConfig("http://"+srv.Listener.Addr().String())); r.Status != Fail || !strings.Contains(r.Finding, "answered 400: that port expects HTTPS") {
+		t.Errorf("http:// to a TLS port: %s", r)
+	}
+}
+
+func TestCheckForwardAuthOffOrInvalid(t *testing.T) {
+	var k Checker
+	cfg := forwardAuthConfig("")
+	cfg.ForwardAuth = nil
+	if r := k.CheckForwardAuth(context.Background(), cfg); r.Status != Skip {
+		t.Errorf("off: %s, want skipped", r)
+	}
+	cfg.ForwardAuth = &config.ForwardAuth{Site: "sso.example.com"}
+	if r := k.CheckForwardAuth(context.Background(), cfg); r.Status != Fail || !strings.Contains(r.Finding, "serves one site") {
+		t.Errorf("invalid: %s", r)
+	}
+}
