@@ -80,7 +80,13 @@ func Nginx(cfg config.Config) string {
 		line("    real_ip_recursive on;")
 		line("")
 	}
+	if cfg.ForwardAuth != nil {
+		nginxForwardAuth(cfg, line)
+	}
 	line("    location / {")
+	if cfg.ForwardAuth != nil {
+		nginxAuthRequest(line)
+	}
 	line("        proxy_pass %s://gatehouse_upstream;", up.Scheme)
 	line("        proxy_http_version 1.1;")
 	line("        proxy_set_header Host $host;")
@@ -157,6 +163,9 @@ func Caddyfile(cfg config.Config) string {
 		line("\ttls internal")
 	case config.TLSFiles:
 		line("\ttls %s %s", cfg.CertFile, cfg.KeyFile)
+	}
+	if fa := cfg.ForwardAuth; fa != nil {
+		caddyForwardAuth(fa, line)
 	}
 	line("\treverse_proxy %s {", up.String())
 	line("\t\theader_up Host {host}")
@@ -255,4 +264,91 @@ func portSuffix(port int) string {
 		return ""
 	}
 	return ":" + strconv.Itoa(port)
+}
+
+// authentikHeaders are the identity headers authentik's outpost answers a
+// passed check with, for the app.
+var authentikHeaders = []string{
+	"X-Authentik-Username", "X-Authentik-Groups", "X-Authentik-Entitlements", "X-Authentik-Email",
+	"X-Authentik-Name", "X-Authentik-Uid", "X-Authentik-Jwt", "X-Authentik-Meta-Jwks",
+	"X-Authentik-Meta-Outpost", "X-Authentik-Meta-Provider", "X-Authentik-Meta-App", "X-Authentik-Meta-Version",
+}
+
+// nginxForwardAuth writes the outpost's locations of authentik's nginx
+// integration: its own paths (sign-in start, callback, sign-out) go to
+// the outpost, and a 401 from the check turns into the sign-in redirect.
+func nginxForwardAuth(cfg config.Config, line func(string, ...any)) {
+	fa := cfg.ForwardAuth
+	outpost := strings.TrimSuffix(fa.URL, "/")
+	if fa.URL == "" {
+		outpost = "https://AUTHENTIK" // Site names another site: put its address here
+		line("    # Forward auth uses the site %s as the outpost: put its address in place of %s.", fa.Site, outpost)
+	}
+	line("    # authentik forward auth (its nginx integration): the outpost's own paths,")
+	line("    # and the check every request below makes first.")
+	line("    location /outpost.goauthentik.io {")
+	line("        proxy_pass %s/outpost.goauthentik.io;", outpost)
+	line("        proxy_set_header Host $host;")
+	line("        proxy_set_header X-Original-URL $scheme://$http_host$request_uri;")
+	line("        add_header Set-Cookie $auth_cookie;")
+	line("        auth_request_set $auth_cookie $upstream_http_set_cookie;")
+	line("        proxy_pass_request_body off;")
+	line("        proxy_set_header Content-Length \"\";")
+	if fa.Insecure || fa.Fingerprint != "" {
+		line("        proxy_ssl_verify off;")
+	} else if fa.CA != "" {
+		line("        proxy_ssl_verify on;")
+		line("        proxy_ssl_trusted_certificate %s;", fa.CA)
+	}
+	line("    }")
+	line("    location @goauthentik_proxy_signin {")
+	line("        internal;")
+	line("        add_header Set-Cookie $auth_cookie;")
+	line("        return 302 /outpost.goauthentik.io/start?rd=$scheme://$http_host$request_uri;")
+	line("    }")
+	line("")
+}
+
+// nginxAuthRequest writes the check in front of the app and passes the
+// outpost's identity headers on (a visitor's own are replaced).
+func nginxAuthRequest(line func(string, ...any)) {
+	line("        auth_request /outpost.goauthentik.io/auth/nginx;")
+	line("        error_page 401 = @goauthentik_proxy_signin;")
+	line("        auth_request_set $auth_cookie $upstream_http_set_cookie;")
+	line("        add_header Set-Cookie $auth_cookie;")
+	for _, h := range authentikHeaders {
+		v := "$authentik_" + strings.ReplaceAll(strings.ToLower(strings.TrimPrefix(h, "X-Authentik-")), "-", "_")
+		line("        auth_request_set %s $upstream_http_%s;", v, strings.ReplaceAll(strings.ToLower(h), "-", "_"))
+		line("        proxy_set_header %s %s;", h, v)
+	}
+}
+
+// caddyForwardAuth writes authentik's Caddy integration: the outpost's own
+// paths, then the check with the identity headers copied to the app.
+func caddyForwardAuth(fa *config.ForwardAuth, line func(string, ...any)) {
+	outpost := strings.TrimSuffix(fa.URL, "/")
+	if fa.URL == "" {
+		outpost = "https://AUTHENTIK"
+		line("\t# Forward auth uses the site %s as the outpost: put its address in place of %s.", fa.Site, outpost)
+	}
+	transport := func() {
+		if fa.Insecure || fa.Fingerprint != "" {
+			line("\t\ttransport http {")
+			line("\t\t\ttls_insecure_skip_verify")
+			line("\t\t}")
+		} else if fa.CA != "" {
+			line("\t\ttransport http {")
+			line("\t\t\ttls_trusted_ca_certs %s", fa.CA)
+			line("\t\t}")
+		}
+	}
+	line("\t# authentik forward auth (its Caddy integration).")
+	line("\treverse_proxy /outpost.goauthentik.io/* %s {", outpost)
+	transport()
+	line("\t}")
+	line("\tforward_auth %s {", outpost)
+	line("\t\turi /outpost.goauthentik.io/auth/caddy")
+	line("\t\tcopy_headers %s", strings.Join(authentikHeaders, " "))
+	transport()
+	line("\t}")
 }

@@ -121,3 +121,42 @@ func TestExportDemoAndSelfSigned(t *testing.T) {
 	nginx := Nginx(cfg)
 	wantLines(t, "nginx config", nginx, "server 127.0.0.1:9000;", "/home/me/.config/gatehouse/state/local-ca.crt", "demo app exists only inside Gatehouse")
 }
+
+// TestExportsKeepForwardAuth: a site protected by authentik stays
+// protected in both exports: the outpost's paths, the check, and the
+// identity headers passed on.
+func TestExportsKeepForwardAuth(t *testing.T) {
+	cfg := config.Config{Hostname: "grafana.example.com", Upstream: "http://grafana.lan:3000", TLS: config.TLSACME,
+		ForwardAuth: &config.ForwardAuth{URL: "https://authentik.lan:9443", Insecure: true}}
+	nginx := Nginx(cfg)
+	for _, want := range []string{
+		"location /outpost.goauthentik.io {\n        proxy_pass https://authentik.lan:9443/outpost.goauthentik.io;",
+		"auth_request /outpost.goauthentik.io/auth/nginx;",
+		"error_page 401 = @goauthentik_proxy_signin;",
+		"return 302 /outpost.goauthentik.io/start?rd=$scheme://$http_host$request_uri;",
+		"auth_request_set $authentik_username $upstream_http_x_authentik_username;",
+		"proxy_set_header X-Authentik-Username $authentik_username;",
+		"proxy_set_header X-Authentik-Meta-Version $authentik_meta_version;",
+		"proxy_ssl_verify off;",
+	} {
+		if !strings.Contains(nginx, want) {
+			t.Errorf("nginx export lacks %q:\n%s", want, nginx)
+		}
+	}
+	caddy := Caddyfile(cfg)
+	for _, want := range []string{
+		"reverse_proxy /outpost.goauthentik.io/* https://authentik.lan:9443 {",
+		"forward_auth https://authentik.lan:9443 {\n\t\turi /outpost.goauthentik.io/auth/caddy\n\t\tcopy_headers X-Authentik-Username X-Authentik-Groups",
+		"tls_insecure_skip_verify",
+	} {
+		if !strings.Contains(caddy, want) {
+			t.Errorf("Caddyfile lacks %q:\n%s", want, caddy)
+		}
+	}
+	if strings.Index(caddy, "forward_auth") > strings.Index(caddy, "reverse_proxy http://grafana.lan:3000") {
+		t.Error("the Caddyfile proxies to the app before the check")
+	}
+	if unprotected := Nginx(config.Config{Hostname: "a.example.com", Upstream: "http://a.lan"}); strings.Contains(unprotected, "auth_request") {
+		t.Error("an unprotected site's export checks with an outpost")
+	}
+}
