@@ -29,6 +29,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/gatehouse-proxy/gatehouse/internal/config"
@@ -69,7 +70,9 @@ type Server struct {
 	// slog.Default().
 	Logger *slog.Logger
 
-	srv *http.Server
+	mu     sync.Mutex
+	srv    *http.Server
+	closed bool
 }
 
 // Listen creates the socket at path (and its directory, mode 0700, or 0755
@@ -131,9 +134,17 @@ func (s *Server) Serve(ln net.Listener) error {
 	mux.HandleFunc("POST /v1/reload", s.action(s.Controller.Reload))
 	mux.HandleFunc("POST /v1/pause", s.action(s.Controller.Pause))
 	mux.HandleFunc("POST /v1/resume", s.action(s.Controller.Resume))
-	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(s.logger().Handler(), slog.LevelDebug)}
-	err := s.srv.Serve(ln)
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		ln.Close()
+		return nil
+	}
+	s.srv = srv
+	s.mu.Unlock()
+	err := srv.Serve(ln)
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}
@@ -143,6 +154,9 @@ func (s *Server) Serve(ln net.Listener) error {
 // Close stops serving; update streams end at once. Changes under way
 // finish first (Serve's caller waits for the proxy's shutdown anyway).
 func (s *Server) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
 	if s.srv == nil {
 		return nil
 	}
