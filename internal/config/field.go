@@ -14,6 +14,7 @@ const (
 	FieldUpstreamInsecure    Field = "upstream_insecure"
 	FieldUpstreamCA          Field = "upstream_ca"
 	FieldUpstreamFingerprint Field = "upstream_fingerprint"
+	FieldSites               Field = "sites"
 	FieldHTTPAddr            Field = "http_addr"
 	FieldHTTPSAddr           Field = "https_addr"
 	FieldPublicHTTPSPort     Field = "public_https_port"
@@ -36,9 +37,16 @@ const (
 	FieldHSTS                Field = "hsts"
 )
 
+// FieldForwardAuth is a site's key (never a top-level one): its forward
+// auth settings. A site's other keys share the top-level Fields' names
+// (hostname, upstream, upstream_insecure, upstream_ca,
+// upstream_fingerprint, cert_file, key_file); SiteField places any of
+// them in the sites list.
+const FieldForwardAuth Field = "forward_auth"
+
 // Fields lists every Field in the order of Config's fields.
 var Fields = []Field{
-	FieldHostname, FieldUpstream, FieldUpstreamInsecure, FieldUpstreamCA, FieldUpstreamFingerprint,
+	FieldHostname, FieldUpstream, FieldUpstreamInsecure, FieldUpstreamCA, FieldUpstreamFingerprint, FieldSites,
 	FieldHTTPAddr, FieldHTTPSAddr, FieldPublicHTTPSPort, FieldTLS, FieldCertFile, FieldKeyFile,
 	FieldStateDir, FieldTrustedProxies, FieldUpstreamKeepalive, FieldUpstreamIdleTimeout, FieldUpstreamTimeout,
 	FieldACMEEmail, FieldACMEDirectory, FieldACMECARoots, FieldACMEEABKeyID, FieldACMEEABHMAC, FieldACMEStagingFirst,
