@@ -5,11 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
+	"slices"
 	"time"
 
 	"github.com/gatehouse-proxy/gatehouse/internal/config"
 	"github.com/gatehouse-proxy/gatehouse/internal/ports"
-	"github.com/gatehouse-proxy/gatehouse/internal/progress"
 )
 
 const (
@@ -58,17 +59,13 @@ func (e *Engine) Apply(ctx context.Context, cfg config.Config) error {
 	if err != nil {
 		return err
 	}
-	if next.cert != cur.cert {
-		e.report.Report(progress.Certificate, "Preparing the %s certificate for %s", cfg.TLS, cfg.Hostname)
-		if err = e.rehearse(ctx, next); err == nil {
-			e.pending.Store(next)
-			err = next.cert.start(ctx, e.background)
-			e.pending.Store(nil)
-		}
-		if err != nil {
-			binds.abandon()
-			return fmt.Errorf("certificate: %w", err)
-		}
+	e.pending.Store(next)
+	err = e.startCertificates(ctx, next)
+	e.pending.Store(nil)
+	if err != nil {
+		binds.abandon()
+		next.endCertificates(cur)
+		return fmt.Errorf("certificate: %w", err)
 	}
 
 	e.mu.Lock()
@@ -81,28 +78,44 @@ func (e *Engine) Apply(ctx context.Context, cfg config.Config) error {
 	e.gen.Store(next)
 	binds.commit()
 	cur.retire(next)
+	e.retryFailedCertificates(next)
 	e.checkUpstream(ctx, next)
 	e.tracker.events.add(Event{Time: time.Now(), Kind: EventConfig, Message: "new settings applied"})
 	e.tracker.changed.Store(true)
-	e.logger.Info("applied new settings", "hostname", cfg.Hostname, "upstream", cfg.Upstream)
+	e.logger.Info("applied new settings", "sites", next.sitesSummary())
 	return nil
 }
 
-// retire ends what g alone used once next serves: its health checks, its
-// certificate's upkeep and its idle upstream connections (requests in
-// flight finish on theirs).
+// retire ends what g alone used once next serves: its health checks, the
+// upkeep of certificates next does not serve and the idle connections of
+// upstream pools next does not use (requests in flight finish on theirs).
 func (g *generation) retire(next *generation) {
-	if g.stopHealth != nil {
-		g.stopHealth()
+	g.endCertificates(next)
+	kept := map[*http.Transport]bool{}
+	for _, s := range next.sites {
+		kept[s.transport] = true
 	}
-	if g.cert != next.cert && g.cert.started {
-		g.cert.stop()
+	for _, s := range g.sites {
+		if s.stopHealth != nil {
+			s.stopHealth()
+		}
+		if !kept[s.transport] {
+			s.transport.CloseIdleConnections()
+		}
+		if s.auth != nil {
+			// Each generation's checks have their own pool to the outpost.
+			s.auth.transport.CloseIdleConnections()
+		}
 	}
-	if g.transport != next.transport {
-		g.transport.CloseIdleConnections()
-	}
-	if g.auth != nil {
-		g.auth.transport.CloseIdleConnections()
+}
+
+// endCertificates ends the upkeep of g's certificates that other does not
+// serve.
+func (g *generation) endCertificates(other *generation) {
+	for _, c := range g.certs {
+		if !slices.Contains(other.certs, c) {
+			c.end()
+		}
 	}
 }
 

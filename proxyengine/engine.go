@@ -18,6 +18,7 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/internal/config"
 	"github.com/gatehouse-proxy/gatehouse/internal/ports"
 	"github.com/gatehouse-proxy/gatehouse/internal/progress"
+	"github.com/gatehouse-proxy/gatehouse/internal/upstream"
 )
 
 // shutdownGrace bounds how long in-flight requests may finish when the
@@ -55,6 +56,12 @@ type Engine struct {
 	// stagingDirectory is the CA that config.Config.ACMEStagingFirst
 	// rehearses with: Let's Encrypt's staging, or a test's Pebble.
 	stagingDirectory string
+	// siteCounters are each site's counters, by name, over every
+	// generation.
+	siteCounters siteStatsSet
+	// certRetry is the first wait before a failed certificate is tried
+	// again (certRetryFirst); tests shorten it.
+	certRetry time.Duration
 
 	// gen is what the engine serves now; pending, while Apply obtains a
 	// new certificate, is the generation whose ACME challenges the
@@ -94,8 +101,8 @@ func New(cfg config.Config, opts Options) (*Engine, error) {
 		logger = slog.Default()
 	}
 	e := &Engine{logger: logger, report: progress.Reporter{Logger: logger, Func: opts.Progress}, demo: newDemoApp(),
-		stagingDirectory: config.LetsEncryptStaging,
-		tracker:          newTracker(), limits: defaultClientLimits, state: StateStopped, serveErr: make(chan error, 3),
+		stagingDirectory: config.LetsEncryptStaging, certRetry: certRetryFirst,
+		tracker: newTracker(), limits: defaultClientLimits, state: StateStopped, serveErr: make(chan error, 3),
 		retired: map[net.Listener]bool{}}
 	e.ws = newWSSessions(e.tracker)
 	g, err := e.buildGeneration(cfg, nil)
@@ -112,10 +119,14 @@ func (e *Engine) current() *generation { return e.gen.Load() }
 // Config returns the configuration the engine serves, with defaults applied.
 func (e *Engine) Config() config.Config { return e.current().cfg }
 
-// Start binds the listeners, serves them, and prepares the certificate
-// (obtaining it from an ACME CA if need be, which is why the listeners come
-// first). It returns once the proxy serves visitors, or with the first
-// failure, after which the engine is stopped again.
+// Start binds the listeners, serves them, and prepares each site's
+// certificate (obtaining it from an ACME CA if need be, which is why the
+// listeners come first). It returns once the proxy serves visitors, or
+// with the first failure, after which the engine is stopped again. With
+// several sites, Start fails only if no site got a certificate: a site
+// whose certificate failed is served without one (its handshakes fail),
+// shows the failure in its SiteStatus, and is tried again on its own
+// schedule (and, for ACME, the CA's backoff for that name).
 func (e *Engine) Start(ctx context.Context) (err error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -153,7 +164,7 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 	// The servers hand each request to the generation current when it
 	// arrives, so Apply changes what is served without touching them.
 	var handler http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		e.current().proxy.ServeHTTP(w, r)
+		e.current().ServeHTTP(w, r)
 	})
 	if !e.untracked {
 		handler = e.tracker.middleware(handler)
@@ -177,17 +188,14 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 		e.warnIfStatusPublic()
 	}
 
-	e.report.Report(progress.Certificate, "Preparing the %s certificate for %s", cfg.TLS, cfg.Hostname)
-	if err = e.rehearse(ctx, g); err != nil {
+	if err = e.startCertificates(ctx, g); err != nil {
 		return fmt.Errorf("certificate: %w", err)
 	}
-	if err = g.cert.start(ctx, e.background); err != nil {
-		return fmt.Errorf("certificate: %w", err)
-	}
+	e.retryFailedCertificates(g)
 	e.checkUpstream(ctx, g)
 	go e.sample(e.background)
 	e.state, e.startedAt = StateRunning, time.Now()
-	e.report.Report(progress.Ready, "Serving %s on %s", e.PublicURL(), e.httpsLn.Addr())
+	e.report.Report(progress.Ready, "Serving %s on %s", g.publicURLs(), e.httpsLn.Addr())
 	return nil
 }
 
@@ -214,7 +222,7 @@ func (e *Engine) serve(srv *http.Server, ln net.Listener) {
 // current generation's, or the pending one's for the CA's TLS-ALPN-01
 // validation while Apply obtains a new certificate.
 func (e *Engine) tlsConfigFor(hello *tls.ClientHelloInfo) (*tls.Config, error) {
-	if p := e.pending.Load(); p != nil && slices.Equal(hello.SupportedProtos, []string{acmeALPN}) {
+	if p := e.pending.Load(); p != nil && slices.Equal(hello.SupportedProtos, []string{acmeALPN}) && p.byName[config.SiteKey(hello.ServerName)] != nil {
 		return p.tlsConfig, nil
 	}
 	return e.current().tlsConfig, nil
@@ -223,29 +231,45 @@ func (e *Engine) tlsConfigFor(hello *tls.ClientHelloInfo) (*tls.Config, error) {
 // servePlain answers the plain port: the pending generation's HTTP-01
 // challenges while Apply obtains a certificate, then the current one's.
 func (e *Engine) servePlain(w http.ResponseWriter, r *http.Request) {
+	cur := e.current()
 	if p := e.pending.Load(); p != nil && strings.HasPrefix(r.URL.Path, acmeHTTPChallengePath) {
-		if solver, ok := p.cert.source.(certs.ChallengeSolver); ok {
-			solver.HTTPHandler(e.current().plain).ServeHTTP(w, r)
-			return
+		if ps := p.siteFor(r.Host); ps != nil {
+			if solver, ok := ps.cert.source().(certs.ChallengeSolver); ok {
+				solver.HTTPHandler(http.HandlerFunc(cur.servePlain)).ServeHTTP(w, r)
+				return
+			}
 		}
 	}
-	e.current().plain.ServeHTTP(w, r)
+	cur.servePlain(w, r)
 }
 
-// checkUpstream checks g's upstream once, reporting the result, and keeps
-// checking it in the background until g is retired or the engine stops.
+// checkUpstream checks each site's upstream of g once, at the same time,
+// reporting the results, and keeps checking them in the background until
+// g is retired or the engine stops.
 func (e *Engine) checkUpstream(ctx context.Context, g *generation) {
-	e.report.Report(progress.Upstream, "Checking the upstream at %s", g.health.URL())
-	if h := g.health.Check(ctx); h.Healthy {
-		e.report.Report(progress.Upstream, "The upstream answered in %s", h.Latency.Round(time.Millisecond))
-	} else if ctx.Err() == nil {
-		// Not fatal: the app may still be starting. The dashboard shows
-		// when it comes up.
-		e.report.Report(progress.Upstream, "The upstream is not answering yet (%s); Gatehouse keeps checking", h.LastError)
+	results := make([]upstream.Health, len(g.sites))
+	var wg sync.WaitGroup
+	for i, s := range g.sites {
+		e.report.Report(progress.Upstream, "Checking the upstream at %s", s.health.URL())
+		wg.Go(func() { results[i] = s.health.Check(ctx) })
 	}
-	var bg context.Context
-	bg, g.stopHealth = context.WithCancel(e.background)
-	go g.health.Run(bg)
+	wg.Wait()
+	for i, s := range g.sites {
+		of := ""
+		if len(g.sites) > 1 {
+			of = " of " + s.site.Hostname
+		}
+		if h := results[i]; h.Healthy {
+			e.report.Report(progress.Upstream, "The upstream%s answered in %s", of, h.Latency.Round(time.Millisecond))
+		} else if ctx.Err() == nil {
+			// Not fatal: the app may still be starting. The dashboard
+			// shows when it comes up.
+			e.report.Report(progress.Upstream, "The upstream%s is not answering yet (%s); Gatehouse keeps checking", of, h.LastError)
+		}
+		var bg context.Context
+		bg, s.stopHealth = context.WithCancel(e.background)
+		go s.health.Run(bg)
+	}
 }
 
 func (e *Engine) warnIfStatusPublic() {
@@ -319,8 +343,9 @@ func (e *Engine) boundAddr(ln *net.Listener) net.Addr {
 	return (*ln).Addr()
 }
 
-// CertStatus describes the certificate being served.
-func (e *Engine) CertStatus() certs.Status { return e.current().cert.source.Status() }
+// CertStatus describes the certificate served for the first site; each
+// site's is in Status().Sites.
+func (e *Engine) CertStatus() certs.Status { return e.current().firstSite().cert.status() }
 
 // Shutdown stops accepting, lets in-flight requests finish until ctx is
 // done (10 s if ctx has no deadline), closes WebSockets with 1001 Going
@@ -378,9 +403,11 @@ func (e *Engine) closeLocked() {
 	if e.stopBackground != nil {
 		e.stopBackground() // certificate upkeep and health checks of every generation
 	}
-	e.current().transport.CloseIdleConnections()
-	if a := e.current().auth; a != nil {
-		a.transport.CloseIdleConnections()
+	for _, s := range e.current().sites {
+		s.transport.CloseIdleConnections()
+		if s.auth != nil {
+			s.auth.transport.CloseIdleConnections()
+		}
 	}
 	e.demo.close()
 	e.state = StateStopped

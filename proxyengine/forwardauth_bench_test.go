@@ -48,7 +48,7 @@ func BenchmarkForwardAuth(b *testing.B) {
 				b.Fatal(err)
 			}
 			if mode == "check" {
-				e.current().auth.cache = nil
+				e.current().sites[0].auth.cache = nil
 			}
 			if err := e.Start(b.Context()); err != nil {
 				b.Fatal(err)

@@ -434,7 +434,7 @@ func TestForwardAuthOutpostDownOrSlow(t *testing.T) {
 		}
 	}
 
-	e2, app2, _ := startProtected(t, false, func(e *Engine) { e.current().auth.timeout = 300 * time.Millisecond })
+	e2, app2, _ := startProtected(t, false, func(e *Engine) { e.current().sites[0].auth.timeout = 300 * time.Millisecond })
 	for _, h2 := range []bool{false, true} {
 		start := time.Now()
 		resp, body := do(t, httpClient(t, e2, h2), http.MethodGet, "/", slowSession, nil, "")
@@ -508,7 +508,7 @@ func TestForwardAuthCache(t *testing.T) {
 
 	// Expiry.
 	outpost.revoked.Store(false)
-	e.current().auth.cache.forget(authCacheKey(&http.Request{Header: http.Header{"Cookie": {validSession}}, URL: &url.URL{}}))
+	e.current().sites[0].auth.cache.forget(authCacheKey(&http.Request{Header: http.Header{"Cookie": {validSession}}, URL: &url.URL{}}))
 	get("/a", validSession)
 	outpost.revoked.Store(true)
 	if s := get("/a", validSession); s != http.StatusOK {

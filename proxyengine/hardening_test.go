@@ -860,7 +860,7 @@ func TestChurnWebSockets(t *testing.T) {
 			return errors.New("the upstream never saw the session end")
 		}
 	}
-	dropIdle := func() { e.current().transport.CloseIdleConnections() }
+	dropIdle := func() { e.current().sites[0].transport.CloseIdleConnections() }
 	if err := cycle(0); err != nil { // warm up what stays: pools, timers, the engine's workers
 		t.Fatal(err)
 	}
@@ -902,7 +902,7 @@ func TestChurnKeepaliveRequests(t *testing.T) {
 	}
 	dropIdle := func() {
 		client.CloseIdleConnections()
-		e.current().transport.CloseIdleConnections()
+		e.current().sites[0].transport.CloseIdleConnections()
 	}
 	if err := request(0); err != nil {
 		t.Fatal(err)

@@ -40,7 +40,11 @@ type proxyHandler struct {
 	// a WebSocket's 101 included.
 	upstreamTimeout time.Duration
 	limits          *clientLimits // the engine's, read once serving starts
-	visitors        visitorCounts
+	// visitors counts requests in flight per visitor: the generation's,
+	// shared by its sites.
+	visitors *visitorCounts
+	// stats are the site's counters, or nil for a handler outside an engine.
+	stats *siteStats
 }
 
 func newProxyHandler(c config.Config, logger *slog.Logger, upstream *url.URL, transport *http.Transport, fwd forwarding, t *tracker, sessions *wsSessions, limits *clientLimits) *proxyHandler {
@@ -53,6 +57,7 @@ func newProxyHandler(c config.Config, logger *slog.Logger, upstream *url.URL, tr
 		tracker:         t,
 		upstreamTimeout: time.Duration(c.UpstreamTimeout),
 		limits:          limits,
+		visitors:        &visitorCounts{},
 	}
 	p.hsts, _ = c.HSTSHeader() // validated in New
 	p.serve = http.HandlerFunc(p.serveUpstream)
@@ -86,40 +91,58 @@ func (p *proxyHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	host, hostErr := requestHostName(r.Host)
 	switch {
 	case r.Method == http.MethodConnect:
-		// A reverse proxy is no tunnel to wherever the visitor names.
-		w.Header().Set("Allow", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS")
-		writeErrorPage(w, http.StatusMethodNotAllowed, "This gateway does not open tunnels",
-			"CONNECT requests are not forwarded.")
+		serveConnect(w)
 	case hostErr != nil:
-		writeErrorPage(w, http.StatusBadRequest, "The request names no valid host",
-			"The address in the request is malformed.")
+		serveMalformedHost(w)
 	case host != p.hostname:
-		writeErrorPage(w, http.StatusMisdirectedRequest, "This server does not serve that name",
-			"The address you used is not the one this gateway is set up for.")
+		serveMisdirected(w)
 	default:
-		if p.hsts != "" {
-			// Only for the configured name: HSTS binds the name it
-			// arrives under.
-			w.Header().Set("Strict-Transport-Security", p.hsts)
-		}
-		key := p.visitorKey(r)
-		if key.Addr().IsLoopback() {
-			// A process on this machine: a tunnel (cloudflared) or a
-			// proxy not listed as trusted, whose visitors would all share
-			// one share, or a benchmark. It is not limited.
-			p.serve.ServeHTTP(w, r)
-			return
-		}
-		if !p.visitors.acquire(key, p.limits.perVisitor) {
-			p.logger.Debug("too many requests in flight from one visitor", "client", r.RemoteAddr, "path", r.URL.Path)
-			w.Header().Set("Retry-After", "5")
-			writeErrorPage(w, http.StatusTooManyRequests, "Too many requests at once",
-				"This address has too many requests waiting on the gateway. Try again in a moment.")
-			return
-		}
-		defer p.visitors.release(key)
-		p.serve.ServeHTTP(w, r)
+		p.serveSite(w, r)
 	}
+}
+
+// serveConnect refuses CONNECT: a reverse proxy is no tunnel to wherever
+// the visitor names.
+func serveConnect(w http.ResponseWriter) {
+	w.Header().Set("Allow", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS")
+	writeErrorPage(w, http.StatusMethodNotAllowed, "This gateway does not open tunnels",
+		"CONNECT requests are not forwarded.")
+}
+
+func serveMalformedHost(w http.ResponseWriter) {
+	writeErrorPage(w, http.StatusBadRequest, "The request names no valid host",
+		"The address in the request is malformed.")
+}
+
+func serveMisdirected(w http.ResponseWriter) {
+	writeErrorPage(w, http.StatusMisdirectedRequest, "This server does not serve that name",
+		"The address you used is not one this gateway is set up for.")
+}
+
+// serveSite serves a request whose Host names p's site.
+func (p *proxyHandler) serveSite(w http.ResponseWriter, r *http.Request) {
+	if p.hsts != "" {
+		// Only for a configured name: HSTS binds the name it arrives
+		// under.
+		w.Header().Set("Strict-Transport-Security", p.hsts)
+	}
+	key := p.visitorKey(r)
+	if key.Addr().IsLoopback() {
+		// A process on this machine: a tunnel (cloudflared) or a
+		// proxy not listed as trusted, whose visitors would all share
+		// one share, or a benchmark. It is not limited.
+		p.serve.ServeHTTP(w, r)
+		return
+	}
+	if !p.visitors.acquire(key, p.limits.perVisitor) {
+		p.logger.Debug("too many requests in flight from one visitor", "client", r.RemoteAddr, "path", r.URL.Path)
+		w.Header().Set("Retry-After", "5")
+		writeErrorPage(w, http.StatusTooManyRequests, "Too many requests at once",
+			"This address has too many requests waiting on the gateway. Try again in a moment.")
+		return
+	}
+	defer p.visitors.release(key)
+	p.serve.ServeHTTP(w, r)
 }
 
 // serveUpstream forwards a request that passed the checks of ServeHTTP.
@@ -299,6 +322,9 @@ func (p *proxyHandler) serveUpstreamError(w http.ResponseWriter, r *http.Request
 		status = http.StatusGatewayTimeout
 	}
 	p.tracker.noteUpstreamError(r, status, err)
+	if p.stats != nil {
+		p.stats.upstreamErrors.Add(1)
+	}
 	if status == http.StatusGatewayTimeout {
 		p.logger.Warn("upstream timed out", "upstream", p.upstream.Host, "path", r.URL.Path, "err", err)
 		writeErrorPage(w, http.StatusGatewayTimeout, "The app took too long to answer",

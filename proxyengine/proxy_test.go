@@ -196,8 +196,8 @@ func TestProxyUsesKeepalivePool(t *testing.T) {
 	if n := conns.Load(); n != 1 {
 		t.Errorf("50 sequential requests opened %d upstream connections, want 1 reused", n)
 	}
-	if e.current().transport.MaxIdleConnsPerHost != 256 || e.current().transport.IdleConnTimeout != 90*time.Second {
-		t.Errorf("pool: %d idle, %v idle timeout; want 256 and 90s (below authentik's 120 s)", e.current().transport.MaxIdleConnsPerHost, e.current().transport.IdleConnTimeout)
+	if e.current().sites[0].transport.MaxIdleConnsPerHost != 256 || e.current().sites[0].transport.IdleConnTimeout != 90*time.Second {
+		t.Errorf("pool: %d idle, %v idle timeout; want 256 and 90s (below authentik's 120 s)", e.current().sites[0].transport.MaxIdleConnsPerHost, e.current().sites[0].transport.IdleConnTimeout)
 	}
 }
 

@@ -26,7 +26,9 @@ const (
 )
 
 // Status is a snapshot of the engine, safe to keep and read from any
-// goroutine. The JSON form is what GET /status serves.
+// goroutine. The JSON form is what GET /status serves. Its counters are
+// totals over every site; Hostname, PublicURL, Upstream and Certificate
+// are the first site's; Sites has each site's own.
 type Status struct {
 	State     State     `json:"state"`
 	Hostname  string    `json:"hostname"`
@@ -52,6 +54,27 @@ type Status struct {
 	Certificate certs.Status     `json:"certificate"`
 	History     []HistoryPoint   `json:"history"`
 	Events      []Event          `json:"events"` // newest first
+
+	// Sites describes each site, in the order of the configuration
+	// (config.Config.AllSites).
+	Sites []SiteStatus `json:"sites"`
+}
+
+// SiteStatus is one site's part of a Status. Its counters count since the
+// engine started, whatever settings the site had meanwhile.
+type SiteStatus struct {
+	Hostname         string            `json:"hostname"`
+	PublicURL        string            `json:"public_url"`
+	Upstream         upstream.Health   `json:"upstream"`
+	Certificate      certs.Status      `json:"certificate"`
+	RequestsTotal    uint64            `json:"requests_total"`
+	ResponsesByClass map[string]uint64 `json:"responses_by_class"` // "1xx" … "5xx"
+	UpstreamErrors   uint64            `json:"upstream_errors"`
+	// ActiveConnections counts the open client connections whose requests
+	// went to this site; a connection yet to send a request counts for
+	// none.
+	ActiveConnections int `json:"active_connections"`
+	ActiveWebSockets  int `json:"active_websockets"`
 }
 
 // ErrorRate is the share of answers in the last minute of history that
@@ -101,7 +124,8 @@ type ConnectionInfo struct {
 	Remote     string    `json:"remote"`
 	Protocol   string    `json:"protocol"` // "HTTP/1.1", "HTTP/2", "WebSocket", or "TLS" before the first request
 	WebSocket  bool      `json:"websocket"`
-	ServerName string    `json:"server_name,omitempty"`
+	ServerName string    `json:"server_name,omitempty"` // the TLS SNI
+	Site       string    `json:"site,omitempty"`        // the hostname of the site its requests go to
 	OpenedAt   time.Time `json:"opened_at"`
 	Method     string    `json:"method,omitempty"` // of the current or last request
 	Path       string    `json:"path,omitempty"`
@@ -116,6 +140,7 @@ type WebSocketInfo struct {
 	ConnectionID uint64    `json:"connection_id"`
 	Remote       string    `json:"remote"`
 	Path         string    `json:"path"`
+	Site         string    `json:"site,omitempty"` // the hostname of the site whose upstream it reaches
 	OpenedAt     time.Time `json:"opened_at"`
 	BytesIn      int64     `json:"bytes_in"` // client to upstream
 	BytesOut     int64     `json:"bytes_out"`
@@ -134,9 +159,10 @@ func (e *Engine) Snapshot(rows int) Status {
 	state, started := e.state, e.startedAt
 	e.mu.Unlock()
 	counts := e.tracker.counts()
+	g := e.current()
 	st := Status{
 		State:            state,
-		Hostname:         e.Config().Hostname,
+		Hostname:         g.firstSite().site.Hostname,
 		PublicURL:        e.PublicURL(),
 		HTTPSAddr:        addrString(e.HTTPSAddr()),
 		HTTPAddr:         addrString(e.HTTPAddr()),
@@ -146,8 +172,9 @@ func (e *Engine) Snapshot(rows int) Status {
 		WebSockets:       []WebSocketInfo{}, // [] rather than null in JSON
 		UpstreamErrors:   counts.upstreamErrors,
 		UpstreamLatency:  counts.latency,
-		Upstream:         e.current().health.Status(),
-		Certificate:      e.CertStatus(),
+		Upstream:         g.firstSite().health.Status(),
+		Certificate:      g.firstSite().cert.status(),
+		Sites:            g.siteStatuses(),
 		History:          e.history.list(),
 		Events:           e.tracker.events.list(),
 	}
@@ -175,13 +202,38 @@ func addrString(a net.Addr) string {
 	return a.String()
 }
 
-// PublicURL is the address visitors use.
-func (e *Engine) PublicURL() string {
-	cfg := e.Config()
-	if cfg.PublicHTTPSPort == 443 {
-		return "https://" + cfg.Hostname + "/"
+// PublicURL is the address visitors use: the first site's.
+func (e *Engine) PublicURL() string { return e.current().firstSite().publicURL() }
+
+// publicURL is the address visitors use for s.
+func (s *siteRun) publicURL() string {
+	if s.cfg.PublicHTTPSPort == 443 {
+		return "https://" + s.site.Hostname + "/"
 	}
-	return "https://" + net.JoinHostPort(cfg.Hostname, strconv.Itoa(cfg.PublicHTTPSPort)) + "/"
+	return "https://" + net.JoinHostPort(s.site.Hostname, strconv.Itoa(s.cfg.PublicHTTPSPort)) + "/"
+}
+
+// siteStatuses describes each site of g.
+func (g *generation) siteStatuses() []SiteStatus {
+	out := make([]SiteStatus, len(g.sites))
+	for i, s := range g.sites {
+		st := s.stats
+		out[i] = SiteStatus{
+			Hostname:          s.site.Hostname,
+			PublicURL:         s.publicURL(),
+			Upstream:          s.health.Status(),
+			Certificate:       s.cert.status(),
+			RequestsTotal:     st.requests.Load(),
+			ResponsesByClass:  make(map[string]uint64, 5),
+			UpstreamErrors:    st.upstreamErrors.Load(),
+			ActiveConnections: int(st.connections.Load()),
+			ActiveWebSockets:  int(st.websockets.Load()),
+		}
+		for class := 1; class <= 5; class++ {
+			out[i].ResponsesByClass[strconv.Itoa(class)+"xx"] = st.byClass[class].Load()
+		}
+	}
+	return out
 }
 
 // notifyInterval is the fastest pace of change notifications.
@@ -235,7 +287,10 @@ func (e *Engine) sample(ctx context.Context) {
 	defer tick.Stop()
 	lastSecond := time.Now()
 	var lastReqs, lastErrs uint64
-	lastCert := e.CertStatus()
+	lastCert := map[*certRun]certs.Status{}
+	for _, c := range e.current().certs {
+		lastCert[c] = c.status()
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -252,10 +307,15 @@ func (e *Engine) sample(ctx context.Context) {
 				})
 				lastReqs, lastErrs = reqs, errs
 				t.latency.rotate()
-				if cert := e.CertStatus(); certChanged(lastCert, cert) {
-					e.noteCertificate(cert)
-					lastCert = cert
+				seen := map[*certRun]certs.Status{}
+				for _, c := range e.current().certs {
+					cert := c.status()
+					if prev, ok := lastCert[c]; ok && certChanged(prev, cert) {
+						e.noteCertificate(c.names, cert)
+					}
+					seen[c] = cert
 				}
+				lastCert = seen
 				t.changed.Store(true)
 			}
 			if t.changed.Swap(false) {
@@ -270,27 +330,33 @@ func certChanged(a, b certs.Status) bool {
 }
 
 // noteCertificate records a certificate change as an event and a log line.
-func (e *Engine) noteCertificate(c certs.Status) {
+func (e *Engine) noteCertificate(names []string, c certs.Status) {
 	ev := Event{Time: time.Now(), Kind: EventCertificate}
 	if c.LastError != "" {
-		ev.Message = "certificate problem: " + c.LastError
-		e.logger.Warn("certificate problem", "err", c.LastError)
+		ev.Message = fmt.Sprintf("certificate problem (%s): %s", joinNames(names), c.LastError)
+		e.logger.Warn("certificate problem", "names", names, "err", c.LastError)
 	} else {
-		ev.Message = fmt.Sprintf("serving a certificate from %s, valid until %s", c.Issuer, c.NotAfter.Format(time.DateOnly))
-		e.logger.Info("serving a new certificate", "issuer", c.Issuer, "not_after", c.NotAfter)
+		ev.Message = fmt.Sprintf("serving a certificate for %s from %s, valid until %s", joinNames(names), c.Issuer, c.NotAfter.Format(time.DateOnly))
+		e.logger.Info("serving a new certificate", "names", names, "issuer", c.Issuer, "not_after", c.NotAfter)
 	}
 	e.tracker.events.add(ev)
 }
 
-// noteUpstreamHealth records an upstream health change.
-func (e *Engine) noteUpstreamHealth(h upstream.Health) {
+// noteUpstreamHealth records a change of the health of site's upstream.
+// With one site the message is as it always was; with more it names the
+// site.
+func (e *Engine) noteUpstreamHealth(site string, h upstream.Health) {
 	ev := Event{Time: h.CheckedAt, Kind: EventUpstream}
+	which := "upstream"
+	if len(e.current().sites) > 1 {
+		which = "upstream of " + site
+	}
 	if h.Healthy {
-		ev.Message = fmt.Sprintf("upstream is up (answered in %s)", h.Latency.Round(time.Millisecond))
-		e.logger.Info("upstream is up", "url", h.URL, "latency", h.Latency)
+		ev.Message = fmt.Sprintf("%s is up (answered in %s)", which, h.Latency.Round(time.Millisecond))
+		e.logger.Info("upstream is up", "site", site, "url", h.URL, "latency", h.Latency)
 	} else {
-		ev.Message = "upstream is down: " + h.LastError
-		e.logger.Warn("upstream is down", "url", h.URL, "err", h.LastError)
+		ev.Message = which + " is down: " + h.LastError
+		e.logger.Warn("upstream is down", "site", site, "url", h.URL, "err", h.LastError)
 	}
 	e.tracker.events.add(ev)
 	e.tracker.changed.Store(true)

@@ -143,13 +143,13 @@ func TestStatusShowsExactlyTheOpenConnections(t *testing.T) {
 		fmt.Sprintf("gatehouse_active_websockets %d", sockets),
 		fmt.Sprintf(`gatehouse_requests_total{class="2xx"} %d`, keepalive),
 		fmt.Sprintf(`gatehouse_requests_total{class="1xx"} %d`, sockets),
-		"gatehouse_upstream_up 1",
+		`gatehouse_upstream_up{site="gatehouse.test"} 1`,
 	} {
 		if !hasMetric(m, line) {
 			t.Errorf("/metrics lacks %q", line)
 		}
 	}
-	if !strings.Contains(m, `gatehouse_certificate_expiry_seconds{source="self-signed"} `) {
+	if !strings.Contains(m, `gatehouse_certificate_expiry_seconds{site="gatehouse.test",source="self-signed"} `) {
 		t.Error("/metrics lacks the certificate expiry")
 	}
 
@@ -250,7 +250,7 @@ func TestUpstreamHealthFlips(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.current().health.Interval = 50 * time.Millisecond
+	e.current().sites[0].health.Interval = 50 * time.Millisecond
 	if err := e.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -263,7 +263,7 @@ func TestUpstreamHealthFlips(t *testing.T) {
 
 	up.Close()
 	testutil.Eventually(t, "the upstream is seen down", func() bool { return !e.Status().Upstream.Healthy })
-	if !hasMetric(metricsText(t, e), "gatehouse_upstream_up 0") {
+	if !hasMetric(metricsText(t, e), `gatehouse_upstream_up{site="gatehouse.test"} 0`) {
 		t.Error("metric still says up")
 	}
 	select {

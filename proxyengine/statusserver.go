@@ -63,6 +63,11 @@ func sameOriginOrDirect(site string) bool {
 	return site == "" || site == "none" || site == "same-origin"
 }
 
+// The metrics. Series without a site label are totals over every site,
+// as a single-site Gatehouse always reported them; the gatehouse_site_*
+// series split them by site. The upstream's health and the certificate
+// are each site's alone, so their series carry a site label (a query
+// without one, such as gatehouse_upstream_up == 0, still works).
 var (
 	descActiveConns = prometheus.NewDesc("gatehouse_active_connections",
 		"Client connections open on the HTTPS listener.", nil, nil)
@@ -73,15 +78,23 @@ var (
 	descUpstreamErrors = prometheus.NewDesc("gatehouse_upstream_errors_total",
 		"Requests answered 502 or 504 because the upstream failed or was too slow.", nil, nil)
 	descUpstreamUp = prometheus.NewDesc("gatehouse_upstream_up",
-		"1 if the last upstream health check passed, else 0.", nil, nil)
+		"1 if the last health check of the site's upstream passed, else 0.", []string{"site"}, nil)
 	descUpstreamCheckSeconds = prometheus.NewDesc("gatehouse_upstream_health_check_duration_seconds",
-		"Duration of the last upstream health check.", nil, nil)
+		"Duration of the last health check of the site's upstream.", []string{"site"}, nil)
 	descUpstreamLatency = prometheus.NewDesc("gatehouse_upstream_latency_seconds",
-		"Upstream time to response headers over the last minute, by quantile.", []string{"quantile"}, nil)
+		"Upstream time to response headers over the last minute, by quantile, over every site.", []string{"quantile"}, nil)
 	descCertExpiry = prometheus.NewDesc("gatehouse_certificate_expiry_seconds",
-		"Unix time at which the served certificate expires.", []string{"source"}, nil)
+		"Unix time at which the site's certificate expires.", []string{"site", "source"}, nil)
 	descBytes = prometheus.NewDesc("gatehouse_connection_bytes",
 		"Bytes on the wire of the open client connections, by direction.", []string{"direction"}, nil)
+	descSiteRequests = prometheus.NewDesc("gatehouse_site_requests_total",
+		"Requests answered for the site, by status class.", []string{"site", "class"}, nil)
+	descSiteUpstreamErrors = prometheus.NewDesc("gatehouse_site_upstream_errors_total",
+		"Requests for the site answered 502 or 504 because its upstream failed or was too slow.", []string{"site"}, nil)
+	descSiteConns = prometheus.NewDesc("gatehouse_site_active_connections",
+		"Client connections open whose requests go to the site.", []string{"site"}, nil)
+	descSiteWS = prometheus.NewDesc("gatehouse_site_active_websockets",
+		"Proxied WebSocket sessions open to the site's upstream.", []string{"site"}, nil)
 )
 
 // engineCollector reads the engine's counters at scrape time, so metrics
@@ -90,7 +103,8 @@ type engineCollector struct{ e *Engine }
 
 func (c engineCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descActiveConns, descActiveWS, descRequests, descUpstreamErrors, descUpstreamUp,
-		descUpstreamCheckSeconds, descUpstreamLatency, descCertExpiry, descBytes} {
+		descUpstreamCheckSeconds, descUpstreamLatency, descCertExpiry, descBytes,
+		descSiteRequests, descSiteUpstreamErrors, descSiteConns, descSiteWS} {
 		ch <- d
 	}
 }
@@ -101,27 +115,38 @@ func (c engineCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
+	counter := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, labels...)
+	}
 	gauge(descActiveConns, float64(e.tracker.count()))
 	gauge(descActiveWS, float64(e.ws.count()))
 	gauge(descBytes, float64(in), "in")
 	gauge(descBytes, float64(out), "out")
 	counts := e.tracker.counts()
 	for class, n := range counts.byClass {
-		ch <- prometheus.MustNewConstMetric(descRequests, prometheus.CounterValue, float64(n), class)
+		counter(descRequests, float64(n), class)
 	}
-	ch <- prometheus.MustNewConstMetric(descUpstreamErrors, prometheus.CounterValue, float64(counts.upstreamErrors))
-	h := e.current().health.Status()
-	up := 0.0
-	if h.Healthy {
-		up = 1
-	}
-	gauge(descUpstreamUp, up)
-	gauge(descUpstreamCheckSeconds, h.Latency.Seconds())
+	counter(descUpstreamErrors, float64(counts.upstreamErrors))
 	l := counts.latency
 	gauge(descUpstreamLatency, l.P50.Seconds(), "0.5")
 	gauge(descUpstreamLatency, l.P95.Seconds(), "0.95")
 	gauge(descUpstreamLatency, l.P99.Seconds(), "0.99")
-	if cert := e.CertStatus(); !cert.NotAfter.IsZero() {
-		gauge(descCertExpiry, float64(cert.NotAfter.Unix()), string(cert.Source))
+	for _, s := range e.current().siteStatuses() {
+		site := s.Hostname
+		up := 0.0
+		if s.Upstream.Healthy {
+			up = 1
+		}
+		gauge(descUpstreamUp, up, site)
+		gauge(descUpstreamCheckSeconds, s.Upstream.Latency.Seconds(), site)
+		if cert := s.Certificate; !cert.NotAfter.IsZero() {
+			gauge(descCertExpiry, float64(cert.NotAfter.Unix()), site, string(cert.Source))
+		}
+		for class, n := range s.ResponsesByClass {
+			counter(descSiteRequests, float64(n), site, class)
+		}
+		counter(descSiteUpstreamErrors, float64(s.UpstreamErrors), site)
+		gauge(descSiteConns, float64(s.ActiveConnections), site)
+		gauge(descSiteWS, float64(s.ActiveWebSockets), site)
 	}
 }

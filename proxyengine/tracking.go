@@ -63,8 +63,12 @@ type trackedConn struct {
 	active            atomic.Bool
 	protocol          atomic.Int32
 	serverName        atomic.Pointer[string]
-	last              atomic.Pointer[requestInfo]
-	closeOnce         sync.Once
+	// site is the site of the connection's first routed request, counted
+	// in its open connections until the connection closes.
+	site      atomic.Pointer[siteStats]
+	closed    bool // under t.mu: Close ran, so setSite counts no more
+	last      atomic.Pointer[requestInfo]
+	closeOnce sync.Once
 }
 
 // requestInfo is a connection's current or last request.
@@ -89,10 +93,30 @@ func (c *trackedConn) Close() error {
 	c.closeOnce.Do(func() {
 		c.t.mu.Lock()
 		delete(c.t.conns, c.id)
+		c.closed = true
+		if site := c.site.Load(); site != nil {
+			site.connections.Add(-1)
+		}
 		c.t.mu.Unlock()
 		c.t.changed.Store(true)
 	})
 	return c.Conn.Close()
+}
+
+// setSite notes the site the connection's first routed request went to
+// (a connection is one site's even if HTTP/2 coalescing sends it others':
+// its TLS name is that site's). It costs an atomic load after the first.
+func (c *trackedConn) setSite(s *siteStats) {
+	if c.site.Load() != nil {
+		return
+	}
+	c.t.mu.Lock()
+	defer c.t.mu.Unlock()
+	if c.closed || c.site.Load() != nil {
+		return
+	}
+	c.site.Store(s)
+	s.connections.Add(1)
 }
 
 // trackingListener registers each accepted connection.
@@ -185,6 +209,9 @@ func (t *tracker) middleware(next http.Handler) http.Handler {
 			class = 0
 		}
 		t.byClass[class].Add(1)
+		if rec.site != nil {
+			rec.site.count(status)
+		}
 		t.events.add(Event{Time: start, Kind: EventRequest, Method: r.Method, Path: r.URL.Path,
 			Status: status, Duration: time.Since(start), Remote: r.RemoteAddr})
 		t.changed.Store(true)
@@ -196,6 +223,7 @@ func (t *tracker) middleware(next http.Handler) http.Handler {
 type statusRecorder struct {
 	http.ResponseWriter
 	status int
+	site   *siteStats // the site the request was routed to, if any
 }
 
 func (s *statusRecorder) WriteHeader(code int) {
@@ -299,6 +327,9 @@ func (t *tracker) connectionInfos(rows int) (infos []ConnectionInfo, open int) {
 		}
 		if name := c.serverName.Load(); name != nil {
 			info.ServerName = *name
+		}
+		if site := c.site.Load(); site != nil {
+			info.Site = site.name()
 		}
 		if r := c.last.Load(); r != nil {
 			info.Method, info.Path, info.Status = r.method, r.path, r.status

@@ -70,6 +70,8 @@ type wsProxy struct {
 	// sessions are the engine's, shared by every configuration it has
 	// applied: a WebSocket outlives a reload on its old upstream.
 	sessions *wsSessions
+	// site counts the site's open sessions, or is nil outside an engine.
+	site *siteStats
 }
 
 // wsHopHeaders are removed from the upgrade request before Connection and
@@ -203,6 +205,10 @@ func (x *wsProxy) splice(w http.ResponseWriter, r *http.Request, up net.Conn, re
 	if !x.sessions.add(s) {
 		s.finish()
 		return true
+	}
+	if x.site != nil {
+		s.site = x.site
+		s.site.websockets.Add(1)
 	}
 	x.logger.Debug("websocket opened", "path", s.path, "client", r.RemoteAddr)
 	go s.pump(client, up, &s.toUpstream, &s.bytesUp, sideClient)
@@ -445,6 +451,7 @@ type wsSession struct {
 	path, remote     string
 	connID           uint64 // the tracked client connection
 	opened           time.Time
+	site             *siteStats // counted in, if any; set before the pumps start
 
 	toUpstream, toClient wsFrameScanner // each owned by its pump until both end
 	bytesUp, bytesDown   atomic.Int64
@@ -526,6 +533,9 @@ func (s *wsSession) finish() {
 	}
 	s.client.Close()
 	s.upstream.Close()
+	if s.site != nil {
+		s.site.websockets.Add(-1)
+	}
 	s.proxy.sessions.remove(s)
 	ending := s.ending()
 	s.proxy.tracker.events.add(Event{Time: time.Now(), Kind: EventWebSocket, Path: s.path, Remote: s.remote,
@@ -563,11 +573,15 @@ func closeDescription(who string, code int, text string) string {
 
 // info describes the session for the status API.
 func (s *wsSession) info() WebSocketInfo {
-	return WebSocketInfo{
+	info := WebSocketInfo{
 		ConnectionID: s.connID, Remote: s.remote, Path: s.path, OpenedAt: s.opened,
 		BytesIn: s.bytesUp.Load(), BytesOut: s.bytesDown.Load(),
 		MessagesIn: s.toUpstream.messages.Load(), MessagesOut: s.toClient.messages.Load(),
 	}
+	if s.site != nil {
+		info.Site = s.site.name()
+	}
+	return info
 }
 
 // writeCloseFrame writes a close frame; frames a client sends are masked

@@ -18,8 +18,8 @@ import (
 
 const checkSummary = `Runs the pre-flight checks with the same settings as serve: the hostname,
 what it resolves to, the listen ports, and the way to the upstream (TCP
-connect, TLS handshake, health path, WebSocket upgrade). Prints one line per
-check with the fix beneath it, and changes nothing.
+connect, TLS handshake, health path, WebSocket upgrade), for each site.
+Prints one line per check with the fix beneath it, and changes nothing.
 
 Exit status: 0 when no check failed (warnings allowed), 1 when one failed,
 2 for a usage error or a config file that cannot be read. Invalid settings
@@ -82,7 +82,11 @@ func printResults(w io.Writer, results []preflight.Result) {
 	indent := strings.Repeat(" ", 4+2+checkNameWidth+2)
 	for _, r := range results {
 		counts[r.Status]++
-		fmt.Fprintf(w, "%-4s  %-*s  %s\n", strings.ToUpper(string(r.Status)), checkNameWidth, r.Name, r.Finding)
+		finding := r.Finding
+		if r.Site != "" {
+			finding = r.Site + ": " + finding
+		}
+		fmt.Fprintf(w, "%-4s  %-*s  %s\n", strings.ToUpper(string(r.Status)), checkNameWidth, r.Name, finding)
 		if r.Fix != "" && r.Status != preflight.Pass {
 			fmt.Fprintf(w, "%sfix: %s\n", indent, r.Fix)
 		}

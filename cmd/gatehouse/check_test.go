@@ -173,3 +173,48 @@ func wantOutput(t *testing.T, out string, wants ...string) {
 		}
 	}
 }
+
+// TestCheckCommandChecksEverySite: the hostname, DNS and upstream checks
+// run for each site, each result naming it; one site's failure fails the
+// run.
+func TestCheckCommandChecksEverySite(t *testing.T) {
+	up := httptest.NewServer(http.NotFoundHandler())
+	defer up.Close()
+	dead := httptest.NewServer(http.NotFoundHandler())
+	deadURL := dead.URL
+	dead.Close()
+	code, out, errOut := runCheckForTest(checkArgs(t, "--upstream", up.URL, "--health-path", "/",
+		"--sites", "app.example.com="+deadURL, "--json")...)
+	if code != 1 {
+		t.Fatalf("exit %d, want 1 (app.example.com's upstream is down)\n%s%s", code, out, errOut)
+	}
+	var results []preflight.Result
+	if err := json.Unmarshal([]byte(out), &results); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]preflight.Result{}
+	for _, r := range results {
+		got[r.Site+" "+string(r.Name)] = r
+	}
+	for key, want := range map[string]preflight.Status{
+		" config":                          preflight.Pass,
+		"sso.example.com dns":              preflight.Warn, // a public address that is not this machine's
+		"app.example.com dns":              preflight.Fail, // the test DNS server knows only sso.example.com
+		"sso.example.com upstream-connect": preflight.Pass,
+		"app.example.com upstream-connect": preflight.Fail,
+	} {
+		if r, ok := got[key]; !ok || r.Status != want {
+			t.Errorf("%q: %+v, want %s", key, r, want)
+		}
+	}
+	if f := got["app.example.com upstream-connect"].Field; f != "sites[0].upstream" {
+		t.Errorf("app.example.com's upstream result is about %q, want sites[0].upstream", f)
+	}
+	if f := got["sso.example.com upstream-connect"].Field; f != config.FieldUpstream {
+		t.Errorf("the top-level site's upstream result is about %q, want upstream", f)
+	}
+	_, text, _ := runCheckForTest(checkArgs(t, "--upstream", up.URL, "--health-path", "/", "--sites", "app.example.com="+deadURL)...)
+	if !strings.Contains(text, "app.example.com: ") || !strings.Contains(text, "sso.example.com: ") {
+		t.Errorf("the lines do not name the sites:\n%s", text)
+	}
+}

@@ -43,10 +43,18 @@ func newCommandLine(name string, stderr io.Writer) *commandLine {
 		v := fs.String(flagName(f), "", usage)
 		cl.set[flagName(f)] = func(c *config.Config) { *field(c) = *v }
 	}
-	str(config.FieldHostname, "public DNS name visitors use, such as sso.example.com", func(c *config.Config) *string { return &c.Hostname })
-	str(config.FieldUpstream, "URL of the app behind the proxy, such as https://authentik.lan:9443", func(c *config.Config) *string { return &c.Upstream })
-	str(config.FieldUpstreamCA, "PEM file of CAs trusted for the upstream's certificate", func(c *config.Config) *string { return &c.UpstreamCA })
-	str(config.FieldUpstreamFingerprint, "SHA-256 fingerprint of the upstream's certificate to trust (pinning)", func(c *config.Config) *string { return &c.UpstreamFingerprint })
+	site := func(f config.Field, usage string, field func(*config.Site) *string) {
+		v := fs.String(flagName(f), "", usage)
+		cl.set[flagName(f)] = func(c *config.Config) { setFirstSite(c, func(s *config.Site) { *field(s) = *v }) }
+	}
+	// The site flags set the single site, or the first of a config file
+	// that lists its sites under "sites" alone.
+	site(config.FieldHostname, "public DNS name visitors use, such as sso.example.com (the first site's)", func(s *config.Site) *string { return &s.Hostname })
+	site(config.FieldUpstream, "URL of the app behind the proxy, such as https://authentik.lan:9443 (the first site's)", func(s *config.Site) *string { return &s.Upstream })
+	site(config.FieldUpstreamCA, "PEM file of CAs trusted for the upstream's certificate", func(s *config.Site) *string { return &s.UpstreamCA })
+	site(config.FieldUpstreamFingerprint, "SHA-256 fingerprint of the upstream's certificate to trust (pinning)", func(s *config.Site) *string { return &s.UpstreamFingerprint })
+	sites := fs.String(flagName(config.FieldSites), "", "further sites, comma-separated hostname=upstream pairs, such as app.example.com=http://10.0.0.5:8080 (trust and forward auth: in the config file)")
+	cl.set[flagName(config.FieldSites)] = func(c *config.Config) { c.Sites = append(c.Sites, parseSites(*sites)...) }
 	str(config.FieldHTTPAddr, `plain HTTP listen address, or "off" (default ":80")`, func(c *config.Config) *string { return &c.HTTPAddr })
 	str(config.FieldHTTPSAddr, `TLS listen address (default ":443")`, func(c *config.Config) *string { return &c.HTTPSAddr })
 	tls := fs.String(flagName(config.FieldTLS), "", "certificate source: acme, files or self-signed (default acme)")
@@ -66,7 +74,9 @@ func newCommandLine(name string, stderr io.Writer) *commandLine {
 	stagingFirst := fs.Bool(flagName(config.FieldACMEStagingFirst), false, "with Let's Encrypt, get a staging certificate first to check validation, until a production one was obtained once")
 	cl.set[flagName(config.FieldACMEStagingFirst)] = func(c *config.Config) { c.ACMEStagingFirst = *stagingFirst }
 	insecure := fs.Bool(flagName(config.FieldUpstreamInsecure), false, "do not verify the upstream's certificate (prefer --upstream-fingerprint)")
-	cl.set[flagName(config.FieldUpstreamInsecure)] = func(c *config.Config) { c.UpstreamInsecure = *insecure }
+	cl.set[flagName(config.FieldUpstreamInsecure)] = func(c *config.Config) {
+		setFirstSite(c, func(s *config.Site) { s.UpstreamInsecure = *insecure })
+	}
 	port := fs.Int(flagName(config.FieldPublicHTTPSPort), 0, "port visitors reach HTTPS on, for redirects (default: the --https-addr port)")
 	cl.set[flagName(config.FieldPublicHTTPSPort)] = func(c *config.Config) { c.PublicHTTPSPort = *port }
 	keepalive := fs.Int(flagName(config.FieldUpstreamKeepalive), 0, fmt.Sprintf("idle upstream connections kept for reuse (default %d)", config.DefaultUpstreamKeepalive))
@@ -80,12 +90,14 @@ func newCommandLine(name string, stderr io.Writer) *commandLine {
 	// config file (kept when the flag replaces the URL).
 	forwardAuth := fs.String(flagName(config.FieldForwardAuth), "", "protect the site with authentik forward auth: the outpost's URL, such as https://authentik.lan:9443 (its certificate trust is set in the config file)")
 	cl.set[flagName(config.FieldForwardAuth)] = func(c *config.Config) {
-		var fa config.ForwardAuth
-		if c.ForwardAuth != nil {
-			fa = *c.ForwardAuth
-		}
-		fa.URL, fa.Site = *forwardAuth, ""
-		c.ForwardAuth = &fa
+		setFirstSite(c, func(s *config.Site) {
+			var fa config.ForwardAuth
+			if s.ForwardAuth != nil {
+				fa = *s.ForwardAuth
+			}
+			fa.URL, fa.Site = *forwardAuth, ""
+			s.ForwardAuth = &fa
+		})
 	}
 	proxies := fs.String(flagName(config.FieldTrustedProxies), "", "comma-separated CIDRs of proxies in front of Gatehouse whose X-Forwarded-For is believed")
 	cl.set[flagName(config.FieldTrustedProxies)] = func(c *config.Config) { c.TrustedProxies = splitList(*proxies) }
@@ -118,6 +130,33 @@ func (cl *commandLine) parse(args []string) (config.Config, error) {
 	return cfg, nil
 }
 
+// setFirstSite applies set to the site the --hostname, --upstream and
+// trust flags set: the top-level one, unless the config file lists its
+// sites under "sites" alone, when they set the first of those.
+func setFirstSite(c *config.Config, set func(*config.Site)) {
+	if c.Hostname == "" && c.Upstream == "" && len(c.Sites) > 0 {
+		set(&c.Sites[0])
+		return
+	}
+	s := config.Site{Hostname: c.Hostname, Upstream: c.Upstream, UpstreamInsecure: c.UpstreamInsecure,
+		UpstreamCA: c.UpstreamCA, UpstreamFingerprint: c.UpstreamFingerprint, ForwardAuth: c.ForwardAuth}
+	set(&s)
+	c.Hostname, c.Upstream, c.UpstreamInsecure, c.UpstreamCA, c.UpstreamFingerprint, c.ForwardAuth =
+		s.Hostname, s.Upstream, s.UpstreamInsecure, s.UpstreamCA, s.UpstreamFingerprint, s.ForwardAuth
+}
+
+// parseSites reads --sites: hostname=upstream pairs, comma-separated. A
+// pair without "=" is kept as a hostname without upstream, for Validate
+// to report.
+func parseSites(list string) []config.Site {
+	var out []config.Site
+	for _, pair := range splitList(list) {
+		host, up, _ := strings.Cut(pair, "=")
+		out = append(out, config.Site{Hostname: strings.TrimSpace(host), Upstream: strings.TrimSpace(up)})
+	}
+	return out
+}
+
 // override sets in cfg what the flags given set.
 func (cl *commandLine) override(cfg *config.Config) {
 	cl.fs.Visit(func(f *flag.Flag) {
@@ -146,7 +185,11 @@ func describeConfigError(err error) string {
 	}
 	parts := make([]string, len(fields))
 	for i, fe := range fields {
-		parts[i] = fe.Field.Flag() + ": " + fe.Message
+		name := fe.Field.Flag()
+		if _, _, inSite := fe.Field.InSite(); inSite {
+			name = string(fe.Field) // a key of the config file's sites list: no flag sets it
+		}
+		parts[i] = name + ": " + fe.Message
 	}
 	return strings.Join(parts, "; ")
 }

@@ -338,7 +338,7 @@ func TestACMEValidationFailureIsExplainedAndBacksOff(t *testing.T) {
 	if orders < 1 {
 		t.Fatalf("no order reached Pebble")
 	}
-	backoffPath := filepath.Join(r.stateDir, acmeStateDir, acmeDirName(r.pebble.directory), acmeBackoffFile)
+	backoffPath := acmeBackoffPath(filepath.Join(r.stateDir, acmeStateDir, acmeDirName(r.pebble.directory)), acmeTestHost)
 	checkMode(t, backoffPath, 0o600)
 
 	// A second start within the backoff window does not contact the CA.
@@ -559,7 +559,7 @@ func TestACMEFailedRenewalIsReportedAndBackedOff(t *testing.T) {
 
 func loadBackoffFile(t *testing.T, r *acmeRig) acmeBackoffState {
 	t.Helper()
-	b, err := loadACMEBackoff(filepath.Join(r.stateDir, acmeStateDir, acmeDirName(r.pebble.directory), acmeBackoffFile), acmeTestHost)
+	b, err := loadACMEBackoff(acmeBackoffPath(filepath.Join(r.stateDir, acmeStateDir, acmeDirName(r.pebble.directory)), acmeTestHost), acmeTestHost)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -37,7 +37,10 @@ const (
 	// directory of its own inside, so a staging certificate is never served
 	// after switching to production.
 	acmeStateDir = "acme"
-	// acmeBackoffFile holds the backoff schedule in a CA's directory.
+	// acmeBackoffFile held the backoff schedule of the one hostname in a
+	// CA's directory before Gatehouse served several sites; each name now
+	// has its own (acmeBackoffPath), and a schedule found here for the
+	// same name is carried over.
 	acmeBackoffFile = "backoff.json"
 	// acmeStartTimeout bounds obtaining a certificate in Start; a CA that
 	// validates at all does so within seconds.
@@ -46,9 +49,11 @@ const (
 	acmeRequestTimeout = 30 * time.Second
 )
 
-// A Source obtains the certificate from an ACME CA with autocert, at
-// start rather than on a visitor's first handshake, and lets autocert renew
-// it. Visitors never cause an order: their handshakes are answered from the
+// A Source obtains the certificate of one hostname (one site) from an
+// ACME CA with autocert, at start rather than on a visitor's first
+// handshake, and lets autocert renew it. The engine runs one per site:
+// each with its own backoff schedule, sharing the CA's state directory
+// (the account key and autocert's cache, whose entries are per name). Visitors never cause an order: their handshakes are answered from the
 // certificate obtained in Start (or its renewal), and every request to the
 // CA passes the backoff schedule in acmeTransport.
 type Source struct {
@@ -77,7 +82,14 @@ func New(c config.Config, report progress.Reporter) (*Source, error) {
 	directory := c.ACMEDirectoryURL()
 	host := strings.ToLower(strings.TrimSuffix(c.Hostname, "."))
 	dir := filepath.Join(c.StateDir, acmeStateDir, acmeDirName(directory))
-	backoff, err := loadACMEBackoff(filepath.Join(dir, acmeBackoffFile), host)
+	backoff, err := loadACMEBackoff(acmeBackoffPath(dir, host), host)
+	if err == nil && backoff.state.Failures == 0 && backoff.state.LastAttempt.IsZero() {
+		// No schedule of its own yet: one kept before sites, if for this name.
+		if legacy, lerr := loadACMEBackoff(filepath.Join(dir, acmeBackoffFile), host); lerr == nil {
+			legacy.path = backoff.path
+			backoff = legacy
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -122,6 +134,13 @@ func New(c config.Config, report progress.Reporter) (*Source, error) {
 	return s, nil
 }
 
+// acmeBackoffPath is the backoff schedule of host at the CA whose state
+// directory is dir: each name has its own, so one failing name never
+// delays another.
+func acmeBackoffPath(dir, host string) string {
+	return filepath.Join(dir, "backoff-"+host+".json")
+}
+
 // HasCertificate reports whether a certificate for c's hostname from c's
 // CA was obtained before (it is in the state dir, valid or not): the
 // staging rehearsal is then no longer needed.
@@ -157,8 +176,9 @@ func acmeRetryBackoff(n int, _ *http.Request, resp *http.Response) time.Duration
 	return time.Duration(n) * 500 * time.Millisecond
 }
 
-// onlyHost is the host policy: certificates only for the configured
-// hostname, whether or not the Host header carries a port.
+// onlyHost is the host policy: certificates only for the source's
+// hostname (a configured site's), whether or not the Host header carries
+// a port; every other site has a source of its own.
 func onlyHost(hostname string) autocert.HostPolicy {
 	return func(_ context.Context, host string) error {
 		if h, _, err := net.SplitHostPort(host); err == nil {

@@ -21,7 +21,7 @@ func issueFiles(t *testing.T, dir, host, certFile, keyFile string) []byte {
 	if err := src.refresh(time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	pem, _ := os.ReadFile(filepath.Join(dir, localLeafFile))
+	pem, _ := os.ReadFile(src.leafPath())
 	ca, _ := os.ReadFile(filepath.Join(dir, LocalCACertFile))
 	// The leaf file holds certificate then key; split them into two files
 	// as certbot would write fullchain.pem and privkey.pem.

@@ -16,6 +16,7 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/gatehouse-proxy/gatehouse/internal/config"
@@ -26,7 +27,9 @@ import (
 const (
 	LocalCACertFile = "local-ca.crt" // the CA certificate a user installs to trust Gatehouse
 	localCAKeyFile  = "local-ca.key"
-	localLeafFile   = "local-leaf.pem" // leaf certificate and key, reused across restarts
+	// Each name's leaf and key are in local-leaf-<name>.pem (leafPath),
+	// reused across restarts. (A single-site Gatehouse kept its one leaf
+	// in local-leaf.pem; it is issued again, once, from the same CA.)
 )
 
 const (
@@ -136,11 +139,16 @@ func (s *LocalCA) loadOrCreateCA(now time.Time) (*x509.Certificate, *ecdsa.Priva
 	return ca, key, err
 }
 
+// leafPath is the file of the leaf for s's hostname, with its key: one
+// per name, as each site has its own leaf from the one CA.
+func (s *LocalCA) leafPath() string {
+	return filepath.Join(s.dir, "local-leaf-"+strings.TrimSuffix(strings.ToLower(s.hostname), ".")+".pem")
+}
+
 // loadLeaf returns the saved leaf if it is for this host, issued by ca and
 // not near expiry.
 func (s *LocalCA) loadLeaf(ca *x509.Certificate, now time.Time) (*tls.Certificate, error) {
-	path := filepath.Join(s.dir, localLeafFile)
-	pair, err := tls.LoadX509KeyPair(path, path)
+	pair, err := tls.LoadX509KeyPair(s.leafPath(), s.leafPath())
 	if err != nil {
 		return nil, err
 	}
@@ -176,7 +184,7 @@ func (s *LocalCA) issueLeaf(ca *x509.Certificate, caKey *ecdsa.PrivateKey, now t
 		return nil, err
 	}
 	data := append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), encodeKey(key)...)
-	if err := privatefile.Write(filepath.Join(s.dir, localLeafFile), data); err != nil {
+	if err := privatefile.Write(s.leafPath(), data); err != nil {
 		return nil, fmt.Errorf("saving the certificate: %w", err)
 	}
 	leaf, err := x509.ParseCertificate(der)

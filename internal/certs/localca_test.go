@@ -14,10 +14,11 @@ import (
 // secrets here; every file is 0600 in a 0700 directory.
 func TestLocalCAFilesArePrivate(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "state")
-	if err := NewLocalCA("a.example", dir, testutil.Logger(t)).refresh(time.Now()); err != nil {
+	src := NewLocalCA("a.example", dir, testutil.Logger(t))
+	if err := src.refresh(time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{LocalCACertFile, localCAKeyFile, localLeafFile} {
+	for _, name := range []string{LocalCACertFile, localCAKeyFile, filepath.Base(src.leafPath())} {
 		fi, err := os.Stat(filepath.Join(dir, name))
 		if err != nil {
 			t.Fatal(err)
@@ -67,5 +68,33 @@ func TestSelfSignedRefusesBrokenCA(t *testing.T) {
 	}
 	if data, _ := os.ReadFile(filepath.Join(dir, LocalCACertFile)); string(data) != "garbage" {
 		t.Error("the broken CA file was overwritten")
+	}
+}
+
+// TestLocalCAIssuesALeafPerName: sites share the CA, each name has its own
+// leaf, and neither replaces the other's.
+func TestLocalCAIssuesALeafPerName(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	a, b := NewLocalCA("a.example", dir, testutil.Logger(t)), NewLocalCA("B.example", dir, testutil.Logger(t))
+	for _, src := range []*LocalCA{a, b} {
+		if err := src.refresh(time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if a.leafPath() == b.leafPath() {
+		t.Fatalf("one leaf file for two names: %s", a.leafPath())
+	}
+	again := NewLocalCA("a.example", dir, testutil.Logger(t))
+	if err := again.refresh(time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if again.Status().Fingerprint != a.Status().Fingerprint {
+		t.Error("a.example's leaf was issued again after b.example's: the files collide")
+	}
+	if names := b.Status().Names; len(names) != 1 || names[0] != "B.example" {
+		t.Errorf("b's leaf names %v", names)
+	}
+	if a.Status().Issuer != b.Status().Issuer {
+		t.Errorf("different issuers %q and %q", a.Status().Issuer, b.Status().Issuer)
 	}
 }

@@ -50,8 +50,10 @@ const UpstreamDemo = "demo"
 // Zero values mean the documented default; Validate reports what is wrong,
 // field by field, in words the wizard shows next to the field.
 type Config struct {
-	// Hostname is the public DNS name visitors use, such as sso.example.com.
-	// Required. Requests for any other host get 421 Misdirected Request.
+	// Hostname is the public DNS name visitors use, such as sso.example.com:
+	// with Upstream and the upstream trust keys, the first site (see
+	// AllSites). Required unless Sites lists the sites. Requests for a host
+	// no site has get 421 Misdirected Request.
 	Hostname string `json:"hostname"`
 
 	// Upstream is the base URL of the app behind the proxy, such as
@@ -71,6 +73,13 @@ type Config struct {
 	// whoever issued it, which suits authentik's self-signed default.
 	UpstreamFingerprint string `json:"upstream_fingerprint,omitempty"`
 
+	// Sites are the sites served besides (or, without a top-level
+	// Hostname and Upstream, in place of) the one the keys above describe:
+	// each a hostname with its own upstream and trust, certificate files
+	// and forward auth. AllSites lists every site, the top-level one
+	// first; see Site.
+	Sites []Site `json:"sites,omitempty"`
+
 	// HTTPAddr is the plain HTTP listen address, which redirects to HTTPS and
 	// answers ACME HTTP-01 challenges. Default ":80"; "off" disables it.
 	HTTPAddr string `json:"http_addr,omitempty"`
@@ -86,7 +95,8 @@ type Config struct {
 	// Default "acme".
 	TLS TLSSource `json:"tls,omitempty"`
 
-	// CertFile and KeyFile are the PEM chain and key for TLS "files".
+	// CertFile and KeyFile are the PEM chain and key for TLS "files": of
+	// every site that has none of its own (Site.CertFile).
 	CertFile string `json:"cert_file,omitempty"`
 	KeyFile  string `json:"key_file,omitempty"`
 
@@ -371,10 +381,9 @@ func Save(path string, c Config) error {
 	return nil
 }
 
-// UpstreamTrust is how the upstream's certificate is checked.
-func (c Config) UpstreamTrust() upstream.Trust {
-	return upstream.Trust{Insecure: c.UpstreamInsecure, CAFile: c.UpstreamCA, Fingerprint: c.UpstreamFingerprint}
-}
+// UpstreamTrust is how the top-level upstream's certificate is checked
+// (the first site's, when the top-level keys describe it).
+func (c Config) UpstreamTrust() upstream.Trust { return c.legacySite().UpstreamTrust() }
 
 // UpstreamPool sizes the keepalive pool to the upstream.
 func (c Config) UpstreamPool() upstream.Pool {

@@ -14,6 +14,7 @@ const (
 	FieldUpstreamInsecure    Field = "upstream_insecure"
 	FieldUpstreamCA          Field = "upstream_ca"
 	FieldUpstreamFingerprint Field = "upstream_fingerprint"
+	FieldSites               Field = "sites"
 	FieldHTTPAddr            Field = "http_addr"
 	FieldHTTPSAddr           Field = "https_addr"
 	FieldPublicHTTPSPort     Field = "public_https_port"
@@ -37,9 +38,13 @@ const (
 	FieldForwardAuth         Field = "forward_auth"
 )
 
+// A site's keys share the top-level Fields' names (hostname, upstream,
+// upstream_insecure, upstream_ca, upstream_fingerprint, cert_file,
+// key_file, forward_auth); SiteField places any of them in the sites list.
+
 // Fields lists every Field in the order of Config's fields.
 var Fields = []Field{
-	FieldHostname, FieldUpstream, FieldUpstreamInsecure, FieldUpstreamCA, FieldUpstreamFingerprint,
+	FieldHostname, FieldUpstream, FieldUpstreamInsecure, FieldUpstreamCA, FieldUpstreamFingerprint, FieldSites,
 	FieldHTTPAddr, FieldHTTPSAddr, FieldPublicHTTPSPort, FieldTLS, FieldCertFile, FieldKeyFile,
 	FieldStateDir, FieldTrustedProxies, FieldUpstreamKeepalive, FieldUpstreamIdleTimeout, FieldUpstreamTimeout,
 	FieldACMEEmail, FieldACMEDirectory, FieldACMECARoots, FieldACMEEABKeyID, FieldACMEEABHMAC, FieldACMEStagingFirst,

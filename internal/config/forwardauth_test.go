@@ -26,7 +26,7 @@ func TestValidateForwardAuth(t *testing.T) {
 		{"trust on http", ForwardAuth{URL: "http://outpost.lan:9000", Insecure: true}, "https:// outpost only"},
 		{"bad pin", ForwardAuth{URL: "https://authentik.lan:9443", Fingerprint: "abc"}, "not a SHA-256"},
 		{"missing CA", ForwardAuth{URL: "https://authentik.lan:9443", CA: "/nonexistent/ca.pem"}, "cannot read"},
-		{"itself", ForwardAuth{URL: "https://APP.example.com."}, "the name Gatehouse serves"},
+		{"itself", ForwardAuth{URL: "https://APP.example.com."}, "a name Gatehouse serves"},
 		{"its own upstream", ForwardAuth{URL: "http://app.lan:8080"}, "is the upstream this site protects"},
 	} {
 		c := base

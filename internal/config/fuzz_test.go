@@ -31,6 +31,7 @@ func FuzzConfig(f *testing.F) {
 	f.Add([]byte(`{"hostname": "sso.example.com", "upstream": "http://10.0.0.5:9000", "tls": "self-signed", "trusted_proxies": ["10.0.0.0/8", "::1"], "upstream_timeout": "45s"}`))
 	f.Add([]byte(`{"hostname": "SSO.Example.COM.", "upstream": "https://[::1]:9443/", "https_addr": ":8443", "http_addr": "off", "public_https_port": 443}`))
 	f.Add([]byte(`{"hostname": "sso", "tls": "acme", "acme_email": "a@b.c", "acme_eab_kid": "k", "acme_eab_hmac": "aGVsbG8"}`))
+	f.Add([]byte(`{"sites": [{"hostname": "a.example.com", "upstream": "http://10.0.0.5"}, {"hostname": "A.example.com.", "upstream": "x", "forward_auth": {"site": "b"}}]}`))
 	f.Add([]byte(`{"upstream_keepalive": -1, "upstream_idle_timeout": "-5s", "health_path": "health"}`))
 	f.Add([]byte(`{"hostname": "app.example.com", "upstream": "http://app.lan:8080", "forward_auth": {"url": "https://authentik.lan:9443", "insecure": true, "site": "x"}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -70,7 +71,14 @@ func FuzzConfig(f *testing.F) {
 			t.Fatalf("Validate returned %T, not field errors: %v", err, err)
 		}
 		for _, fe := range fields {
-			if !configFields[string(fe.Field)] || fe.Message == "" {
+			field := fe.Field
+			if _, key, ok := field.InSite(); ok {
+				field = key
+				if field == FieldForwardAuth {
+					field = FieldSites
+				}
+			}
+			if !configFields[string(field)] || fe.Message == "" {
 				t.Fatalf("error for unknown field %q or without a message: %v", fe.Field, fe)
 			}
 		}

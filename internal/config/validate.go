@@ -18,7 +18,11 @@ import (
 // A FieldError says what is wrong with one Config field, in words meant for
 // the person who typed it, including how to fix it.
 type FieldError struct {
-	Field   Field // the config file key, such as "upstream" (the flag is --upstream)
+	// Field is the config file key, such as "upstream" (the flag is
+	// --upstream), or for a key of an entry of the sites list, that key
+	// with the entry's place, such as "sites[1].upstream" (see SiteField
+	// and Field.InSite).
+	Field   Field
 	Message string
 }
 
@@ -69,20 +73,7 @@ func (c Config) Validate() error {
 			errs = append(errs, &FieldError{Field: field, Message: err.Error()})
 		}
 	}
-	add(FieldHostname, ValidateHostname(c.Hostname))
-	if c.TLS == TLSACME && c.Hostname != "" && !strings.Contains(c.Hostname, ".") && ValidateHostname(c.Hostname) == nil {
-		add(FieldHostname, fmt.Errorf("%q is not a public name, so no ACME CA will issue a certificate for it; use a full name such as sso.example.com, or choose the self-signed certificate", c.Hostname))
-	}
-	u, err := upstream.ParseURL(c.Upstream)
-	if c.Upstream == UpstreamDemo {
-		u, err = &url.URL{Scheme: "http", Host: "127.0.0.1"}, nil // the engine picks the port
-	}
-	add(FieldUpstream, err)
-	add(FieldUpstreamCA, c.validateUpstreamTrust(u))
-	if c.UpstreamFingerprint != "" {
-		_, err := upstream.ParseFingerprint(c.UpstreamFingerprint)
-		add(FieldUpstreamFingerprint, err)
-	}
+	c.validateSites(add)
 	if c.HTTPAddr != Off {
 		add(FieldHTTPAddr, validateListenAddr(c.HTTPAddr))
 	}
@@ -96,7 +87,9 @@ func (c Config) Validate() error {
 	switch c.TLS {
 	case TLSSelfSigned, TLSACME:
 	case TLSFiles:
-		add(FieldCertFile, validateCertFiles(c.CertFile, c.KeyFile))
+		if c.CertFile != "" || c.KeyFile != "" || c.sitesNeedSharedChain() {
+			add(FieldCertFile, validateCertFiles(c.CertFile, c.KeyFile, ""))
+		}
 	default:
 		add(FieldTLS, fmt.Errorf("%q is not a certificate source; use acme, files or self-signed", c.TLS))
 	}
@@ -106,7 +99,7 @@ func (c Config) Validate() error {
 	if c.StateDir == "" {
 		add(FieldStateDir, errors.New("no state directory could be derived from the user's config directory; set one, such as /var/lib/gatehouse"))
 	}
-	_, err = ParseTrustedProxies(c.TrustedProxies)
+	_, err := ParseTrustedProxies(c.TrustedProxies)
 	add(FieldTrustedProxies, err)
 	if c.UpstreamKeepalive < 0 {
 		add(FieldUpstreamKeepalive, fmt.Errorf("%d idle connections is negative; use 0 for the default of %d, or a positive number", c.UpstreamKeepalive, DefaultUpstreamKeepalive))
@@ -125,9 +118,6 @@ func (c Config) Validate() error {
 	}
 	if !strings.HasPrefix(c.HealthPath, "/") {
 		add(FieldHealthPath, fmt.Errorf("%q must start with /, such as %s", c.HealthPath, DefaultHealthPath))
-	}
-	if c.ForwardAuth != nil {
-		add(FieldForwardAuth, c.validateForwardAuth(u))
 	}
 	if len(errs) == 0 {
 		return nil
@@ -196,9 +186,9 @@ func validateLabel(label string) error {
 	return nil
 }
 
-func (c Config) validateUpstreamTrust(u *url.URL) error {
+func validateUpstreamTrust(t upstream.Trust, u *url.URL) error {
 	set := 0
-	for _, on := range []bool{c.UpstreamInsecure, c.UpstreamCA != "", c.UpstreamFingerprint != ""} {
+	for _, on := range []bool{t.Insecure, t.CAFile != "", t.Fingerprint != ""} {
 		if on {
 			set++
 		}
@@ -209,10 +199,10 @@ func (c Config) validateUpstreamTrust(u *url.URL) error {
 	if set == 1 && u != nil && u.Scheme != "https" {
 		return errors.New("certificate trust options apply to an https:// upstream only; remove them or use https://")
 	}
-	if c.UpstreamCA == "" {
+	if t.CAFile == "" {
 		return nil
 	}
-	_, err := upstream.LoadCertPool(c.UpstreamCA)
+	_, err := upstream.LoadCertPool(t.CAFile)
 	return err
 }
 
@@ -227,14 +217,31 @@ func validateListenAddr(addr string) error {
 	return nil
 }
 
-func validateCertFiles(certFile, keyFile string) error {
+// validateCertFiles checks a PEM chain and its key, and when hostname is
+// not empty that the certificate is valid for it.
+func validateCertFiles(certFile, keyFile, hostname string) error {
 	if certFile == "" || keyFile == "" {
 		return errors.New("the files certificate needs both a certificate chain file and a key file (PEM)")
 	}
-	if _, err := tls.LoadX509KeyPair(certFile, keyFile); err != nil {
+	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
 		return fmt.Errorf("cannot use %s with %s: %v; check that the chain and key are PEM and belong together", certFile, keyFile, err)
 	}
+	if hostname != "" && pair.Leaf.VerifyHostname(hostname) != nil {
+		return fmt.Errorf("%s is not valid for %s (it names %s); use a certificate for this site's name", certFile, hostname, strings.Join(pair.Leaf.DNSNames, ", "))
+	}
 	return nil
+}
+
+// sitesNeedSharedChain reports whether a site has no certificate files of
+// its own, so the top-level chain must be set with TLS "files".
+func (c Config) sitesNeedSharedChain() bool {
+	for _, s := range c.AllSites() {
+		if s.CertFile == "" && s.KeyFile == "" {
+			return true
+		}
+	}
+	return false
 }
 
 func (c Config) validateACME(add func(Field, error)) {
@@ -286,53 +293,4 @@ func ParseTrustedProxies(list []string) ([]netip.Prefix, error) {
 		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
 	}
 	return out, nil
-}
-
-// validateForwardAuth checks c.ForwardAuth against the site it protects,
-// whose upstream is up (nil when invalid).
-func (c Config) validateForwardAuth(up *url.URL) error {
-	f := c.ForwardAuth
-	switch {
-	case f.Site != "":
-		return fmt.Errorf("site names another site whose upstream is the outpost, but this configuration serves one site, %s; give the outpost's address as url instead, such as https://authentik.lan:9443", c.Hostname)
-	case f.URL == "":
-		return errors.New("enter the outpost's address as url: authentik's own for its embedded outpost, such as https://authentik.lan:9443, or a standalone proxy outpost, such as http://outpost.lan:9000")
-	case strings.Contains(f.URL, "/outpost.goauthentik.io"):
-		return fmt.Errorf("give the outpost's base address without its path, such as https://authentik.lan:9443; Gatehouse adds /outpost.goauthentik.io/auth/caddy itself (%q)", f.URL)
-	}
-	u, err := upstream.ParseURL(f.URL)
-	if err != nil {
-		return fmt.Errorf("the outpost's url: %v", err)
-	}
-	set := 0
-	for _, on := range []bool{f.Insecure, f.CA != "", f.Fingerprint != ""} {
-		if on {
-			set++
-		}
-	}
-	if set > 1 {
-		return errors.New("choose one way to trust the outpost: a pinned fingerprint, a CA file, or skipping verification")
-	}
-	if set == 1 && u.Scheme != "https" {
-		return errors.New("certificate trust options (insecure, fingerprint, ca) apply to an https:// outpost only; remove them or use https://")
-	}
-	if f.Fingerprint != "" {
-		if _, err := upstream.ParseFingerprint(f.Fingerprint); err != nil {
-			return err
-		}
-	}
-	if f.CA != "" {
-		if _, err := upstream.LoadCertPool(f.CA); err != nil {
-			return err
-		}
-	}
-	// Either would loop: a check sent to Gatehouse itself is checked
-	// again, and authentik's own sign-in pages cannot sit behind its sign-in.
-	if strings.EqualFold(strings.TrimSuffix(u.Hostname(), "."), strings.TrimSuffix(c.Hostname, ".")) {
-		return fmt.Errorf("the outpost cannot be %s, the name Gatehouse serves: give the address Gatehouse reaches authentik or the outpost at, such as https://authentik.lan:9443", u.Hostname())
-	}
-	if up != nil && c.Upstream != UpstreamDemo && strings.EqualFold(upstream.HostPort(u), upstream.HostPort(up)) {
-		return fmt.Errorf("the outpost %s is the upstream this site protects: authentik's sign-in pages cannot sit behind its own sign-in; protect another app with it", upstream.HostPort(u))
-	}
-	return nil
 }

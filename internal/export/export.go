@@ -31,29 +31,68 @@ import (
 const exportDemoUpstream = "http://127.0.0.1:9000"
 
 // Nginx returns an nginx configuration equivalent to cfg, modelled on
-// authentik's documented example.
+// authentik's documented example: per site an upstream block and its
+// server blocks.
 func Nginx(cfg config.Config) string {
 	cfg = cfg.WithDefaults()
 	var b strings.Builder
 	line := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
-	up := exportHeader(cfg, line, "nginx configuration", "put it in /etc/nginx/conf.d/ and run `nginx -t` before reloading")
-	line("")
-	line("upstream gatehouse_upstream {")
-	line("    server %s;", up.Host)
-	line("    # Keep idle connections to the app for reuse (needs HTTP/1.1 and an empty Connection header).")
-	line("    keepalive %d;", cfg.UpstreamKeepalive)
-	line("    keepalive_timeout %s;", nginxDuration(time.Duration(cfg.UpstreamIdleTimeout)))
-	line("}")
+	ups := exportHeader(cfg, line, "nginx configuration", "put it in /etc/nginx/conf.d/ and run `nginx -t` before reloading")
+	sites := cfg.AllSites()
 	line("")
 	line("# Connection: upgrade for WebSockets, and an empty Connection header (keepalive) otherwise.")
 	line("map $http_upgrade $connection_upgrade {")
 	line("    default upgrade;")
 	line("    ''      '';")
 	line("}")
+	for i, site := range sites {
+		nginxSite(cfg.ForSite(site), ups[i], nginxUpstreamName(i), i == 0 && len(sites) > 1, line)
+	}
+	if len(sites) > 1 {
+		// Gatehouse answers 421 to names it does not serve; nginx would
+		// serve the default server's site instead.
+		cert, key, _ := exportCertFiles(cfg.ForSite(sites[0]))
+		line("")
+		line("# Names no site has: 421 Misdirected Request, as Gatehouse answers.")
+		line("server {")
+		line("    listen %s ssl default_server;", nginxListen(cfg.HTTPSAddr))
+		line("    server_name _;")
+		line("    ssl_certificate %s;", cert)
+		line("    ssl_certificate_key %s;", key)
+		line("    return 421;")
+		line("}")
+	}
+	return b.String()
+}
+
+// nginxUpstreamName names the upstream block of the site at index i.
+func nginxUpstreamName(i int) string {
+	if i == 0 {
+		return "gatehouse_upstream"
+	}
+	return "gatehouse_upstream_" + strconv.Itoa(i+1)
+}
+
+// nginxSite writes one site's upstream block and server blocks; cfg is
+// the site's (config.Config.ForSite). The first of several sites is the
+// plain port's default_server: Gatehouse redirects names no site has to
+// the first site.
+func nginxSite(cfg config.Config, up *url.URL, name string, defaultServer bool, line func(string, ...any)) {
+	line("")
+	line("upstream %s {", name)
+	line("    server %s;", up.Host)
+	line("    # Keep idle connections to the app for reuse (needs HTTP/1.1 and an empty Connection header).")
+	line("    keepalive %d;", cfg.UpstreamKeepalive)
+	line("    keepalive_timeout %s;", nginxDuration(time.Duration(cfg.UpstreamIdleTimeout)))
+	line("}")
 	line("")
 	if cfg.HTTPAddr != config.Off {
+		dflt := ""
+		if defaultServer {
+			dflt = " default_server"
+		}
 		line("server {")
-		line("    listen %s;", nginxListen(cfg.HTTPAddr))
+		line("    listen %s%s;", nginxListen(cfg.HTTPAddr), dflt)
 		line("    server_name %s;", cfg.Hostname)
 		line("    location / {")
 		line("        return 301 https://%s%s$request_uri;", cfg.Hostname, portSuffix(cfg.PublicHTTPSPort))
@@ -87,7 +126,7 @@ func Nginx(cfg config.Config) string {
 	if cfg.ForwardAuth != nil {
 		nginxAuthRequest(line)
 	}
-	line("        proxy_pass %s://gatehouse_upstream;", up.Scheme)
+	line("        proxy_pass %s://%s;", up.Scheme, name)
 	line("        proxy_http_version 1.1;")
 	line("        proxy_set_header Host $host;")
 	line("        # Replace what the client sent: authentik trusts the leftmost X-Forwarded-For.")
@@ -115,7 +154,6 @@ func Nginx(cfg config.Config) string {
 	}
 	line("    }")
 	line("}")
-	return b.String()
 }
 
 // Caddyfile returns a Caddyfile equivalent to cfg.
@@ -123,7 +161,7 @@ func Caddyfile(cfg config.Config) string {
 	cfg = cfg.WithDefaults()
 	var b strings.Builder
 	line := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
-	up := exportHeader(cfg, line, "Caddyfile", "check it with `caddy validate --config Caddyfile`")
+	ups := exportHeader(cfg, line, "Caddyfile", "check it with `caddy validate --config Caddyfile`")
 	line("{")
 	if _, port, err := ports.SplitAddr(cfg.HTTPSAddr); err == nil && port != 443 && port != 0 {
 		line("\thttps_port %d", port)
@@ -155,6 +193,16 @@ func Caddyfile(cfg config.Config) string {
 		line("\t}")
 	}
 	line("}")
+	line("")
+	for i, site := range cfg.AllSites() {
+		caddySite(cfg.ForSite(site), ups[i], line)
+	}
+	return b.String()
+}
+
+// caddySite writes one site's block; cfg is the site's
+// (config.Config.ForSite).
+func caddySite(cfg config.Config, up *url.URL, line func(string, ...any)) {
 	line("")
 	line("%s {", cfg.Hostname)
 	switch cfg.TLS {
@@ -192,19 +240,32 @@ func Caddyfile(cfg config.Config) string {
 	line("\t\t}")
 	line("\t}")
 	line("}")
-	return b.String()
 }
 
-// exportHeader writes the comment opening an export and returns the
-// upstream to forward to.
-func exportHeader(cfg config.Config, line func(string, ...any), what, check string) *url.URL {
-	up, notes := exportUpstream(cfg)
-	line("# %s equivalent to Gatehouse's setup for %s.", what, cfg.Hostname)
+// exportHeader writes the comment opening an export and returns each
+// site's upstream to forward to.
+func exportHeader(cfg config.Config, line func(string, ...any), what, check string) []*url.URL {
+	sites := cfg.AllSites()
+	names := make([]string, len(sites))
+	ups := make([]*url.URL, len(sites))
+	var notes []string
+	for i, site := range sites {
+		names[i] = site.Hostname
+		up, siteNotes := exportUpstream(cfg.ForSite(site))
+		ups[i] = up
+		for _, n := range siteNotes {
+			if len(sites) > 1 {
+				n = site.Hostname + ": " + n
+			}
+			notes = append(notes, n)
+		}
+	}
+	line("# %s equivalent to Gatehouse's setup for %s.", what, strings.Join(names, ", "))
 	line("# Written by Gatehouse; %s.", check)
 	for _, n := range notes {
 		line("# %s", n)
 	}
-	return up
+	return ups
 }
 
 // exportUpstream is the upstream URL to write, and notes about what the

@@ -160,3 +160,49 @@ func TestExportsKeepForwardAuth(t *testing.T) {
 		t.Error("an unprotected site's export checks with an outpost")
 	}
 }
+
+// TestExportEverySite: each site gets its own upstream and server blocks
+// (nginx) or site block (Caddy), with its own trust; names no site has get
+// 421 in nginx, as in Gatehouse.
+func TestExportEverySite(t *testing.T) {
+	cfg := config.Config{
+		Hostname: "sso.example.com", Upstream: "https://authentik.lan:9443", UpstreamInsecure: true,
+		Sites: []config.Site{{Hostname: "app.example.com", Upstream: "http://10.0.0.5:8080"}},
+		TLS:   config.TLSACME,
+	}
+	n := Nginx(cfg)
+	for _, want := range []string{
+		"setup for sso.example.com, app.example.com.",
+		"upstream gatehouse_upstream {\n    server authentik.lan:9443;",
+		"upstream gatehouse_upstream_2 {\n    server 10.0.0.5:8080;",
+		"    listen 80 default_server;\n    server_name sso.example.com;",
+		"    listen 80;\n    server_name app.example.com;",
+		"return 301 https://app.example.com$request_uri;",
+		"proxy_pass https://gatehouse_upstream;",
+		"proxy_pass http://gatehouse_upstream_2;",
+		"ssl_certificate /etc/letsencrypt/live/app.example.com/fullchain.pem;",
+		"    listen 443 ssl default_server;\n    server_name _;",
+		"    return 421;",
+	} {
+		if !strings.Contains(n, want) {
+			t.Errorf("nginx export lacks %q:\n%s", want, n)
+		}
+	}
+	if strings.Count(n, "map $http_upgrade") != 1 || strings.Count(n, "proxy_ssl_verify off;") != 1 {
+		t.Errorf("nginx export: one map, and verification off for the first site only:\n%s", n)
+	}
+	c := Caddyfile(cfg)
+	for _, want := range []string{
+		"\nsso.example.com {\n",
+		"\napp.example.com {\n",
+		"reverse_proxy https://authentik.lan:9443 {",
+		"reverse_proxy http://10.0.0.5:8080 {",
+	} {
+		if !strings.Contains(c, want) {
+			t.Errorf("Caddyfile lacks %q:\n%s", want, c)
+		}
+	}
+	if strings.Count(c, "tls_insecure_skip_verify") != 1 {
+		t.Errorf("Caddyfile: verification off for the first site only:\n%s", c)
+	}
+}

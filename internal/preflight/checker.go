@@ -74,6 +74,7 @@ const (
 type Result struct {
 	Name    Name         `json:"name"`
 	Title   string       `json:"title"`           // short label for a UI, such as "Upstream TLS handshake"
+	Site    string       `json:"site,omitempty"`  // with several sites: the hostname of the site checked, for per-site checks
 	Field   config.Field `json:"field,omitempty"` // the setting the check is about, to show the result beside it
 	Status  Status       `json:"status"`
 	Finding string       `json:"finding"`       // what the check found, in a sentence or two
@@ -144,9 +145,16 @@ func (k *Checker) upstreamResolver() *net.Resolver {
 // Run runs every check and returns their results in a fixed order: config,
 // hostname, DNS, the listen ports, then the upstream's connect, TLS, health
 // and WebSocket steps, and the forward auth outpost when one is set.
-// Independent groups run at the same time, so the
-// whole run takes about as long as its slowest group.
+// Independent groups run at the same time, so the whole run takes about
+// as long as its slowest group. With several sites
+// (config.Config.AllSites) the order is config, the listen ports, then
+// for each site its hostname, DNS, upstream and forward auth checks, each
+// Result naming its Site, and its Field the site's key (such as
+// sites[0].upstream).
 func (k *Checker) Run(ctx context.Context, cfg config.Config) []Result {
+	if sites := cfg.AllSites(); len(sites) > 1 {
+		return k.runSites(ctx, cfg, sites)
+	}
 	var dns Result
 	var ports, upstream []Result
 	var wg sync.WaitGroup
@@ -161,6 +169,44 @@ func (k *Checker) Run(ctx context.Context, cfg config.Config) []Result {
 	out = append(out, upstream...)
 	if cfg.ForwardAuth != nil {
 		out = append(out, auth)
+	}
+	return out
+}
+
+// runSites runs the checks of a config with several sites: the shared
+// ones once, the hostname, DNS and upstream ones per site, at the same
+// time.
+func (k *Checker) runSites(ctx context.Context, cfg config.Config, sites []config.Site) []Result {
+	perSite := make([][]Result, len(sites))
+	var ports []Result
+	var wg sync.WaitGroup
+	wg.Go(func() { ports = k.CheckPorts(ctx, cfg) })
+	// A site of the sites list has its keys there; the top-level site, if
+	// any, comes first and keeps the top-level keys.
+	listed := len(sites) - len(cfg.Sites)
+	for i, site := range sites {
+		wg.Go(func() {
+			one := cfg.ForSite(site)
+			var dns Result
+			var up []Result
+			var inner sync.WaitGroup
+			inner.Go(func() { dns = k.CheckDNS(ctx, one) })
+			inner.Go(func() { up = k.CheckUpstream(ctx, one) })
+			inner.Wait()
+			rs := append([]Result{k.CheckHostname(one), dns}, up...)
+			for j := range rs {
+				rs[j].Site = site.Hostname
+				if i >= listed && rs[j].Field != "" {
+					rs[j].Field = config.SiteField(i-listed, rs[j].Field)
+				}
+			}
+			perSite[i] = rs
+		})
+	}
+	wg.Wait()
+	out := append([]Result{k.CheckConfig(cfg)}, ports...)
+	for _, rs := range perSite {
+		out = append(out, rs...)
 	}
 	return out
 }
@@ -181,7 +227,11 @@ func (k *Checker) CheckConfig(cfg config.Config) Result {
 	var msgs []string
 	owned := 0
 	for _, fe := range config.FieldErrors(cfg.Validate()) {
-		if checkedFields[fe.Field] {
+		field := fe.Field
+		if _, key, inSite := field.InSite(); inSite {
+			field = key // a site's key: its site's checks report it
+		}
+		if checkedFields[field] {
 			owned++
 			continue
 		}
