@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httptrace"
+	"net/textproto"
 	"strings"
 	"sync"
 	"testing"
@@ -339,5 +341,51 @@ func TestEventRingKeepsNewest(t *testing.T) {
 	l := r.list()
 	if len(l) != eventRingSize || l[0].Status != eventRingSize+4 || l[len(l)-1].Status != 5 {
 		t.Errorf("ring: %d events, newest %d, oldest %d", len(l), l[0].Status, l[len(l)-1].Status)
+	}
+}
+
+// TestStatusCountsTheFinalStatusAfterEarlyHints: an upstream answering
+// 103 Early Hints before its 200 has answered 200; the informational
+// response passes through to the client but is not the request's status.
+func TestStatusCountsTheFinalStatusAfterEarlyHints(t *testing.T) {
+	up := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == DefaultHealthPath {
+			return
+		}
+		w.Header().Set("Link", "</app.css>; rel=preload; as=style")
+		w.WriteHeader(http.StatusEarlyHints)
+		io.WriteString(w, "the page")
+	}))
+	defer up.Close()
+	e := startEngine(t, testConfig(t, up))
+	for _, h2 := range []bool{false, true} {
+		var hints []int
+		ctx := httptrace.WithClientTrace(t.Context(), &httptrace.ClientTrace{
+			Got1xxResponse: func(code int, _ textproto.MIMEHeader) error { hints = append(hints, code); return nil },
+		})
+		req, _ := http.NewRequestWithContext(ctx, "GET", engineURL("/hinted"), nil)
+		resp, err := httpClient(t, e, h2).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(body) != "the page" || len(hints) != 1 || hints[0] != http.StatusEarlyHints {
+			t.Fatalf("h2=%v: status %d, body %q, informational %v; want 200 after one 103", h2, resp.StatusCode, body, hints)
+		}
+	}
+	st := e.Status()
+	if st.RequestsTotal != 2 || st.ResponsesByClass["2xx"] != 2 || st.ResponsesByClass["1xx"] != 0 {
+		t.Errorf("requests %d, classes %v; want 2, both 2xx", st.RequestsTotal, st.ResponsesByClass)
+	}
+	for _, c := range st.Connections {
+		if c.Path == "/hinted" && c.Status != 200 {
+			t.Errorf("connection %d shows status %d for its last request, want 200", c.ID, c.Status)
+		}
+	}
+	for _, ev := range st.Events {
+		if ev.Kind == EventRequest && ev.Status != 200 {
+			t.Errorf("request event %+v, want status 200", ev)
+		}
 	}
 }
