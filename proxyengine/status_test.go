@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/http/httptrace"
 	"net/textproto"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -388,4 +389,74 @@ func TestStatusCountsTheFinalStatusAfterEarlyHints(t *testing.T) {
 			t.Errorf("request event %+v, want status 200", ev)
 		}
 	}
+}
+
+// TestStatusCountsUpstreamErrors gets a 502 (the upstream hangs up) and a
+// 504 (it does not answer in time) and checks the snapshot, /status and
+// /metrics each count both, and nothing for a request that succeeded.
+func TestStatusCountsUpstreamErrors(t *testing.T) {
+	release := make(chan struct{})
+	up := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/hang-up":
+			if c, _, err := http.NewResponseController(w).Hijack(); err == nil {
+				c.Close()
+			}
+		case "/slow":
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+		}
+	}))
+	defer up.Close()
+	defer close(release)
+	cfg := testConfig(t, up)
+	cfg.StatusAddr = "127.0.0.1:0"
+	// Long enough for a loaded machine to answer the health check and /ok.
+	cfg.UpstreamTimeout = Duration(2 * time.Second)
+	e := startEngine(t, cfg)
+	c := httpClient(t, e, false)
+	for path, want := range map[string]int{"/ok": 200, "/hang-up": 502, "/slow": 504} {
+		resp, err := c.Get(engineURL(path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Fatalf("%s: status %d, want %d", path, resp.StatusCode, want)
+		}
+	}
+
+	st := e.Status()
+	if st.UpstreamErrors != 2 || st.ResponsesByClass["5xx"] != 2 || st.ResponsesByClass["2xx"] != 1 {
+		t.Errorf("snapshot: %d upstream errors, classes %v; want 2, with two 5xx and one 2xx", st.UpstreamErrors, st.ResponsesByClass)
+	}
+	var failed []int
+	for _, ev := range st.Events {
+		if ev.Kind == EventError && strings.HasPrefix(ev.Message, "upstream: ") {
+			failed = append(failed, ev.Status)
+		}
+	}
+	slices.Sort(failed)
+	if !slices.Equal(failed, []int{502, 504}) {
+		t.Errorf("upstream error events with statuses %v, want 502 and 504", failed)
+	}
+	if js := statusJSON(t, e); js["upstream_errors"] != float64(2) {
+		t.Errorf("/status upstream_errors = %v, want 2", js["upstream_errors"])
+	}
+	if m := metricsText(t, e); !hasMetric(m, "gatehouse_upstream_errors_total 2") {
+		t.Errorf("/metrics lacks gatehouse_upstream_errors_total 2:\n%s", grepLines(m, "gatehouse_upstream_errors"))
+	}
+}
+
+// grepLines returns the lines of text containing s, for failure messages.
+func grepLines(text, s string) string {
+	var out []string
+	for _, l := range strings.Split(text, "\n") {
+		if strings.Contains(l, s) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
