@@ -296,6 +296,12 @@ func TestHardeningSlowloris(t *testing.T) {
 	}
 	t.Logf("%d slow connections closed by the engine, the last after %v (read-header timeout %v)",
 		attackers, slowest.Round(time.Millisecond), e.limits.readHeaderTimeout)
+	// The engine's own limit, not net/http's or the default 10 s, must have
+	// cut them off; the margin is for a loaded machine.
+	if bound := 5 * e.limits.readHeaderTimeout; slowest > bound {
+		t.Errorf("the last slow connection was closed after %v, more than %v with a read-header timeout of %v",
+			slowest.Round(time.Millisecond), bound, e.limits.readHeaderTimeout)
+	}
 }
 
 // slowloris holds c, trickling a request's headers a byte every 20 ms if
