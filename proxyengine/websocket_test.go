@@ -1,6 +1,7 @@
 package proxyengine
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/rand"
 	"errors"
@@ -307,4 +308,49 @@ func TestWebSocketNoLeaks(t *testing.T) {
 		t.Fatal(err)
 	}
 	up.Close()
+}
+
+// TestWebSocketUpgradeDropsHopByHopHeaders sends an upgrade naming headers
+// of its own in two Connection lines (gorilla's dialer cannot) and checks
+// the upstream's handshake carries none of them, nor the standard hop-by-hop
+// headers, while end-to-end headers pass and Connection and Upgrade are set
+// again for the upstream hop.
+func TestWebSocketUpgradeDropsHopByHopHeaders(t *testing.T) {
+	e, up := startWSEngine(t)
+	c := dialRawTLS(t, e)
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, "GET /ws/client/ HTTP/1.1\r\nHost: "+testHostname+"\r\n"+
+		"Connection: Upgrade, X-Private-Hop\r\n"+
+		"Connection: x-second-hop\r\n"+
+		"Upgrade: websocket\r\n"+
+		"Sec-WebSocket-Version: 13\r\n"+
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"+
+		"X-Private-Hop: secret\r\n"+
+		"X-Second-Hop: secret\r\n"+
+		"Keep-Alive: timeout=5\r\n"+
+		"Proxy-Connection: keep-alive\r\n"+
+		"Proxy-Authorization: Basic eA==\r\n"+
+		"Te: trailers\r\n"+
+		"X-End-To-End: kept\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("status %d, want 101", resp.StatusCode)
+	}
+	h := up.lastRequest().Header
+	for _, k := range []string{"X-Private-Hop", "X-Second-Hop", "Keep-Alive", "Proxy-Connection", "Proxy-Authorization", "Te"} {
+		if v, ok := h[k]; ok {
+			t.Errorf("hop-by-hop %s reached the upstream: %q", k, v)
+		}
+	}
+	if got := strings.Join(h.Values("Connection"), ","); got != "Upgrade" || h.Get("Upgrade") != "websocket" {
+		t.Errorf("upstream Connection %q, Upgrade %q; want Upgrade and websocket alone", got, h.Get("Upgrade"))
+	}
+	if h.Get("X-End-To-End") != "kept" || h.Get("Sec-Websocket-Key") != "dGhlIHNhbXBsZSBub25jZQ==" {
+		t.Errorf("end-to-end headers did not pass: %v", h)
+	}
+	c.Close()
+	up.waitClose(t)
 }
