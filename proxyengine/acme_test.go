@@ -13,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -31,8 +30,8 @@ type acmeRig struct {
 	dns      *pebbleDNS
 	upstream *httptest.Server
 	stateDir string
-	httpPort int // where Pebble's validator sends HTTP-01
-	tlsPort  int // where Pebble's validator sends TLS-ALPN-01
+	http     *reservedPort // where Pebble's validator sends HTTP-01
+	tls      *reservedPort // where Pebble's validator sends TLS-ALPN-01
 	logger   *slog.Logger
 }
 
@@ -41,9 +40,9 @@ type acmeRig struct {
 func newACMERig(t *testing.T, opts pebbleOptions) *acmeRig {
 	t.Helper()
 	t.Parallel()
-	r := &acmeRig{httpPort: freePort(t), tlsPort: freePort(t), stateDir: t.TempDir(), logger: quietLogger(t)}
+	r := &acmeRig{http: reservePort(t), tls: reservePort(t), stateDir: t.TempDir(), logger: quietLogger(t)}
 	r.dns = startPebbleDNS(t, "127.0.0.1")
-	r.pebble = startPebble(t, r.httpPort, r.tlsPort, r.dns.addr, opts)
+	r.pebble = startPebble(t, r.http.port, r.tls.port, r.dns.addr, opts)
 	r.upstream = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		io.WriteString(w, "hello from upstream")
 	}))
@@ -75,15 +74,19 @@ func (p *progressLog) stages() []Stage {
 	return out
 }
 
-// config runs the engine with its TLS listener on httpsPort and its plain
-// listener on httpPort (0 for off).
-func (r *acmeRig) config(httpsPort, httpPort int, progress *progressLog) Config {
+// anyPort puts an engine listener away from Pebble's validation ports.
+const anyPort = "127.0.0.1:0"
+
+// config runs the engine with its TLS listener on httpsAddr and its plain
+// listener on httpAddr (Off for none): Pebble's ports (r.tls.addr,
+// r.http.addr) or anyPort.
+func (r *acmeRig) config(httpsAddr, httpAddr string, progress *progressLog) Config {
 	c := Config{
 		Hostname:      acmeTestHost,
 		Upstream:      r.upstream.URL,
 		TLS:           TLSACME,
-		HTTPAddr:      Off,
-		HTTPSAddr:     "127.0.0.1:" + strconv.Itoa(httpsPort),
+		HTTPAddr:      httpAddr,
+		HTTPSAddr:     httpsAddr,
 		StateDir:      r.stateDir,
 		ACMEDirectory: r.pebble.directory,
 		ACMECARoots:   r.pebble.apiRoots,
@@ -91,23 +94,21 @@ func (r *acmeRig) config(httpsPort, httpPort int, progress *progressLog) Config 
 		StatusAddr:    Off,
 		Logger:        r.logger,
 	}
-	if httpPort != 0 {
-		c.HTTPAddr = "127.0.0.1:" + strconv.Itoa(httpPort)
-	}
 	if progress != nil {
 		c.Progress = progress.add
 	}
 	return c
 }
 
-// startACMEEngine starts an engine for c, returning Start's error, and stops
-// it when the test ends.
-func startACMEEngine(t *testing.T, c Config, setup ...func(*Engine)) (*Engine, error) {
+// start starts an engine for c, returning Start's error, and stops it when
+// the test ends. The engine takes Pebble's ports from the rig.
+func (r *acmeRig) start(t *testing.T, c Config, setup ...func(*Engine)) (*Engine, error) {
 	t.Helper()
 	e, err := New(c)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
+	r.handOver(e)
 	for _, f := range setup {
 		f(e)
 	}
@@ -118,6 +119,19 @@ func startACMEEngine(t *testing.T, c Config, setup ...func(*Engine)) (*Engine, e
 	}
 	t.Cleanup(func() { e.Shutdown(context.Background()) })
 	return e, nil
+}
+
+// handOver makes e listen on Pebble's ports through the rig, which holds
+// them for the whole test, and bind any other address itself.
+func (r *acmeRig) handOver(e *Engine) {
+	e.bind = func(purpose, addr string) (net.Listener, error) {
+		for _, p := range []*reservedPort{r.tls, r.http} {
+			if addr == p.addr {
+				return p.listener()
+			}
+		}
+		return listen(purpose, addr)
+	}
 }
 
 // visit makes a real TLS handshake to the engine, verifying the served
@@ -150,8 +164,8 @@ func TestACMEIssuesByTLSALPN01AloneAndReusesItAfterRestart(t *testing.T) {
 	r := newACMERig(t, pebbleOptions{})
 	progress := &progressLog{}
 	// Port 80 off: Pebble's HTTP-01 port has no listener at all.
-	cfg := r.config(r.tlsPort, 0, progress)
-	e, err := startACMEEngine(t, cfg)
+	cfg := r.config(r.tls.addr, Off, progress)
+	e, err := r.start(t, cfg)
 	if err != nil {
 		t.Fatalf("Start: %v", err)
 	}
@@ -190,7 +204,7 @@ func TestACMEIssuesByTLSALPN01AloneAndReusesItAfterRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	progress2 := &progressLog{}
-	e2, err := startACMEEngine(t, r.config(r.tlsPort, 0, progress2))
+	e2, err := r.start(t, r.config(r.tls.addr, Off, progress2))
 	if err != nil {
 		t.Fatalf("Start after restart: %v", err)
 	}
@@ -215,7 +229,7 @@ func TestACMEIssuesByHTTP01Alone(t *testing.T) {
 	r := newACMERig(t, pebbleOptions{})
 	// Pebble's TLS-ALPN-01 port has no listener: the engine's TLS listener
 	// is elsewhere, so only HTTP-01 on the plain listener can succeed.
-	e, err := startACMEEngine(t, r.config(freePort(t), r.httpPort, nil))
+	e, err := r.start(t, r.config(anyPort, r.http.addr, nil))
 	if err != nil {
 		t.Fatalf("Start: %v", err)
 	}
@@ -264,8 +278,8 @@ func TestACMEValidationFailureIsExplainedAndBacksOff(t *testing.T) {
 	r := newACMERig(t, pebbleOptions{})
 	// The name resolves to 127.0.0.1, but nothing listens on the ports
 	// Pebble validates: the engine listens elsewhere.
-	cfg := r.config(freePort(t), freePort(t), nil)
-	_, err := startACMEEngine(t, cfg)
+	cfg := r.config(anyPort, anyPort, nil)
+	_, err := r.start(t, cfg)
 	var ae *ACMEError
 	if !errors.As(err, &ae) {
 		t.Fatalf("Start: %v, want an *ACMEError", err)
@@ -287,7 +301,7 @@ func TestACMEValidationFailureIsExplainedAndBacksOff(t *testing.T) {
 	// A second start within the backoff window does not contact the CA.
 	requests := r.pebble.settledRequests(t)
 	before := time.Now()
-	_, err = startACMEEngine(t, cfg)
+	_, err = r.start(t, cfg)
 	if !errors.As(err, &ae) || ae.Kind != ACMEBackoff {
 		t.Fatalf("second Start: %v, want a backoff ACMEError", err)
 	}
@@ -309,7 +323,7 @@ func TestACMEValidationFailureIsExplainedAndBacksOff(t *testing.T) {
 func TestACMEUnresolvableNameIsExplained(t *testing.T) {
 	r := newACMERig(t, pebbleOptions{})
 	r.dns.setAnswer("")
-	_, err := startACMEEngine(t, r.config(r.tlsPort, r.httpPort, nil))
+	_, err := r.start(t, r.config(r.tls.addr, r.http.addr, nil))
 	var ae *ACMEError
 	if !errors.As(err, &ae) || ae.Kind != ACMEDNS {
 		t.Fatalf("Start: %v, want a DNS ACMEError", err)
@@ -322,9 +336,9 @@ func TestACMEUnresolvableNameIsExplained(t *testing.T) {
 
 func TestACMEUntrustedCAIsExplained(t *testing.T) {
 	r := newACMERig(t, pebbleOptions{})
-	cfg := r.config(r.tlsPort, 0, nil)
+	cfg := r.config(r.tls.addr, Off, nil)
 	cfg.ACMECARoots = "" // Pebble's API certificate is then unknown
-	_, err := startACMEEngine(t, cfg)
+	_, err := r.start(t, cfg)
 	var ae *ACMEError
 	if !errors.As(err, &ae) || ae.Kind != ACMECAUntrusted || !strings.Contains(ae.Fix, "--acme-ca-roots") {
 		t.Fatalf("Start: %v, want an untrusted-CA ACMEError", err)
@@ -424,7 +438,7 @@ const shortValidity = 12 * time.Second
 
 func TestACMERenewsBeforeExpiry(t *testing.T) {
 	r := newACMERig(t, pebbleOptions{validity: shortValidity})
-	e, err := startACMEEngine(t, r.config(r.tlsPort, 0, nil))
+	e, err := r.start(t, r.config(r.tls.addr, Off, nil))
 	if err != nil {
 		t.Fatalf("Start: %v", err)
 	}
@@ -458,7 +472,7 @@ func TestACMEFailedRenewalIsReportedAndBackedOff(t *testing.T) {
 	// machine, while the old certificate stays valid for the checks below.
 	const validity, renewBefore = time.Minute, 54 * time.Second
 	r := newACMERig(t, pebbleOptions{validity: validity})
-	e, err := startACMEEngine(t, r.config(r.tlsPort, 0, nil), func(e *Engine) {
+	e, err := r.start(t, r.config(r.tls.addr, Off, nil), func(e *Engine) {
 		e.certs.(*acmeSource).manager.RenewBefore = renewBefore
 	})
 	if err != nil {
@@ -514,8 +528,8 @@ func TestACMEExternalAccountBinding(t *testing.T) {
 	r := newACMERig(t, pebbleOptions{eabKeys: map[string]string{kid: hmacKey}})
 
 	// Without the binding the CA refuses the account, and says so.
-	cfg := r.config(r.tlsPort, 0, nil)
-	_, err := startACMEEngine(t, cfg)
+	cfg := r.config(r.tls.addr, Off, nil)
+	_, err := r.start(t, cfg)
 	var ae *ACMEError
 	if !errors.As(err, &ae) || ae.Kind != ACMEAccount || !strings.Contains(ae.Fix, "--acme-eab-kid") {
 		t.Fatalf("Start without EAB: %v, want an account ACMEError", err)
@@ -527,9 +541,9 @@ func TestACMEExternalAccountBinding(t *testing.T) {
 
 	// With it (on a fresh state dir, so no backoff applies) issuance works.
 	r.stateDir = t.TempDir()
-	cfg = r.config(r.tlsPort, 0, nil)
+	cfg = r.config(r.tls.addr, Off, nil)
 	cfg.ACMEEABKeyID, cfg.ACMEEABHMAC = kid, hmacKey
-	e, err := startACMEEngine(t, cfg)
+	e, err := r.start(t, cfg)
 	if err != nil {
 		t.Fatalf("Start with EAB: %v", err)
 	}
@@ -539,9 +553,9 @@ func TestACMEExternalAccountBinding(t *testing.T) {
 func TestACMERateLimitIsExplainedAndRespected(t *testing.T) {
 	r := newACMERig(t, pebbleOptions{})
 	r.pebble.rateLimited.Store(true)
-	cfg := r.config(r.tlsPort, 0, nil)
+	cfg := r.config(r.tls.addr, Off, nil)
 	before := time.Now()
-	_, err := startACMEEngine(t, cfg)
+	_, err := r.start(t, cfg)
 	var ae *ACMEError
 	if !errors.As(err, &ae) || ae.Kind != ACMERateLimited {
 		t.Fatalf("Start: %v, want a rate-limit ACMEError", err)
@@ -558,7 +572,7 @@ func TestACMERateLimitIsExplainedAndRespected(t *testing.T) {
 		t.Errorf("next attempt %v, want when the limit lifts, %v", st.NextAttempt, ae.RetryAt)
 	}
 	requests := r.pebble.settledRequests(t)
-	_, err = startACMEEngine(t, cfg)
+	_, err = r.start(t, cfg)
 	if !errors.As(err, &ae) || ae.Kind != ACMEBackoff || !strings.Contains(ae.Summary, "rate limit") {
 		t.Fatalf("second Start: %v, want a backoff ACMEError repeating the rate limit", err)
 	}
@@ -571,7 +585,7 @@ func TestACMEStartGivesUpOnAStuckValidation(t *testing.T) {
 	r := newACMERig(t, pebbleOptions{})
 	// Pebble's validator connects to a port that accepts and never answers,
 	// so validation hangs (until Pebble's own 15 s timeout).
-	hole, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(r.tlsPort))
+	hole, err := r.tls.listener()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -592,7 +606,7 @@ func TestACMEStartGivesUpOnAStuckValidation(t *testing.T) {
 		}
 	}()
 
-	e, err := New(r.config(freePort(t), 0, nil))
+	e, err := New(r.config(anyPort, Off, nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -614,7 +628,7 @@ func TestACMEStartGivesUpOnAStuckValidation(t *testing.T) {
 
 func TestACMEVisitorsNeverCauseOrders(t *testing.T) {
 	r := newACMERig(t, pebbleOptions{})
-	s, err := newACMESource(r.config(r.tlsPort, 0, nil).WithDefaults())
+	s, err := newACMESource(r.config(r.tls.addr, Off, nil).WithDefaults())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -61,6 +61,9 @@ type Engine struct {
 	untracked bool
 	// limits bound what clients may hold; tests shorten them before Start.
 	limits clientLimits
+	// bind opens each listen address: listen, unless a test hands over a
+	// port it holds (Pebble validates on ports fixed before Start).
+	bind func(purpose, addr string) (net.Listener, error)
 
 	mu             sync.Mutex
 	started        bool
@@ -103,7 +106,7 @@ func New(cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	e := &Engine{cfg: cfg, upstream: upstream, certs: certs, transport: transport, tracker: newTracker(),
-		limits: defaultClientLimits, state: StateStopped, serveErr: make(chan error, 3)}
+		limits: defaultClientLimits, bind: listen, state: StateStopped, serveErr: make(chan error, 3)}
 	e.proxy = newProxyHandler(cfg, upstream, transport, forwarding{trusted: trusted}, e.tracker, &e.limits)
 	e.health = newHealthChecker(cfg, upstream, transport, e.noteUpstreamHealth)
 	return e, nil
@@ -142,7 +145,7 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 	}()
 
 	e.progress(StageListen, "Opening ports")
-	if e.httpsLn, err = listen("HTTPS", e.cfg.HTTPSAddr); err != nil {
+	if e.httpsLn, err = e.bind("HTTPS", e.cfg.HTTPSAddr); err != nil {
 		return err
 	}
 	var handler http.Handler = e.proxy
@@ -151,12 +154,12 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 		handler = e.tracker.middleware(e.proxy)
 	}
 	if e.cfg.HTTPAddr != Off {
-		if e.httpLn, err = listen("HTTP", e.cfg.HTTPAddr); err != nil {
+		if e.httpLn, err = e.bind("HTTP", e.cfg.HTTPAddr); err != nil {
 			return err
 		}
 	}
 	if e.cfg.StatusAddr != Off {
-		if e.statusLn, err = listen("status", e.cfg.StatusAddr); err != nil {
+		if e.statusLn, err = e.bind("status", e.cfg.StatusAddr); err != nil {
 			return err
 		}
 	}

@@ -11,9 +11,11 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -189,16 +191,54 @@ func (p *testPebble) settledRequests(t *testing.T) int64 {
 	return last
 }
 
-// freePort returns a loopback TCP port that was free a moment ago. Pebble's
-// validator needs fixed ports, so the engine cannot simply bind port 0.
-func freePort(t *testing.T) int {
+// reservedPort holds a loopback TCP port for a whole test, as Pebble's
+// validator needs fixed ports and a port released for later use could be
+// taken meanwhile. The socket is bound but not listening, so connections
+// are refused (a port the validator must find closed stays closed) until
+// listener is first called; each listener shares the socket, so an engine
+// closing its own does not give the port up.
+type reservedPort struct {
+	port int
+	addr string   // 127.0.0.1:port
+	sock *os.File // the bound socket
+
+	listenOnce sync.Once
+	listenErr  error
+}
+
+func reservePort(t *testing.T) *reservedPort {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	sock := os.NewFile(uintptr(fd), "reserved port")
+	t.Cleanup(func() { sock.Close() })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := sa.(*syscall.SockaddrInet4).Port
+	return &reservedPort{port: port, addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), sock: sock}
+}
+
+// listener starts the port listening and returns a listener of its own on
+// the socket.
+func (p *reservedPort) listener() (net.Listener, error) {
+	p.listenOnce.Do(func() {
+		if conn, err := p.sock.SyscallConn(); err != nil {
+			p.listenErr = err
+		} else if err := conn.Control(func(fd uintptr) { p.listenErr = syscall.Listen(int(fd), syscall.SOMAXCONN) }); err != nil {
+			p.listenErr = err
+		}
+	})
+	if p.listenErr != nil {
+		return nil, p.listenErr
+	}
+	return net.FileListener(p.sock)
 }
 
 // waitFor polls cond until it holds, for at most timeout.
