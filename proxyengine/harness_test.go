@@ -11,6 +11,9 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -138,4 +141,55 @@ func eventually(t testing.TB, what string, cond func() bool) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// reservedPort holds a loopback TCP port for a whole test, where a port
+// released for later use could be taken meanwhile: Pebble's validator
+// needs fixed ports, and a test of an unreachable upstream needs a port
+// that stays closed. The socket is bound but not listening, so connections
+// are refused (a port the validator must find closed stays closed) until
+// listener is first called; each listener shares the socket, so an engine
+// closing its own does not give the port up.
+type reservedPort struct {
+	port int
+	addr string   // 127.0.0.1:port
+	sock *os.File // the bound socket
+
+	listenOnce sync.Once
+	listenErr  error
+}
+
+func reservePort(t *testing.T) *reservedPort {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sock := os.NewFile(uintptr(fd), "reserved port")
+	t.Cleanup(func() { sock.Close() })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := sa.(*syscall.SockaddrInet4).Port
+	return &reservedPort{port: port, addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), sock: sock}
+}
+
+// listener starts the port listening and returns a listener of its own on
+// the socket.
+func (p *reservedPort) listener() (net.Listener, error) {
+	p.listenOnce.Do(func() {
+		if conn, err := p.sock.SyscallConn(); err != nil {
+			p.listenErr = err
+		} else if err := conn.Control(func(fd uintptr) { p.listenErr = syscall.Listen(int(fd), syscall.SOMAXCONN) }); err != nil {
+			p.listenErr = err
+		}
+	})
+	if p.listenErr != nil {
+		return nil, p.listenErr
+	}
+	return net.FileListener(p.sock)
 }

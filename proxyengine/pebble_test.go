@@ -11,11 +11,9 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -173,56 +171,6 @@ func startPebble(t *testing.T, httpPort, tlsPort int, dnsAddr string, opts pebbl
 	}
 	p.requests.Store(0)
 	return p
-}
-
-// reservedPort holds a loopback TCP port for a whole test, as Pebble's
-// validator needs fixed ports and a port released for later use could be
-// taken meanwhile. The socket is bound but not listening, so connections
-// are refused (a port the validator must find closed stays closed) until
-// listener is first called; each listener shares the socket, so an engine
-// closing its own does not give the port up.
-type reservedPort struct {
-	port int
-	addr string   // 127.0.0.1:port
-	sock *os.File // the bound socket
-
-	listenOnce sync.Once
-	listenErr  error
-}
-
-func reservePort(t *testing.T) *reservedPort {
-	t.Helper()
-	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sock := os.NewFile(uintptr(fd), "reserved port")
-	t.Cleanup(func() { sock.Close() })
-	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		t.Fatal(err)
-	}
-	sa, err := syscall.Getsockname(fd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := sa.(*syscall.SockaddrInet4).Port
-	return &reservedPort{port: port, addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), sock: sock}
-}
-
-// listener starts the port listening and returns a listener of its own on
-// the socket.
-func (p *reservedPort) listener() (net.Listener, error) {
-	p.listenOnce.Do(func() {
-		if conn, err := p.sock.SyscallConn(); err != nil {
-			p.listenErr = err
-		} else if err := conn.Control(func(fd uintptr) { p.listenErr = syscall.Listen(int(fd), syscall.SOMAXCONN) }); err != nil {
-			p.listenErr = err
-		}
-	})
-	if p.listenErr != nil {
-		return nil, p.listenErr
-	}
-	return net.FileListener(p.sock)
 }
 
 // waitFor polls cond until it holds, for at most timeout.

@@ -275,11 +275,9 @@ func TestProxyStreamsLargeBodies(t *testing.T) {
 }
 
 func TestProxyUpstreamUnreachableGets502(t *testing.T) {
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	addr := ln.Addr().String()
-	ln.Close() // nothing listens there now
+	closed := reservePort(t) // bound, never listening: connections are refused
 	cfg := testConfig(t, newEchoUpstream(t))
-	cfg.Upstream, cfg.UpstreamInsecure = "http://"+addr, false
+	cfg.Upstream, cfg.UpstreamInsecure = "http://"+closed.addr, false
 	e := startEngine(t, cfg)
 	resp, err := httpClient(t, e, false).Get(engineURL("/"))
 	if err != nil {
