@@ -63,16 +63,16 @@ func startStatusEngine(t *testing.T) (*Engine, *wsUpstream) {
 }
 
 // TestStatusShowsExactlyTheOpenConnections holds 3 keepalive connections
-// and 2 WebSockets and checks the snapshot, /status and /metrics agree,
-// then that all fall to zero when the clients leave, one WebSocket
-// vanishing without a close frame.
+// (one of them HTTP/2) and 2 WebSockets and checks the snapshot, /status
+// and /metrics agree, then that all fall to zero when the clients leave,
+// one WebSocket vanishing without a close frame.
 func TestStatusShowsExactlyTheOpenConnections(t *testing.T) {
 	e, up := startStatusEngine(t)
 	const keepalive, sockets = 3, 2
 
 	var clients []*http.Client
 	for range keepalive {
-		c := httpClient(t, e, false) // each client has its own connection
+		c := httpClient(t, e, len(clients) == 0) // each client has its own connection
 		resp, err := c.Get(engineURL("/if/admin/"))
 		if err != nil {
 			t.Fatal(err)
@@ -97,13 +97,15 @@ func TestStatusShowsExactlyTheOpenConnections(t *testing.T) {
 		t.Fatalf("snapshot: %d connections, %d websockets; want %d and %d", st.ActiveConnections, st.ActiveWebSockets, keepalive+sockets, sockets)
 	}
 	var wsFlagged int
+	protocols := map[string]int{}
 	for _, c := range st.Connections {
+		protocols[c.Protocol]++
 		if c.WebSocket {
 			wsFlagged++
 			if c.Protocol != "WebSocket" || !strings.HasPrefix(c.Path, "/ws/outpost/") || c.Status != 101 || !c.Active {
 				t.Errorf("websocket connection %+v", c)
 			}
-		} else if c.Protocol != "HTTP/1.1" || c.Path != "/if/admin/" || c.Status != 200 || c.Active || c.ServerName != testHostname {
+		} else if c.Path != "/if/admin/" || c.Status != 200 || c.Active || c.ServerName != testHostname {
 			t.Errorf("keepalive connection %+v", c)
 		}
 		if c.BytesIn == 0 || c.BytesOut == 0 || !strings.HasPrefix(c.Remote, "127.0.0.1:") || c.OpenedAt.IsZero() {
@@ -112,6 +114,9 @@ func TestStatusShowsExactlyTheOpenConnections(t *testing.T) {
 	}
 	if wsFlagged != sockets {
 		t.Errorf("%d connections marked WebSocket, want %d", wsFlagged, sockets)
+	}
+	if protocols["HTTP/1.1"] != keepalive-1 || protocols["HTTP/2"] != 1 || protocols["WebSocket"] != sockets {
+		t.Errorf("protocols %v; want %d HTTP/1.1, 1 HTTP/2, %d WebSocket", protocols, keepalive-1, sockets)
 	}
 	for _, w := range st.WebSockets {
 		if w.MessagesIn != 1 || w.MessagesOut != 1 || w.BytesIn == 0 {
