@@ -299,6 +299,12 @@ func TestHardeningSlowloris(t *testing.T) {
 	}
 	t.Logf("%d slow connections closed by the engine, the last after %v (read-header timeout %v)",
 		attackers, slowest.Round(time.Millisecond), e.limits.readHeaderTimeout)
+	// The engine's own limit, not net/http's or the default 10 s, must have
+	// cut them off; the margin is for a loaded machine.
+	if bound := 5 * e.limits.readHeaderTimeout; slowest > bound {
+		t.Errorf("the last slow connection was closed after %v, more than %v with a read-header timeout of %v",
+			slowest.Round(time.Millisecond), bound, e.limits.readHeaderTimeout)
+	}
 }
 
 // slowloris holds c, trickling a request's headers a byte every 20 ms if
@@ -512,10 +518,13 @@ func TestHardeningSlowReaderHTTP2(t *testing.T) {
 
 // TestHardeningSlowReaderWebSocket floods a WebSocket client that reads
 // nothing: the engine ends the session after its send timeout, while
-// another session keeps echoing.
+// another session keeps echoing. The write to the client failed first, so
+// the client is the side that went away: the engine's 1001 goes to the
+// upstream, which is still there to read it.
 func TestHardeningSlowReaderWebSocket(t *testing.T) {
 	echo := newWSUpstream(t)
 	flooded := make(chan error, 1)
+	told := make(chan error, 1) // what the flooding upstream read: the engine's close
 	upgrader := websocket.Upgrader{}
 	up := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/ws/flood/" {
@@ -527,6 +536,10 @@ func TestHardeningSlowReaderWebSocket(t *testing.T) {
 			return
 		}
 		defer c.Close()
+		go func() {
+			_, _, err := c.ReadMessage()
+			told <- err
+		}()
 		msg := make([]byte, 1<<20)
 		for {
 			if err := c.WriteMessage(websocket.BinaryMessage, msg); err != nil {
@@ -553,6 +566,15 @@ func TestHardeningSlowReaderWebSocket(t *testing.T) {
 	case <-flooded:
 	case <-time.After(cutOffBound):
 		t.Fatal("the engine kept the flooded session open")
+	}
+	select {
+	case err := <-told:
+		var ce *websocket.CloseError
+		if !errors.As(err, &ce) || ce.Code != websocket.CloseGoingAway {
+			t.Errorf("the upstream read %v, want a 1001 close frame from the engine", err)
+		}
+	case <-time.After(cutOffBound):
+		t.Fatal("the upstream's read never ended")
 	}
 	testutil.Eventually(t, "the flooded session ends", func() bool { return e.ws.count() == 1 })
 	visitor.WriteMessage(websocket.TextMessage, []byte("still here"))

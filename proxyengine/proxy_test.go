@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-proxy/gatehouse/internal/config"
+	"github.com/gatehouse-proxy/gatehouse/internal/testutil"
 )
 
 // seenRequest is what the upstream received, echoed back as JSON.
@@ -153,23 +154,48 @@ func countVisitors(n *atomic.Int32) http.Handler {
 	})
 }
 
+// TestProxyMisdirectedHostGets421 sends names that only resemble the
+// served one, over HTTP/1.1 and HTTP/2: a match by suffix, prefix or
+// substring would let each through to the upstream.
 func TestProxyMisdirectedHostGets421(t *testing.T) {
 	var reached atomic.Int32
 	up := httptest.NewTLSServer(countVisitors(&reached))
 	defer up.Close()
 	e := startEngine(t, testConfig(t, up))
-	req, _ := http.NewRequest("GET", engineURL("/"), nil)
-	req.Host = "other.example"
-	resp, err := httpClient(t, e, false).Do(req)
+	for _, h2 := range []bool{false, true} {
+		c := httpClient(t, e, h2)
+		for _, host := range []string{
+			"other.example",
+			"x." + testHostname,                   // a subdomain
+			"evil" + testHostname,                 // the name as a suffix
+			testHostname + ".evil",                // the name as a prefix
+			testHostname + "x:443",                // the name as a prefix, with a port
+			strings.TrimSuffix(testHostname, "t"), // a prefix of the name
+		} {
+			req, _ := http.NewRequest("GET", engineURL("/"), nil)
+			req.Host = host
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Fatalf("h2=%v Host %q: %v", h2, host, err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusMisdirectedRequest {
+				t.Errorf("h2=%v Host %q: status %d, want 421", h2, host, resp.StatusCode)
+			}
+		}
+	}
+	if n := reached.Load(); n != 0 {
+		t.Errorf("requests for other names reached the upstream %d times", n)
+	}
+	// The served name itself still passes, so the 421s above are about
+	// the names alone.
+	resp, err := httpClient(t, e, false).Get(engineURL("/"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusMisdirectedRequest {
-		t.Errorf("status %d, want 421", resp.StatusCode)
-	}
-	if reached.Load() != 0 {
-		t.Error("a request for another host reached the upstream")
+	if resp.StatusCode != http.StatusOK || reached.Load() != 1 {
+		t.Errorf("the served name: status %d, upstream reached %d times; want 200 and once", resp.StatusCode, reached.Load())
 	}
 }
 
@@ -252,11 +278,9 @@ func TestProxyStreamsLargeBodies(t *testing.T) {
 }
 
 func TestProxyUpstreamUnreachableGets502(t *testing.T) {
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	addr := ln.Addr().String()
-	ln.Close() // nothing listens there now
+	closed := testutil.ReservePort(t) // bound, never listening: connections are refused
 	cfg := testConfig(t, newEchoUpstream(t))
-	cfg.Upstream, cfg.UpstreamInsecure = "http://"+addr, false
+	cfg.Upstream, cfg.UpstreamInsecure = "http://"+closed.Addr, false
 	e := startEngine(t, cfg)
 	resp, err := httpClient(t, e, false).Get(engineURL("/"))
 	if err != nil {

@@ -7,11 +7,15 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httptrace"
+	"net/textproto"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/gatehouse-proxy/gatehouse/internal/config"
 	"github.com/gatehouse-proxy/gatehouse/internal/testutil"
 	"github.com/gorilla/websocket"
 )
@@ -61,16 +65,16 @@ func startStatusEngine(t *testing.T) (*Engine, *wsUpstream) {
 }
 
 // TestStatusShowsExactlyTheOpenConnections holds 3 keepalive connections
-// and 2 WebSockets and checks the snapshot, /status and /metrics agree,
-// then that all fall to zero when the clients leave, one WebSocket
-// vanishing without a close frame.
+// (one of them HTTP/2) and 2 WebSockets and checks the snapshot, /status
+// and /metrics agree, then that all fall to zero when the clients leave,
+// one WebSocket vanishing without a close frame.
 func TestStatusShowsExactlyTheOpenConnections(t *testing.T) {
 	e, up := startStatusEngine(t)
 	const keepalive, sockets = 3, 2
 
 	var clients []*http.Client
 	for range keepalive {
-		c := httpClient(t, e, false) // each client has its own connection
+		c := httpClient(t, e, len(clients) == 0) // each client has its own connection
 		resp, err := c.Get(engineURL("/if/admin/"))
 		if err != nil {
 			t.Fatal(err)
@@ -95,13 +99,15 @@ func TestStatusShowsExactlyTheOpenConnections(t *testing.T) {
 		t.Fatalf("snapshot: %d connections, %d websockets; want %d and %d", st.ActiveConnections, st.ActiveWebSockets, keepalive+sockets, sockets)
 	}
 	var wsFlagged int
+	protocols := map[string]int{}
 	for _, c := range st.Connections {
+		protocols[c.Protocol]++
 		if c.WebSocket {
 			wsFlagged++
 			if c.Protocol != "WebSocket" || !strings.HasPrefix(c.Path, "/ws/outpost/") || c.Status != 101 || !c.Active {
 				t.Errorf("websocket connection %+v", c)
 			}
-		} else if c.Protocol != "HTTP/1.1" || c.Path != "/if/admin/" || c.Status != 200 || c.Active || c.ServerName != testHostname {
+		} else if c.Path != "/if/admin/" || c.Status != 200 || c.Active || c.ServerName != testHostname {
 			t.Errorf("keepalive connection %+v", c)
 		}
 		if c.BytesIn == 0 || c.BytesOut == 0 || !strings.HasPrefix(c.Remote, "127.0.0.1:") || c.OpenedAt.IsZero() {
@@ -110,6 +116,9 @@ func TestStatusShowsExactlyTheOpenConnections(t *testing.T) {
 	}
 	if wsFlagged != sockets {
 		t.Errorf("%d connections marked WebSocket, want %d", wsFlagged, sockets)
+	}
+	if protocols["HTTP/1.1"] != keepalive-1 || protocols["HTTP/2"] != 1 || protocols["WebSocket"] != sockets {
+		t.Errorf("protocols %v; want %d HTTP/1.1, 1 HTTP/2, %d WebSocket", protocols, keepalive-1, sockets)
 	}
 	for _, w := range st.WebSockets {
 		if w.MessagesIn != 1 || w.MessagesOut != 1 || w.BytesIn == 0 {
@@ -387,4 +396,120 @@ func TestSnapshotRowsAndJSONRoundTrip(t *testing.T) {
 	if back.Upstream.Latency != full.Upstream.Latency.Round(time.Nanosecond) || back.UpstreamLatency.Count != full.UpstreamLatency.Count {
 		t.Errorf("latencies read back as %v / %+v, want %v / %+v", back.Upstream.Latency, back.UpstreamLatency, full.Upstream.Latency, full.UpstreamLatency)
 	}
+}
+
+// TestStatusCountsTheFinalStatusAfterEarlyHints: an upstream answering
+// 103 Early Hints before its 200 has answered 200; the informational
+// response passes through to the client but is not the request's status.
+func TestStatusCountsTheFinalStatusAfterEarlyHints(t *testing.T) {
+	up := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == config.DefaultHealthPath {
+			return
+		}
+		w.Header().Set("Link", "</app.css>; rel=preload; as=style")
+		w.WriteHeader(http.StatusEarlyHints)
+		io.WriteString(w, "the page")
+	}))
+	defer up.Close()
+	e := startEngine(t, testConfig(t, up))
+	for _, h2 := range []bool{false, true} {
+		var hints []int
+		ctx := httptrace.WithClientTrace(t.Context(), &httptrace.ClientTrace{
+			Got1xxResponse: func(code int, _ textproto.MIMEHeader) error { hints = append(hints, code); return nil },
+		})
+		req, _ := http.NewRequestWithContext(ctx, "GET", engineURL("/hinted"), nil)
+		resp, err := httpClient(t, e, h2).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(body) != "the page" || len(hints) != 1 || hints[0] != http.StatusEarlyHints {
+			t.Fatalf("h2=%v: status %d, body %q, informational %v; want 200 after one 103", h2, resp.StatusCode, body, hints)
+		}
+	}
+	st := e.Status()
+	if st.RequestsTotal != 2 || st.ResponsesByClass["2xx"] != 2 || st.ResponsesByClass["1xx"] != 0 {
+		t.Errorf("requests %d, classes %v; want 2, both 2xx", st.RequestsTotal, st.ResponsesByClass)
+	}
+	for _, c := range st.Connections {
+		if c.Path == "/hinted" && c.Status != 200 {
+			t.Errorf("connection %d shows status %d for its last request, want 200", c.ID, c.Status)
+		}
+	}
+	for _, ev := range st.Events {
+		if ev.Kind == EventRequest && ev.Status != 200 {
+			t.Errorf("request event %+v, want status 200", ev)
+		}
+	}
+}
+
+// TestStatusCountsUpstreamErrors gets a 502 (the upstream hangs up) and a
+// 504 (it does not answer in time) and checks the snapshot, /status and
+// /metrics each count both, and nothing for a request that succeeded.
+func TestStatusCountsUpstreamErrors(t *testing.T) {
+	release := make(chan struct{})
+	up := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/hang-up":
+			if c, _, err := http.NewResponseController(w).Hijack(); err == nil {
+				c.Close()
+			}
+		case "/slow":
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+		}
+	}))
+	defer up.Close()
+	defer close(release)
+	cfg := testConfig(t, up)
+	cfg.StatusAddr = "127.0.0.1:0"
+	// Long enough for a loaded machine to answer the health check and /ok.
+	cfg.UpstreamTimeout = config.Duration(2 * time.Second)
+	e := startEngine(t, cfg)
+	c := httpClient(t, e, false)
+	for path, want := range map[string]int{"/ok": 200, "/hang-up": 502, "/slow": 504} {
+		resp, err := c.Get(engineURL(path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Fatalf("%s: status %d, want %d", path, resp.StatusCode, want)
+		}
+	}
+
+	st := e.Status()
+	if st.UpstreamErrors != 2 || st.ResponsesByClass["5xx"] != 2 || st.ResponsesByClass["2xx"] != 1 {
+		t.Errorf("snapshot: %d upstream errors, classes %v; want 2, with two 5xx and one 2xx", st.UpstreamErrors, st.ResponsesByClass)
+	}
+	var failed []int
+	for _, ev := range st.Events {
+		if ev.Kind == EventError && strings.HasPrefix(ev.Message, "upstream: ") {
+			failed = append(failed, ev.Status)
+		}
+	}
+	slices.Sort(failed)
+	if !slices.Equal(failed, []int{502, 504}) {
+		t.Errorf("upstream error events with statuses %v, want 502 and 504", failed)
+	}
+	if js := statusJSON(t, e); js["upstream_errors"] != float64(2) {
+		t.Errorf("/status upstream_errors = %v, want 2", js["upstream_errors"])
+	}
+	if m := metricsText(t, e); !hasMetric(m, "gatehouse_upstream_errors_total 2") {
+		t.Errorf("/metrics lacks gatehouse_upstream_errors_total 2:\n%s", grepLines(m, "gatehouse_upstream_errors"))
+	}
+}
+
+// grepLines returns the lines of text containing s, for failure messages.
+func grepLines(text, s string) string {
+	var out []string
+	for _, l := range strings.Split(text, "\n") {
+		if strings.Contains(l, s) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

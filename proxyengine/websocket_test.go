@@ -1,10 +1,13 @@
 package proxyengine
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -296,4 +299,161 @@ func TestWebSocketNoLeaks(t *testing.T) {
 		t.Fatal(err)
 	}
 	up.Close()
+}
+
+// TestWebSocketUpgradeDropsHopByHopHeaders sends an upgrade naming headers
+// of its own in two Connection lines (gorilla's dialer cannot) and checks
+// the upstream's handshake carries none of them, nor the standard hop-by-hop
+// headers, while end-to-end headers pass and Connection and Upgrade are set
+// again for the upstream hop.
+func TestWebSocketUpgradeDropsHopByHopHeaders(t *testing.T) {
+	e, up := startWSEngine(t)
+	c, _ := rawWebSocket(t, e, "GET /ws/client/ HTTP/1.1\r\nHost: "+testHostname+"\r\n"+
+		"Connection: Upgrade, X-Private-Hop\r\n"+
+		"Connection: x-second-hop\r\n"+
+		"Upgrade: websocket\r\n"+
+		"Sec-WebSocket-Version: 13\r\n"+
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"+
+		"X-Private-Hop: secret\r\n"+
+		"X-Second-Hop: secret\r\n"+
+		"Keep-Alive: timeout=5\r\n"+
+		"Proxy-Connection: keep-alive\r\n"+
+		"Proxy-Authorization: Basic eA==\r\n"+
+		"Te: trailers\r\n"+
+		"X-End-To-End: kept\r\n\r\n")
+	h := up.lastRequest().Header
+	for _, k := range []string{"X-Private-Hop", "X-Second-Hop", "Keep-Alive", "Proxy-Connection", "Proxy-Authorization", "Te"} {
+		if v, ok := h[k]; ok {
+			t.Errorf("hop-by-hop %s reached the upstream: %q", k, v)
+		}
+	}
+	if got := strings.Join(h.Values("Connection"), ","); got != "Upgrade" || h.Get("Upgrade") != "websocket" {
+		t.Errorf("upstream Connection %q, Upgrade %q; want Upgrade and websocket alone", got, h.Get("Upgrade"))
+	}
+	if h.Get("X-End-To-End") != "kept" || h.Get("Sec-Websocket-Key") != "dGhlIHNhbXBsZSBub25jZQ==" {
+		t.Errorf("end-to-end headers did not pass: %v", h)
+	}
+	c.Close()
+	up.waitClose(t)
+}
+
+// wsFrame encodes a final frame of at most 125 bytes, masked as clients
+// send theirs when masked is set.
+func wsFrame(opcode byte, payload []byte, masked bool) []byte {
+	f := []byte{0x80 | opcode, byte(len(payload))}
+	if !masked {
+		return append(f, payload...)
+	}
+	key := [4]byte{0x37, 0xfa, 0x21, 0x3d}
+	f[1] |= 0x80
+	f = append(f, key[:]...)
+	for i, b := range payload {
+		f = append(f, b^key[i%4])
+	}
+	return f
+}
+
+// readWSFrame reads a frame of at most 125 bytes, unmasking it if masked.
+func readWSFrame(r io.Reader) (opcode byte, payload []byte, err error) {
+	var h [2]byte
+	if _, err := io.ReadFull(r, h[:]); err != nil {
+		return 0, nil, err
+	}
+	if h[1]&0x7f > 125 {
+		return 0, nil, fmt.Errorf("frame header %x: longer than this test reads", h)
+	}
+	var key [4]byte
+	if h[1]&0x80 != 0 {
+		if _, err := io.ReadFull(r, key[:]); err != nil {
+			return 0, nil, err
+		}
+	}
+	payload = make([]byte, h[1]&0x7f)
+	if _, err := io.ReadFull(r, payload); err != nil {
+		return 0, nil, err
+	}
+	if h[1]&0x80 != 0 {
+		for i := range payload {
+			payload[i] ^= key[i%4]
+		}
+	}
+	return h[0] & 0x0f, payload, nil
+}
+
+// rawWebSocket opens a WebSocket through the engine on a raw TLS
+// connection, sending request (an upgrade, and whatever follows it) in one
+// write, and returns the connection and its reader past the 101.
+func rawWebSocket(t *testing.T, e *Engine, request string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	c := dialRawTLS(t, e)
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, request)
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("status %d, want 101", resp.StatusCode)
+	}
+	return c, br
+}
+
+// wsUpgradeRequest is a client's WebSocket upgrade for path, as bytes.
+func wsUpgradeRequest(path string) string {
+	return "GET " + path + " HTTP/1.1\r\nHost: " + testHostname + "\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n" +
+		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+}
+
+// TestWebSocketBytesBehindTheHandshakesPass: a client may send its first
+// frame in the same write as its upgrade request, and a server its first
+// frame in the same write as its 101. Either lands in a buffer that read
+// the handshake; the engine must pass those bytes on, in order.
+func TestWebSocketBytesBehindTheHandshakesPass(t *testing.T) {
+	up := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !websocket.IsWebSocketUpgrade(r) {
+			return // health checks
+		}
+		c, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		accept := wsAccept(r.Header.Get("Sec-WebSocket-Key"))
+		c.Write(append([]byte("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: "+accept+"\r\n\r\n"),
+			wsFrame(websocket.TextMessage, []byte("welcome"), false)...))
+		if op, msg, err := readWSFrame(brw); err == nil && op == websocket.TextMessage {
+			c.Write(wsFrame(websocket.TextMessage, msg, false)) // echo
+		}
+		io.Copy(io.Discard, brw) // until the session ends
+	}))
+	defer up.Close()
+	e := startEngine(t, testConfig(t, up))
+	_, br := rawWebSocket(t, e, wsUpgradeRequest("/ws/client/")+string(wsFrame(websocket.TextMessage, []byte("first words"), true)))
+	for _, want := range []string{"welcome", "first words"} {
+		op, msg, err := readWSFrame(br)
+		if err != nil || op != websocket.TextMessage || string(msg) != want {
+			t.Fatalf("got opcode %d %q, %v; want the text %q", op, msg, err, want)
+		}
+	}
+}
+
+// TestWebSocketNoProxyCloseAfterThePeersClose: once the upstream has sent
+// its close frame, the client must get nothing more from the engine when
+// the session ends, as a second close frame breaks the protocol.
+func TestWebSocketNoProxyCloseAfterThePeersClose(t *testing.T) {
+	e, up := startWSEngine(t)
+	c, br := rawWebSocket(t, e, wsUpgradeRequest("/ws/client/"))
+	c.Write(wsFrame(websocket.TextMessage, []byte("close 4403 session expired"), true))
+	op, payload, err := readWSFrame(br)
+	if err != nil || op != websocket.CloseMessage || !bytes.Equal(payload, websocket.FormatCloseMessage(4403, "session expired")) {
+		t.Fatalf("got opcode %d %q, %v; want the upstream's close 4403", op, payload, err)
+	}
+	c.Write(wsFrame(websocket.CloseMessage, payload, true)) // the client's answer ends the session
+	if got := up.waitClose(t); got.code != 4403 {
+		t.Errorf("upstream saw %+v, want the client's answering 4403", got)
+	}
+	if op, payload, err := readWSFrame(br); err == nil {
+		t.Errorf("after the close handshake the client got opcode %d %q, want the connection closed", op, payload)
+	}
 }

@@ -1,12 +1,17 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -14,6 +19,8 @@ import (
 	"time"
 
 	"github.com/gatehouse-proxy/gatehouse/internal/config"
+	"github.com/gatehouse-proxy/gatehouse/internal/control"
+	"github.com/gatehouse-proxy/gatehouse/proxyengine"
 )
 
 func TestServeUsageErrorsExit2WithOneLine(t *testing.T) {
@@ -40,7 +47,7 @@ func TestServeUsageErrorsExit2WithOneLine(t *testing.T) {
 	}
 }
 
-// TestServeRunsAndStopsOnSIGTERM starts `gatehouse serve` in-process with
+// TestServeRunsAndStopsOnSIGTERM starts `gatehouse serve` with
 // --save-config, proxies one request, then stops it with SIGTERM.
 func TestServeRunsAndStopsOnSIGTERM(t *testing.T) {
 	up := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "upstream says hi") })}
@@ -60,55 +67,144 @@ func TestServeRunsTheDemoApp(t *testing.T) {
 	}
 }
 
-// serveAndStop runs `gatehouse serve --save-config` in-process in front of
-// upstream, fetches / through it, checks the saved config and stops it with
-// SIGTERM. It returns the body fetched.
+// serveChildEnv makes the test binary run `gatehouse serve` with the
+// arguments it holds (a JSON list) instead of the tests. serveAndStop runs
+// serve this way, in a child process: the SIGTERM it sends then reaches
+// serve alone, and cannot end the test binary if serve failed to start.
+const serveChildEnv = "GATEHOUSE_TEST_SERVE_ARGS"
+
+func TestMain(m *testing.M) {
+	if v, ok := os.LookupEnv(serveChildEnv); ok {
+		var args []string
+		if err := json.Unmarshal([]byte(v), &args); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		os.Exit(runServe(args, os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+// serveChild is `gatehouse serve` running in a child process.
+type serveChild struct {
+	cmd    *exec.Cmd
+	stderr bytes.Buffer  // read only once exited is closed
+	exited chan struct{} // closed when the child has exited
+}
+
+// startServe starts `gatehouse serve args` in a child process, which is
+// killed when the test ends if it is still running.
+func startServe(t *testing.T, args []string) *serveChild {
+	t.Helper()
+	encoded, err := json.Marshal(args)
+	if err != nil {
+		t.Fatal(err)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &serveChild{cmd: exec.Command(self), exited: make(chan struct{})}
+	s.cmd.Env = append(os.Environ(), serveChildEnv+"="+string(encoded))
+	s.cmd.Stderr = &s.stderr
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		s.cmd.Wait()
+		close(s.exited)
+	}()
+	t.Cleanup(func() {
+		s.cmd.Process.Kill()
+		<-s.exited
+	})
+	return s
+}
+
+// serveAndStop runs `gatehouse serve --save-config` in front of upstream
+// on a port the system picks (its control socket says which), fetches /
+// through it, checks the saved config and stops it with SIGTERM. It
+// returns the body fetched.
 func serveAndStop(t *testing.T, upstream string) string {
 	t.Helper()
-	port, _ := net.Listen("tcp", "127.0.0.1:0") // reserve a free port
-	httpsAddr := port.Addr().String()
-	port.Close()
-
 	dir := t.TempDir()
 	path := filepath.Join(dir, "conf", "config.json")
-	args := []string{"--config", path, "--save-config", "--hostname", "sso.test", "--upstream", upstream,
-		"--tls", "self-signed", "--state-dir", filepath.Join(dir, "state"), "--https-addr", httpsAddr,
-		"--http-addr", "off", "--status-addr", "off", "--log-level", "error", "--control-socket", filepath.Join(dir, "control.sock")}
-	code := make(chan int, 1)
-	go func() { code <- runServe(args, io.Discard, io.Discard) }()
+	socket := filepath.Join(dir, "control.sock")
+	s := startServe(t, []string{"--config", path, "--save-config", "--hostname", "sso.test", "--upstream", upstream,
+		"--tls", "self-signed", "--state-dir", filepath.Join(dir, "state"), "--https-addr", "127.0.0.1:0",
+		"--http-addr", "off", "--status-addr", "off", "--log-level", "error", "--control-socket", socket})
+	httpsAddr := s.listening(t, socket)
+	body, ok := fetchThroughServe(t, s, httpsAddr)
+	if !ok {
+		t.Fatalf("serve exited with %v before answering: %s", s.cmd.ProcessState, s.stderr.String())
+	}
+	saved, err := config.Load(path)
+	if err != nil || saved.Hostname != "sso.test" || saved.HTTPSAddr != "127.0.0.1:0" || saved.Upstream != upstream {
+		t.Errorf("--save-config wrote %+v (%v)", saved, err)
+	}
+	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 {
+		t.Errorf("config mode %v", fi.Mode().Perm())
+	}
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.exited:
+		if !s.cmd.ProcessState.Success() {
+			t.Errorf("serve ended with %v after SIGTERM, want exit status 0; stderr: %s", s.cmd.ProcessState, s.stderr.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("serve did not stop on SIGTERM")
+	}
+	if _, err := os.Stat(socket); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the control socket is left behind after SIGTERM: %v", err)
+	}
+	return body
+}
 
+// listening waits until the child's control socket says it serves, and
+// returns the HTTPS address it listens on.
+func (s *serveChild) listening(t *testing.T, socket string) string {
+	t.Helper()
+	c := control.NewClient(socket)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if st, err := c.Status(t.Context(), 0); err == nil && st.State == proxyengine.StateRunning {
+			return st.HTTPSAddr
+		}
+		select {
+		case <-s.exited:
+			t.Fatalf("serve exited with %v: %s", s.cmd.ProcessState, s.stderr.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("serve did not answer on its control socket: %s", s.stderr.String())
+		}
+	}
+}
+
+// fetchThroughServe gets https://sso.test/ from the child serving on
+// httpsAddr, trying until it answers; ok is false if it exits first.
+func fetchThroughServe(t *testing.T, s *serveChild, httpsAddr string) (body string, ok bool) {
+	t.Helper()
 	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
 		TLSClientConfig: &tls.Config{InsecureSkipVerify: true},
 		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
 			return (&net.Dialer{}).DialContext(ctx, network, httpsAddr)
 		}}}
 	defer client.CloseIdleConnections()
-	var body string
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
 		if resp, err := client.Get("https://sso.test/"); err == nil {
 			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
-			body = string(b)
-			break
+			return string(b), true
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	saved, err := config.Load(path)
-	if err != nil || saved.Hostname != "sso.test" || saved.HTTPSAddr != httpsAddr || saved.Upstream != upstream {
-		t.Errorf("--save-config wrote %+v (%v)", saved, err)
-	}
-	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 {
-		t.Errorf("config mode %v", fi.Mode().Perm())
-	}
-	syscall.Kill(os.Getpid(), syscall.SIGTERM)
-	select {
-	case c := <-code:
-		if c != 0 {
-			t.Errorf("exit %d after SIGTERM, want 0", c)
+		select {
+		case <-s.exited:
+			return "", false
+		case <-time.After(50 * time.Millisecond):
 		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("serve did not stop on SIGTERM")
+		if time.Now().After(deadline) {
+			t.Fatalf("serve did not answer on %s within 30 s", httpsAddr)
+		}
 	}
-	return body
 }

@@ -13,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -35,8 +34,8 @@ type acmeRig struct {
 	pebble   *testPebble
 	dns      *testutil.DNS
 	stateDir string
-	httpPort int // where Pebble's validator sends HTTP-01
-	tlsPort  int // where Pebble's validator sends TLS-ALPN-01
+	http     *testutil.ReservedPort // where Pebble's validator sends HTTP-01
+	tls      *testutil.ReservedPort // where Pebble's validator sends TLS-ALPN-01
 	logger   *slog.Logger
 }
 
@@ -45,9 +44,9 @@ type acmeRig struct {
 func newACMERig(t *testing.T, opts pebbleOptions) *acmeRig {
 	t.Helper()
 	t.Parallel()
-	r := &acmeRig{httpPort: freePort(t), tlsPort: freePort(t), stateDir: t.TempDir(), logger: testutil.Logger(t)}
+	r := &acmeRig{http: testutil.ReservePort(t), tls: testutil.ReservePort(t), stateDir: t.TempDir(), logger: testutil.Logger(t)}
 	r.dns = testutil.StartDNS(t, acmeZone("127.0.0.1"))
-	r.pebble = startPebble(t, r.httpPort, r.tlsPort, r.dns.Addr, opts)
+	r.pebble = startPebble(t, r.http.Port, r.tls.Port, r.dns.Addr, opts)
 	return r
 }
 
@@ -75,23 +74,24 @@ func (p *progressLog) stages() []progress.Stage {
 	return out
 }
 
-// config serves the source with its TLS listener on httpsPort and its
-// plain listener on httpPort (0 for off).
-func (r *acmeRig) config(httpsPort, httpPort int) config.Config {
+// anyPort puts a listener away from Pebble's validation ports.
+const anyPort = "127.0.0.1:0"
+
+// config serves the source with its TLS listener on httpsAddr and its
+// plain listener on httpAddr (config.Off for none): Pebble's ports
+// (r.tls.Addr, r.http.Addr) or anyPort.
+func (r *acmeRig) config(httpsAddr, httpAddr string) config.Config {
 	c := config.Config{
 		Hostname:      acmeTestHost,
 		Upstream:      "http://127.0.0.1:9",
 		TLS:           config.TLSACME,
-		HTTPAddr:      config.Off,
-		HTTPSAddr:     "127.0.0.1:" + strconv.Itoa(httpsPort),
+		HTTPAddr:      httpAddr,
+		HTTPSAddr:     httpsAddr,
 		StateDir:      r.stateDir,
 		ACMEDirectory: r.pebble.directory,
 		ACMECARoots:   r.pebble.apiRoots,
 		ACMEEmail:     "admin@gatehouse.test",
 		StatusAddr:    config.Off,
-	}
-	if httpPort != 0 {
-		c.HTTPAddr = "127.0.0.1:" + strconv.Itoa(httpPort)
 	}
 	return c
 }
@@ -106,10 +106,10 @@ type servedSource struct {
 	httpsSrv, httpSrv *http.Server
 }
 
-// startACMEEngine serves a Source for c (with progress, if set) and starts
+// start serves a Source for c (with progress, if set) and starts
 // it, returning Start's error; it stops when the test ends. Each setup
 // function may adjust the source before Start.
-func startACMEEngine(t *testing.T, c config.Config, events *progressLog, setup ...func(*servedSource)) (*servedSource, error) {
+func (r *acmeRig) start(t *testing.T, c config.Config, events *progressLog, setup ...func(*servedSource)) (*servedSource, error) {
 	t.Helper()
 	c = c.WithDefaults()
 	if err := c.Validate(); err != nil {
@@ -127,7 +127,7 @@ func startACMEEngine(t *testing.T, c config.Config, events *progressLog, setup .
 	for _, f := range setup {
 		f(e)
 	}
-	if e.httpsLn, err = net.Listen("tcp", c.HTTPSAddr); err != nil {
+	if e.httpsLn, err = r.listen(c.HTTPSAddr); err != nil {
 		t.Fatal(err)
 	}
 	e.httpsSrv = &http.Server{
@@ -140,7 +140,7 @@ func startACMEEngine(t *testing.T, c config.Config, events *progressLog, setup .
 	}
 	go e.httpsSrv.ServeTLS(e.httpsLn, "", "")
 	if c.HTTPAddr != config.Off {
-		if e.httpLn, err = net.Listen("tcp", c.HTTPAddr); err != nil {
+		if e.httpLn, err = r.listen(c.HTTPAddr); err != nil {
 			e.httpsSrv.Close()
 			t.Fatal(err)
 		}
@@ -158,6 +158,17 @@ func startACMEEngine(t *testing.T, c config.Config, events *progressLog, setup .
 	}
 	t.Cleanup(func() { e.Shutdown(context.Background()) })
 	return e, nil
+}
+
+// listen listens on Pebble's ports through the rig, which holds them for
+// the whole test, and binds any other address itself.
+func (r *acmeRig) listen(addr string) (net.Listener, error) {
+	for _, p := range []*testutil.ReservedPort{r.tls, r.http} {
+		if addr == p.Addr {
+			return p.Listener()
+		}
+	}
+	return net.Listen("tcp", addr)
 }
 
 func (e *servedSource) CertStatus() certs.Status { return e.certs.Status() }
@@ -207,8 +218,8 @@ func TestACMEIssuesByTLSALPN01AloneAndReusesItAfterRestart(t *testing.T) {
 	r := newACMERig(t, pebbleOptions{})
 	events := &progressLog{}
 	// Port 80 off: Pebble's HTTP-01 port has no listener at all.
-	cfg := r.config(r.tlsPort, 0)
-	e, err := startACMEEngine(t, cfg, events)
+	cfg := r.config(r.tls.Addr, config.Off)
+	e, err := r.start(t, cfg, events)
 	if err != nil {
 		t.Fatalf("Start: %v", err)
 	}
@@ -247,7 +258,7 @@ func TestACMEIssuesByTLSALPN01AloneAndReusesItAfterRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	events2 := &progressLog{}
-	e2, err := startACMEEngine(t, r.config(r.tlsPort, 0), events2)
+	e2, err := r.start(t, r.config(r.tls.Addr, config.Off), events2)
 	if err != nil {
 		t.Fatalf("Start after restart: %v", err)
 	}
@@ -272,7 +283,7 @@ func TestACMEIssuesByHTTP01Alone(t *testing.T) {
 	r := newACMERig(t, pebbleOptions{})
 	// Pebble's TLS-ALPN-01 port has no listener: the engine's TLS listener
 	// is elsewhere, so only HTTP-01 on the plain listener can succeed.
-	e, err := startACMEEngine(t, r.config(freePort(t), r.httpPort), nil)
+	e, err := r.start(t, r.config(anyPort, r.http.Addr), nil)
 	if err != nil {
 		t.Fatalf("Start: %v", err)
 	}
@@ -321,8 +332,8 @@ func TestACMEValidationFailureIsExplainedAndBacksOff(t *testing.T) {
 	r := newACMERig(t, pebbleOptions{})
 	// The name resolves to 127.0.0.1, but nothing listens on the ports
 	// Pebble validates: the engine listens elsewhere.
-	cfg := r.config(freePort(t), freePort(t))
-	_, err := startACMEEngine(t, cfg, nil)
+	cfg := r.config(anyPort, anyPort)
+	_, err := r.start(t, cfg, nil)
 	var ae *Error
 	if !errors.As(err, &ae) {
 		t.Fatalf("Start: %v, want an *Error", err)
@@ -344,7 +355,7 @@ func TestACMEValidationFailureIsExplainedAndBacksOff(t *testing.T) {
 	// A second start within the backoff window does not contact the CA.
 	requests := r.pebble.settledRequests(t)
 	before := time.Now()
-	_, err = startACMEEngine(t, cfg, nil)
+	_, err = r.start(t, cfg, nil)
 	if !errors.As(err, &ae) || ae.Kind != Backoff {
 		t.Fatalf("second Start: %v, want a backoff Error", err)
 	}
@@ -366,7 +377,7 @@ func TestACMEValidationFailureIsExplainedAndBacksOff(t *testing.T) {
 func TestACMEUnresolvableNameIsExplained(t *testing.T) {
 	r := newACMERig(t, pebbleOptions{})
 	r.dns.SetZone(acmeZone(""))
-	_, err := startACMEEngine(t, r.config(r.tlsPort, r.httpPort), nil)
+	_, err := r.start(t, r.config(r.tls.Addr, r.http.Addr), nil)
 	var ae *Error
 	if !errors.As(err, &ae) || ae.Kind != DNS {
 		t.Fatalf("Start: %v, want a DNS Error", err)
@@ -379,9 +390,9 @@ func TestACMEUnresolvableNameIsExplained(t *testing.T) {
 
 func TestACMEUntrustedCAIsExplained(t *testing.T) {
 	r := newACMERig(t, pebbleOptions{})
-	cfg := r.config(r.tlsPort, 0)
+	cfg := r.config(r.tls.Addr, config.Off)
 	cfg.ACMECARoots = "" // Pebble's API certificate is then unknown
-	_, err := startACMEEngine(t, cfg, nil)
+	_, err := r.start(t, cfg, nil)
 	var ae *Error
 	if !errors.As(err, &ae) || ae.Kind != CAUntrusted || !strings.Contains(ae.Fix, "--acme-ca-roots") {
 		t.Fatalf("Start: %v, want an untrusted-CA Error", err)
@@ -481,7 +492,7 @@ const shortValidity = 12 * time.Second
 
 func TestACMERenewsBeforeExpiry(t *testing.T) {
 	r := newACMERig(t, pebbleOptions{validity: shortValidity})
-	e, err := startACMEEngine(t, r.config(r.tlsPort, 0), nil)
+	e, err := r.start(t, r.config(r.tls.Addr, config.Off), nil)
 	if err != nil {
 		t.Fatalf("Start: %v", err)
 	}
@@ -515,7 +526,7 @@ func TestACMEFailedRenewalIsReportedAndBackedOff(t *testing.T) {
 	// machine, while the old certificate stays valid for the checks below.
 	const validity, renewBefore = time.Minute, 54 * time.Second
 	r := newACMERig(t, pebbleOptions{validity: validity})
-	e, err := startACMEEngine(t, r.config(r.tlsPort, 0), nil, func(e *servedSource) {
+	e, err := r.start(t, r.config(r.tls.Addr, config.Off), nil, func(e *servedSource) {
 		e.certs.manager.RenewBefore = renewBefore
 	})
 	if err != nil {
@@ -571,8 +582,8 @@ func TestACMEExternalAccountBinding(t *testing.T) {
 	r := newACMERig(t, pebbleOptions{eabKeys: map[string]string{kid: hmacKey}})
 
 	// Without the binding the CA refuses the account, and says so.
-	cfg := r.config(r.tlsPort, 0)
-	_, err := startACMEEngine(t, cfg, nil)
+	cfg := r.config(r.tls.Addr, config.Off)
+	_, err := r.start(t, cfg, nil)
 	var ae *Error
 	if !errors.As(err, &ae) || ae.Kind != Account || !strings.Contains(ae.Fix, "--acme-eab-kid") {
 		t.Fatalf("Start without EAB: %v, want an account Error", err)
@@ -584,9 +595,9 @@ func TestACMEExternalAccountBinding(t *testing.T) {
 
 	// With it (on a fresh state dir, so no backoff applies) issuance works.
 	r.stateDir = t.TempDir()
-	cfg = r.config(r.tlsPort, 0)
+	cfg = r.config(r.tls.Addr, config.Off)
 	cfg.ACMEEABKeyID, cfg.ACMEEABHMAC = kid, hmacKey
-	e, err := startACMEEngine(t, cfg, nil)
+	e, err := r.start(t, cfg, nil)
 	if err != nil {
 		t.Fatalf("Start with EAB: %v", err)
 	}
@@ -596,9 +607,9 @@ func TestACMEExternalAccountBinding(t *testing.T) {
 func TestACMERateLimitIsExplainedAndRespected(t *testing.T) {
 	r := newACMERig(t, pebbleOptions{})
 	r.pebble.rateLimited.Store(true)
-	cfg := r.config(r.tlsPort, 0)
+	cfg := r.config(r.tls.Addr, config.Off)
 	before := time.Now()
-	_, err := startACMEEngine(t, cfg, nil)
+	_, err := r.start(t, cfg, nil)
 	var ae *Error
 	if !errors.As(err, &ae) || ae.Kind != RateLimited {
 		t.Fatalf("Start: %v, want a rate-limit Error", err)
@@ -615,7 +626,7 @@ func TestACMERateLimitIsExplainedAndRespected(t *testing.T) {
 		t.Errorf("next attempt %v, want when the limit lifts, %v", st.NextAttempt, ae.RetryAt)
 	}
 	requests := r.pebble.settledRequests(t)
-	_, err = startACMEEngine(t, cfg, nil)
+	_, err = r.start(t, cfg, nil)
 	if !errors.As(err, &ae) || ae.Kind != Backoff || !strings.Contains(ae.Summary, "rate limit") {
 		t.Fatalf("second Start: %v, want a backoff Error repeating the rate limit", err)
 	}
@@ -628,7 +639,7 @@ func TestACMEStartGivesUpOnAStuckValidation(t *testing.T) {
 	r := newACMERig(t, pebbleOptions{})
 	// Pebble's validator connects to a port that accepts and never answers,
 	// so validation hangs (until Pebble's own 15 s timeout).
-	hole, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(r.tlsPort))
+	hole, err := r.tls.Listener()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -650,7 +661,7 @@ func TestACMEStartGivesUpOnAStuckValidation(t *testing.T) {
 	}()
 
 	began := time.Now()
-	_, err = startACMEEngine(t, r.config(freePort(t), 0), nil, func(e *servedSource) { e.certs.startTimeout = 2 * time.Second })
+	_, err = r.start(t, r.config(anyPort, config.Off), nil, func(e *servedSource) { e.certs.startTimeout = 2 * time.Second })
 	took := time.Since(began)
 	var ae *Error
 	if !errors.As(err, &ae) || ae.Kind != Timeout {
@@ -666,7 +677,7 @@ func TestACMEStartGivesUpOnAStuckValidation(t *testing.T) {
 
 func TestACMEVisitorsNeverCauseOrders(t *testing.T) {
 	r := newACMERig(t, pebbleOptions{})
-	s, err := New(r.config(r.tlsPort, 0).WithDefaults(), progress.Reporter{Logger: testutil.Logger(t)})
+	s, err := New(r.config(r.tls.Addr, config.Off).WithDefaults(), progress.Reporter{Logger: testutil.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

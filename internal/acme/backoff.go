@@ -92,7 +92,7 @@ func loadACMEBackoff(path, hostname string) (*acmeBackoff, error) {
 func (b *acmeBackoff) admit(now time.Time) (next time.Time, ok bool, err error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if !b.attemptStart.IsZero() && now.Before(b.attemptStart.Add(acmeAttemptWindow)) && now.Before(b.lastRequest.Add(b.attemptIdle)) {
+	if b.openLocked(now) {
 		b.lastRequest = now
 		return time.Time{}, true, nil
 	}
@@ -105,6 +105,13 @@ func (b *acmeBackoff) admit(now time.Time) (next time.Time, ok bool, err error) 
 	b.state.NextAttempt = now.Add(acmeBackoffDelay(b.state.Failures))
 	b.attemptStart, b.lastRequest = now, now
 	return time.Time{}, true, b.saveLocked()
+}
+
+// openLocked reports whether the admitted attempt is still open at now:
+// it began within acmeAttemptWindow and its latest request was within
+// attemptIdle.
+func (b *acmeBackoff) openLocked(now time.Time) bool {
+	return !b.attemptStart.IsZero() && now.Before(b.attemptStart.Add(acmeAttemptWindow)) && now.Before(b.lastRequest.Add(b.attemptIdle))
 }
 
 // succeed records that a certificate arrived at now, clearing the

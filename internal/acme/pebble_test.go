@@ -5,7 +5,6 @@ import (
 	"encoding/pem"
 	"io"
 	"log"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -144,18 +143,6 @@ func (p *testPebble) settledRequests(t *testing.T) int64 {
 		return quiet
 	})
 	return last
-}
-
-// freePort returns a loopback TCP port that was free a moment ago. Pebble's
-// validator needs fixed ports, so the engine cannot simply bind port 0.
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // waitFor polls cond until it holds, for at most timeout.

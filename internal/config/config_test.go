@@ -134,3 +134,42 @@ func TestValidateNamesEachField(t *testing.T) {
 		}
 	}
 }
+
+// TestValidateHostnameRules names the cases the fuzz corpus found or
+// probes: names browsers would read as an address, and DNS length limits.
+func TestValidateHostnameRules(t *testing.T) {
+	label := func(c string, n int) string { return strings.Repeat(c, n) }
+	name253 := label("a", 63) + "." + label("b", 63) + "." + label("c", 63) + "." + label("d", 61)
+	for _, name := range []string{
+		"sso.example.com",
+		"SSO.Example.COM.",
+		"localhost",
+		"xn--caf-dma.example",
+		"sso.123.example", // a number before the last label is a name
+		"sso.0x1g",        // not hex: a name
+		"sso.example.1a",
+		label("a", 63) + ".example",
+		name253,
+	} {
+		if err := ValidateHostname(name); err != nil {
+			t.Errorf("%.40q (%d bytes) refused: %v", name, len(name), err)
+		}
+	}
+	for _, tc := range []struct{ name, want string }{
+		{"sso.example.123", "ends in a number"},
+		{"0", "ends in a number"},
+		{"sso.0x1F", "ends in a number"},
+		{"sso.0X1f", "ends in a number"},
+		{"sso.0x", "ends in a number"},
+		{name253 + "d", "at most 253"},
+		{label("a", 64) + ".example", "longer than 63"},
+		{"sso..example", "empty part"},
+		{"_acme.example.com", "'_' is not allowed"},
+		{"\u212a.example", "not a valid host name"}, // the Kelvin sign, which lower-cases to k
+	} {
+		err := ValidateHostname(tc.name)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%.40q (%d bytes): %v, want an error saying %q", tc.name, len(tc.name), err, tc.want)
+		}
+	}
+}

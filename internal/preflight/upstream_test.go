@@ -404,12 +404,7 @@ func TestCheckUpstreamUnhealthy(t *testing.T) {
 }
 
 func TestCheckUpstreamUnreachable(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := testutil.ReservePort(t).Addr // bound, never listening: connections are refused
 	k := Checker{Timeout: 2 * time.Second}
 	start := time.Now()
 	res := upstreamResults(t, &k, config.Config{Upstream: "https://" + addr})
