@@ -353,9 +353,9 @@ func TestACMEValidationFailureIsExplainedAndBacksOff(t *testing.T) {
 	checkMode(t, backoffPath, 0o600)
 
 	// A second start within the backoff window does not contact the CA.
-	requests := r.pebble.settledRequests(t)
+	var second *servedSource
 	before := time.Now()
-	_, err = r.start(t, cfg, nil)
+	_, err = r.start(t, cfg, nil, func(e *servedSource) { second = e })
 	if !errors.As(err, &ae) || ae.Kind != Backoff {
 		t.Fatalf("second Start: %v, want a backoff Error", err)
 	}
@@ -366,8 +366,8 @@ func TestACMEValidationFailureIsExplainedAndBacksOff(t *testing.T) {
 	if !strings.Contains(ae.Error(), "could not connect") {
 		t.Errorf("the backoff error should repeat the last failure: %q", ae.Error())
 	}
-	if got := r.pebble.requests.Load(); got != requests {
-		t.Errorf("Pebble received %d requests during the backoff window", got-requests)
+	if got := second.certs.transport.sent.Load(); got != 0 {
+		t.Errorf("the second start sent %d requests to the CA during the backoff window", got)
 	}
 	if got := r.pebble.orders.Load(); got != orders {
 		t.Errorf("orders went from %d to %d during the backoff window", orders, got)
@@ -543,8 +543,9 @@ func TestACMEFailedRenewalIsReportedAndBackedOff(t *testing.T) {
 		return strings.Contains(e.CertStatus().LastError, "DNS")
 	})
 	// autocert's attempt may still be closing (it places one more order
-	// when it runs out of challenge types); let it finish.
-	time.Sleep(time.Second)
+	// when it runs out of challenge types): wait until the backoff has
+	// seen it fall quiet and closed it.
+	waitFor(t, "the renewal attempt to close", 40*time.Second, func() bool { return !attemptOpen(backoff) })
 	if got := r.visit(t, e).PeerCertificates[0]; !got.Equal(first) {
 		t.Error("a different certificate is served after the failed renewal")
 	}
@@ -555,8 +556,7 @@ func TestACMEFailedRenewalIsReportedAndBackedOff(t *testing.T) {
 
 	// Within the backoff window, nothing that speaks ACME for this source
 	// reaches the CA: the next renewal try is refused before any request.
-	time.Sleep(idle)
-	requests := r.pebble.settledRequests(t)
+	requests := r.pebble.requests.Load()
 	client := e.certs.manager.Client
 	_, err = client.AuthorizeOrder(context.Background(), acme.DomainIDs(acmeTestHost))
 	var refused *acmeBackoffError
@@ -566,6 +566,14 @@ func TestACMEFailedRenewalIsReportedAndBackedOff(t *testing.T) {
 	if got := r.pebble.requests.Load(); got != requests {
 		t.Errorf("Pebble received %d requests within the backoff window", got-requests)
 	}
+}
+
+// attemptOpen reports whether b still admits requests of an attempt
+// under way, which end it only once they fall quiet.
+func attemptOpen(b *acmeBackoff) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.openLocked(time.Now())
 }
 
 func loadBackoffFile(t *testing.T, r *acmeRig) acmeBackoffState {
@@ -625,13 +633,13 @@ func TestACMERateLimitIsExplainedAndRespected(t *testing.T) {
 	if st := loadBackoffFile(t, r); st.NextAttempt.Sub(ae.RetryAt).Abs() > time.Second {
 		t.Errorf("next attempt %v, want when the limit lifts, %v", st.NextAttempt, ae.RetryAt)
 	}
-	requests := r.pebble.settledRequests(t)
-	_, err = r.start(t, cfg, nil)
+	var second *servedSource
+	_, err = r.start(t, cfg, nil, func(e *servedSource) { second = e })
 	if !errors.As(err, &ae) || ae.Kind != Backoff || !strings.Contains(ae.Summary, "rate limit") {
 		t.Fatalf("second Start: %v, want a backoff Error repeating the rate limit", err)
 	}
-	if got := r.pebble.requests.Load(); got != requests {
-		t.Errorf("Pebble received %d requests while rate limited", got-requests)
+	if got := second.certs.transport.sent.Load(); got != 0 {
+		t.Errorf("the second start sent %d requests to the CA while rate limited", got)
 	}
 }
 
@@ -695,7 +703,7 @@ func TestACMEVisitorsNeverCauseOrders(t *testing.T) {
 			t.Errorf("handshake %+v got a certificate %v", hello, cert.Leaf)
 		}
 	}
-	if got := r.pebble.settledRequests(t); got != 0 {
+	if got := s.transport.sent.Load(); got != 0 {
 		t.Errorf("visitors' handshakes caused %d requests to the CA", got)
 	}
 	if st := s.Status(); st.Source != config.TLSACME || st.LastError != "" || !st.NotAfter.IsZero() {

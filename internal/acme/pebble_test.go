@@ -129,22 +129,6 @@ func startPebble(t *testing.T, httpPort, tlsPort int, dnsAddr string, opts pebbl
 	return p
 }
 
-// settledRequests waits until no request has reached Pebble for 300 ms
-// (an attempt that just ended may still have one in flight) and returns
-// the count.
-func (p *testPebble) settledRequests(t *testing.T) int64 {
-	t.Helper()
-	last := p.requests.Load()
-	waitFor(t, "Pebble to fall quiet", 10*time.Second, func() bool {
-		time.Sleep(300 * time.Millisecond)
-		now := p.requests.Load()
-		quiet := now == last
-		last = now
-		return quiet
-	})
-	return last
-}
-
 // waitFor polls cond until it holds, for at most timeout.
 func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
 	t.Helper()

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gatehouse-proxy/gatehouse/internal/progress"
@@ -49,7 +50,10 @@ type acmeTransport struct {
 	rejected   map[string]bool    // challenge URLs seen invalid, each reported once
 	failed     []challengeFailure // rejected challenges since the attempt began
 	orders     int                // new orders sent, over the transport's life
-	progress   func(progress.Stage, string)
+	// sent counts the requests let through to the CA, over the
+	// transport's life: what the backoff did not hold back.
+	sent     atomic.Int64
+	progress func(progress.Stage, string)
 }
 
 func newACMETransport(base http.RoundTripper, directoryURL, host string, backoff *acmeBackoff, logger *slog.Logger, life context.Context) *acmeTransport {
@@ -129,6 +133,7 @@ func (t *acmeTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	t.mu.Unlock()
 
+	t.sent.Add(1)
 	resp, err := t.base.RoundTrip(req)
 	if err != nil {
 		return nil, err
