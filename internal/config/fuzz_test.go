@@ -90,5 +90,8 @@ func withoutEmptyLists(c Config) Config {
 	if len(c.TrustedProxies) == 0 {
 		c.TrustedProxies = nil
 	}
+	if len(c.Sites) == 0 {
+		c.Sites = nil
+	}
 	return c
 }
