@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/http/httptrace"
 	"os"
 	"path/filepath"
@@ -18,36 +17,8 @@ import (
 
 	"github.com/gatehouse-proxy/gatehouse/internal/config"
 	"github.com/gatehouse-proxy/gatehouse/internal/ports"
+	"github.com/gatehouse-proxy/gatehouse/internal/testutil"
 )
-
-// namedUpstream answers every request with its name and echoes WebSocket
-// messages prefixed with it, so a test sees which upstream served what.
-func namedUpstream(t *testing.T, name string) *httptest.Server {
-	t.Helper()
-	upgrader := websocket.Upgrader{}
-	up := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !websocket.IsWebSocketUpgrade(r) {
-			io.WriteString(w, name)
-			return
-		}
-		c, err := upgrader.Upgrade(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		for {
-			kind, msg, err := c.ReadMessage()
-			if err != nil {
-				return
-			}
-			if c.WriteMessage(kind, append([]byte(name+":"), msg...)) != nil {
-				return
-			}
-		}
-	}))
-	t.Cleanup(up.Close)
-	return up
-}
 
 // getOn fetches path with c and reports the body and whether the request
 // went over a connection opened before.
@@ -87,7 +58,7 @@ func wsRoundTrip(t *testing.T, c *websocket.Conn, msg string) string {
 // that same connection, while a WebSocket opened before keeps its old
 // upstream.
 func TestApplyMovesNewRequestsToTheNewUpstream(t *testing.T) {
-	a, b := namedUpstream(t, "A"), namedUpstream(t, "B")
+	a, b := testutil.NamedUpstream(t, "A", true), testutil.NamedUpstream(t, "B", true)
 	cfg := testConfig(t, a)
 	e := startEngine(t, cfg)
 	c := httpClient(t, e, false)
@@ -137,7 +108,7 @@ func TestApplyMovesNewRequestsToTheNewUpstream(t *testing.T) {
 // a connection accepted on the old one carries on, and the old address no
 // longer accepts.
 func TestApplyMovesAListenAddress(t *testing.T) {
-	cfg := testConfig(t, namedUpstream(t, "A"))
+	cfg := testConfig(t, testutil.NamedUpstream(t, "A", true))
 	e := startEngine(t, cfg)
 	old := e.HTTPSAddr().String()
 	c := httpClient(t, e, false)
@@ -188,7 +159,7 @@ func reservedAddr(t *testing.T) string {
 // be bound and a certificate that cannot be had are each refused with the
 // reason, and the engine keeps serving as before.
 func TestApplyRefusesWhatCannotServe(t *testing.T) {
-	a, b := namedUpstream(t, "A"), namedUpstream(t, "B")
+	a, b := testutil.NamedUpstream(t, "A", true), testutil.NamedUpstream(t, "B", true)
 	cfg := testConfig(t, a)
 	e := startEngine(t, cfg)
 	c := httpClient(t, e, false)
@@ -242,7 +213,7 @@ func TestApplyRefusesWhatCannotServe(t *testing.T) {
 // certificate from the local CA before it is served, and the old name is
 // then another host (421).
 func TestApplyNewHostnameGetsItsCertificate(t *testing.T) {
-	cfg := testConfig(t, namedUpstream(t, "A"))
+	cfg := testConfig(t, testutil.NamedUpstream(t, "A", true))
 	e := startEngine(t, cfg)
 	cfg.Hostname = "renamed.test"
 	if err := e.Apply(t.Context(), cfg); err != nil {
@@ -275,7 +246,7 @@ func TestApplyNewHostnameGetsItsCertificate(t *testing.T) {
 }
 
 func TestApplyNeedsARunningEngine(t *testing.T) {
-	cfg := testConfig(t, namedUpstream(t, "A"))
+	cfg := testConfig(t, testutil.NamedUpstream(t, "A", true))
 	e, err := New(cfg, testOptions(t))
 	if err != nil {
 		t.Fatal(err)

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,14 +24,6 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/internal/testutil"
 	"github.com/gatehouse-proxy/gatehouse/proxyengine"
 )
-
-// named is an upstream that answers its name.
-func named(t *testing.T, name string) *httptest.Server {
-	t.Helper()
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, name) }))
-	t.Cleanup(up.Close)
-	return up
-}
 
 // testService is what `gatehouse serve` runs: a supervisor with a real
 // engine on loopback, its config in a temporary directory, and the control
@@ -98,7 +89,7 @@ func (s *testService) get(t *testing.T) string {
 func TestAttachesToTheRunningService(t *testing.T) {
 	dir := t.TempDir()
 	socket := filepath.Join(dir, "control.sock")
-	first, second := named(t, "first"), named(t, "second")
+	first, second := testutil.NamedUpstream(t, "first", false), testutil.NamedUpstream(t, "second", false)
 	svc := startService(t, socket, config.Config{Upstream: first.URL})
 
 	a := &desktopApp{App: test.NewTempApp(t)}
@@ -227,7 +218,7 @@ func openEditor(t *testing.T, g *App) {
 // live; a busy new port is refused in plain words and nothing changes.
 func TestEditSetupInTryOutKeepsServing(t *testing.T) {
 	dir := t.TempDir()
-	first, second := named(t, "first"), named(t, "second")
+	first, second := testutil.NamedUpstream(t, "first", false), testutil.NamedUpstream(t, "second", false)
 	opts := testOptions(dir)
 	cfg := config.Config{Hostname: "gatehouse.test", Upstream: first.URL, TLS: config.TLSSelfSigned,
 		HTTPAddr: config.Off, HTTPSAddr: "127.0.0.1:0", StatusAddr: config.Off, StateDir: filepath.Join(dir, "state")}
@@ -282,7 +273,7 @@ func TestClosingWithoutATrayStopsAndQuits(t *testing.T) {
 	dir := t.TempDir()
 	opts := testOptions(dir)
 	opts.TrayAvailable = func() bool { return false }
-	cfg := config.Config{Hostname: "gatehouse.test", Upstream: named(t, "up").URL, TLS: config.TLSSelfSigned,
+	cfg := config.Config{Hostname: "gatehouse.test", Upstream: testutil.NamedUpstream(t, "up", false).URL, TLS: config.TLSSelfSigned,
 		HTTPAddr: config.Off, HTTPSAddr: "127.0.0.1:0", StatusAddr: config.Off, StateDir: filepath.Join(dir, "state")}
 	if err := config.Save(opts.ConfigPath, cfg); err != nil {
 		t.Fatal(err)
@@ -432,7 +423,7 @@ func TestWithoutPkexecTheWizardShowsTheCommand(t *testing.T) {
 		}
 		screenshot(t, g.win, "service-install-terminal") // its path changes with each run: no markup
 	})
-	startService(t, socket, config.Config{Upstream: named(t, "up").URL})
+	startService(t, socket, config.Config{Upstream: testutil.NamedUpstream(t, "up", false).URL})
 	onUI(func() { test.Tap(findButton(g.install.root, "Check again")) })
 	eventually(t, "the dashboard watching the service", func() bool { return g.service != nil && shows(g, g.dashView) })
 }

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/http/httptrace"
 	"path/filepath"
 	"strings"
@@ -18,33 +17,8 @@ import (
 
 	"github.com/gatehouse-proxy/gatehouse/internal/config"
 	"github.com/gatehouse-proxy/gatehouse/internal/control"
+	"github.com/gatehouse-proxy/gatehouse/internal/testutil"
 )
-
-// namedUpstream answers every request with its name and echoes WebSocket
-// messages prefixed with it.
-func namedUpstream(t *testing.T, name string) *httptest.Server {
-	t.Helper()
-	var upgrader websocket.Upgrader
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !websocket.IsWebSocketUpgrade(r) {
-			io.WriteString(w, name)
-			return
-		}
-		c, err := upgrader.Upgrade(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		for {
-			kind, msg, err := c.ReadMessage()
-			if err != nil || c.WriteMessage(kind, append([]byte(name+":"), msg...)) != nil {
-				return
-			}
-		}
-	}))
-	t.Cleanup(up.Close)
-	return up
-}
 
 // runningService is `gatehouse serve` in a child process with its control
 // socket and config file in a temporary directory.
@@ -147,7 +121,7 @@ func echo(t *testing.T, c *websocket.Conn, msg string) string {
 // keepalive connection opened before, while a WebSocket opened before
 // keeps its upstream.
 func TestServiceSIGHUPMovesNewRequestsOnly(t *testing.T) {
-	a, b := namedUpstream(t, "A"), namedUpstream(t, "B")
+	a, b := testutil.NamedUpstream(t, "A", false), testutil.NamedUpstream(t, "B", false)
 	s := startService(t, a.URL)
 	visitor := s.visitor(t)
 	if body, _ := get(t, visitor); body != "A" {
@@ -184,7 +158,7 @@ func TestServiceSIGHUPMovesNewRequestsOnly(t *testing.T) {
 // address change without dropping the connection opened before, pause and
 // resume, against a real serve process.
 func TestServiceControlSocket(t *testing.T) {
-	a, b := namedUpstream(t, "A"), namedUpstream(t, "B")
+	a, b := testutil.NamedUpstream(t, "A", false), testutil.NamedUpstream(t, "B", false)
 	s := startService(t, a.URL)
 	ctx := t.Context()
 	visitor := s.visitor(t)

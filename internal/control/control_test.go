@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"os/user"
@@ -23,14 +22,6 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/internal/testutil"
 	"github.com/gatehouse-proxy/gatehouse/proxyengine"
 )
-
-// named is an upstream answering its name.
-func named(t *testing.T, name string) *httptest.Server {
-	t.Helper()
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, name) }))
-	t.Cleanup(up.Close)
-	return up
-}
 
 // service runs a supervisor with a real engine on loopback, its config
 // saved in a temporary directory, and the API on a socket there.
@@ -90,7 +81,7 @@ func (s *service) get(t *testing.T) (string, error) {
 }
 
 func TestControlStatusApplyPauseResume(t *testing.T) {
-	a, b := named(t, "A"), named(t, "B")
+	a, b := testutil.NamedUpstream(t, "A", false), testutil.NamedUpstream(t, "B", false)
 	s := startService(t, a.URL)
 	ctx := t.Context()
 	if fi, err := os.Stat(s.socket); err != nil || fi.Mode().Perm() != 0o600 {
@@ -168,7 +159,7 @@ func TestControlStatusApplyPauseResume(t *testing.T) {
 }
 
 func TestControlUpdatesStreamTotals(t *testing.T) {
-	s := startService(t, named(t, "A").URL)
+	s := startService(t, testutil.NamedUpstream(t, "A", false).URL)
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
 	updates, err := s.client.Updates(ctx)
@@ -217,7 +208,7 @@ func TestControlRefusesAnotherUser(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to run a client as another user")
 	}
-	s := startService(t, named(t, "A").URL)
+	s := startService(t, testutil.NamedUpstream(t, "A", false).URL)
 	testutil.OpenToOthers(t, filepath.Dir(s.socket))
 	os.Chmod(s.socket, 0o666)
 	exe := testutil.CopyTestBinary(t, "control.test")
@@ -263,7 +254,7 @@ func TestControlAdmitsTheGroup(t *testing.T) {
 		t.Skip("no nogroup group here")
 	}
 	gid, _ := strconv.Atoi(g.Gid)
-	s := startService(t, named(t, "A").URL)
+	s := startService(t, testutil.NamedUpstream(t, "A", false).URL)
 	srv := &Server{Controller: s.sup, Group: "nogroup", Logger: testutil.Logger(t)}
 	socket := filepath.Join(t.TempDir(), "run", "group.sock")
 	ln, err := srv.Listen(socket)
