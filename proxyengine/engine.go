@@ -16,6 +16,7 @@ import (
 
 	"github.com/gatehouse-proxy/gatehouse/internal/certs"
 	"github.com/gatehouse-proxy/gatehouse/internal/config"
+	"github.com/gatehouse-proxy/gatehouse/internal/notify"
 	"github.com/gatehouse-proxy/gatehouse/internal/ports"
 	"github.com/gatehouse-proxy/gatehouse/internal/progress"
 	"github.com/gatehouse-proxy/gatehouse/internal/upstream"
@@ -47,7 +48,7 @@ type Engine struct {
 	tracker *tracker
 	ws      *wsSessions // open WebSockets, whichever configuration opened them
 	history historyRing
-	subs    subscribers
+	subs    notify.Fanout
 	// untracked serves without connection and request tracking; it exists
 	// so benchmarks can measure what tracking costs.
 	untracked bool

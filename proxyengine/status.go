@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/gatehouse-proxy/gatehouse/internal/certs"
@@ -239,45 +238,11 @@ func (g *generation) siteStatuses() []SiteStatus {
 // notifyInterval is the fastest pace of change notifications.
 const notifyInterval = 250 * time.Millisecond
 
-// subscribers fan change notifications out to UIs.
-type subscribers struct {
-	mu   sync.Mutex
-	subs map[chan struct{}]struct{}
-}
-
 // Subscribe returns a channel that receives a value when the status has
 // changed, at most four times a second and at least once a second while
 // the engine runs; a slow reader misses nothing but intermediate ticks.
 // cancel ends the subscription.
-func (e *Engine) Subscribe() (updates <-chan struct{}, cancel func()) {
-	ch := make(chan struct{}, 1)
-	s := &e.subs
-	s.mu.Lock()
-	if s.subs == nil {
-		s.subs = map[chan struct{}]struct{}{}
-	}
-	s.subs[ch] = struct{}{}
-	s.mu.Unlock()
-	var once sync.Once
-	return ch, func() {
-		once.Do(func() {
-			s.mu.Lock()
-			delete(s.subs, ch)
-			s.mu.Unlock()
-		})
-	}
-}
-
-func (s *subscribers) notify() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for ch := range s.subs {
-		select {
-		case ch <- struct{}{}:
-		default: // a notification is already pending
-		}
-	}
-}
+func (e *Engine) Subscribe() (updates <-chan struct{}, cancel func()) { return e.subs.Subscribe() }
 
 // sample runs while the engine serves: once a second it adds a history
 // point and rotates the latency window, and four times a second it tells
@@ -294,7 +259,7 @@ func (e *Engine) sample(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
-			e.subs.notify()
+			e.subs.Notify()
 			return
 		case now := <-tick.C:
 			t := e.tracker
@@ -319,7 +284,7 @@ func (e *Engine) sample(ctx context.Context) {
 				t.changed.Store(true)
 			}
 			if t.changed.Swap(false) {
-				e.subs.notify()
+				e.subs.Notify()
 			}
 		}
 	}

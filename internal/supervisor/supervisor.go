@@ -14,6 +14,7 @@ import (
 	"sync"
 
 	"github.com/gatehouse-proxy/gatehouse/internal/config"
+	"github.com/gatehouse-proxy/gatehouse/internal/notify"
 	"github.com/gatehouse-proxy/gatehouse/internal/progress"
 	"github.com/gatehouse-proxy/gatehouse/proxyengine"
 )
@@ -43,7 +44,7 @@ type Supervisor struct {
 	engine *proxyengine.Engine // nil while paused or stopped
 	cfg    config.Config       // as saved (Upstream "demo" stays "demo")
 	paused bool
-	subs   map[chan struct{}]struct{}
+	subs   notify.Fanout
 	errs   chan error
 	unsub  func() // ends the relay of the current engine's notifications
 }
@@ -54,7 +55,7 @@ func New(cfg config.Config, path string, opts Options) *Supervisor {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	return &Supervisor{path: path, opts: opts, cfg: cfg, subs: map[chan struct{}]struct{}{}, errs: make(chan error, 1)}
+	return &Supervisor{path: path, opts: opts, cfg: cfg, errs: make(chan error, 1)}
 }
 
 // Start starts the proxy. It fails as the engine's Start does.
@@ -135,31 +136,9 @@ func (s *Supervisor) Snapshot(rows int) proxyengine.Status {
 // Subscribe returns a channel that receives a value when the status has
 // changed (at most four times a second while serving), across pauses and
 // resumes, until cancel is called.
-func (s *Supervisor) Subscribe() (updates <-chan struct{}, cancel func()) {
-	ch := make(chan struct{}, 1)
-	s.mu.Lock()
-	s.subs[ch] = struct{}{}
-	s.mu.Unlock()
-	var once sync.Once
-	return ch, func() {
-		once.Do(func() {
-			s.mu.Lock()
-			delete(s.subs, ch)
-			s.mu.Unlock()
-		})
-	}
-}
+func (s *Supervisor) Subscribe() (updates <-chan struct{}, cancel func()) { return s.subs.Subscribe() }
 
-func (s *Supervisor) notify() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for ch := range s.subs {
-		select {
-		case ch <- struct{}{}:
-		default:
-		}
-	}
-}
+func (s *Supervisor) notify() { s.subs.Notify() }
 
 // Apply serves cfg from now on and saves it: validated first (a
 // config.ValidationErrors names each bad field), then applied live (see
