@@ -57,7 +57,14 @@ func (b localBackend) Status(_ context.Context, rows int) (proxyengine.Status, e
 }
 
 func (b localBackend) Updates(ctx context.Context) (<-chan proxyengine.Status, error) {
-	changed, cancel := b.sup.Subscribe()
+	return updatesFrom(ctx, b.sup.Subscribe, func() proxyengine.Status { return control.Totals(b.sup.Snapshot(0)) }), nil
+}
+
+// updatesFrom sends a status from snapshot after each change subscribe
+// announces, until ctx is done: an in-process proxy's updates, as the
+// service's control socket streams them.
+func updatesFrom(ctx context.Context, subscribe func() (<-chan struct{}, func()), snapshot func() proxyengine.Status) <-chan proxyengine.Status {
+	changed, cancel := subscribe()
 	out := make(chan proxyengine.Status)
 	go func() {
 		defer close(out)
@@ -69,13 +76,13 @@ func (b localBackend) Updates(ctx context.Context) (<-chan proxyengine.Status, e
 			case <-changed:
 			}
 			select {
-			case out <- control.Totals(b.sup.Snapshot(0)):
+			case out <- snapshot():
 			case <-ctx.Done():
 				return
 			}
 		}
 	}()
-	return out, nil
+	return out
 }
 
 func (b localBackend) Config(context.Context) (config.Config, error) { return b.sup.Config(), nil }

@@ -112,25 +112,7 @@ func (b engineBackend) Status(_ context.Context, rows int) (proxyengine.Status, 
 	return b.e.Snapshot(rows), nil
 }
 func (b engineBackend) Updates(ctx context.Context) (<-chan proxyengine.Status, error) {
-	changed, cancel := b.e.Subscribe()
-	out := make(chan proxyengine.Status)
-	go func() {
-		defer close(out)
-		defer cancel()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-changed:
-			}
-			select {
-			case out <- proxyengine.Status{}:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	return out, nil
+	return updatesFrom(ctx, b.e.Subscribe, func() proxyengine.Status { return proxyengine.Status{} }), nil
 }
 func (b engineBackend) Config(context.Context) (config.Config, error) { return b.e.Config(), nil }
 func (b engineBackend) Apply(ctx context.Context, cfg config.Config) error {
