@@ -20,6 +20,7 @@
 //	history.go      latency buckets, recent events, the per-second history
 //	status.go       the Status snapshot and its subscribers
 //	statusserver.go GET /status and /metrics on the status listener
+//	statusstream.go /status written a row at a time
 //	errorpage.go    the pages Gatehouse itself answers with
 //	demoapp.go      the built-in demo upstream (config.UpstreamDemo)
 //

@@ -1,7 +1,6 @@
 package proxyengine
 
 import (
-	"encoding/json"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -21,11 +20,7 @@ func (e *Engine) statusHandler() http.Handler {
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")
-		enc := json.NewEncoder(w)
-		if r.URL.Query().Has("pretty") {
-			enc.SetIndent("", "  ")
-		}
-		enc.Encode(e.Status())
+		e.writeStatus(w, r.URL.Query().Has("pretty"))
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	listenHost, _, _ := ports.SplitAddr(e.Config().StatusAddr)

@@ -319,24 +319,29 @@ func (t *tracker) connectionInfos(rows int) (infos []ConnectionInfo, open int) {
 		conns = conns[:rows]
 	}
 	for _, c := range conns {
-		proto := c.protocol.Load()
-		info := ConnectionInfo{
-			ID: c.id, Remote: c.remote, OpenedAt: c.opened,
-			Protocol: protocolNames[proto], WebSocket: proto == protoWebSocket,
-			BytesIn: c.bytesIn.Load(), BytesOut: c.bytesOut.Load(), Active: c.active.Load() || proto == protoWebSocket,
-		}
-		if name := c.serverName.Load(); name != nil {
-			info.ServerName = *name
-		}
-		if site := c.site.Load(); site != nil {
-			info.Site = site.name()
-		}
-		if r := c.last.Load(); r != nil {
-			info.Method, info.Path, info.Status = r.method, r.path, r.status
-		}
-		out = append(out, info)
+		out = append(out, c.info())
 	}
 	return out, t.count()
+}
+
+// info describes c as the status shows it.
+func (c *trackedConn) info() ConnectionInfo {
+	proto := c.protocol.Load()
+	info := ConnectionInfo{
+		ID: c.id, Remote: c.remote, OpenedAt: c.opened,
+		Protocol: protocolNames[proto], WebSocket: proto == protoWebSocket,
+		BytesIn: c.bytesIn.Load(), BytesOut: c.bytesOut.Load(), Active: c.active.Load() || proto == protoWebSocket,
+	}
+	if name := c.serverName.Load(); name != nil {
+		info.ServerName = *name
+	}
+	if site := c.site.Load(); site != nil {
+		info.Site = site.name()
+	}
+	if r := c.last.Load(); r != nil {
+		info.Method, info.Path, info.Status = r.method, r.path, r.status
+	}
+	return info
 }
 
 // wireBytes sums the bytes on the wire of the open connections.
