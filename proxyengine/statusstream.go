@@ -33,27 +33,30 @@ func (e *Engine) writeStatus(w io.Writer, pretty bool) error {
 	bw.Write(bytes.TrimRight(bytes.TrimSuffix(head, []byte("}")), "\n"))
 
 	list := statusList{w: bw, pretty: pretty}
-	conns := e.tracker.connections()
-	list.open("connections")
-	for _, c := range conns {
-		if err := list.row(c.info()); err != nil {
-			return err
-		}
+	if err := writeRows(&list, "connections", e.tracker.connections(), (*trackedConn).info); err != nil {
+		return err
 	}
-	list.close()
-	sessions := e.ws.list()
-	list.open("websockets")
-	for _, s := range sessions {
-		if err := list.row(s.info()); err != nil {
-			return err
-		}
+	if err := writeRows(&list, "websockets", e.ws.list(), (*wsSession).info); err != nil {
+		return err
 	}
-	list.close()
 	if pretty {
 		bw.WriteString("\n")
 	}
 	bw.WriteString("}\n")
 	return bw.Flush()
+}
+
+// writeRows writes the status object's member name: an array of the rows
+// info makes of items.
+func writeRows[T, R any](l *statusList, name string, items []T, info func(T) R) error {
+	l.open(name)
+	for _, it := range items {
+		if err := l.row(info(it)); err != nil {
+			return err
+		}
+	}
+	l.close()
+	return nil
 }
 
 // statusList writes one JSON array member of the status object, a row at

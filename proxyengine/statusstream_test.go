@@ -147,13 +147,9 @@ func BenchmarkStatusConnectionList(b *testing.B) {
 	b.Run("streamed", func(b *testing.B) {
 		for b.Loop() {
 			list := statusList{w: bufio.NewWriterSize(io.Discard, 32<<10)}
-			list.open("connections")
-			for _, c := range tr.connections() {
-				if err := list.row(c.info()); err != nil {
-					b.Fatal(err)
-				}
+			if err := writeRows(&list, "connections", tr.connections(), (*trackedConn).info); err != nil {
+				b.Fatal(err)
 			}
-			list.close()
 			list.w.Flush()
 		}
 	})
