@@ -1,11 +1,16 @@
 // Package privatefile writes the files that hold what Gatehouse must not
 // lose or leak (its config, keys, certificates, ACME state): atomically,
 // mode 0600, creating a missing directory with mode 0700 and refusing a
-// state directory that other users could change.
+// state directory that other users could change. WriteFrom writes the
+// service installer's other files (unit, binary, owned copies) the same
+// atomic way, with the modes and owner they need.
 package privatefile
 
 import (
+	"bytes"
+	"cmp"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 )
@@ -50,9 +55,28 @@ func CheckNotShared(path, what string) error {
 // crash leaves either the old contents or the new, never a torn file. A
 // missing directory is created with mode 0700; an existing one is never
 // changed (it may be /etc, or a folder the user picked for an export).
-func Write(path string, data []byte) (err error) {
+func Write(path string, data []byte) error {
+	return WriteFrom(path, bytes.NewReader(data), Options{})
+}
+
+// Options are how WriteFrom writes a file that is not Write's private one.
+type Options struct {
+	// Perm is the file's mode; 0 means 0600.
+	Perm os.FileMode
+	// DirPerm is the mode of a missing directory; 0 means 0700.
+	DirPerm os.FileMode
+	// BeforeRename, when set, is called with the temporary file's path
+	// once its contents are on disk and before it takes path's place, to
+	// give it to its owner so nobody else ever sees it as theirs.
+	BeforeRename func(tmp string) error
+}
+
+// WriteFrom writes what r holds to path atomically, as Write does, with
+// the modes and owner o asks for.
+func WriteFrom(path string, r io.Reader, o Options) (err error) {
+	perm, dirPerm := cmp.Or(o.Perm, 0o600), cmp.Or(o.DirPerm, 0o700)
 	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := os.MkdirAll(dir, dirPerm); err != nil {
 		return err
 	}
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
@@ -65,11 +89,11 @@ func Write(path string, data []byte) (err error) {
 			os.Remove(f.Name())
 		}
 	}()
-	// CreateTemp already uses 0600; Chmod guards against an odd umask-free FS.
-	if err := f.Chmod(0o600); err != nil {
+	// CreateTemp uses 0600 whatever the umask; Chmod sets the mode asked.
+	if err := f.Chmod(perm); err != nil {
 		return err
 	}
-	if _, err := f.Write(data); err != nil {
+	if _, err := io.Copy(f, r); err != nil {
 		return err
 	}
 	if err := f.Sync(); err != nil {
@@ -77,6 +101,11 @@ func Write(path string, data []byte) (err error) {
 	}
 	if err := f.Close(); err != nil {
 		return err
+	}
+	if o.BeforeRename != nil {
+		if err := o.BeforeRename(f.Name()); err != nil {
+			return err
+		}
 	}
 	if err := os.Rename(f.Name(), path); err != nil {
 		return fmt.Errorf("replacing %s: %w", path, err)

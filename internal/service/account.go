@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/gatehouse-proxy/gatehouse/internal/privatefile"
 )
 
 // account is the gatehouse system user and group: whether they exist, and
@@ -151,40 +153,15 @@ func copyFile(from, path string, perm os.FileMode, owner *account) error {
 	return writeFrom(path, f, perm, owner)
 }
 
-func writeFrom(path string, data io.Reader, perm os.FileMode, owner *account) (err error) {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if err := f.Chmod(perm); err != nil {
-		return err
-	}
-	if _, err := io.Copy(f, data); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
+func writeFrom(path string, data io.Reader, perm os.FileMode, owner *account) error {
+	o := privatefile.Options{Perm: perm, DirPerm: 0o755}
 	if owner != nil {
-		if err := owner.ready(); err != nil {
-			return err
-		}
-		if err := owner.in.chown(f.Name(), owner.uid, owner.gid); err != nil {
-			return err
+		o.BeforeRename = func(tmp string) error {
+			if err := owner.ready(); err != nil {
+				return err
+			}
+			return owner.in.chown(tmp, owner.uid, owner.gid)
 		}
 	}
-	return os.Rename(f.Name(), path)
+	return privatefile.WriteFrom(path, data, o)
 }
