@@ -64,21 +64,11 @@ func startService(t *testing.T, socket string, cfg config.Config) *testService {
 // get fetches / through the service's proxy: the body its upstream sent.
 func (s *testService) get(t *testing.T) string {
 	t.Helper()
-	addr := s.sup.Snapshot(0).HTTPSAddr
-	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
-		TLSClientConfig: &tls.Config{InsecureSkipVerify: true},
-		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, network, addr)
-		}}}
-	defer c.CloseIdleConnections()
-	resp, err := c.Get("https://gatehouse.test/")
+	body, err := testutil.GetVia(s.sup.Snapshot(0).HTTPSAddr, "https://gatehouse.test/")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return string(b)
+	return body
 }
 
 // TestAttachesToTheRunningService: with a service answering, the app shows

@@ -2,8 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,6 +18,7 @@ import (
 
 	"github.com/gatehouse-proxy/gatehouse/internal/config"
 	"github.com/gatehouse-proxy/gatehouse/internal/control"
+	"github.com/gatehouse-proxy/gatehouse/internal/testutil"
 	"github.com/gatehouse-proxy/gatehouse/proxyengine"
 )
 
@@ -185,18 +184,10 @@ func (s *serveChild) listening(t *testing.T, socket string) string {
 // httpsAddr, trying until it answers; ok is false if it exits first.
 func fetchThroughServe(t *testing.T, s *serveChild, httpsAddr string) (body string, ok bool) {
 	t.Helper()
-	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
-		TLSClientConfig: &tls.Config{InsecureSkipVerify: true},
-		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, network, httpsAddr)
-		}}}
-	defer client.CloseIdleConnections()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		if resp, err := client.Get("https://sso.test/"); err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			return string(b), true
+		if body, err := testutil.GetVia(httpsAddr, "https://sso.test/"); err == nil {
+			return body, true
 		}
 		select {
 		case <-s.exited:

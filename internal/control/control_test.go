@@ -2,11 +2,7 @@ package control
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
-	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"os/user"
@@ -64,20 +60,7 @@ func (s *service) get(t *testing.T) (string, error) {
 	if st.State != proxyengine.StateRunning {
 		return "", errors.New("not running: " + string(st.State))
 	}
-	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
-		TLSClientConfig: &tls.Config{InsecureSkipVerify: true},
-		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, network, st.HTTPSAddr)
-		}}}
-	defer c.CloseIdleConnections()
-	resp, err := c.Get("https://gatehouse.test/")
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return string(b), nil
+	return testutil.GetVia(st.HTTPSAddr, "https://gatehouse.test/")
 }
 
 func TestControlStatusApplyPauseResume(t *testing.T) {

@@ -2,10 +2,6 @@ package supervisor
 
 import (
 	"context"
-	"crypto/tls"
-	"io"
-	"net"
-	"net/http"
 	"path/filepath"
 	"testing"
 	"time"
@@ -37,21 +33,11 @@ func started(t *testing.T, upstream string, overrides func(*config.Config)) (*Su
 // fetch gets / from the supervisor's proxy, or fails the test.
 func fetch(t *testing.T, s *Supervisor) string {
 	t.Helper()
-	addr := s.Snapshot(0).HTTPSAddr
-	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
-		TLSClientConfig: &tls.Config{InsecureSkipVerify: true},
-		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, network, addr)
-		}}}
-	defer c.CloseIdleConnections()
-	resp, err := c.Get("https://gatehouse.test/")
+	body, err := testutil.GetVia(s.Snapshot(0).HTTPSAddr, "https://gatehouse.test/")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return string(b)
+	return body
 }
 
 // TestReloadKeepsTheOverrides: a reload reads the file with the command
