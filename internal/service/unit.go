@@ -83,22 +83,29 @@ ProtectControlGroups=yes
 ProtectClock=yes
 ProtectHostname=yes
 ProtectProc=invisible
-RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX
+RemoveIPC=yes
+` + restrictions + `
+[Install]
+WantedBy=multi-user.target
+`
+}
+
+// restrictions are what both units forbid the process with seccomp and
+// no_new_privs alone, so they work in a user manager too: other socket
+// families, namespaces, realtime scheduling, set-user-ID files, writable
+// executable memory, and system calls outside @system-service or in
+// @privileged and @resources.
+const restrictions = `RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX
 RestrictNamespaces=yes
 RestrictRealtime=yes
 RestrictSUIDSGID=yes
 LockPersonality=yes
 MemoryDenyWriteExecute=yes
-RemoveIPC=yes
 SystemCallArchitectures=native
 SystemCallFilter=@system-service
 SystemCallFilter=~@privileged @resources
 SystemCallErrorNumber=EPERM
-
-[Install]
-WantedBy=multi-user.target
 `
-}
 
 // systemExecStart is the system service's command line.
 var systemExecStart = execLine(SystemBinary, "serve", "--config", SystemConfig,
@@ -143,17 +150,7 @@ RuntimeDirectoryMode=0700
 UMask=0077
 
 NoNewPrivileges=yes
-RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX
-RestrictNamespaces=yes
-RestrictRealtime=yes
-RestrictSUIDSGID=yes
-LockPersonality=yes
-MemoryDenyWriteExecute=yes
-SystemCallArchitectures=native
-SystemCallFilter=@system-service
-SystemCallFilter=~@privileged @resources
-SystemCallErrorNumber=EPERM
-
+` + restrictions + `
 [Install]
 WantedBy=default.target
 `
