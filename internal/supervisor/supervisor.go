@@ -26,8 +26,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Progress, if set, is called with each step of a start.
 	Progress func(progress.Event)
-	// Overrides, if set, changes the settings Reload reads from the file,
-	// as `gatehouse serve`'s flags override the file at every start.
+	// Overrides, if set, changes the settings Reload reads from the file
+	// and those Apply is given before they serve, as `gatehouse serve`'s
+	// flags override the file at every start. Apply saves what it was
+	// given, without them.
 	Overrides func(*config.Config)
 }
 
@@ -145,11 +147,13 @@ func (s *Supervisor) notify() { s.subs.Notify() }
 // proxyengine.Engine.Apply; while paused it is only checked and kept for
 // the resume), then written to the config file atomically. If it cannot
 // be applied, nothing changes: the running proxy and the file keep the old
-// settings.
+// settings. Options.Overrides win over cfg in what serves, so a client of
+// the control socket cannot move, say, the state directory the service
+// was started with.
 func (s *Supervisor) Apply(ctx context.Context, cfg config.Config) error {
 	s.change.Lock()
 	defer s.change.Unlock()
-	if err := s.applyLocked(ctx, cfg); err != nil {
+	if err := s.applyLocked(ctx, s.overridden(cfg)); err != nil {
 		return err
 	}
 	if err := config.Save(s.path, cfg); err != nil {
@@ -165,12 +169,17 @@ func (s *Supervisor) Reload(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	s.change.Lock()
+	defer s.change.Unlock()
+	return s.applyLocked(ctx, s.overridden(cfg))
+}
+
+// overridden is cfg with Options.Overrides over it.
+func (s *Supervisor) overridden(cfg config.Config) config.Config {
 	if s.opts.Overrides != nil {
 		s.opts.Overrides(&cfg)
 	}
-	s.change.Lock()
-	defer s.change.Unlock()
-	return s.applyLocked(ctx, cfg)
+	return cfg
 }
 
 func (s *Supervisor) applyLocked(ctx context.Context, cfg config.Config) error {

@@ -56,6 +56,24 @@ func TestReloadKeepsTheOverrides(t *testing.T) {
 	}
 }
 
+// TestApplyKeepsTheOverrides: applied settings serve with the command
+// line's overrides over them, and are saved as given.
+func TestApplyKeepsTheOverrides(t *testing.T) {
+	a, b, c := testutil.NamedUpstream(t, "A", false), testutil.NamedUpstream(t, "B", false), testutil.NamedUpstream(t, "C", false)
+	s, path := started(t, a.URL, func(cfg *config.Config) { cfg.Upstream = c.URL })
+	cfg, _ := config.Load(path)
+	cfg.Upstream = b.URL
+	if err := s.Apply(t.Context(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	if got := fetch(t, s); got != "C" {
+		t.Errorf("after Apply the proxy answers %q, want C (the override over the applied B)", got)
+	}
+	if saved, _ := config.Load(path); saved.Upstream != b.URL {
+		t.Errorf("saved upstream %q, want the applied %q", saved.Upstream, b.URL)
+	}
+}
+
 // TestApplySavesOnlyWhatServes: applied settings are saved; refused ones
 // neither serve nor reach the file; while paused an edit is kept for the
 // resume.
