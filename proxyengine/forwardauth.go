@@ -153,6 +153,14 @@ func (f *forwardAuth) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// them; the WebSocket path clones r after this.
 	dropAuthentikHeaders(r.Header)
 	dropAuthentikHeaders(r.Trailer)
+	if hasDotSegment(r.URL.Path) {
+		// The outpost matches the path as sent, the app may resolve it:
+		// "/public/../admin" would pass as a public page and be served as
+		// /admin. Browsers resolve dot segments before they send.
+		writeErrorPage(w, http.StatusBadRequest, "This address has . or .. in its path",
+			"Browsers remove them before they send a request; open the address without them.")
+		return
+	}
 	if strings.HasPrefix(r.URL.Path, forwardAuthPrefix) {
 		if asksUpgrade(r) {
 			writeErrorPage(w, http.StatusBadRequest, "This gateway does not switch to that protocol",
@@ -169,6 +177,17 @@ func (f *forwardAuth) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f.next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), authIdentityKey{}, id)))
+}
+
+// hasDotSegment reports whether the decoded path p has a "." or ".."
+// segment, taking a backslash as a separator too, as some servers do.
+func hasDotSegment(p string) bool {
+	for _, seg := range strings.FieldsFunc(p, func(c rune) bool { return c == '/' || c == '\\' }) {
+		if seg == "." || seg == ".." {
+			return true
+		}
+	}
+	return false
 }
 
 // check asks the outpost about r. On a pass it returns the identity

@@ -229,6 +229,33 @@ func TestForwardAuthSendsVisitorsWithoutSessionToSignIn(t *testing.T) {
 	}
 }
 
+// TestForwardAuthRefusesDotSegments: a path whose dot segments would make
+// the outpost judge one page (a public one) and the app serve another is
+// refused before either is asked, in every spelling and both protocols.
+func TestForwardAuthRefusesDotSegments(t *testing.T) {
+	for _, h2 := range []bool{false, true} {
+		t.Run(map[bool]string{false: "HTTP/1.1", true: "HTTP/2"}[h2], func(t *testing.T) {
+			e, app, outpost := startProtected(t, false)
+			c := httpClient(t, e, h2)
+			for _, path := range []string{
+				"/public/../admin", "/public/%2e%2e/admin", "/public/%2E%2e%2fadmin", "/public/..%5cadmin",
+				"/public/./../admin", "/outpost.goauthentik.io/../admin", "/public/.",
+			} {
+				if resp, body := do(t, c, http.MethodGet, path, "", nil, ""); resp.StatusCode != http.StatusBadRequest {
+					t.Errorf("GET %s: %d %q, want 400", path, resp.StatusCode, firstLine([]byte(body)))
+				}
+			}
+			if n, m := len(app.requests()), len(outpost.requests()); n != 0 || m != 0 {
+				t.Errorf("the app got %d requests and the outpost %d, want none", n, m)
+			}
+			// Dots inside a segment are a name, not a step up.
+			if resp, _ := do(t, c, http.MethodGet, "/public/..a/.b/c..", "", nil, ""); resp.StatusCode != http.StatusOK {
+				t.Errorf("GET /public/..a/.b/c..: %d, want the app's 200", resp.StatusCode)
+			}
+		})
+	}
+}
+
 // TestForwardAuthLetsSignedInVisitorsThrough: the app gets the request,
 // its body and cookies, and the outpost's identity headers on the list
 // (no others).
