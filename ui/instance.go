@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/gatehouse-proxy/gatehouse/internal/privatefile"
 )
 
 // ErrAlreadyRunning is ClaimInstance's answer when another Gatehouse
@@ -47,13 +49,18 @@ type Instance struct {
 // ClaimInstance makes this process the user's Gatehouse window, listening
 // at path; if another one answers there, it asks it to show its window and
 // returns ErrAlreadyRunning. A socket nothing answers on is a leftover of
-// a crash, and is replaced.
+// a crash, and is replaced. The socket's directory must be this user's
+// alone: in the temporary directory another user could have made it first
+// and put there a socket that answers for Gatehouse.
 func ClaimInstance(path string) (*Instance, error) {
-	if askShow(path) == nil {
-		return nil, ErrAlreadyRunning
-	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, err
+	}
+	if err := privatefile.CheckNotShared(filepath.Dir(path), "app's socket directory"); err != nil {
+		return nil, err
+	}
+	if askShow(path) == nil {
+		return nil, ErrAlreadyRunning
 	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, err

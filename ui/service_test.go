@@ -442,8 +442,10 @@ func TestSecondLaunchBringsTheFirstForward(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { first.Close() })
-	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
-		t.Errorf("the app socket: %v, %v; want mode 0600", fi.Mode().Perm(), err)
+	if fi, err := os.Stat(path); err != nil {
+		t.Error(err)
+	} else if fi.Mode().Perm() != 0o600 {
+		t.Errorf("the app socket has mode %v, want 0600", fi.Mode().Perm())
 	}
 	a := &desktopApp{App: test.NewTempApp(t)}
 	opts := testOptions(t.TempDir())
@@ -469,6 +471,40 @@ func TestSecondLaunchBringsTheFirstForward(t *testing.T) {
 		t.Fatalf("over a stale socket: %v", err)
 	}
 	again.Close()
+}
+
+// TestInstanceRefusesASharedDirectory: in a directory others may write
+// to, a socket answering as Gatehouse is not believed (another user could
+// have put it there to keep this user's window from opening).
+func TestInstanceRefusesASharedDirectory(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "gatehouse-shared")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(dir, 0o777)
+	path := filepath.Join(dir, "app.sock")
+	impostor, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer impostor.Close()
+	go func() {
+		for {
+			c, err := impostor.Accept()
+			if err != nil {
+				return
+			}
+			c.Write([]byte(instanceAck))
+			c.Close()
+		}
+	}()
+	in, err := ClaimInstance(path)
+	if err == nil {
+		in.Close()
+	}
+	if err == nil || errors.Is(err, ErrAlreadyRunning) || !strings.Contains(err.Error(), "other users") {
+		t.Fatalf("ClaimInstance in a shared directory: %v, want a refusal naming other users", err)
+	}
 }
 
 // TestSessionBusCheck: the tray's D-Bus counts only when it answers; an
