@@ -2,7 +2,11 @@ package control
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/user"
@@ -67,8 +71,10 @@ func TestControlStatusApplyPauseResume(t *testing.T) {
 	a, b := testutil.NamedUpstream(t, "A", false), testutil.NamedUpstream(t, "B", false)
 	s := startService(t, a.URL)
 	ctx := t.Context()
-	if fi, err := os.Stat(s.socket); err != nil || fi.Mode().Perm() != 0o600 {
-		t.Errorf("socket mode %v (%v), want 0600", fi.Mode().Perm(), err)
+	if fi, err := os.Stat(s.socket); err != nil {
+		t.Error(err)
+	} else if fi.Mode().Perm() != 0o600 {
+		t.Errorf("socket mode %v, want 0600", fi.Mode().Perm())
 	}
 
 	st, err := s.client.Status(ctx, 0)
@@ -138,6 +144,40 @@ func TestControlStatusApplyPauseResume(t *testing.T) {
 	}
 	if c, err := s.client.Certificate(ctx); err != nil || c.Source != config.TLSSelfSigned || len(c.Names) != 1 {
 		t.Errorf("certificate: %+v, %v", c, err)
+	}
+}
+
+// TestControlApplyRefusesOversizedOrTrailingBodies: a body over the limit
+// is answered 413, a config with more after it 400; neither is applied.
+func TestControlApplyRefusesOversizedOrTrailingBodies(t *testing.T) {
+	a := testutil.NamedUpstream(t, "A", false)
+	s := startService(t, a.URL)
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", s.socket)
+		}}}
+	defer c.CloseIdleConnections()
+	cfg, _ := json.Marshal(s.sup.Config())
+	for _, tc := range []struct {
+		body string
+		want int
+	}{
+		{`{"upstream":"` + strings.Repeat("a", maxConfigBytes) + `"}`, http.StatusRequestEntityTooLarge},
+		{string(cfg) + `{"upstream":"http://127.0.0.1:1"}`, http.StatusBadRequest},
+	} {
+		resp, err := c.Post("http://gatehouse/v1/apply", "application/json", strings.NewReader(tc.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("%d-byte body: %s %s, want %d", len(tc.body), resp.Status, msg, tc.want)
+		}
+	}
+	if got := s.sup.Config().Upstream; got != a.URL {
+		t.Errorf("upstream %q after refused applies, want %q", got, a.URL)
 	}
 }
 

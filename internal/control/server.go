@@ -229,9 +229,19 @@ func (s *Server) updates(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) apply(w http.ResponseWriter, r *http.Request) {
 	var cfg config.Config
-	dec := json.NewDecoder(io.LimitReader(r.Body, maxConfigBytes))
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxConfigBytes))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&cfg); err != nil {
+	err := dec.Decode(&cfg)
+	if err == nil {
+		if _, next := dec.Token(); next != io.EOF {
+			err = errors.New("more follows the config")
+		}
+	}
+	if tooLarge := (*http.MaxBytesError)(nil); errors.As(err, &tooLarge) {
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Errorf("the settings are over %d bytes; a config is a few KiB", maxConfigBytes))
+		return
+	}
+	if err != nil {
 		writeError(w, http.StatusBadRequest, fmt.Errorf("the settings are not a config: %w", err))
 		return
 	}
