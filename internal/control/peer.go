@@ -9,6 +9,8 @@ import (
 	"os/user"
 	"slices"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -20,6 +22,18 @@ type peerListener struct {
 	net.Listener
 	allow  func(uid, gid int) bool
 	logger *slog.Logger
+
+	// refusing holds a token per refusal being answered; when all are
+	// taken, a refused peer's connection is closed without an answer, so
+	// one connecting in a loop cannot pile up goroutines.
+	refusing chan struct{}
+	// loggedAt is when a refusal was last logged (Unix ns): at most one a
+	// second reaches the log.
+	loggedAt atomic.Int64
+}
+
+func newPeerListener(ln net.Listener, allow func(uid, gid int) bool, logger *slog.Logger) *peerListener {
+	return &peerListener{Listener: ln, allow: allow, logger: logger, refusing: make(chan struct{}, 16)}
 }
 
 func (l *peerListener) Accept() (net.Conn, error) {
@@ -32,8 +46,18 @@ func (l *peerListener) Accept() (net.Conn, error) {
 		if err == nil && l.allow(uid, gid) {
 			return c, nil
 		}
-		l.logger.Warn("control socket: refused a connection", "uid", uid, "err", err)
-		go refuse(c)
+		if now, last := time.Now().UnixNano(), l.loggedAt.Load(); now-last >= int64(time.Second) && l.loggedAt.CompareAndSwap(last, now) {
+			l.logger.Warn("control socket: refused a connection", "uid", uid, "err", err)
+		}
+		select {
+		case l.refusing <- struct{}{}:
+			go func() {
+				refuse(c)
+				<-l.refusing
+			}()
+		default:
+			c.Close()
+		}
 	}
 }
 
@@ -86,11 +110,11 @@ func peerCred(c net.Conn) (uid, gid int, err error) {
 // and this service's user, and with Group its members.
 //
 // With Group the socket is 0666 in a directory anyone may enter, and the
-// peer check alone decides, reading the group database at each
-// connection: a desktop user added to the group (as the desktop app's
-// install does) is admitted at once, where a 0660 socket would refuse them
-// until they logged in again. The service never needs chown, which its
-// sandbox forbids.
+// peer check alone decides, reading the group database (at most once per
+// memberTTL for each user): a desktop user added to the group (as the
+// desktop app's install does) is admitted within seconds, where a 0660
+// socket would refuse them until they logged in again. The service never
+// needs chown, which its sandbox forbids.
 func (s *Server) peerPolicy(path string) (func(uid, gid int) bool, error) {
 	self := os.Geteuid()
 	if s.Group == "" {
@@ -106,15 +130,48 @@ func (s *Server) peerPolicy(path string) (func(uid, gid int) bool, error) {
 	if err := os.Chmod(path, 0o666); err != nil {
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
-	return func(uid, gid int) bool {
-		if uid == 0 || uid == self || strconv.Itoa(gid) == g.Gid {
-			return true
-		}
+	members := &memberCache{ttl: memberTTL, lookup: func(uid int) bool {
 		u, err := user.LookupId(strconv.Itoa(uid))
 		if err != nil {
 			return false
 		}
 		groups, err := u.GroupIds()
 		return err == nil && slices.Contains(groups, g.Gid)
+	}}
+	return func(uid, gid int) bool {
+		return uid == 0 || uid == self || strconv.Itoa(gid) == g.Gid || members.member(uid)
 	}, nil
+}
+
+// memberTTL is how long the group database's answer for a user is kept.
+const memberTTL = 2 * time.Second
+
+// memberCache keeps the group database's answer per user for ttl: reading
+// the database (or asking NSS, perhaps LDAP) happens in Accept, and a peer
+// connecting in a loop would otherwise make every connection wait on it.
+type memberCache struct {
+	ttl    time.Duration
+	lookup func(uid int) bool
+
+	mu      sync.Mutex
+	answers map[int]memberAnswer // one per user that connected
+}
+
+type memberAnswer struct {
+	member bool
+	at     time.Time
+}
+
+func (m *memberCache) member(uid int) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if a, ok := m.answers[uid]; ok && time.Since(a.at) < m.ttl {
+		return a.member
+	}
+	if m.answers == nil {
+		m.answers = map[int]memberAnswer{}
+	}
+	a := memberAnswer{member: m.lookup(uid), at: time.Now()}
+	m.answers[uid] = a
+	return a.member
 }

@@ -98,7 +98,7 @@ func (s *Server) Listen(path string) (net.Listener, error) {
 		ln.Close()
 		return nil, err
 	}
-	return &peerListener{Listener: ln, allow: allow, logger: s.logger()}, nil
+	return newPeerListener(ln, allow, s.logger()), nil
 }
 
 // removeStale removes a socket file left by a process that ended without

@@ -98,7 +98,7 @@ func (in *Installer) installSystem(ctx context.Context, o Options) (Report, erro
 	})
 	// The person installing watches the service from the desktop app: the
 	// control socket admits the group's members as soon as they are listed
-	// (it reads the group database at each connection), so no new login
+	// (it reads the group database again within seconds), so no new login
 	// is needed.
 	if u, _, err := in.invoker(); err == nil && u.Uid != "0" {
 		p.command("let "+u.Username+" use the control socket (group "+Account+")", "usermod", "-aG", Account, u.Username)
