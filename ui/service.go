@@ -169,6 +169,7 @@ func (g *App) runInstall() {
 	args := g.installArgs()
 	run := g.opts.RunPrivileged
 	inBackground(func() installResult {
+		defer cancel() // its timer too, once the command has ended
 		out, err := run(ctx, args)
 		return installResult{strings.TrimSpace(out), err}
 	}, func(r installResult) {
@@ -178,7 +179,6 @@ func (g *App) runInstall() {
 		s.output.SetText(r.output)
 		s.output.Hidden = r.output == ""
 		if r.err != nil {
-			cancel()
 			g.installFailed(s, r.err)
 			return
 		}
