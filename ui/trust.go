@@ -27,6 +27,7 @@ type trustPanel struct {
 	certFile string
 
 	button *widget.Button
+	busy   bool          // a Trust is running: show must not enable the button
 	result *widget.Label // what the last Trust did, place by place
 	others *widget.Label // phones and other computers
 	root   *fyne.Container
@@ -58,7 +59,9 @@ func (p *trustPanel) show(certFile string) {
 			"trust it then from the dashboard's certificate card, or with `gatehouse trust`.")
 		return
 	}
-	p.button.Enable()
+	if !p.busy {
+		p.button.Enable()
+	}
 	p.others.SetText("On phones and other computers, import " + displayPath(certFile) +
 		" (copy it over by cable, a file share or a message to yourself) and before trusting it, check that its SHA-256 fingerprint reads " + fp + ".")
 }
@@ -79,6 +82,7 @@ func (p *trustPanel) onTrust() {
 }
 
 func (p *trustPanel) run() {
+	p.busy = true
 	p.button.Disable()
 	p.result.SetText("Trusting…")
 	p.result.Importance = widget.MediumImportance
@@ -92,6 +96,7 @@ func (p *trustPanel) run() {
 }
 
 func (p *trustPanel) showResults(results []trust.Result) {
+	p.busy = false
 	p.button.Enable()
 	p.result.Importance = widget.SuccessImportance
 	for _, r := range results {
