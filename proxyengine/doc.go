@@ -9,7 +9,11 @@
 // One concern per file, as Caddy's reverseproxy module:
 //
 //	engine.go       New, Start, Shutdown: listeners, certificate, health, lifecycle
-//	proxy.go        the request handler: Host check, Rewrite, upstream errors
+//	generation.go   one configuration's sites, pools and certificates
+//	apply.go        Apply: a new generation without dropping visitors
+//	sites.go        routing by Host to a site (CONNECT 405, bad Host 400, unknown 421)
+//	proxy.go        a site's request handler: Rewrite, upstream errors
+//	forwardauth.go  authentik forward auth in front of a site
 //	forwarded.go    X-Forwarded-* for trusted and untrusted clients
 //	redirect.go     the plain-HTTP port's 301 to HTTPS
 //	limits.go       client-side timeouts and sizes, and the per-write send deadline

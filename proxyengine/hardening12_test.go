@@ -373,7 +373,7 @@ func TestHostCanonical(t *testing.T) {
 	}
 }
 
-// FuzzRequestHost sends a request with any Host through the proxy handler:
+// FuzzRequestHost sends a request with any Host through the engine's router:
 // it is either refused or reaches the upstream with the configured Host and
 // X-Forwarded-Host, never the visitor's spelling. requestHostName must
 // accept exactly what names the configured host, case and a trailing dot
@@ -394,7 +394,8 @@ func FuzzRequestHost(f *testing.F) {
 		in := httptest.NewRequest("GET", "https://sso.example.com/", nil)
 		in.Host = host
 		rec := httptest.NewRecorder()
-		p.ServeHTTP(rec, in)
+		g := &generation{byName: map[string]*siteRun{"sso.example.com": {proxy: p}}}
+		g.ServeHTTP(rec, in)
 
 		name, err := requestHostName(host)
 		matches := err == nil && name == "sso.example.com"

@@ -22,7 +22,6 @@ import (
 // WebSocket upgrades to the WebSocket proxy and everything else to an
 // httputil.ReverseProxy over the upstream keepalive pool.
 type proxyHandler struct {
-	hostname string // lower case, no trailing dot
 	// publicHost is the Host the upstream receives, whatever the visitor
 	// wrote: the hostname, with the public HTTPS port unless it is 443.
 	publicHost string
@@ -49,7 +48,6 @@ type proxyHandler struct {
 
 func newProxyHandler(c config.Config, logger *slog.Logger, upstream *url.URL, transport *http.Transport, fwd forwarding, t *tracker, sessions *wsSessions, limits *clientLimits) *proxyHandler {
 	p := &proxyHandler{
-		hostname:        normalizeHost(c.Hostname),
 		publicHost:      publicAuthority(normalizeHost(c.Hostname), c.PublicHTTPSPort),
 		upstream:        upstream,
 		forwarding:      fwd,
@@ -82,23 +80,6 @@ func newProxyHandler(c config.Config, logger *slog.Logger, upstream *url.URL, tr
 		sessions:        sessions,
 	}
 	return p
-}
-
-// ServeHTTP checks what the visitor asks for before anything reaches the
-// upstream. r.Host is the authority of an absolute-form request line (Go's
-// server takes it over the Host header), so both forms are checked alike.
-func (p *proxyHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	host, hostErr := requestHostName(r.Host)
-	switch {
-	case r.Method == http.MethodConnect:
-		serveConnect(w)
-	case hostErr != nil:
-		serveMalformedHost(w)
-	case host != p.hostname:
-		serveMisdirected(w)
-	default:
-		p.serveSite(w, r)
-	}
 }
 
 // serveConnect refuses CONNECT: a reverse proxy is no tunnel to wherever
