@@ -178,7 +178,7 @@ func (d *dashboard) setup(cfg config.Config) {
 	d.cfg = &cfg
 	d.caFile = ""
 	if cfg.TLS == config.TLSSelfSigned {
-		d.caFile = filepath.Join(cfg.StateDir, certs.LocalCACertFile)
+		d.caFile = filepath.Join(cfg.WithDefaults().StateDir, certs.LocalCACertFile)
 	}
 }
 
