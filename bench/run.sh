@@ -7,7 +7,10 @@
 # in a rotating order, so a noisy neighbour hurts them all alike):
 #   - HTTP requests/s and latency p50/p99 with wrk through TLS: 100 B and
 #     100 KiB answers, 32 and 256 connections;
-#   - WebSocket echo round trips/s and p50/p99 (bench/wsload);
+#   - WebSocket echo round trips/s and p50/p99 (bench/wsload): 64 B and
+#     16 KiB messages, 32 and 256 connections;
+#   - HTTP/2 requests/s and latency p50/p99 with h2load: 100 B and 100 KiB
+#     answers, 8 and 64 connections with 16 streams each;
 #   - resident memory per idle proxied WebSocket: a fresh proxy process,
 #     VmRSS before and after opening IDLE_CONNS WebSockets through it (nginx:
 #     master plus workers);
@@ -19,13 +22,19 @@
 #   ROUNDS=3            rounds of every measurement
 #   HTTP_DURATION=8     seconds per wrk run
 #   WS_DURATION=8       seconds per WebSocket echo run
-#   WS_CONNS=32         WebSocket echo connections
+#   WS_CASES="64:32 64:256 16384:32 16384:256"   echo message bytes:connections
+#   H2_CASES="100:8:6400 100:64:51200 102400:8:3200 102400:64:12800"
+#                       HTTP/2 answer bytes:connections:requests. A request count,
+#                       not a duration: nginx closes an HTTP/2 connection after
+#                       http2_max_requests (1,000), so keep under 1,000 per connection
+#   H2_STREAMS=16       concurrent streams per HTTP/2 connection (h2load -m)
+#   H2_THREADS=$(nproc) h2load threads (-t), as WRK_THREADS for wrk
 #   IDLE_CONNS=2000     idle WebSockets for the memory measurement
 #   PROFILE_SECONDS=10  CPU profile length (0: no profile)
 #   PEERS="nginx caddy gatehouse gatehouse-ka10"
 #                       gatehouse-kaN is Gatehouse with --upstream-keepalive N,
 #                       gatehouse-gogcN Gatehouse with GOGC=N
-#   PHASES="http ws idle startup profile"   which measurements to run
+#   PHASES="http ws h2 idle startup profile"   which measurements to run
 #   HTTP_CASES="100:32 100:256 102400:32 102400:256"   response bytes:connections
 #   QUICK=1             one short round of everything, to check the script
 #   OUT=bench/results/<time>   where results, logs and profiles go
@@ -38,14 +47,18 @@ export PATH="$PATH:/usr/local/go/bin"
 
 if [[ "${QUICK:-0}" == 1 ]]; then
 	: "${ROUNDS:=1}" "${HTTP_DURATION:=1}" "${WS_DURATION:=1}" "${IDLE_CONNS:=200}" "${PROFILE_SECONDS:=2}"
+	: "${H2_CASES:=100:8:800 100:64:1024 102400:8:400 102400:64:1024}"
 fi
 ROUNDS=${ROUNDS:-3}
 HTTP_DURATION=${HTTP_DURATION:-8}
 WS_DURATION=${WS_DURATION:-8}
-WS_CONNS=${WS_CONNS:-32}
+read -r -a WS_CASES <<<"${WS_CASES:-64:32 64:256 16384:32 16384:256}"                       # bytes:connections
+read -r -a H2_CASES <<<"${H2_CASES:-100:8:6400 100:64:51200 102400:8:3200 102400:64:12800}" # bytes:connections:requests
+H2_STREAMS=${H2_STREAMS:-16}
+H2_THREADS=${H2_THREADS:-$(nproc)}
 IDLE_CONNS=${IDLE_CONNS:-2000}
 PROFILE_SECONDS=${PROFILE_SECONDS:-10}
-PHASES=" ${PHASES:-http ws idle startup profile} "
+PHASES=" ${PHASES:-http ws h2 idle startup profile} "
 read -r -a PEERS <<<"${PEERS:-nginx caddy gatehouse gatehouse-ka10}"
 OUT=${OUT:-bench/results/$(date -u +%Y%m%d-%H%M%S)}
 WRK_THREADS=${WRK_THREADS:-$(nproc)}
@@ -69,7 +82,7 @@ die() {
 
 install_missing() {
 	local missing=() p
-	for p in nginx-light caddy wrk curl; do
+	for p in nginx-light caddy wrk nghttp2-client curl; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 	done
 	if ((${#missing[@]} == 0)); then
@@ -281,15 +294,62 @@ measure_http() {
 }
 
 measure_ws_echo() {
-	local peer r line
+	local peer r c size conns line
 	for ((r = 0; r < ROUNDS; r++)); do
-		for peer in $(rotated "$r"); do
-			line=$(bin/bench-wsload -mode echo -url "wss://localhost:${PORT[$peer]}/ws/client/" \
-				-conns "$WS_CONNS" -duration "${WS_DURATION}s")
-			log "WebSocket echo round $((r + 1)) $peer: $line"
-			record ws_rtps "$peer" "$(sed -E 's/.*round_trips_per_s=([^ ]+).*/\1/' <<<"$line")"
-			record ws_p50 "$peer" "$(sed -E 's/.*p50_ms=([^ ]+).*/\1/' <<<"$line")"
-			record ws_p99 "$peer" "$(sed -E 's/.*p99_ms=([^ ]+).*/\1/' <<<"$line")"
+		for c in "${WS_CASES[@]}"; do
+			size=${c%:*} conns=${c#*:}
+			for peer in $(rotated "$r"); do
+				line=$(bin/bench-wsload -mode echo -url "wss://localhost:${PORT[$peer]}/ws/client/" \
+					-size "$size" -conns "$conns" -duration "${WS_DURATION}s")
+				log "WebSocket echo round $((r + 1)) ${size}B ${conns}c $peer: $line"
+				record "ws_${size}_${conns}_rtps" "$peer" "$(sed -E 's/.*round_trips_per_s=([^ ]+).*/\1/' <<<"$line")"
+				record "ws_${size}_${conns}_p50" "$peer" "$(sed -E 's/.*p50_ms=([^ ]+).*/\1/' <<<"$line")"
+				record "ws_${size}_${conns}_p99" "$peer" "$(sed -E 's/.*p99_ms=([^ ]+).*/\1/' <<<"$line")"
+			done
+		done
+	done
+}
+
+# h2load_run PEER BYTES CONNS REQUESTS: prints "rps p50_ms p99_ms errors
+# requests". h2load reports only the mean and spread of its request times,
+# so the percentiles come from its per-request log (third column: the
+# microseconds from sending a request to the end of its response).
+h2load_run() {
+	local log="$WORK/h2load.log" out
+	rm -f "$log"
+	out=$(h2load -t "$H2_THREADS" -c "$3" -m "$H2_STREAMS" -n "$4" --log-file="$log" \
+		"https://localhost:${PORT[$1]}/bytes/$2")
+	local rps errors done
+	rps=$(awk '/^finished in/ { gsub(/,/, ""); print $4 }' <<<"$out")
+	# "requests: N total, N started, N done, N succeeded, N failed, N errored, N timeout"
+	read -r done errors < <(awk '/^requests:/ { print $8, $10 + $12 + $14 }' <<<"$out")
+	# "status codes: N 2xx, N 3xx, N 4xx, N 5xx"
+	errors=$((errors + $(awk '/^status codes:/ { print $5 + $7 + $9 }' <<<"$out")))
+	awk -F'\t' '$2 >= 200 && $2 < 300 { print $3 }' "$log" | sort -n | awk -v rps="$rps" -v errors="$errors" -v done="$done" '
+		{ v[NR] = $1 }
+		function pct(p) { r = int((NR * p + 99) / 100); return v[r < 1 ? 1 : r] / 1000 }
+		END { if (NR) printf "%s %.3f %.3f %d %d\n", rps, pct(50), pct(99), errors, done }'
+}
+
+measure_h2() {
+	local peer r c bytes conns requests rps p50 p99 errors done
+	log "HTTP/2: warming up"
+	for peer in "${PEERS[@]}"; do
+		h2load_run "$peer" 100 8 800 >/dev/null
+	done
+	for ((r = 0; r < ROUNDS; r++)); do
+		for c in "${H2_CASES[@]}"; do
+			IFS=: read -r bytes conns requests <<<"$c"
+			for peer in $(rotated "$r"); do
+				read -r rps p50 p99 errors done < <(h2load_run "$peer" "$bytes" "$conns" "$requests")
+				check_upstream
+				[[ -n ${rps:-} && ${done:-0} -gt 0 ]] || die "h2load gave no result for $peer"
+				log "HTTP/2 round $((r + 1)) ${bytes}B ${conns}c x$H2_STREAMS $peer: $rps req/s, p50 $p50 ms, p99 $p99 ms, $errors errors, $done of $requests requests done"
+				record "h2_${bytes}_${conns}_rps" "$peer" "$rps"
+				record "h2_${bytes}_${conns}_p50" "$peer" "$p50"
+				record "h2_${bytes}_${conns}_p99" "$peer" "$p99"
+				record "h2_${bytes}_${conns}_errors" "$peer" "$errors"
+			done
 		done
 	done
 }
@@ -438,9 +498,21 @@ summarize() {
 		"http_102400_256_p50|HTTP 100 KiB, 256 conns: p50 ms"
 		"http_102400_256_p99|HTTP 100 KiB, 256 conns: p99 ms"
 		"http_102400_256_dials|HTTP 100 KiB, 256 conns: upstream dials per 1,000 req"
-		"ws_rtps|WebSocket echo, $WS_CONNS conns: round trips/s"
-		"ws_p50|WebSocket echo: p50 ms"
-		"ws_p99|WebSocket echo: p99 ms"
+	)
+	local c size conns
+	for c in "${WS_CASES[@]}"; do
+		size=${c%:*} conns=${c#*:}
+		rows+=("ws_${size}_${conns}_rtps|WebSocket echo ${size} B, ${conns} conns: round trips/s"
+			"ws_${size}_${conns}_p50|WebSocket echo ${size} B, ${conns} conns: p50 ms"
+			"ws_${size}_${conns}_p99|WebSocket echo ${size} B, ${conns} conns: p99 ms")
+	done
+	for c in "${H2_CASES[@]}"; do
+		IFS=: read -r size conns _ <<<"$c"
+		rows+=("h2_${size}_${conns}_rps|HTTP/2 ${size} B, ${conns} conns x ${H2_STREAMS} streams: req/s"
+			"h2_${size}_${conns}_p50|HTTP/2 ${size} B, ${conns} conns x ${H2_STREAMS} streams: p50 ms"
+			"h2_${size}_${conns}_p99|HTTP/2 ${size} B, ${conns} conns x ${H2_STREAMS} streams: p99 ms")
+	done
+	rows+=(
 		"idle_kib_per_ws|Idle WebSocket: KiB each ($IDLE_CONNS open)"
 		"first_response_ms|Start to first proxied answer: ms"
 	)
@@ -449,27 +521,34 @@ summarize() {
 		header+=" $peer |"
 		rule+="---:|"
 	done
-	local ratio_peers=()
-	for peer in "${PEERS[@]}"; do
-		if [[ $peer == gatehouse* ]]; then
-			ratio_peers+=("$peer")
-			header+=" $peer / nginx |"
-			rule+="---:|"
-		fi
+	# Each Gatehouse peer gets a ratio column against each reference peer
+	# present (nginx, Caddy).
+	local ratios=() ref
+	for ref in nginx caddy; do
+		[[ " ${PEERS[*]} " == *" $ref "* ]] || continue
+		for peer in "${PEERS[@]}"; do
+			if [[ $peer == gatehouse* ]]; then
+				ratios+=("$peer/$ref")
+				header+=" $peer / $ref |"
+				rule+="---:|"
+			fi
+		done
 	done
+	local pair any
 	{
 		echo "$header"
 		echo "$rule"
 		for row in "${rows[@]}"; do
 			metric=${row%%|*} label=${row#*|}
-			line="| $label |"
+			line="| $label |" any=""
 			for peer in "${PEERS[@]}"; do
 				v=$(median "$metric" "$peer")
-				line+=" ${v:--} |"
+				line+=" ${v:--} |" any+=$v
 			done
-			n=$(median "$metric" nginx)
-			for peer in "${ratio_peers[@]}"; do
-				g=$(median "$metric" "$peer")
+			[[ -n $any ]] || continue # a phase that did not run
+			for pair in "${ratios[@]}"; do
+				g=$(median "$metric" "${pair%/*}")
+				n=$(median "$metric" "${pair#*/}")
 				line+=" $(awk -v g="$g" -v n="$n" 'BEGIN { if (g == "" || n == "" || n == 0) print "-"; else printf "%.2f", g / n }') |"
 			done
 			echo "$line"
@@ -477,7 +556,7 @@ summarize() {
 		local errors
 		errors=$(awk -F'\t' '$1 ~ /_errors$/ && $3 > 0 { printf "%s %s: %s; ", $1, $2, $3 }' "$OUT/raw.tsv")
 		echo
-		echo "wrk errors (non-2xx or socket errors): ${errors:-none}"
+		echo "wrk and h2load errors (non-2xx, failed streams or socket errors): ${errors:-none}"
 	} >"$OUT/summary.md"
 }
 
@@ -499,13 +578,13 @@ main() {
 		echo "date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
 		echo "machine: $(nproc) cores, $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo), kernel $(uname -r)"
 		echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
-		echo "versions: $(nginx -v 2>&1), caddy $(caddy version | cut -d' ' -f1), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2), $(go version | cut -d' ' -f3)"
-		echo "settings: PHASES=\"$(echo $PHASES)\" ROUNDS=$ROUNDS HTTP_DURATION=$HTTP_DURATION WS_DURATION=$WS_DURATION WS_CONNS=$WS_CONNS IDLE_CONNS=$IDLE_CONNS PROFILE_SECONDS=$PROFILE_SECONDS WRK_THREADS=$WRK_THREADS PEERS=\"${PEERS[*]}\""
+		echo "versions: $(nginx -v 2>&1), caddy $(caddy version | cut -d' ' -f1), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2), $(h2load --version | head -1), $(go version | cut -d' ' -f3)"
+		echo "settings: PHASES=\"$(echo $PHASES)\" ROUNDS=$ROUNDS HTTP_DURATION=$HTTP_DURATION WS_DURATION=$WS_DURATION WS_CASES=\"${WS_CASES[*]}\" H2_CASES=\"${H2_CASES[*]}\" H2_STREAMS=$H2_STREAMS IDLE_CONNS=$IDLE_CONNS PROFILE_SECONDS=$PROFILE_SECONDS WRK_THREADS=$WRK_THREADS PEERS=\"${PEERS[*]}\""
 	} >"$OUT/machine.txt"
 	: >"$OUT/raw.tsv"
 
 	start_upstream
-	if [[ $PHASES == *" http "* || $PHASES == *" ws "* ]]; then
+	if [[ $PHASES == *" http "* || $PHASES == *" ws "* || $PHASES == *" h2 "* ]]; then
 		for peer in "${PEERS[@]}"; do
 			start_peer "$peer"
 		done
@@ -514,6 +593,9 @@ main() {
 		fi
 		if [[ $PHASES == *" ws "* ]]; then
 			measure_ws_echo
+		fi
+		if [[ $PHASES == *" h2 "* ]]; then
+			measure_h2
 		fi
 		for peer in "${PEERS[@]}"; do
 			stop_peer "$peer"
