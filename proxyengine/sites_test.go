@@ -237,6 +237,30 @@ func TestSiteStatusAndMetricsAreExact(t *testing.T) {
 		t.Errorf("WebSockets: %+v", st.WebSockets)
 	}
 
+	// A view of one site lists its connections and WebSockets alone (its
+	// name in any case), at most Rows of them; the totals stay everyone's.
+	for _, v := range []struct {
+		view         View
+		conns, socks int
+	}{
+		{View{Rows: AllRows, Site: "B.Gatehouse.Test"}, 3, 1},
+		{View{Rows: 2, Site: "b.gatehouse.test"}, 2, 1},
+		{View{Rows: AllRows, Site: "a.gatehouse.test"}, 1, 0},
+		{View{Rows: AllRows, Site: "nobody.gatehouse.test"}, 0, 0},
+		{View{Site: "b.gatehouse.test"}, 0, 0},
+	} {
+		got := e.Snapshot(v.view)
+		for _, c := range got.Connections {
+			if config.SiteKey(c.Site) != config.SiteKey(v.view.Site) {
+				t.Errorf("%+v lists a connection of %q", v.view, c.Site)
+			}
+		}
+		if len(got.Connections) != v.conns || len(got.WebSockets) != v.socks || got.ActiveConnections != 5 || got.ActiveWebSockets != 1 {
+			t.Errorf("%+v: %d connections and %d WebSockets listed of %d and %d, want %d and %d of 5 and 1",
+				v.view, len(got.Connections), len(got.WebSockets), got.ActiveConnections, got.ActiveWebSockets, v.conns, v.socks)
+		}
+	}
+
 	m := metricsText(t, e)
 	for _, line := range []string{
 		`gatehouse_site_requests_total{class="2xx",site="a.gatehouse.test"} 3`,

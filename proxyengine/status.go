@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-proxy/gatehouse/internal/certs"
+	"github.com/gatehouse-proxy/gatehouse/internal/config"
 	"github.com/gatehouse-proxy/gatehouse/internal/upstream"
 )
 
@@ -148,12 +149,28 @@ type WebSocketInfo struct {
 }
 
 // Status returns a snapshot of the engine with every connection.
-func (e *Engine) Status() Status { return e.Snapshot(-1) }
+func (e *Engine) Status() Status { return e.Snapshot(View{Rows: AllRows}) }
 
-// Snapshot returns a snapshot of the engine listing at most rows
-// connections and WebSockets, the oldest (all when rows < 0): a dashboard
-// asks for the rows it shows, so its cost does not grow with the crowd.
-func (e *Engine) Snapshot(rows int) Status {
+// AllRows as View.Rows lists every connection and WebSocket.
+const AllRows = -1
+
+// A View chooses the connections and WebSockets a snapshot lists. Its
+// zero value lists none: the totals alone.
+type View struct {
+	// Rows is how many connections and how many WebSockets are listed at
+	// most, the oldest first; AllRows (any negative number) lists every
+	// one. A dashboard asks for the rows it shows, so its cost does not
+	// grow with the crowd.
+	Rows int
+	// Site, when set, lists only the connections and WebSockets whose
+	// requests went to the site of that hostname (in any letter case);
+	// the totals stay every site's. Default: every site's.
+	Site string
+}
+
+// Snapshot returns a snapshot of the engine listing what v chooses.
+func (e *Engine) Snapshot(v View) Status {
+	rows, site := v.Rows, config.SiteKey(v.Site)
 	e.mu.Lock()
 	state, started := e.state, e.startedAt
 	e.mu.Unlock()
@@ -183,14 +200,16 @@ func (e *Engine) Snapshot(rows int) Status {
 	} else {
 		sessions := e.ws.list()
 		st.ActiveWebSockets = len(sessions)
-		if rows > 0 && rows < len(sessions) {
-			sessions = sessions[:rows]
-		}
 		for _, s := range sessions {
-			st.WebSockets = append(st.WebSockets, s.info())
+			if rows > 0 && len(st.WebSockets) == rows {
+				break
+			}
+			if info := s.info(); site == "" || config.SiteKey(info.Site) == site {
+				st.WebSockets = append(st.WebSockets, info)
+			}
 		}
 	}
-	st.Connections, st.ActiveConnections = e.tracker.connectionInfos(rows)
+	st.Connections, st.ActiveConnections = e.tracker.connectionInfos(rows, site)
 	return st
 }
 

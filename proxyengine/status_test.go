@@ -368,15 +368,15 @@ func TestSnapshotRowsAndJSONRoundTrip(t *testing.T) {
 		conns = append(conns, c)
 	}
 	testutil.Eventually(t, "three WebSockets", func() bool { return e.Status().ActiveWebSockets == 3 })
-	st := e.Snapshot(1)
+	st := e.Snapshot(View{Rows: 1})
 	if len(st.Connections) != 1 || len(st.WebSockets) != 1 || st.ActiveConnections != 3 || st.ActiveWebSockets != 3 {
-		t.Errorf("Snapshot(1): %d connections, %d WebSockets listed, %d and %d counted; want 1, 1, 3, 3",
+		t.Errorf("Snapshot(View{Rows: 1}): %d connections, %d WebSockets listed, %d and %d counted; want 1, 1, 3, 3",
 			len(st.Connections), len(st.WebSockets), st.ActiveConnections, st.ActiveWebSockets)
 	}
 	if st.Connections[0].ID != e.Status().Connections[0].ID {
-		t.Error("Snapshot(1) does not list the oldest connection")
+		t.Error("Snapshot(View{Rows: 1}) does not list the oldest connection")
 	}
-	if st := e.Snapshot(0); len(st.Connections) != 0 || len(st.WebSockets) != 0 || st.ActiveConnections != 3 {
+	if st := e.Snapshot(View{}); len(st.Connections) != 0 || len(st.WebSockets) != 0 || st.ActiveConnections != 3 {
 		t.Errorf("Snapshot(0) listed %d connections (counted %d)", len(st.Connections), st.ActiveConnections)
 	}
 

@@ -25,7 +25,7 @@ type statusHead struct {
 // spaces would.
 func (e *Engine) writeStatus(w io.Writer, pretty bool) error {
 	bw := bufio.NewWriterSize(w, 32<<10)
-	head, err := marshalStatusJSON(statusHead{Status: e.Snapshot(0)}, "", pretty)
+	head, err := marshalStatusJSON(statusHead{Status: e.Snapshot(View{})}, "", pretty)
 	if err != nil {
 		return err
 	}

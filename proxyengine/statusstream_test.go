@@ -138,7 +138,7 @@ func BenchmarkStatusConnectionList(b *testing.B) {
 	}
 	b.Run("whole", func(b *testing.B) {
 		for b.Loop() {
-			infos, _ := tr.connectionInfos(-1)
+			infos, _ := tr.connectionInfos(AllRows, "")
 			if err := json.NewEncoder(io.Discard).Encode(infos); err != nil {
 				b.Fatal(err)
 			}

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/gatehouse-proxy/gatehouse/internal/config"
 )
 
 // tracker follows every client connection and request of the TLS listener.
@@ -306,22 +308,32 @@ func (t *tracker) counts() trackerCounts {
 }
 
 // connectionInfos describes at most rows of the open connections, oldest
-// first (all when rows < 0), and counts them all. With rows 0 it only
+// first (all when rows < 0), only those of the site whose key is site
+// when it is set, and counts them all. With rows 0 it only
 // counts, so a stream of totals costs the same with ten connections or
 // ten thousand.
-func (t *tracker) connectionInfos(rows int) (infos []ConnectionInfo, open int) {
+func (t *tracker) connectionInfos(rows int, site string) (infos []ConnectionInfo, open int) {
 	out := []ConnectionInfo{} // [] rather than null in JSON
 	if rows == 0 {
 		return out, t.count()
 	}
-	conns := t.connections()
-	if rows > 0 && rows < len(conns) {
-		conns = conns[:rows]
-	}
-	for _, c := range conns {
+	for _, c := range t.connections() {
+		if rows > 0 && len(out) == rows {
+			break
+		}
+		if site != "" && !c.servesSite(site) {
+			continue
+		}
 		out = append(out, c.info())
 	}
 	return out, t.count()
+}
+
+// servesSite reports whether c's requests went to the site whose key is
+// site.
+func (c *trackedConn) servesSite(site string) bool {
+	s := c.site.Load()
+	return s != nil && config.SiteKey(s.name()) == site
 }
 
 // info describes c as the status shows it.

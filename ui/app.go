@@ -477,7 +477,7 @@ func (g *App) onStartSaved() {
 		return
 	}
 	if g.service != nil {
-		if g.dash.unwatch == nil { // the service had gone: look again
+		if g.dash.watch == nil { // the service had gone: look again
 			g.dash.follow(serviceBackend{g.service})
 		}
 		g.control(g.service.Resume)

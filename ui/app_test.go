@@ -98,7 +98,7 @@ func TestNewcomerReachesTheDashboardWithNextAndStart(t *testing.T) {
 		t.Errorf("the draft is left after Start: %v", err)
 	}
 
-	client, dialer := clientFor(t, saved.StateDir, sup.Snapshot(0).HTTPSAddr)
+	client, dialer := clientFor(t, saved.StateDir, sup.Snapshot(proxyengine.View{}).HTTPSAddr)
 	res, err := client.Get("https://" + defaultHostname + "/")
 	if err != nil {
 		t.Fatal(err)
@@ -161,7 +161,7 @@ func TestNewcomerReachesTheDashboardWithNextAndStart(t *testing.T) {
 	onUI(g.actions.onEditSetup)
 	eventually(t, "the wizard", func() bool { return g.wizard != nil && shows(g, g.wizard.content()) })
 	onUI(func() {
-		if g.sup != sup || sup.Snapshot(0).State != proxyengine.StateRunning {
+		if g.sup != sup || sup.Snapshot(proxyengine.View{}).State != proxyengine.StateRunning {
 			t.Error("Edit setup stopped the proxy")
 		}
 		if !g.wizard.d.Demo || g.wizard.d.Certificate != certLocal || g.wizard.d.Config.Hostname != defaultHostname {
@@ -250,7 +250,7 @@ func TestBusyPortShowsReasonAndFixWithRetryAndBack(t *testing.T) {
 	onUI(func() { test.Tap(g.progress.retry) })
 	eventually(t, "the dashboard after Retry", func() bool { return g.sup != nil && shows(g, g.dashView) })
 	onUI(func() {
-		if got := g.sup.Snapshot(0).HTTPSAddr; got != busy {
+		if got := g.sup.Snapshot(proxyengine.View{}).HTTPSAddr; got != busy {
 			t.Errorf("after Retry the proxy listens on %s, want %s", got, busy)
 		}
 	})

@@ -20,8 +20,9 @@ const dashboardRows = 50
 // calls, so they work the same against both. The exported method set is
 // control.Client's.
 type backend interface {
-	// Status is a snapshot with at most rows connections and WebSockets.
-	Status(ctx context.Context, rows int) (proxyengine.Status, error)
+	// Status is a snapshot listing the connections and WebSockets v
+	// chooses.
+	Status(ctx context.Context, v proxyengine.View) (proxyengine.Status, error)
 	// Updates streams the totals (a status without its lists) as they
 	// change, until ctx is done or the proxy's process goes away; then the
 	// channel closes.
@@ -52,12 +53,12 @@ type localBackend struct{ sup *supervisor.Supervisor }
 
 func (b localBackend) describe() string { return "Running inside this window" }
 
-func (b localBackend) Status(_ context.Context, rows int) (proxyengine.Status, error) {
-	return b.sup.Snapshot(rows), nil
+func (b localBackend) Status(_ context.Context, v proxyengine.View) (proxyengine.Status, error) {
+	return b.sup.Snapshot(v), nil
 }
 
 func (b localBackend) Updates(ctx context.Context) (<-chan proxyengine.Status, error) {
-	return updatesFrom(ctx, b.sup.Subscribe, func() proxyengine.Status { return control.Totals(b.sup.Snapshot(0)) }), nil
+	return updatesFrom(ctx, b.sup.Subscribe, func() proxyengine.Status { return control.Totals(b.sup.Snapshot(proxyengine.View{})) }), nil
 }
 
 // updatesFrom sends a status from snapshot after each change subscribe

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"fyne.io/fyne/v2"
@@ -27,15 +28,44 @@ var onFyne = fyne.DoAndWait
 // ends without being asked to: the service's process went away.
 var errServiceGone = errors.New("the Gatehouse service stopped answering")
 
+// A watch follows a backend for the dashboard (watchBackend).
+type watch struct {
+	stop func()
+	// site is the site whose connections the dashboard lists ("" for
+	// every site's); picked is nudged when it changes, for a snapshot now.
+	site   atomic.Pointer[string]
+	picked chan struct{}
+}
+
+// showSite lists only the connections and WebSockets of site ("" for
+// every site's) from the next snapshot on, which is taken at once.
+func (w *watch) showSite(site string) {
+	w.site.Store(&site)
+	select {
+	case w.picked <- struct{}{}:
+	default: // a snapshot is already due
+	}
+}
+
+// view is what the dashboard lists: its rows, of the site it picked.
+func (w *watch) view() proxyengine.View {
+	v := proxyengine.View{Rows: dashboardRows}
+	if site := w.site.Load(); site != nil {
+		v.Site = *site
+	}
+	return v
+}
+
 // watchBackend follows b until stop is called: on the Fyne goroutine it
 // calls setup with b's configuration first, then show with a snapshot of
-// the rows the dashboard lists, now, on each update b sends and at least
-// once a second; if b cannot be reached or goes away, lost with why, once,
-// and nothing after. Call stop on the Fyne goroutine: nothing is called
-// after it returns.
-func watchBackend(b backend, setup func(config.Config), show func(proxyengine.Status), lost func(error)) (stop func()) {
+// the rows the dashboard lists, now, on each update b sends, when the
+// dashboard picks another site and at least once a second; if b cannot be
+// reached or goes away, lost with why, once, and nothing after. Call stop
+// on the Fyne goroutine: nothing is called after it returns.
+func watchBackend(b backend, setup func(config.Config), show func(proxyengine.Status), lost func(error)) *watch {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
+	w := &watch{picked: make(chan struct{}, 1)}
 	go func() {
 		deliver := func(f func()) {
 			onFyne(func() {
@@ -65,7 +95,7 @@ func watchBackend(b backend, setup func(config.Config), show func(proxyengine.St
 		tick := time.NewTicker(time.Second)
 		defer tick.Stop()
 		for {
-			st, err := b.Status(ctx, dashboardRows)
+			st, err := b.Status(ctx, w.view())
 			if err != nil {
 				fail(err)
 				return
@@ -79,17 +109,19 @@ func watchBackend(b backend, setup func(config.Config), show func(proxyengine.St
 					fail(errServiceGone)
 					return
 				}
+			case <-w.picked:
 			case <-tick.C:
 			}
 		}
 	}()
 	var once sync.Once
-	return func() {
+	w.stop = func() {
 		once.Do(func() {
 			cancel()
 			close(done)
 		})
 	}
+	return w
 }
 
 // progressTo returns a Config.Progress callback that hands each start-up

@@ -59,9 +59,9 @@ func TestWatchBackendDeliversUntilStopped(t *testing.T) {
 
 	var calls atomic.Int32
 	var state atomic.Value
-	var stop func()
+	var w *watch
 	fyne.DoAndWait(func() {
-		stop = watchBackend(engineBackend{e}, func(config.Config) {}, func(st proxyengine.Status) {
+		w = watchBackend(engineBackend{e}, func(config.Config) {}, func(st proxyengine.Status) {
 			calls.Add(1)
 			state.Store(st.State)
 		}, func(err error) { t.Errorf("lost the engine: %v", err) })
@@ -78,7 +78,7 @@ func TestWatchBackendDeliversUntilStopped(t *testing.T) {
 		t.Errorf("state shown = %v, want %q", got, proxyengine.StateRunning)
 	}
 
-	fyne.DoAndWait(stop)
+	fyne.DoAndWait(w.stop)
 	after := calls.Load()
 	time.Sleep(2500 * time.Millisecond) // more than two engine ticks
 	if n := calls.Load(); n != after {

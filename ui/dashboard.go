@@ -48,7 +48,7 @@ type dashboard struct {
 	tray    *tray // nil where the desktop has none
 	now     func() time.Time
 
-	unwatch func()             // stops following the proxy; nil when not following
+	watch   *watch             // follows the proxy; nil when not following
 	running bool               // following a proxy that serves (or starts to)
 	last    proxyengine.Status // the latest snapshot shown
 	seen    bool               // last holds a snapshot: later ones are compared to it for notifications
@@ -152,8 +152,8 @@ func (d *dashboard) content() fyne.CanvasObject { return d.root }
 // Fyne goroutine after each successful start, and on attaching to the
 // service.
 func (d *dashboard) follow(b backend) {
-	if d.unwatch != nil {
-		d.unwatch()
+	if d.watch != nil {
+		d.watch.stop()
 	}
 	d.running = true
 	d.problem.Hidden = true
@@ -169,7 +169,7 @@ func (d *dashboard) follow(b backend) {
 	d.state.Refresh()
 	d.stop.Disable()
 	d.start.Disable()
-	d.unwatch = watchBackend(b, d.setup, d.show, d.lost)
+	d.watch = watchBackend(b, d.setup, d.show, d.lost)
 }
 
 // setup takes the configuration the watched proxy serves: the upstream
@@ -223,9 +223,9 @@ func (d *dashboard) withPast(st proxyengine.Status) proxyengine.Status {
 // unfollow stops following the engine without showing anything: the
 // window is going away.
 func (d *dashboard) unfollow() {
-	if d.unwatch != nil {
-		d.unwatch()
-		d.unwatch = nil
+	if d.watch != nil {
+		d.watch.stop()
+		d.watch = nil
 	}
 }
 
@@ -270,7 +270,7 @@ func (d *dashboard) stopped(err error) {
 // show takes one snapshot from the engine: it sends the notifications the
 // change since the previous one calls for, then displays it.
 func (d *dashboard) show(st proxyengine.Status) {
-	if d.unwatch == nil {
+	if d.watch == nil {
 		return // a snapshot that was on its way when stopped was called
 	}
 	st = d.withPast(st)

@@ -383,8 +383,8 @@ func TestDashboardScreenshot(t *testing.T) {
 	// The chart's real history is a few seconds long here: for the picture
 	// only, show the live snapshot with ten minutes of made-up history.
 	onUI(func() {
-		d.unwatch()
-		d.unwatch = nil
+		d.watch.stop()
+		d.watch = nil
 		st := d.last
 		st.History = syntheticHistory(d.now())
 		st.RequestsPerSecond, st.RequestsLastMinute = 27, 24.3

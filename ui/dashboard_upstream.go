@@ -58,7 +58,7 @@ func (d *dashboard) diagnose(h upstream.Health) {
 		defer cancel()
 		return (&preflight.Checker{}).CheckUpstream(ctx, cfg)
 	}, func(results []preflight.Result) {
-		if !d.diagnosing.Equal(since) || d.unwatch == nil {
+		if !d.diagnosing.Equal(since) || d.watch == nil {
 			return // another outage, or stopped, since
 		}
 		dg := &diagnosis{since: since}

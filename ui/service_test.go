@@ -64,7 +64,7 @@ func startService(t *testing.T, socket string, cfg config.Config) *testService {
 // get fetches / through the service's proxy: the body its upstream sent.
 func (s *testService) get(t *testing.T) string {
 	t.Helper()
-	body, err := testutil.GetVia(s.sup.Snapshot(0).HTTPSAddr, "https://gatehouse.test/")
+	body, err := testutil.GetVia(s.sup.Snapshot(proxyengine.View{}).HTTPSAddr, "https://gatehouse.test/")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,17 +95,17 @@ func TestAttachesToTheRunningService(t *testing.T) {
 		}
 	})
 	waitFor(t, g.dash, 10*time.Second, "the service's status", func() (bool, string) {
-		return g.dash.state.Text == "Running" && g.dash.link.Text == svc.sup.Snapshot(0).PublicURL && !g.dash.stop.Disabled(), g.dash.state.Text
+		return g.dash.state.Text == "Running" && g.dash.link.Text == svc.sup.Snapshot(proxyengine.View{}).PublicURL && !g.dash.stop.Disabled(), g.dash.state.Text
 	})
 
 	// Stop pauses the service: its process (and socket) stay.
 	onUI(func() { test.Tap(g.dash.stop) })
-	eventually(t, "the service to pause", func() bool { return svc.sup.Snapshot(0).State == proxyengine.StatePaused })
+	eventually(t, "the service to pause", func() bool { return svc.sup.Snapshot(proxyengine.View{}).State == proxyengine.StatePaused })
 	waitFor(t, g.dash, 10*time.Second, "the dashboard to show it stopped", func() (bool, string) {
 		return g.dash.state.Text == "Stopped" && !g.dash.start.Disabled() && g.dash.stop.Disabled(), g.dash.state.Text
 	})
 	onUI(func() { test.Tap(g.dash.start) })
-	eventually(t, "the service to resume", func() bool { return svc.sup.Snapshot(0).State == proxyengine.StateRunning })
+	eventually(t, "the service to resume", func() bool { return svc.sup.Snapshot(proxyengine.View{}).State == proxyengine.StateRunning })
 	waitFor(t, g.dash, 10*time.Second, "the dashboard to show it running", func() (bool, string) {
 		return g.dash.state.Text == "Running", g.dash.state.Text
 	})
@@ -117,7 +117,7 @@ func TestAttachesToTheRunningService(t *testing.T) {
 	openEditor(t, g)
 	var up *upstreamStep
 	onUI(func() {
-		if svc.sup.Snapshot(0).State != proxyengine.StateRunning {
+		if svc.sup.Snapshot(proxyengine.View{}).State != proxyengine.StateRunning {
 			t.Error("Edit setup stopped the service")
 		}
 		_, up, _, _ = wizardSteps(g)
@@ -191,7 +191,7 @@ func TestAttachesToTheRunningService(t *testing.T) {
 			t.Error("attached to the service, closing hid the window instead of quitting")
 		}
 	})
-	if svc.sup.Snapshot(0).State != proxyengine.StateRunning {
+	if svc.sup.Snapshot(proxyengine.View{}).State != proxyengine.StateRunning {
 		t.Error("quitting the app stopped the service")
 	}
 }
@@ -280,7 +280,7 @@ func TestClosingWithoutATrayStopsAndQuits(t *testing.T) {
 	})
 
 	// A visitor keeps a connection open.
-	addr := sup.Snapshot(0).HTTPSAddr
+	addr := sup.Snapshot(proxyengine.View{}).HTTPSAddr
 	tr := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, MaxConnsPerHost: 1,
 		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
 			var d net.Dialer
@@ -315,7 +315,7 @@ func TestClosingWithoutATrayStopsAndQuits(t *testing.T) {
 		test.Tap(confirm)
 	})
 	eventually(t, "the app to stop the proxy and quit", func() bool { return a.quits == 1 && g.sup == nil })
-	if st := sup.Snapshot(0).State; st != proxyengine.StateStopped {
+	if st := sup.Snapshot(proxyengine.View{}).State; st != proxyengine.StateStopped {
 		t.Errorf("after quitting the proxy is %q", st)
 	}
 	onUI(func() {

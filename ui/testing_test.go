@@ -108,8 +108,8 @@ func testOptions(dir string) Options {
 type engineBackend struct{ e *proxyengine.Engine }
 
 func (b engineBackend) describe() string { return "Running inside this window" }
-func (b engineBackend) Status(_ context.Context, rows int) (proxyengine.Status, error) {
-	return b.e.Snapshot(rows), nil
+func (b engineBackend) Status(_ context.Context, v proxyengine.View) (proxyengine.Status, error) {
+	return b.e.Snapshot(v), nil
 }
 func (b engineBackend) Updates(ctx context.Context) (<-chan proxyengine.Status, error) {
 	return updatesFrom(ctx, b.e.Subscribe, func() proxyengine.Status { return proxyengine.Status{} }), nil

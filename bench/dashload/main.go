@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-proxy/gatehouse/internal/control"
+	"github.com/gatehouse-proxy/gatehouse/proxyengine"
 )
 
 func main() {
@@ -51,7 +52,7 @@ func run(socket string, rows int, every, duration time.Duration) error {
 			}
 			nUpdates++
 		case <-tick.C:
-			st, err := c.Status(ctx, rows)
+			st, err := c.Status(ctx, proxyengine.View{Rows: rows})
 			if err != nil {
 				if ctx.Err() != nil {
 					continue

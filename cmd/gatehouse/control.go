@@ -83,11 +83,11 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "gatehouse status: %v\n", err)
 		return 1
 	}
-	rows := 0
+	var view proxyengine.View // the totals
 	if asJSON {
-		rows = -1
+		view.Rows = proxyengine.AllRows
 	}
-	st, err := c.Status(ctx, rows)
+	st, err := c.Status(ctx, view)
 	if err != nil {
 		fmt.Fprintf(stderr, "gatehouse status: %v\n", err)
 		return 1

@@ -166,7 +166,7 @@ func (s *serveChild) listening(t *testing.T, socket string) string {
 	c := control.NewClient(socket)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		if st, err := c.Status(t.Context(), 0); err == nil && st.State == proxyengine.StateRunning {
+		if st, err := c.Status(t.Context(), proxyengine.View{}); err == nil && st.State == proxyengine.StateRunning {
 			return st.HTTPSAddr
 		}
 		select {

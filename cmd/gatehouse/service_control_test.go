@@ -18,6 +18,7 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/internal/config"
 	"github.com/gatehouse-proxy/gatehouse/internal/control"
 	"github.com/gatehouse-proxy/gatehouse/internal/testutil"
+	"github.com/gatehouse-proxy/gatehouse/proxyengine"
 )
 
 // runningService is `gatehouse serve` in a child process with its control
@@ -54,7 +55,7 @@ func (s *runningService) visitor(t *testing.T) *http.Client {
 		TLSClientConfig: &tls.Config{InsecureSkipVerify: true},
 		TLSNextProto:    map[string]func(string, *tls.Conn) http.RoundTripper{}, // HTTP/1.1 keepalive
 		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
-			st, err := s.client.Status(ctx, 0)
+			st, err := s.client.Status(ctx, proxyengine.View{})
 			if err != nil {
 				return nil, err
 			}
@@ -84,7 +85,7 @@ func get(t *testing.T, c *http.Client) (body string, reused bool) {
 
 func (s *runningService) webSocket(t *testing.T) *websocket.Conn {
 	t.Helper()
-	st, err := s.client.Status(t.Context(), 0)
+	st, err := s.client.Status(t.Context(), proxyengine.View{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,7 +179,7 @@ func TestServiceControlSocket(t *testing.T) {
 	if err := s.client.Apply(ctx, bad); config.FieldErrors(err).For(config.FieldUpstream) == nil {
 		t.Errorf("a bad upstream: %v, want its field error", err)
 	}
-	old, _ := s.client.Status(ctx, 0)
+	old, _ := s.client.Status(ctx, proxyengine.View{})
 	next := cfg
 	next.Upstream, next.HTTPSAddr = b.URL, freeLoopbackAddr(t)
 	if err := s.client.Apply(ctx, next); err != nil {
@@ -187,7 +188,7 @@ func TestServiceControlSocket(t *testing.T) {
 	if body, reused := get(t, visitor); body != "B" || !reused {
 		t.Errorf("after moving the port: %q, reused %v; want B over the connection opened before", body, reused)
 	}
-	if st, _ := s.client.Status(ctx, 0); st.HTTPSAddr != next.HTTPSAddr {
+	if st, _ := s.client.Status(ctx, proxyengine.View{}); st.HTTPSAddr != next.HTTPSAddr {
 		t.Errorf("listening on %s, want %s", st.HTTPSAddr, next.HTTPSAddr)
 	}
 	if c, err := net.DialTimeout("tcp", old.HTTPSAddr, 2*time.Second); err == nil {

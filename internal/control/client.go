@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -77,13 +78,20 @@ func Find(ctx context.Context, candidates ...string) (*Client, error) {
 	return nil, ErrNoService
 }
 
-// Status is the service's status with at most rows connections and
-// WebSockets listed (all when rows < 0).
-func (c *Client) Status(ctx context.Context, rows int) (proxyengine.Status, error) {
+// Status is the service's status listing the connections and WebSockets
+// v chooses.
+func (c *Client) Status(ctx context.Context, v proxyengine.View) (proxyengine.Status, error) {
 	var st proxyengine.Status
+	q := url.Values{}
+	if v.Rows >= 0 {
+		q.Set("rows", strconv.Itoa(v.Rows))
+	}
+	if v.Site != "" {
+		q.Set("site", v.Site)
+	}
 	path := "/v1/status"
-	if rows >= 0 {
-		path += "?rows=" + strconv.Itoa(rows)
+	if len(q) > 0 {
+		path += "?" + q.Encode()
 	}
 	return st, c.get(ctx, path, &st)
 }

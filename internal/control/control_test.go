@@ -1,7 +1,9 @@
 package control
 
 import (
+	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"io"
@@ -60,7 +62,7 @@ func startService(t *testing.T, upstream string) *service {
 // get fetches / through the proxy, for the body the upstream answered.
 func (s *service) get(t *testing.T) (string, error) {
 	t.Helper()
-	st := s.sup.Snapshot(0)
+	st := s.sup.Snapshot(proxyengine.View{})
 	if st.State != proxyengine.StateRunning {
 		return "", errors.New("not running: " + string(st.State))
 	}
@@ -77,7 +79,7 @@ func TestControlStatusApplyPauseResume(t *testing.T) {
 		t.Errorf("socket mode %v, want 0600", fi.Mode().Perm())
 	}
 
-	st, err := s.client.Status(ctx, 0)
+	st, err := s.client.Status(ctx, proxyengine.View{})
 	if err != nil || st.State != proxyengine.StateRunning || st.Hostname != "gatehouse.test" || st.Connections == nil {
 		t.Fatalf("status: %+v, %v", st, err)
 	}
@@ -130,7 +132,7 @@ func TestControlStatusApplyPauseResume(t *testing.T) {
 	if err := s.client.Pause(ctx); err != nil {
 		t.Fatalf("pause: %v", err)
 	}
-	if st, _ := s.client.Status(ctx, 0); st.State != proxyengine.StatePaused {
+	if st, _ := s.client.Status(ctx, proxyengine.View{}); st.State != proxyengine.StatePaused {
 		t.Errorf("state after pause: %q", st.State)
 	}
 	if _, err := s.get(t); err == nil {
@@ -149,6 +151,45 @@ func TestControlStatusApplyPauseResume(t *testing.T) {
 
 // TestControlApplyRefusesOversizedOrTrailingBodies: a body over the limit
 // is answered 413, a config with more after it 400; neither is applied.
+// The status lists the rows and the site asked for in its query; the
+// counts stay every connection's.
+func TestControlStatusListsTheViewAsked(t *testing.T) {
+	a := testutil.NamedUpstream(t, "A", false)
+	s := startService(t, a.URL)
+	ctx := t.Context()
+	// Two visitors keep their connections open to the one site.
+	for range 2 {
+		c, err := tls.Dial("tcp", s.sup.Snapshot(proxyengine.View{}).HTTPSAddr, &tls.Config{ServerName: "gatehouse.test", InsecureSkipVerify: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: gatehouse.test\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	for _, v := range []struct {
+		view proxyengine.View
+		want int
+	}{
+		{proxyengine.View{}, 0},
+		{proxyengine.View{Rows: 1}, 1},
+		{proxyengine.View{Rows: proxyengine.AllRows}, 2},
+		{proxyengine.View{Rows: proxyengine.AllRows, Site: "Gatehouse.Test"}, 2},
+		{proxyengine.View{Rows: 5, Site: "other.test"}, 0},
+	} {
+		st, err := s.client.Status(ctx, v.view)
+		if err != nil || len(st.Connections) != v.want || st.ActiveConnections != 2 {
+			t.Errorf("status %+v: %d connections listed of %d (%v), want %d of 2", v.view, len(st.Connections), st.ActiveConnections, err, v.want)
+		}
+	}
+}
+
 func TestControlApplyRefusesOversizedOrTrailingBodies(t *testing.T) {
 	a := testutil.NamedUpstream(t, "A", false)
 	s := startService(t, a.URL)
@@ -216,7 +257,7 @@ func TestControlUpdatesStreamTotals(t *testing.T) {
 
 func TestControlNoService(t *testing.T) {
 	c := NewClient(filepath.Join(t.TempDir(), "control.sock"))
-	if _, err := c.Status(t.Context(), 0); !errors.Is(err, ErrNoService) {
+	if _, err := c.Status(t.Context(), proxyengine.View{}); !errors.Is(err, ErrNoService) {
 		t.Errorf("status with nothing there: %v, want ErrNoService", err)
 	}
 	if _, err := Find(t.Context(), c.Socket); !errors.Is(err, ErrNoService) {
@@ -257,7 +298,7 @@ func TestHelperControlClient(t *testing.T) {
 	if path == "" {
 		t.Skip("run by TestControlRefusesAnotherUser")
 	}
-	st, err := NewClient(path).Status(context.Background(), 0)
+	st, err := NewClient(path).Status(context.Background(), proxyengine.View{})
 	if err != nil {
 		t.Fatal(err)
 	}

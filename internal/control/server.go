@@ -4,7 +4,8 @@
 // on the network can change anything; the socket file's mode and the
 // peer's credentials (SO_PEERCRED) decide who may.
 //
-//	GET  /v1/status?rows=N   the status snapshot, with at most N connections and WebSockets
+//	GET  /v1/status          the status snapshot; ?rows=N lists at most N connections and
+//	                         WebSockets, ?site=H only those of site H
 //	GET  /v1/updates         a stream of totals (JSON lines), at most four a second
 //	GET  /v1/config          the configuration served, as saved
 //	GET  /v1/certificate     the certificate's state
@@ -38,7 +39,7 @@ import (
 
 // A Controller is what the API controls: a supervisor.Supervisor.
 type Controller interface {
-	Snapshot(rows int) proxyengine.Status
+	Snapshot(v proxyengine.View) proxyengine.Status
 	Subscribe() (updates <-chan struct{}, cancel func())
 	Config() config.Config
 	Apply(ctx context.Context, cfg config.Config) error
@@ -128,7 +129,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	mux.HandleFunc("GET /v1/updates", s.updates)
 	mux.HandleFunc("GET /v1/config", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, s.Controller.Config()) })
 	mux.HandleFunc("GET /v1/certificate", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, s.Controller.Snapshot(0).Certificate)
+		writeJSON(w, s.Controller.Snapshot(proxyengine.View{}).Certificate)
 	})
 	mux.HandleFunc("POST /v1/apply", s.apply)
 	mux.HandleFunc("POST /v1/reload", s.action(s.Controller.Reload))
@@ -171,16 +172,17 @@ func (s *Server) logger() *slog.Logger {
 }
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
-	rows := -1
-	if v := r.URL.Query().Get("rows"); v != "" {
+	q := r.URL.Query()
+	view := proxyengine.View{Rows: proxyengine.AllRows, Site: q.Get("site")}
+	if v := q.Get("rows"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 {
 			writeError(w, http.StatusBadRequest, fmt.Errorf("rows=%q is not a count", v))
 			return
 		}
-		rows = n
+		view.Rows = n
 	}
-	writeJSON(w, s.Controller.Snapshot(rows))
+	writeJSON(w, s.Controller.Snapshot(view))
 }
 
 // Totals is what the updates stream sends: the status without its lists
@@ -206,7 +208,7 @@ func (s *Server) updates(w http.ResponseWriter, r *http.Request) {
 	pending := true // the first line goes out at once
 	for {
 		if pending {
-			if err := enc.Encode(Totals(s.Controller.Snapshot(0))); err != nil {
+			if err := enc.Encode(Totals(s.Controller.Snapshot(proxyengine.View{}))); err != nil {
 				return
 			}
 			flusher.Flush()

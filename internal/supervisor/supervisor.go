@@ -118,15 +118,15 @@ func (s *Supervisor) Config() config.Config {
 	return s.cfg
 }
 
-// Snapshot is the proxy's status with at most rows connections and
-// WebSockets listed (all when rows < 0). While paused it says so, with
-// the configuration's name and address.
-func (s *Supervisor) Snapshot(rows int) proxyengine.Status {
+// Snapshot is the proxy's status listing the connections and WebSockets
+// v chooses. While paused it says so, with the configuration's name and
+// address.
+func (s *Supervisor) Snapshot(v proxyengine.View) proxyengine.Status {
 	s.mu.Lock()
 	e, paused, cfg := s.engine, s.paused, s.cfg
 	s.mu.Unlock()
 	if e != nil {
-		return e.Snapshot(rows)
+		return e.Snapshot(v)
 	}
 	st := proxyengine.Status{State: proxyengine.StateStopped, Hostname: cfg.Hostname}
 	if paused {

@@ -33,7 +33,7 @@ func started(t *testing.T, upstream string, overrides func(*config.Config)) (*Su
 // fetch gets / from the supervisor's proxy, or fails the test.
 func fetch(t *testing.T, s *Supervisor) string {
 	t.Helper()
-	body, err := testutil.GetVia(s.Snapshot(0).HTTPSAddr, "https://gatehouse.test/")
+	body, err := testutil.GetVia(s.Snapshot(proxyengine.View{}).HTTPSAddr, "https://gatehouse.test/")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +95,7 @@ func TestApplySavesOnlyWhatServes(t *testing.T) {
 	if err := s.Pause(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if st := s.Snapshot(0); st.State != proxyengine.StatePaused {
+	if st := s.Snapshot(proxyengine.View{}); st.State != proxyengine.StatePaused {
 		t.Errorf("state %q while paused", st.State)
 	}
 	next := s.Config()
