@@ -189,7 +189,7 @@ func (e *Engine) buildGeneration(cfg config.Config, prev *generation) (*generati
 		s.proxy.stats, s.proxy.visitors = s.stats, g.visitors
 		s.proxy.ws.site = s.stats
 		if site.ForwardAuth != nil {
-			fa, err := outpostOf(cfg, *site.ForwardAuth)
+			fa, err := cfg.Outpost(*site.ForwardAuth)
 			if err != nil {
 				return nil, err
 			}
@@ -208,24 +208,6 @@ func (e *Engine) buildGeneration(cfg config.Config, prev *generation) (*generati
 	}
 	g.prepareTLS()
 	return g, nil
-}
-
-// outpostOf is the outpost fa names: its URL and trust, or for a site
-// (usually authentik's own) that site's upstream and trust.
-func outpostOf(cfg config.Config, fa config.ForwardAuth) (config.ForwardAuth, error) {
-	if fa.Site == "" {
-		return fa, nil
-	}
-	for _, other := range cfg.AllSites() {
-		if other.Key() == config.SiteKey(fa.Site) {
-			if other.Upstream == config.UpstreamDemo {
-				return fa, fmt.Errorf("forward auth: the site %s serves the demo app, not authentik", fa.Site)
-			}
-			return config.ForwardAuth{URL: other.Upstream, Insecure: other.UpstreamInsecure,
-				Fingerprint: other.UpstreamFingerprint, CA: other.UpstreamCA}, nil
-		}
-	}
-	return fa, fmt.Errorf("forward auth: %s is not a configured site", fa.Site)
 }
 
 // newHealthChecker checks s's upstream, noting changes as the site's.

@@ -262,3 +262,21 @@ func validateForwardAuth(f ForwardAuth, s Site, sites []Site, known map[string]i
 	}
 	return nil
 }
+
+// Outpost is the outpost f names, as a URL with its trust: f itself, or
+// for a site (usually authentik's own) that site's upstream and trust.
+func (c Config) Outpost(f ForwardAuth) (ForwardAuth, error) {
+	if f.Site == "" {
+		return f, nil
+	}
+	for _, other := range c.AllSites() {
+		if other.Key() == SiteKey(f.Site) {
+			if other.Upstream == UpstreamDemo {
+				return f, fmt.Errorf("forward auth: the site %s serves the demo app, not authentik", f.Site)
+			}
+			return ForwardAuth{URL: other.Upstream, Insecure: other.UpstreamInsecure,
+				Fingerprint: other.UpstreamFingerprint, CA: other.UpstreamCA}, nil
+		}
+	}
+	return f, fmt.Errorf("forward auth: %s is not a configured site", f.Site)
+}

@@ -150,7 +150,7 @@ func (k *Checker) upstreamResolver() *net.Resolver {
 // (config.Config.AllSites) the order is config, the listen ports, then
 // for each site its hostname, DNS, upstream and forward auth checks, each
 // Result naming its Site, and its Field the site's key (such as
-// sites[0].upstream).
+// sites[0].upstream); a site with forward auth adds its outpost's check.
 func (k *Checker) Run(ctx context.Context, cfg config.Config) []Result {
 	if sites := cfg.AllSites(); len(sites) > 1 {
 		return k.runSites(ctx, cfg, sites)
@@ -187,13 +187,19 @@ func (k *Checker) runSites(ctx context.Context, cfg config.Config, sites []confi
 	for i, site := range sites {
 		wg.Go(func() {
 			one := cfg.ForSite(site)
-			var dns Result
+			var dns, auth Result
 			var up []Result
 			var inner sync.WaitGroup
 			inner.Go(func() { dns = k.CheckDNS(ctx, one) })
 			inner.Go(func() { up = k.CheckUpstream(ctx, one) })
+			if site.ForwardAuth != nil {
+				inner.Go(func() { auth = k.checkSiteForwardAuth(ctx, cfg, one) })
+			}
 			inner.Wait()
 			rs := append([]Result{k.CheckHostname(one), dns}, up...)
+			if site.ForwardAuth != nil {
+				rs = append(rs, auth)
+			}
 			for j := range rs {
 				rs[j].Site = site.Hostname
 				if i >= listed && rs[j].Field != "" {
@@ -209,6 +215,19 @@ func (k *Checker) runSites(ctx context.Context, cfg config.Config, sites []confi
 		out = append(out, rs...)
 	}
 	return out
+}
+
+// checkSiteForwardAuth checks the forward auth of one, a site of cfg: an
+// outpost named by another site is that site's upstream, which one alone
+// does not know.
+func (k *Checker) checkSiteForwardAuth(ctx context.Context, cfg, one config.Config) Result {
+	outpost, err := cfg.Outpost(*one.ForwardAuth)
+	if err != nil {
+		return Result{Name: NameForwardAuth, Title: "Forward auth outpost", Field: config.FieldForwardAuth, Status: Fail,
+			Finding: err.Error(), Fix: "name the site that serves authentik, or give the outpost's address"}
+	}
+	one.ForwardAuth = &outpost
+	return k.CheckForwardAuth(ctx, one)
 }
 
 // checkedFields are the config fields whose problems a dedicated check

@@ -6,12 +6,14 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/gatehouse-proxy/gatehouse/internal/config"
+	"github.com/gatehouse-proxy/gatehouse/internal/testutil"
 	"github.com/gatehouse-proxy/gatehouse/internal/upstream"
 )
 
@@ -117,5 +119,56 @@ func TestCheckForwardAuthOffOrInvalid(t *testing.T) {
 	cfg.ForwardAuth = &config.ForwardAuth{Site: "sso.example.com"}
 	if r := k.CheckForwardAuth(context.Background(), cfg); r.Status != Fail || !strings.Contains(r.Finding, "serves one site") {
 		t.Errorf("invalid: %s", r)
+	}
+}
+
+// With several sites each protected site's outpost is checked once, as
+// that site: an outpost named by site is that site's upstream.
+func TestRunChecksForwardAuthPerSite(t *testing.T) {
+	o := &checkOutpost{status: http.StatusFound, location: "/outpost.goauthentik.io/start?rd=x"}
+	// authentik: the outpost's check, and its pages for the upstream checks.
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == forwardAuthCheckPath {
+			o.ServeHTTP(w, r)
+		}
+	}))
+	defer srv.Close()
+	resolver := testutil.StartDNS(t, testutil.Zone{Records: map[string][]netip.Addr{
+		"sso.example.com":  {netip.MustParseAddr("203.0.113.7")},
+		"app.example.com":  {netip.MustParseAddr("203.0.113.7")},
+		"wiki.example.com": {netip.MustParseAddr("203.0.113.7")},
+	}}).Resolver()
+	k := Checker{Resolver: resolver, Timeout: 5 * time.Second}
+	cfg := config.Config{
+		Hostname: "sso.example.com", Upstream: srv.URL, TLS: config.TLSSelfSigned,
+		HTTPSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", StatusAddr: config.Off, StateDir: t.TempDir(),
+		Sites: []config.Site{
+			{Hostname: "app.example.com", Upstream: srv.URL + "/app", ForwardAuth: &config.ForwardAuth{Site: "sso.example.com"}},
+			{Hostname: "wiki.example.com", Upstream: srv.URL + "/wiki"},
+		},
+	}
+	var auth []Result
+	for _, r := range k.Run(context.Background(), cfg) {
+		if r.Name == NameForwardAuth {
+			auth = append(auth, r)
+		}
+	}
+	if len(auth) != 1 {
+		t.Fatalf("%d forward auth results, want 1 (app.example.com's): %v", len(auth), auth)
+	}
+	r := auth[0]
+	if r.Status != Pass || r.Site != "app.example.com" || r.Field != config.SiteField(0, config.FieldForwardAuth) {
+		t.Errorf("app's forward auth: %s (site %q, field %s), want a pass for app.example.com at sites[0].forward_auth", r, r.Site, r.Field)
+	}
+	if got := o.got; got == nil || got.Host != "app.example.com" || got.URL.Path != forwardAuthCheckPath {
+		t.Errorf("the outpost got %+v, want a check for app.example.com", got)
+	}
+
+	// A site whose outpost is the demo app is told so, not checked.
+	cfg.Upstream = config.UpstreamDemo
+	for _, r := range k.Run(context.Background(), cfg) {
+		if r.Name == NameForwardAuth && (r.Status != Fail || !strings.Contains(r.Finding, "serves the demo app")) {
+			t.Errorf("outpost site serving the demo: %s", r)
+		}
 	}
 }
