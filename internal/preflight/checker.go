@@ -174,40 +174,14 @@ func (k *Checker) Run(ctx context.Context, cfg config.Config) []Result {
 }
 
 // runSites runs the checks of a config with several sites: the shared
-// ones once, the hostname, DNS and upstream ones per site, at the same
-// time.
+// ones once, each site's (CheckSite) at the same time.
 func (k *Checker) runSites(ctx context.Context, cfg config.Config, sites []config.Site) []Result {
 	perSite := make([][]Result, len(sites))
 	var ports []Result
 	var wg sync.WaitGroup
 	wg.Go(func() { ports = k.CheckPorts(ctx, cfg) })
-	// A site of the sites list has its keys there; the top-level site, if
-	// any, comes first and keeps the top-level keys.
-	listed := len(sites) - len(cfg.Sites)
-	for i, site := range sites {
-		wg.Go(func() {
-			one := cfg.ForSite(site)
-			var dns, auth Result
-			var up []Result
-			var inner sync.WaitGroup
-			inner.Go(func() { dns = k.CheckDNS(ctx, one) })
-			inner.Go(func() { up = k.CheckUpstream(ctx, one) })
-			if site.ForwardAuth != nil {
-				inner.Go(func() { auth = k.checkSiteForwardAuth(ctx, cfg, one) })
-			}
-			inner.Wait()
-			rs := append([]Result{k.CheckHostname(one), dns}, up...)
-			if site.ForwardAuth != nil {
-				rs = append(rs, auth)
-			}
-			for j := range rs {
-				rs[j].Site = site.Hostname
-				if i >= listed && rs[j].Field != "" {
-					rs[j].Field = config.SiteField(i-listed, rs[j].Field)
-				}
-			}
-			perSite[i] = rs
-		})
+	for i := range sites {
+		wg.Go(func() { perSite[i] = k.checkSite(ctx, cfg, i) })
 	}
 	wg.Wait()
 	out := append([]Result{k.CheckConfig(cfg)}, ports...)
@@ -215,6 +189,50 @@ func (k *Checker) runSites(ctx context.Context, cfg config.Config, sites []confi
 		out = append(out, rs...)
 	}
 	return out
+}
+
+// CheckSite runs the checks of one of cfg's sites, the one named hostname
+// (in any letter case): its hostname, DNS, upstream and, with forward
+// auth, its outpost, each Result naming the Site, and its Field the
+// site's key (such as sites[0].upstream). A name cfg does not serve gets
+// one failed result. The desktop app checks a site it adds so.
+func (k *Checker) CheckSite(ctx context.Context, cfg config.Config, hostname string) []Result {
+	for i, s := range cfg.AllSites() {
+		if s.Key() == config.SiteKey(hostname) {
+			return k.checkSite(ctx, cfg, i)
+		}
+	}
+	return []Result{{Name: NameHostname, Title: "Hostname", Field: config.FieldHostname, Site: hostname, Status: Fail,
+		Finding: fmt.Sprintf("%s is not one of the configured sites", hostname), Fix: "add the site first"}}
+}
+
+// checkSite runs the checks of the site at index i of cfg.AllSites().
+func (k *Checker) checkSite(ctx context.Context, cfg config.Config, i int) []Result {
+	site := cfg.AllSites()[i]
+	one := cfg.ForSite(site)
+	var dns, auth Result
+	var up []Result
+	var wg sync.WaitGroup
+	wg.Go(func() { dns = k.CheckDNS(ctx, one) })
+	wg.Go(func() { up = k.CheckUpstream(ctx, one) })
+	if site.ForwardAuth != nil {
+		wg.Go(func() { auth = k.checkSiteForwardAuth(ctx, cfg, one) })
+	}
+	wg.Wait()
+	rs := append([]Result{k.CheckHostname(one), dns}, up...)
+	if site.ForwardAuth != nil {
+		rs = append(rs, auth)
+	}
+	// A site of the sites list has its keys there; the top-level site, if
+	// any, comes first and keeps the top-level keys.
+	listed := len(cfg.AllSites()) - len(cfg.Sites)
+	for j := range rs {
+		rs[j].Site = site.Hostname
+		if i >= listed && rs[j].Field != "" {
+			rs[j].Field = config.SiteField(i-listed, rs[j].Field)
+		}
+	}
+	return rs
 }
 
 // checkSiteForwardAuth checks the forward auth of one, a site of cfg: an

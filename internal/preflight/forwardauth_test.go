@@ -164,6 +164,20 @@ func TestRunChecksForwardAuthPerSite(t *testing.T) {
 		t.Errorf("the outpost got %+v, want a check for app.example.com", got)
 	}
 
+	// CheckSite runs one site's checks alone.
+	one := k.CheckSite(context.Background(), cfg, "App.Example.com")
+	if len(one) == 0 || one[len(one)-1].Name != NameForwardAuth || one[len(one)-1].Status != Pass {
+		t.Errorf("CheckSite(app): %v, want its checks ending with a forward auth pass", one)
+	}
+	for _, r := range one {
+		if r.Site != "app.example.com" {
+			t.Errorf("CheckSite(app) reports %s for %q", r.Name, r.Site)
+		}
+	}
+	if rs := k.CheckSite(context.Background(), cfg, "nobody.example.com"); len(rs) != 1 || rs[0].Status != Fail {
+		t.Errorf("CheckSite of a name not served: %v", rs)
+	}
+
 	// A site whose outpost is the demo app is told so, not checked.
 	cfg.Upstream = config.UpstreamDemo
 	for _, r := range k.Run(context.Background(), cfg) {
