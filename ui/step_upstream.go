@@ -5,7 +5,6 @@ import (
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
-	"fyne.io/fyne/v2/dialog"
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 	"github.com/gatehouse-proxy/gatehouse/internal/config"
@@ -172,44 +171,15 @@ func (s *upstreamStep) showResults(results []preflight.Result) {
 	s.results.Refresh()
 	defer s.w.revalidate()
 	s.offer.RemoveAll()
-	for _, r := range results {
-		if c := r.Certificate; c != nil && !c.Verified && c.Trust != preflight.TrustInsecure {
-			s.offerTrust(c)
-		}
+	if c := untrustedCertificate(results); c != nil {
+		var card fyne.CanvasObject
+		card, s.pin, s.skip = trustOffer(s.w.win, c,
+			func(fingerprint string) { s.setTrust(fingerprint, "", false) },
+			func(caFile string) { s.setTrust("", caFile, false) },
+			func() { s.setTrust("", "", true) })
+		s.offer.Objects = []fyne.CanvasObject{card}
+		s.offer.Refresh()
 	}
-}
-
-// offerTrust shows a certificate the configured trust rejects, with the
-// three ways to accept it, safest first.
-func (s *upstreamStep) offerTrust(c *preflight.UpstreamCertificate) {
-	what := "The app's certificate is not trusted"
-	if c.SelfSigned {
-		what = "The app uses a self-signed certificate (authentik's default)"
-	}
-	fp := widget.NewLabelWithStyle(c.Fingerprint, fyne.TextAlignLeading, fyne.TextStyle{Monospace: true})
-	fp.Wrapping = fyne.TextWrapBreak
-	s.pin = widget.NewButtonWithIcon("Trust this certificate", theme.ConfirmIcon(), func() { s.setTrust(c.Fingerprint, "", false) })
-	s.pin.Importance = widget.HighImportance
-	caFile := widget.NewButtonWithIcon("Use a CA file…", theme.FolderOpenIcon(), s.onChooseCA)
-	s.skip = widget.NewButtonWithIcon("Skip verification", theme.WarningIcon(), func() { s.setTrust("", "", true) })
-	s.offer.Objects = []fyne.CanvasObject{
-		widget.NewCard("", what, container.NewVBox(
-			note("Subject: "+c.Subject+"\nIssuer: "+c.Issuer+"\nSHA-256 fingerprint (compare it with the one your app shows):"),
-			fp,
-			container.NewHBox(s.pin, caFile, s.skip),
-		)),
-	}
-	s.offer.Refresh()
-}
-
-func (s *upstreamStep) onChooseCA() {
-	dialog.ShowFileOpen(func(r fyne.URIReadCloser, err error) {
-		if err != nil || r == nil {
-			return
-		}
-		r.Close()
-		s.setTrust("", r.URI().Path(), false)
-	}, s.w.win)
 }
 
 // setTrust sets one way of trusting the upstream (or none) and tests again.
@@ -224,22 +194,15 @@ func (s *upstreamStep) setTrust(fingerprint, caFile string, insecure bool) {
 // showTrust says how the upstream's certificate is checked now, with a way
 // back to the system's CAs.
 func (s *upstreamStep) showTrust() {
-	c := s.w.d.Config
-	s.trust.Importance = widget.MediumImportance
-	switch {
-	case c.UpstreamInsecure:
-		s.trust.SetText("Warning: the app's certificate is NOT verified. Anyone who can intercept the connection " +
-			"between Gatehouse and the app can read and change it. Use this only on a network you control.")
-		s.trust.Importance = widget.WarningImportance
-	case c.UpstreamFingerprint != "":
-		s.trust.SetText("Trusted: exactly the certificate with fingerprint " + c.UpstreamFingerprint + ".")
-	case c.UpstreamCA != "":
-		s.trust.SetText("Trusted: certificates issued by the CAs in " + c.UpstreamCA + ".")
-	default:
-		s.trust.SetText("")
+	text, warn := describeTrust(s.w.d.Config.UpstreamTrust())
+	if text == "" {
 		s.trust.Hide()
 		s.untrust.Hide()
 		return
+	}
+	s.trust.Text, s.trust.Importance = text, widget.MediumImportance
+	if warn {
+		s.trust.Importance = widget.WarningImportance
 	}
 	s.trust.Show()
 	s.untrust.Show()
