@@ -98,6 +98,7 @@ type App struct {
 	draftPath string
 
 	wizard   *wizard
+	sites    *siteEditor // the site being added or edited, or nil
 	progress *progressScreen
 	dash     *dashboard
 	dashView fyne.CanvasObject // dash.content(), built once
@@ -164,6 +165,8 @@ func New(a fyne.App, opts Options) (*App, error) {
 		onEditSetup:     g.onEditSetup,
 		onQuit:          g.onQuit,
 		onTrustUpstream: g.onTrustUpstream,
+		onEditSite:      g.onEditSite,
+		onApply:         g.applyLive,
 	}
 	g.dash = newDashboard(a, g.win, g.actions, opts.TrayAvailable())
 	g.dash.trustStore = opts.Trust
@@ -209,6 +212,9 @@ func (g *App) Close() {
 	g.closed = true
 	if g.wizard != nil {
 		g.wizard.close()
+	}
+	if g.sites != nil {
+		g.sites.drop()
 	}
 	if g.install != nil {
 		g.install.cancel()
@@ -501,22 +507,13 @@ func (g *App) onTrustUpstream(fingerprint string) {
 	pin := func(cfg *config.Config) {
 		cfg.UpstreamFingerprint, cfg.UpstreamCA, cfg.UpstreamInsecure = fingerprint, "", false
 	}
-	if b := g.backend(); b != nil && g.dash.cfg != nil {
+	if g.backend() != nil && g.dash.cfg != nil {
 		cfg := *g.dash.cfg
 		pin(&cfg)
-		inBackground(func() error {
-			ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
-			defer cancel()
-			return b.Apply(ctx, cfg)
-		}, func(err error) {
-			if g.closed {
-				return
-			}
+		g.applyLive(cfg, func(err error) {
 			if err != nil {
 				g.dash.showProblem(err)
-				return
 			}
-			g.dash.setup(cfg)
 		})
 		return
 	}
@@ -570,20 +567,14 @@ type configResult struct {
 // dashboard when it serves it, or the refusal beside the refused fields
 // (or in plain words) with the wizard still open.
 func (g *App) onApplyEdit(d *draft) {
-	b := g.backend()
 	w := g.wizard
-	if b == nil {
-		w.showNotice(errors.New("the proxy stopped meanwhile: Cancel, then Start it again"))
+	if g.backend() == nil {
+		w.showNotice(errProxyGone)
 		return
 	}
-	cfg := d.config()
 	w.applying(true)
-	inBackground(func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
-		defer cancel()
-		return b.Apply(ctx, cfg)
-	}, func(err error) {
-		if g.closed || g.wizard != w {
+	g.applyLive(d.config(), func(err error) {
+		if g.wizard != w {
 			return
 		}
 		w.applying(false)
@@ -592,8 +583,58 @@ func (g *App) onApplyEdit(d *draft) {
 			return
 		}
 		g.closeEditor()
-		g.dash.setup(cfg)
 	})
+}
+
+// errProxyGone is why an edit cannot be applied: nothing serves any more.
+var errProxyGone = errors.New("the proxy stopped meanwhile: Cancel, then Start it again")
+
+// applyLive has the proxy the dashboard watches serve cfg live, and save
+// it; then done runs with the outcome on the Fyne goroutine (not once the
+// app is closed), the dashboard following the new setup first.
+func (g *App) applyLive(cfg config.Config, done func(error)) {
+	b := g.backend()
+	if b == nil {
+		done(errProxyGone)
+		return
+	}
+	inBackground(func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+		defer cancel()
+		return b.Apply(ctx, cfg)
+	}, func(err error) {
+		if g.closed {
+			return
+		}
+		if err == nil {
+			g.dash.setup(cfg)
+		}
+		done(err)
+	})
+}
+
+// onEditSite opens the editor of the site hostname of cfg, the setup
+// served (a new site for ""), in place of the dashboard; the proxy keeps
+// serving meanwhile.
+func (g *App) onEditSite(cfg config.Config, hostname string) {
+	if g.win.Content() != g.dashView {
+		return
+	}
+	var ed *siteEditor
+	ed = newSiteEditor(g.win, g.opts.Checker, cfg, hostname, func(next config.Config) {
+		g.applyLive(next, func(err error) {
+			if g.sites == ed {
+				ed.applied(err)
+			}
+		})
+	}, func() {
+		if g.sites == ed {
+			g.sites = nil
+			g.win.SetContent(g.dashView)
+		}
+	})
+	g.sites = ed
+	g.win.SetContent(ed.content())
 }
 
 // onCancelEdit leaves the edited setup unapplied.

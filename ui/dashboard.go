@@ -32,6 +32,13 @@ type dashboardActions struct {
 	// onTrustUpstream pins the upstream's new certificate in the saved
 	// setup and starts the proxy again with it; nil offers no review.
 	onTrustUpstream func(fingerprint string)
+	// onEditSite opens the editor of the site hostname of cfg, the setup
+	// served, or of a new site for "".
+	onEditSite func(cfg config.Config, hostname string)
+	// onApply serves cfg live (a site added, changed or removed) and
+	// calls done with the outcome on the Fyne goroutine; nil offers no
+	// site editing.
+	onApply func(cfg config.Config, done func(error))
 }
 
 // keptEvents is how many events the dashboard keeps across restarts.
@@ -77,6 +84,14 @@ type dashboard struct {
 
 	connections, websockets, rate, errorRate *statCard
 	upstream, certificate                    *statCard
+
+	sitesTab   *container.TabItem
+	sitesGrid  *fyne.Container
+	sitesNote  *widget.Label
+	siteCards  map[string]*siteCard // by hostname
+	addSite    *widget.Button
+	siteFilter *widget.Select // which site's connections the table lists
+	connSite   string         // the site chosen there; "" for every site
 
 	chart     *lineChart
 	connTable *widget.Table
@@ -124,9 +139,13 @@ func newDashboard(a fyne.App, w fyne.Window, actions dashboardActions, withTray 
 	d.chart = newLineChart(chartSpan)
 	d.connTable = d.newConnectionTable()
 	d.eventList = d.newEventList()
-	d.connTab = container.NewTabItemWithIcon("Connections", theme.ComputerIcon(), d.connTable)
+	d.siteFilter = d.newSiteFilter()
+	d.connTab = container.NewTabItemWithIcon("Connections", theme.ComputerIcon(),
+		container.NewBorder(container.NewHBox(d.siteFilter), nil, nil, nil, d.connTable))
+	d.sitesTab = container.NewTabItemWithIcon("Sites", theme.GridIcon(), d.newSitesTab())
 	d.activity = container.NewAppTabs(
 		d.connTab,
+		d.sitesTab,
 		container.NewTabItemWithIcon("Recent events", theme.ListIcon(), d.eventList),
 	)
 
@@ -180,6 +199,7 @@ func (d *dashboard) setup(cfg config.Config) {
 	if cfg.TLS == config.TLSSelfSigned {
 		d.caFile = filepath.Join(cfg.WithDefaults().StateDir, certs.LocalCACertFile)
 	}
+	d.renderSites(d.last.Sites, d.now()) // how each signs visitors in, what can be done
 }
 
 // lost shows why the watched proxy cannot be followed any more (the
@@ -290,10 +310,12 @@ func (d *dashboard) render(st proxyengine.Status) {
 	now := d.now()
 	d.renderHeader(st)
 	d.renderCounters(st)
+	d.renderSiteTitles(st.Sites)
 	d.renderUpstream(st, now)
 	d.renderCertificate(st.Certificate, now)
 	d.renderChart(st.History)
-	d.renderConnections(st.Connections)
+	d.renderConnections(st)
+	d.renderSites(st.Sites, now)
 	d.renderEvents(st.Events)
 }
 

@@ -102,15 +102,25 @@ func connCell(c proxyengine.ConnectionInfo, col int, now time.Time) string {
 }
 
 // renderConnections lists the open connections, oldest first so rows keep
-// their place from one second to the next.
-func (d *dashboard) renderConnections(conns []proxyengine.ConnectionInfo) {
+// their place from one second to the next. The tab's title counts them
+// all, of the site chosen, however many the snapshot lists.
+func (d *dashboard) renderConnections(st proxyengine.Status) {
+	conns, open := st.Connections, st.ActiveConnections
+	if d.connSite != "" {
+		open = len(conns)
+		for _, s := range st.Sites {
+			if s.Hostname == d.connSite {
+				open = max(open, s.ActiveConnections)
+			}
+		}
+	}
 	d.connRows = slices.SortedFunc(slices.Values(conns), func(a, b proxyengine.ConnectionInfo) int {
 		if c := a.OpenedAt.Compare(b.OpenedAt); c != 0 {
 			return c
 		}
 		return cmp.Compare(a.ID, b.ID)
 	})
-	if title := "Connections (" + strconv.Itoa(len(conns)) + ")"; title != d.connTab.Text {
+	if title := "Connections (" + strconv.Itoa(max(open, len(conns))) + ")"; title != d.connTab.Text {
 		d.connTab.Text = title
 		d.activity.Refresh()
 	}

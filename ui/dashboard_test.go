@@ -564,6 +564,7 @@ func TestDashboardMarkup(t *testing.T) {
 				Latency: 2 * time.Millisecond, CheckedAt: now.Add(-4 * time.Second), ChangedAt: now.Add(-2 * time.Hour)},
 			Certificate: certs.Status{Source: config.TLSACME, Issuer: "R11", NotAfter: now.Add(60*24*time.Hour + time.Hour), NextRenewal: now.Add(30*24*time.Hour + time.Hour)},
 			History:     history,
+			Sites:       []proxyengine.SiteStatus{{Hostname: "sso.example.com", PublicURL: "https://sso.example.com/", ActiveConnections: 2, ActiveWebSockets: 1, RequestsTotal: 812}},
 		})
 	})
 	onUI(func() { w.Resize(fyne.NewSize(100, 100)) }) // lay out again at the real size, as saveScreenshot explains

@@ -157,12 +157,18 @@ func (s *reviewStep) showErrors(errs config.ValidationErrors) bool {
 // stepOfField names the wizard step that asks for a config key, as the
 // step indicator shows it.
 func stepOfField(field config.Field) string {
-	return [...]string{"1. Hostname", "2. Upstream", "3. Certificate"}[stepIndexOfField(field)]
+	if _, _, inSite := field.InSite(); inSite {
+		return "Another site (the dashboard's Sites tab)"
+	}
+	return [...]string{"1. Hostname", "2. Upstream", "3. Certificate", "4. Review"}[stepIndexOfField(field)]
 }
 
 // stepIndexOfField is the index of the wizard step that asks for a
-// config key.
+// config key: the review for another site's, which lists it.
 func stepIndexOfField(field config.Field) int {
+	if _, _, inSite := field.InSite(); inSite {
+		return 3
+	}
 	switch field {
 	case config.FieldHostname:
 		return 0

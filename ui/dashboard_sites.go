@@ -1,0 +1,249 @@
+package ui
+
+import (
+	"net/url"
+	"slices"
+	"strconv"
+	"time"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/dialog"
+	"fyne.io/fyne/v2/theme"
+	"fyne.io/fyne/v2/widget"
+
+	"github.com/gatehouse-proxy/gatehouse/internal/config"
+	"github.com/gatehouse-proxy/gatehouse/proxyengine"
+)
+
+// allSites is the connection filter's choice of every site's connections.
+const allSites = "All sites"
+
+// siteCard is one site on the dashboard's Sites tab: its name and address,
+// its app's health, whether visitors sign in with authentik first, its
+// traffic and certificate, and what can be done with it.
+type siteCard struct {
+	link    *widget.Hyperlink
+	health  *widget.Label
+	signIn  *widget.Label
+	traffic *widget.Label
+	cert    *widget.Label
+	buttons *fyne.Container
+	root    fyne.CanvasObject
+}
+
+func newSiteCard() *siteCard {
+	c := &siteCard{link: widget.NewHyperlink("", nil)}
+	c.link.TextStyle.Bold = true
+	c.link.Truncation = fyne.TextTruncateEllipsis
+	small := func() *widget.Label {
+		return &widget.Label{SizeName: theme.SizeNameCaptionText, Truncation: fyne.TextTruncateEllipsis}
+	}
+	c.health, c.signIn, c.traffic, c.cert = small(), small(), small(), small()
+	c.buttons = container.NewHBox()
+	c.root = widget.NewCard("", "", container.New(&tightRows{}, c.link, c.health, c.signIn, c.traffic, c.cert, c.buttons))
+	return c
+}
+
+// newSitesTab builds the Sites tab: a card per site, and Add site.
+func (d *dashboard) newSitesTab() fyne.CanvasObject {
+	d.siteCards = map[string]*siteCard{}
+	d.sitesGrid = container.NewGridWithColumns(2)
+	d.sitesNote = note("")
+	d.addSite = widget.NewButtonWithIcon("Add site…", theme.ContentAddIcon(), d.tapAddSite)
+	d.addSite.Importance = widget.HighImportance
+	return container.NewBorder(container.NewBorder(nil, nil, nil, d.addSite, d.sitesNote), nil, nil, nil,
+		container.NewVScroll(d.sitesGrid))
+}
+
+// newSiteFilter builds the connection table's choice of site.
+func (d *dashboard) newSiteFilter() *widget.Select {
+	s := widget.NewSelect([]string{allSites}, func(choice string) {
+		site := choice
+		if choice == allSites {
+			site = ""
+		}
+		if site == d.connSite {
+			return
+		}
+		d.connSite = site
+		if d.watch != nil {
+			d.watch.showSite(site) // its snapshot follows at once
+		}
+	})
+	s.SetSelected(allSites)
+	s.Hide()
+	return s
+}
+
+// showSiteConnections lists the connections of site on the Connections tab.
+func (d *dashboard) showSiteConnections(site string) {
+	d.siteFilter.SetSelected(site)
+	d.activity.Select(d.connTab)
+}
+
+// renderSites shows a card per site and offers the connection filter when
+// there is more than one.
+func (d *dashboard) renderSites(sites []proxyengine.SiteStatus, now time.Time) {
+	names := make([]string, 0, len(sites)+1)
+	names = append(names, allSites)
+	objs := make([]fyne.CanvasObject, 0, len(sites))
+	for i, s := range sites {
+		names = append(names, s.Hostname)
+		card := d.siteCards[s.Hostname]
+		if card == nil {
+			card = newSiteCard()
+			d.siteCards[s.Hostname] = card
+		}
+		d.renderSiteCard(card, s, i == 0, now)
+		objs = append(objs, card.root)
+	}
+	for name := range d.siteCards {
+		if !slices.Contains(names, name) {
+			delete(d.siteCards, name)
+		}
+	}
+	if !slices.Equal(objs, d.sitesGrid.Objects) {
+		d.sitesGrid.Objects = objs
+		d.sitesGrid.Refresh()
+	}
+	if !slices.Equal(names, d.siteFilter.Options) {
+		d.siteFilter.Options = names
+		if d.connSite != "" && !slices.Contains(names, d.connSite) {
+			d.siteFilter.SetSelected(allSites) // the site went away
+		}
+		d.siteFilter.Refresh()
+	}
+	d.siteFilter.Hidden = len(sites) < 2 && d.connSite == ""
+	d.siteFilter.Refresh()
+
+	text := "Each site is a public name Gatehouse serves, with the app behind it."
+	switch {
+	case d.cfg == nil:
+		text = "Sites can be added while Gatehouse runs."
+	case len(sites) == 1:
+		text += " Add site puts another app behind Gatehouse, with authentik's sign-in in front of it if you like."
+	}
+	d.sitesNote.SetText(text)
+	setEnabled(d.addSite, d.cfg != nil && d.actions.onApply != nil)
+	if title := "Sites (" + strconv.Itoa(len(sites)) + ")"; title != d.sitesTab.Text {
+		d.sitesTab.Text = title
+		d.activity.Refresh()
+	}
+}
+
+// renderSiteTitles names the first site on the upstream and certificate
+// cards, which are its own, once there are others.
+func (d *dashboard) renderSiteTitles(sites []proxyengine.SiteStatus) {
+	upstream, cert := "Upstream", "Certificate"
+	if len(sites) > 1 {
+		upstream, cert = "Upstream of "+sites[0].Hostname, "Certificate of "+sites[0].Hostname
+	}
+	d.upstream.title.SetText(upstream)
+	d.certificate.title.SetText(cert)
+}
+
+// renderSiteCard shows one site's snapshot; first is the wizard's site,
+// which Edit setup changes.
+func (d *dashboard) renderSiteCard(c *siteCard, s proxyengine.SiteStatus, first bool, now time.Time) {
+	c.link.SetText(s.Hostname)
+	if u, err := url.Parse(s.PublicURL); err == nil && s.PublicURL != "" {
+		c.link.SetURL(u)
+	}
+	h := s.Upstream
+	switch {
+	case !h.Checked:
+		c.health.Text, c.health.Importance = "App "+h.URL+": not checked yet", widget.MediumImportance
+	case h.Healthy:
+		c.health.Text, c.health.Importance = "App "+h.URL+": healthy, answered in "+formatLatency(h.Latency), widget.SuccessImportance
+	default:
+		c.health.Text, c.health.Importance = "App "+h.URL+": down since "+formatClock(h.ChangedAt, now), widget.DangerImportance
+	}
+	c.health.Refresh()
+	c.signIn.SetText(d.signInOf(s.Hostname))
+	c.traffic.SetText(plural(s.ActiveConnections, "connection") + " · " + plural(s.ActiveWebSockets, "WebSocket") +
+		" · " + pluralUint(s.RequestsTotal, "request") + " since start")
+	cert := s.Certificate
+	switch {
+	case cert.NotAfter.IsZero() && cert.LastError != "":
+		c.cert.Text, c.cert.Importance = "No certificate yet: "+inAppWords(cert.LastError), widget.DangerImportance
+	case cert.NotAfter.IsZero():
+		c.cert.Text, c.cert.Importance = "No certificate yet", widget.MediumImportance
+	default:
+		days := daysUntil(cert.NotAfter, now)
+		c.cert.Text, c.cert.Importance = "Certificate expires in "+plural(days, "day"), widget.MediumImportance
+		if days < certWarnDays {
+			c.cert.Importance = widget.WarningImportance
+		}
+	}
+	c.cert.Refresh()
+
+	host := s.Hostname
+	buttons := []fyne.CanvasObject{widget.NewButtonWithIcon("Connections", theme.ComputerIcon(), func() { d.showSiteConnections(host) })}
+	switch {
+	case first:
+		buttons = append(buttons, widget.NewButtonWithIcon("Edit setup", theme.SettingsIcon(), d.actions.onEditSetup))
+	case d.cfg != nil && d.actions.onApply != nil:
+		buttons = append(buttons,
+			widget.NewButtonWithIcon("Edit…", theme.DocumentCreateIcon(), func() { d.openSiteEditor(host) }),
+			widget.NewButtonWithIcon("Remove…", theme.DeleteIcon(), func() { d.confirmRemoveSite(host) }))
+	}
+	if len(c.buttons.Objects) != len(buttons) {
+		c.buttons.Objects = buttons
+		c.buttons.Refresh()
+	}
+}
+
+// signInOf says how visitors of the site hostname sign in.
+func (d *dashboard) signInOf(hostname string) string {
+	if d.cfg == nil {
+		return ""
+	}
+	for _, s := range d.cfg.AllSites() {
+		if s.Key() != config.SiteKey(hostname) {
+			continue
+		}
+		switch fa := s.ForwardAuth; {
+		case fa == nil:
+			return "Sign-in: the app's own (every visitor reaches it)"
+		case fa.Site != "":
+			return "Sign-in: authentik at " + fa.Site + " first"
+		default:
+			return "Sign-in: authentik's outpost at " + fa.URL + " first"
+		}
+	}
+	return ""
+}
+
+// tapAddSite opens the editor of a new site.
+func (d *dashboard) tapAddSite() { d.openSiteEditor("") }
+
+// openSiteEditor opens the editor of the listed site hostname, or of a
+// new one for "", in place of the dashboard.
+func (d *dashboard) openSiteEditor(hostname string) {
+	if d.cfg == nil || d.actions.onApply == nil {
+		return
+	}
+	d.actions.onEditSite(*d.cfg, hostname)
+}
+
+// confirmRemoveSite asks before the site hostname stops being served.
+func (d *dashboard) confirmRemoveSite(hostname string) {
+	if d.cfg == nil {
+		return
+	}
+	cfg := *d.cfg
+	cfg.Sites = slices.DeleteFunc(slices.Clone(cfg.Sites), func(s config.Site) bool { return s.Key() == config.SiteKey(hostname) })
+	dialog.ShowConfirm("Remove "+hostname+"?",
+		"Gatehouse stops serving "+hostname+" at once: its visitors are disconnected and new ones get an error. "+
+			"The app itself is not changed, and you can add the site again later.",
+		func(ok bool) {
+			if ok {
+				d.actions.onApply(cfg, func(err error) {
+					if err != nil {
+						d.showProblem(err)
+					}
+				})
+			}
+		}, d.win)
+}
