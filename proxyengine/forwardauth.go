@@ -31,8 +31,10 @@ import (
 //     sends neither and drops a visitor's.
 //   - a 2xx answer lets the request through with the outpost's
 //     X-Authentik-* headers (authentikHeaders, the list the integrations
-//     copy); any other answer, the redirect to sign in with its cookies,
-//     goes back to the visitor as it is.
+//     copy) and its Authorization, if it sends one (a provider that
+//     passes HTTP Basic credentials to the app); its Set-Cookie goes to
+//     the visitor with the app's answer. Any other answer, the redirect
+//     to sign in with its cookies, goes back to the visitor as it is.
 //   - /outpost.goauthentik.io/* on the site's name (start, callback,
 //     sign_out) goes to the outpost, never to the app.
 //
@@ -215,6 +217,18 @@ func (f *forwardAuth) check(w http.ResponseWriter, r *http.Request) (http.Header
 				id[k] = []string{v}
 			}
 		}
+		// A provider set to send HTTP Basic credentials puts them in its
+		// answer's Authorization, for the app in place of the visitor's
+		// own (authentik's nginx and Traefik setups copy it so).
+		if v := resp.Header.Get("Authorization"); v != "" {
+			id["Authorization"] = []string{v}
+		}
+		// The outpost may renew its session cookie on a pass: the visitor
+		// gets it with the app's answer, as authentik's nginx setup adds
+		// it. A pass taken from the cache has none to give again.
+		for _, c := range resp.Header["Set-Cookie"] {
+			w.Header().Add("Set-Cookie", c)
+		}
 		// Only a signed-in session's pass is kept: a pass without a user
 		// is authentik letting an unauthenticated path through, which
 		// says nothing about the visitor's other requests.
@@ -327,7 +341,8 @@ func (f *forwardAuth) serveError(w http.ResponseWriter, r *http.Request, err err
 type authIdentityKey struct{}
 
 // applyIdentity gives the upstream request out the identity headers of
-// the pass that let in through, and no other X-Authentik-* header. It
+// the pass that let in through (the outpost's Authorization, if it sent
+// one, in place of the visitor's), and no other X-Authentik-* header. It
 // runs in rewrite, after hop-by-hop headers are gone, so a visitor's
 // Connection header cannot remove them. Requests of unprotected sites
 // carry no identity and are left as they are.

@@ -25,6 +25,7 @@ const (
 	slowSession  = "authentik_proxy_5f3a=slow"   // the check never answers in time
 	hugeSession  = "authentik_proxy_5f3a=huge"   // a refusal with a 1 MiB body
 	badProvider  = "authentik_proxy_5f3a=nomode" // 404: the provider is not in forward auth mode
+	basicSession = "authentik_proxy_5f3a=basic"  // a pass with HTTP Basic credentials and a renewed cookie
 )
 
 // fakeOutpost stands in for an authentik outpost as its documentation and
@@ -73,6 +74,12 @@ func (o *fakeOutpost) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	cookie := r.Header.Get("Cookie")
 	switch {
+	case strings.Contains(cookie, basicSession) && !o.revoked.Load():
+		// A provider that sends HTTP Basic credentials, renewing its cookie.
+		w.Header().Set("X-Authentik-Username", "bob")
+		w.Header().Set("Authorization", "Basic Ym9iOnNlY3JldA==")
+		http.SetCookie(w, &http.Cookie{Name: "authentik_proxy_5f3a", Value: "renewed"})
+		return
 	case strings.Contains(cookie, validSession) && !o.revoked.Load():
 		for _, k := range authentikHeaders {
 			w.Header().Set(k, "value of "+k)
@@ -287,6 +294,37 @@ func TestForwardAuthLetsSignedInVisitorsThrough(t *testing.T) {
 				t.Errorf("the app got Cookie %q", v)
 			}
 		})
+	}
+}
+
+// TestForwardAuthPassesTheOutpostsCredentialsAndCookie: a pass's
+// Authorization replaces the visitor's for the app, and its Set-Cookie
+// reaches the visitor with the app's answer, but only from a fresh check:
+// a cached pass renews nothing. Without one the visitor's own
+// Authorization reaches the app.
+func TestForwardAuthPassesTheOutpostsCredentialsAndCookie(t *testing.T) {
+	e, app, _ := startProtected(t, false)
+	c := httpClient(t, e, false)
+	resp, body := do(t, c, http.MethodGet, "/a", basicSession, http.Header{"Authorization": {"Bearer visitor"}}, "")
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(body, "app GET /a") {
+		t.Fatalf("got %d %q", resp.StatusCode, body)
+	}
+	if got := app.requests()[0].Header.Values("Authorization"); len(got) != 1 || got[0] != "Basic Ym9iOnNlY3JldA==" {
+		t.Errorf("the app got Authorization %q, want the outpost's", got)
+	}
+	if got := resp.Header.Values("Set-Cookie"); len(got) != 1 || !strings.HasPrefix(got[0], "authentik_proxy_5f3a=renewed") {
+		t.Errorf("the visitor got Set-Cookie %q, want the outpost's renewal", got)
+	}
+	resp, _ = do(t, c, http.MethodGet, "/b", basicSession, http.Header{"Authorization": {"Bearer visitor"}}, "")
+	if got := resp.Header.Values("Set-Cookie"); len(got) != 0 {
+		t.Errorf("a cached pass gave Set-Cookie %q", got)
+	}
+	if got := app.requests()[1].Header.Get("Authorization"); got != "Basic Ym9iOnNlY3JldA==" {
+		t.Errorf("with a cached pass the app got Authorization %q", got)
+	}
+	do(t, c, http.MethodGet, "/c", validSession, http.Header{"Authorization": {"Bearer visitor"}}, "")
+	if got := app.requests()[2].Header.Get("Authorization"); got != "Bearer visitor" {
+		t.Errorf("without the outpost's credentials the app got Authorization %q, want the visitor's", got)
 	}
 }
 
