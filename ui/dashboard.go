@@ -326,8 +326,8 @@ func (d *dashboard) renderHeader(st proxyengine.Status) {
 		d.state.SetText("Starting…")
 		d.state.Importance = widget.WarningImportance
 		d.stateIcon.SetResource(theme.MediaPlayIcon())
-	case running && st.Upstream.Checked && !st.Upstream.Healthy:
-		d.state.SetText("Running, app unreachable")
+	case running && len(unreachableSites(st)) > 0:
+		d.state.SetText("Running, " + unreachableText(st))
 		d.state.Importance = widget.WarningImportance
 		d.stateIcon.SetResource(theme.NewWarningThemedResource(theme.WarningIcon()))
 	case running:

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/canvas"
 	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/dialog"
 	"fyne.io/fyne/v2/theme"
@@ -19,30 +20,38 @@ import (
 // allSites is the connection filter's choice of every site's connections.
 const allSites = "All sites"
 
-// siteCard is one site on the dashboard's Sites tab: its name and address,
-// its app's health, whether visitors sign in with authentik first, its
-// traffic and certificate, and what can be done with it.
+// siteCard is one site on the dashboard's Sites tab: its name and address
+// with what can be done with it, its app's health, whether visitors sign
+// in with authentik first, and its traffic and certificate.
 type siteCard struct {
+	widget.BaseWidget
 	link    *widget.Hyperlink
+	buttons *fyne.Container
 	health  *widget.Label
 	signIn  *widget.Label
-	traffic *widget.Label
-	cert    *widget.Label
-	buttons *fyne.Container
-	root    fyne.CanvasObject
+	traffic *widget.Label // and the certificate
 }
 
 func newSiteCard() *siteCard {
-	c := &siteCard{link: widget.NewHyperlink("", nil)}
+	c := &siteCard{link: widget.NewHyperlink("", nil), buttons: container.NewHBox()}
 	c.link.TextStyle.Bold = true
 	c.link.Truncation = fyne.TextTruncateEllipsis
 	small := func() *widget.Label {
 		return &widget.Label{SizeName: theme.SizeNameCaptionText, Truncation: fyne.TextTruncateEllipsis}
 	}
-	c.health, c.signIn, c.traffic, c.cert = small(), small(), small(), small()
-	c.buttons = container.NewHBox()
-	c.root = widget.NewCard("", "", container.New(&tightRows{}, c.link, c.health, c.signIn, c.traffic, c.cert, c.buttons))
+	c.health, c.signIn, c.traffic = small(), small(), small()
+	c.ExtendBaseWidget(c)
 	return c
+}
+
+// CreateRenderer draws the card as the statCards are drawn, its rows
+// tight: the tab shares the window with the chart.
+func (c *siteCard) CreateRenderer() fyne.WidgetRenderer {
+	th := c.Theme()
+	bg := canvas.NewRectangle(th.Color(theme.ColorNameInputBackground, fyne.CurrentApp().Settings().ThemeVariant()))
+	bg.CornerRadius = th.Size(theme.SizeNameInputRadius)
+	rows := container.New(&tightRows{}, container.NewBorder(nil, nil, nil, c.buttons, c.link), c.health, c.signIn, c.traffic)
+	return widget.NewSimpleRenderer(container.NewStack(bg, container.NewPadded(rows)))
 }
 
 // newSitesTab builds the Sites tab: a card per site, and Add site.
@@ -96,7 +105,7 @@ func (d *dashboard) renderSites(sites []proxyengine.SiteStatus, now time.Time) {
 			d.siteCards[s.Hostname] = card
 		}
 		d.renderSiteCard(card, s, i == 0, now)
-		objs = append(objs, card.root)
+		objs = append(objs, card)
 	}
 	for name := range d.siteCards {
 		if !slices.Contains(names, name) {
@@ -132,6 +141,36 @@ func (d *dashboard) renderSites(sites []proxyengine.SiteStatus, now time.Time) {
 	}
 }
 
+// unreachableSites are the hostnames of the sites whose app failed its
+// last health check (the first site's from st.Upstream when the snapshot
+// lists no sites).
+func unreachableSites(st proxyengine.Status) []string {
+	sites := st.Sites
+	if len(sites) == 0 {
+		sites = []proxyengine.SiteStatus{{Hostname: st.Hostname, Upstream: st.Upstream}}
+	}
+	var down []string
+	for _, s := range sites {
+		if s.Upstream.Checked && !s.Upstream.Healthy {
+			down = append(down, s.Hostname)
+		}
+	}
+	return down
+}
+
+// unreachableText says which apps are unreachable, for the header: "app
+// unreachable" with one site, else which.
+func unreachableText(st proxyengine.Status) string {
+	down := unreachableSites(st)
+	switch {
+	case len(st.Sites) <= 1:
+		return "app unreachable"
+	case len(down) == 1:
+		return "app of " + down[0] + " unreachable"
+	}
+	return strconv.Itoa(len(down)) + " apps unreachable"
+}
+
 // renderSiteTitles names the first site on the upstream and certificate
 // cards, which are its own, once there are others.
 func (d *dashboard) renderSiteTitles(sites []proxyengine.SiteStatus) {
@@ -161,32 +200,37 @@ func (d *dashboard) renderSiteCard(c *siteCard, s proxyengine.SiteStatus, first 
 	}
 	c.health.Refresh()
 	c.signIn.SetText(d.signInOf(s.Hostname))
-	c.traffic.SetText(plural(s.ActiveConnections, "connection") + " · " + plural(s.ActiveWebSockets, "WebSocket") +
-		" · " + pluralUint(s.RequestsTotal, "request") + " since start")
+	traffic := plural(s.ActiveConnections, "connection") + " · " + plural(s.ActiveWebSockets, "WebSocket") +
+		" · " + pluralUint(s.RequestsTotal, "request") + " since start · "
 	cert := s.Certificate
 	switch {
 	case cert.NotAfter.IsZero() && cert.LastError != "":
-		c.cert.Text, c.cert.Importance = "No certificate yet: "+inAppWords(cert.LastError), widget.DangerImportance
+		c.traffic.Text, c.traffic.Importance = traffic+"no certificate yet: "+inAppWords(cert.LastError), widget.DangerImportance
 	case cert.NotAfter.IsZero():
-		c.cert.Text, c.cert.Importance = "No certificate yet", widget.MediumImportance
+		c.traffic.Text, c.traffic.Importance = traffic+"no certificate yet", widget.MediumImportance
 	default:
 		days := daysUntil(cert.NotAfter, now)
-		c.cert.Text, c.cert.Importance = "Certificate expires in "+plural(days, "day"), widget.MediumImportance
+		c.traffic.Text, c.traffic.Importance = traffic+"certificate expires in "+plural(days, "day"), widget.MediumImportance
 		if days < certWarnDays {
-			c.cert.Importance = widget.WarningImportance
+			c.traffic.Importance = widget.WarningImportance
 		}
 	}
-	c.cert.Refresh()
+	c.traffic.Refresh()
 
 	host := s.Hostname
-	buttons := []fyne.CanvasObject{widget.NewButtonWithIcon("Connections", theme.ComputerIcon(), func() { d.showSiteConnections(host) })}
+	button := func(text string, icon fyne.Resource, tapped func()) fyne.CanvasObject {
+		b := widget.NewButtonWithIcon(text, icon, tapped)
+		b.Importance = widget.LowImportance
+		return b
+	}
+	buttons := []fyne.CanvasObject{button("Connections", theme.ComputerIcon(), func() { d.showSiteConnections(host) })}
 	switch {
 	case first:
-		buttons = append(buttons, widget.NewButtonWithIcon("Edit setup", theme.SettingsIcon(), d.actions.onEditSetup))
+		buttons = append(buttons, button("Edit setup", theme.SettingsIcon(), d.actions.onEditSetup))
 	case d.cfg != nil && d.actions.onApply != nil:
 		buttons = append(buttons,
-			widget.NewButtonWithIcon("Edit…", theme.DocumentCreateIcon(), func() { d.openSiteEditor(host) }),
-			widget.NewButtonWithIcon("Remove…", theme.DeleteIcon(), func() { d.confirmRemoveSite(host) }))
+			button("Edit…", theme.DocumentCreateIcon(), func() { d.openSiteEditor(host) }),
+			button("Remove…", theme.DeleteIcon(), func() { d.confirmRemoveSite(host) }))
 	}
 	if len(c.buttons.Objects) != len(buttons) {
 		c.buttons.Objects = buttons

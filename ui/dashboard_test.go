@@ -586,3 +586,37 @@ func TestDashboardLinkOpensThePublicURL(t *testing.T) {
 		t.Errorf("opened %q, want the public URL once", a.opened)
 	}
 }
+
+// With several sites the header names the site whose app is unreachable,
+// and the upstream and certificate cards say they are the first site's.
+func TestDashboardHeaderNamesTheSiteDown(t *testing.T) {
+	a := test.NewTempApp(t)
+	d, _, _ := newTestDashboard(t, a)
+	d.running = true
+	up := upstream.Health{Checked: true, Healthy: true}
+	down := upstream.Health{Checked: true, Healthy: false}
+	st := proxyengine.Status{State: proxyengine.StateRunning, Hostname: "sso.example.com", Upstream: up,
+		Sites: []proxyengine.SiteStatus{{Hostname: "sso.example.com", Upstream: up}, {Hostname: "wiki.example.com", Upstream: down}}}
+	for _, tc := range []struct {
+		sso, wiki upstream.Health
+		want      string
+	}{
+		{up, up, "Running"},
+		{up, down, "Running, app of wiki.example.com unreachable"},
+		{down, down, "Running, 2 apps unreachable"},
+	} {
+		st.Upstream, st.Sites[0].Upstream, st.Sites[1].Upstream = tc.sso, tc.sso, tc.wiki
+		onUI(func() { d.render(st) })
+		if d.state.Text != tc.want {
+			t.Errorf("header %q, want %q", d.state.Text, tc.want)
+		}
+	}
+	if d.upstream.title.Text != "Upstream of sso.example.com" || d.certificate.title.Text != "Certificate of sso.example.com" {
+		t.Errorf("card titles %q, %q", d.upstream.title.Text, d.certificate.title.Text)
+	}
+	st.Sites = st.Sites[:1]
+	onUI(func() { d.render(st) })
+	if d.state.Text != "Running, app unreachable" || d.upstream.title.Text != "Upstream" {
+		t.Errorf("one site: header %q, card %q", d.state.Text, d.upstream.title.Text)
+	}
+}

@@ -59,6 +59,7 @@ type siteEditor struct {
 	notice     *widget.Label
 	hostErr    *fieldError
 	fieldErrs  []*fieldError // every field's, hostErr among them
+	scroll     *container.Scroll
 	root       fyne.CanvasObject
 
 	// checked holds the site's check results while they are of the site
@@ -159,7 +160,8 @@ func (e *siteEditor) build() {
 	)
 	footer := container.NewVBox(widget.NewSeparator(), e.notice, e.checking,
 		container.NewBorder(nil, nil, e.cancel, container.NewHBox(e.check, e.apply)))
-	e.root = container.NewBorder(nil, footer, nil, nil, container.NewVScroll(container.NewPadded(form)))
+	e.scroll = container.NewVScroll(container.NewPadded(form))
+	e.root = container.NewBorder(nil, footer, nil, nil, e.scroll)
 	e.showTrust()
 	e.showSignIn()
 	e.revalidate()
@@ -432,6 +434,7 @@ func (e *siteEditor) onCheck() {
 		e.results.Refresh()
 		e.offerTrust(results)
 		e.revalidate()
+		scrollToEnd(e.scroll) // the results are at the end of the form
 		if b := e.blockers(); len(b) > 0 {
 			e.showNotice("Correct what the checks marked in red, then Check site again.")
 		}

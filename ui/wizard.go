@@ -261,10 +261,14 @@ func (w *wizard) onNext() {
 // scrollToBottom shows the end of the current step, such as a section
 // just opened there. The scroll's content is laid out at its new size
 // first, so the offset reaches what was added.
-func (w *wizard) scrollToBottom() {
-	c := w.scroll.Content
-	c.Resize(c.MinSize().Max(w.scroll.Size()))
-	w.scroll.ScrollToBottom()
+func (w *wizard) scrollToBottom() { scrollToEnd(w.scroll) }
+
+// scrollToEnd shows the end of what s scrolls, laid out at its new size
+// first so that the offset reaches what was just added.
+func scrollToEnd(s *container.Scroll) {
+	c := s.Content
+	c.Resize(c.MinSize().Max(s.Size()))
+	s.ScrollToBottom()
 }
 
 // labelled puts a bold caption above a field and its error.
