@@ -29,3 +29,8 @@ func (p *copyBuffers) Put(b []byte) {
 		p.pool.Put((*[copyBufferSize]byte)(b[:copyBufferSize]))
 	}
 }
+
+// wsSmallBuffers lend out the buffers a WebSocket direction reads into
+// between bursts. A parked direction (see wsParkAfter) holds none, so idle
+// WebSockets share the few that are in use.
+var wsSmallBuffers = sync.Pool{New: func() any { return new([wsSmallBuffer]byte) }}

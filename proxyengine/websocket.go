@@ -7,6 +7,7 @@ import (
 	"crypto/sha1"
 	"crypto/tls"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -14,10 +15,12 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"os"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gatehouse-proxy/gatehouse/internal/upstream"
@@ -38,6 +41,11 @@ const (
 	// idle WebSocket (docs/BENCHMARKS.md), and a TLS record larger than
 	// the buffer is read in two calls rather than one.
 	wsSmallBuffer = 512
+	// wsParkAfter is how long a direction may carry nothing before its
+	// pump parks (see pump): long enough that a busy session never parks
+	// between messages, short enough that a crowd of idle ones soon holds
+	// little.
+	wsParkAfter = time.Second
 )
 
 var wsHandshakeReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4<<10) }}
@@ -198,6 +206,8 @@ func (x *wsProxy) splice(w http.ResponseWriter, r *http.Request, up net.Conn, re
 		tc.protocol.Store(protoWebSocket)
 		s.connID = tc.id
 	}
+	s.up = wsDirection{src: client, dst: up, scanner: &s.toUpstream, bytes: &s.bytesUp, from: sideClient, raw: rawConnOf(client)}
+	s.down = wsDirection{src: up, dst: client, scanner: &s.toClient, bytes: &s.bytesDown, from: sideUpstream, raw: rawConnOf(up)}
 	s.toUpstream.scan(clientPending)
 	s.toClient.scan(upPending)
 	s.bytesUp.Add(int64(len(clientPending)))
@@ -211,8 +221,8 @@ func (x *wsProxy) splice(w http.ResponseWriter, r *http.Request, up net.Conn, re
 		s.site.websockets.Add(1)
 	}
 	x.logger.Debug("websocket opened", "path", s.path, "client", r.RemoteAddr)
-	go s.pump(client, up, &s.toUpstream, &s.bytesUp, sideClient)
-	go s.pump(up, client, &s.toClient, &s.bytesDown, sideUpstream)
+	go s.pump(&s.up, false)
+	go s.pump(&s.down, false)
 	return true
 }
 
@@ -342,6 +352,9 @@ func drainBuffered(br *bufio.Reader) ([]byte, error) {
 // wsSessions are the open WebSocket sessions of an engine.
 type wsSessions struct {
 	tracker *tracker
+	// parkAfter is how long a direction idles before its pump parks;
+	// tests shorten it before serving starts.
+	parkAfter time.Duration
 
 	mu      sync.Mutex
 	set     map[*wsSession]struct{}
@@ -350,7 +363,7 @@ type wsSessions struct {
 }
 
 func newWSSessions(t *tracker) *wsSessions {
-	return &wsSessions{tracker: t, set: map[*wsSession]struct{}{}}
+	return &wsSessions{tracker: t, parkAfter: wsParkAfter, set: map[*wsSession]struct{}{}}
 }
 
 func (x *wsSessions) isClosing() bool {
@@ -453,6 +466,7 @@ type wsSession struct {
 	opened           time.Time
 	site             *siteStats // counted in, if any; set before the pumps start
 
+	up, down             wsDirection    // client to upstream, upstream to client
 	toUpstream, toClient wsFrameScanner // each owned by its pump until both end
 	bytesUp, bytesDown   atomic.Int64
 
@@ -461,7 +475,18 @@ type wsSession struct {
 	stopOnce sync.Once
 }
 
-// stop makes both pumps return by expiring their reads.
+// wsDirection is what one pump reads, writes and counts.
+type wsDirection struct {
+	src, dst net.Conn
+	scanner  *wsFrameScanner
+	bytes    *atomic.Int64
+	from     wsSide          // the side src belongs to
+	raw      syscall.RawConn // src's socket, or nil: the pump never parks
+}
+
+// stop makes both pumps return by expiring their reads. endedBy is set
+// before the deadline, so a pump that moves its own read deadline and then
+// finds endedBy unset knows any stop comes after, with a deadline of its own.
 func (s *wsSession) stop(reason wsSide) {
 	s.stopOnce.Do(func() {
 		s.endedBy.Store(int32(reason))
@@ -471,23 +496,55 @@ func (s *wsSession) stop(reason wsSide) {
 	})
 }
 
-// pump copies src to dst until either fails, following the frames in sc.
-// A destination that reads nothing for the send timeout fails the write, so
-// a peer that stops reading cannot hold the session and its buffers.
-func (s *wsSession) pump(src, dst net.Conn, sc *wsFrameScanner, counter *atomic.Int64, from wsSide) {
-	small := make([]byte, wsSmallBuffer)
-	buf := small
+// stopping reports whether stop has been called.
+func (s *wsSession) stopping() bool { return s.endedBy.Load() != 0 }
+
+// pump copies d.src to d.dst until either fails, following the frames. A
+// destination that reads nothing for the send timeout fails the write, so a
+// peer that stops reading cannot hold the session and its buffers.
+//
+// A direction that carries nothing for parkAfter (wsParkAfter) parks: its
+// read times out, its buffer goes back to the pool, and this goroutine,
+// whose stack the TLS read path has grown to 4 KiB, hands over to a new one
+// that waits on the socket and reads only once bytes arrive. The new stack
+// is the runtime's starting size, 2 KiB once most goroutines are parked
+// ones. Most WebSockets sit idle (one per browser tab), so this is most of
+// what a crowd of them holds (docs/BENCHMARKS.md); a busy direction pays
+// one clock read per read for it. Parking is safe because a TLS read that
+// times out has handed out all it decrypted and holds at most part of a
+// record, whose rest must still come from the socket.
+func (s *wsSession) pump(d *wsDirection, parked bool) {
+	if parked {
+		if err := waitReadable(d.raw); err != nil {
+			// Expired by stop, or the connection was closed under it.
+			s.stop(d.from)
+			s.pumpEnded()
+			return
+		}
+	}
+	small := wsSmallBuffers.Get().(*[wsSmallBuffer]byte)
+	buf := small[:]
 	var large []byte // from proxyBuffers, during a burst
-	sendDeadline := progressDeadline{timeout: s.proxy.limits.sendTimeout, conn: dst}
+	sendDeadline := progressDeadline{timeout: s.proxy.limits.sendTimeout, conn: d.dst}
+	parkAfter := s.proxy.sessions.parkAfter
+	var lastRead time.Time
+	if d.raw != nil {
+		lastRead = time.Now()
+		d.src.SetReadDeadline(lastRead.Add(parkAfter))
+	}
+	park := false
 	for {
-		n, err := src.Read(buf)
+		n, err := d.src.Read(buf)
 		if n > 0 {
-			sc.scan(buf[:n])
-			counter.Add(int64(n))
+			if d.raw != nil {
+				lastRead = time.Now()
+			}
+			d.scanner.scan(buf[:n])
+			d.bytes.Add(int64(n))
 			sendDeadline.progress()
-			if _, werr := dst.Write(buf[:n]); werr != nil {
+			if _, werr := d.dst.Write(buf[:n]); werr != nil {
 				// The destination is gone: it is the side that ended.
-				s.stop(from.other())
+				s.stop(d.from.other())
 				break
 			}
 			switch {
@@ -496,17 +553,44 @@ func (s *wsSession) pump(src, dst net.Conn, sc *wsFrameScanner, counter *atomic.
 				buf = large
 			case n < len(small) && large != nil:
 				proxyBuffers.Put(large)
-				large, buf = nil, small
+				large, buf = nil, small[:]
 			}
 		}
-		if err != nil {
-			s.stop(from)
-			break
+		if err == nil {
+			continue
 		}
+		if d.raw != nil && errors.Is(err, os.ErrDeadlineExceeded) && !s.stopping() {
+			// The park deadline, not stop's.
+			park = time.Since(lastRead) >= parkAfter
+			next := lastRead.Add(parkAfter)
+			if park {
+				next = time.Time{}
+			}
+			d.src.SetReadDeadline(next)
+			if !s.stopping() {
+				if park {
+					break
+				}
+				continue
+			}
+			park = false
+		}
+		s.stop(d.from)
+		break
 	}
+	wsSmallBuffers.Put(small)
 	if large != nil {
 		proxyBuffers.Put(large)
 	}
+	if park {
+		go s.pump(d, true)
+		return
+	}
+	s.pumpEnded()
+}
+
+// pumpEnded counts a pump out; the second one finishes the session.
+func (s *wsSession) pumpEnded() {
 	if s.ended.Add(1) == 2 {
 		s.finish()
 	}
