@@ -332,7 +332,7 @@ h2load_run() {
 }
 
 measure_h2() {
-	local peer r c bytes conns requests rps p50 p99 errors done
+	local peer r c bytes conns requests rps p50 p99 errors done dialled
 	log "HTTP/2: warming up"
 	for peer in "${PEERS[@]}"; do
 		h2load_run "$peer" 100 8 800 >/dev/null
@@ -341,14 +341,17 @@ measure_h2() {
 		for c in "${H2_CASES[@]}"; do
 			IFS=: read -r bytes conns requests <<<"$c"
 			for peer in $(rotated "$r"); do
+				dialled=$(upstream_connections)
 				read -r rps p50 p99 errors done < <(h2load_run "$peer" "$bytes" "$conns" "$requests")
 				check_upstream
 				[[ -n ${rps:-} && ${done:-0} -gt 0 ]] || die "h2load gave no result for $peer"
-				log "HTTP/2 round $((r + 1)) ${bytes}B ${conns}c x$H2_STREAMS $peer: $rps req/s, p50 $p50 ms, p99 $p99 ms, $errors errors, $done of $requests requests done"
+				dialled=$(($(upstream_connections) - dialled))
+				log "HTTP/2 round $((r + 1)) ${bytes}B ${conns}c x$H2_STREAMS $peer: $rps req/s, p50 $p50 ms, p99 $p99 ms, $errors errors, $done of $requests requests done, $dialled upstream connections"
 				record "h2_${bytes}_${conns}_rps" "$peer" "$rps"
 				record "h2_${bytes}_${conns}_p50" "$peer" "$p50"
 				record "h2_${bytes}_${conns}_p99" "$peer" "$p99"
 				record "h2_${bytes}_${conns}_errors" "$peer" "$errors"
+				record "h2_${bytes}_${conns}_dials" "$peer" "$(awk -v d="$dialled" -v n="$done" 'BEGIN { printf "%.1f", 1000 * d / n }')"
 			done
 		done
 	done
@@ -510,7 +513,8 @@ summarize() {
 		IFS=: read -r size conns _ <<<"$c"
 		rows+=("h2_${size}_${conns}_rps|HTTP/2 ${size} B, ${conns} conns x ${H2_STREAMS} streams: req/s"
 			"h2_${size}_${conns}_p50|HTTP/2 ${size} B, ${conns} conns x ${H2_STREAMS} streams: p50 ms"
-			"h2_${size}_${conns}_p99|HTTP/2 ${size} B, ${conns} conns x ${H2_STREAMS} streams: p99 ms")
+			"h2_${size}_${conns}_p99|HTTP/2 ${size} B, ${conns} conns x ${H2_STREAMS} streams: p99 ms"
+			"h2_${size}_${conns}_dials|HTTP/2 ${size} B, ${conns} conns x ${H2_STREAMS} streams: upstream dials per 1,000 req")
 	done
 	rows+=(
 		"idle_kib_per_ws|Idle WebSocket: KiB each ($IDLE_CONNS open)"
