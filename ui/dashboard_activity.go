@@ -47,7 +47,7 @@ func (d *dashboard) newConnectionTable() *widget.Table {
 				return
 			}
 			conn := d.connRows[id.Row]
-			label.SetText(connCell(conn, id.Col, d.now()))
+			setLabel(label, connCell(conn, id.Col, d.now()), label.Importance)
 			if marked := conn.WebSocket && id.Col == connColProtocol; marked != icon.Visible() {
 				icon.Hidden = !marked
 				c.Refresh() // lay the label out with or without the marker's room
@@ -148,11 +148,10 @@ func (d *dashboard) newEventList() *widget.List {
 			when := left.Objects[0].(*widget.Label)
 			badge := left.Objects[1].(*fyne.Container).Objects[0].(*widget.Label)
 			ev := d.eventRows[id]
-			when.SetText(formatClock(ev.Time, d.now()))
+			setLabel(when, formatClock(ev.Time, d.now()), when.Importance)
 			text, importance := eventBadge(ev)
-			badge.Text, badge.Importance = text, importance
-			badge.Refresh()
-			what.SetText(eventText(ev))
+			setLabel(badge, text, importance)
+			setLabel(what, eventText(ev), what.Importance)
 		},
 	)
 }

@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -87,26 +88,40 @@ func (c *statCard) CreateRenderer() fyne.WidgetRenderer {
 // set shows a value, coloured by importance, with its details (one per
 // line; empty ones are left out) and an alert (hidden when empty).
 func (c *statCard) set(value string, importance widget.Importance, alert string, details ...string) {
-	c.value.Text, c.value.Importance = value, importance
-	c.value.Refresh()
+	setLabel(c.value, value, importance)
 	var lines []string
 	for _, l := range details {
 		if l != "" {
 			lines = append(lines, l)
 		}
 	}
-	c.detail.SetText(strings.Join(lines, "\n"))
+	setLabel(c.detail, strings.Join(lines, "\n"), c.detail.Importance)
 	c.fullAlert = alert
 	if r := []rune(alert); len(r) > alertRunes {
 		alert = strings.TrimSpace(string(r[:alertRunes])) + "… (tap for all)"
 	}
-	c.alert.SetText(alert)
-	c.alert.Hidden = alert == ""
-	c.alert.Refresh()
+	if hide := alert == ""; hide != c.alert.Hidden || alert != c.alert.Text {
+		c.alert.Text, c.alert.Hidden = alert, hide
+		c.alert.Refresh()
+	}
+}
+
+// setLabel shows text in l, coloured by importance, refreshing l only when
+// either changed: the dashboard sets every label each second, and shaping
+// text again is most of what a refresh costs.
+func setLabel(l *widget.Label, text string, importance widget.Importance) {
+	if l.Text == text && l.Importance == importance {
+		return
+	}
+	l.Text, l.Importance = text, importance
+	l.Refresh()
 }
 
 // setActions shows buttons under the card's facts (none hides the row).
 func (c *statCard) setActions(buttons ...fyne.CanvasObject) {
+	if slices.Equal(buttons, c.actions.Objects) {
+		return // as each second: the card is not laid out again
+	}
 	c.actions.Objects = buttons
 	c.actions.Hidden = len(buttons) == 0
 	c.actions.Refresh()

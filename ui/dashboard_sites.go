@@ -133,7 +133,7 @@ func (d *dashboard) renderSites(sites []proxyengine.SiteStatus, now time.Time) {
 	case len(sites) == 1:
 		text += " Add site puts another app behind Gatehouse, with authentik's sign-in in front of it if you like."
 	}
-	d.sitesNote.SetText(text)
+	setLabel(d.sitesNote, text, widget.MediumImportance)
 	setEnabled(d.addSite, d.cfg != nil && d.actions.onApply != nil)
 	if title := "Sites (" + strconv.Itoa(len(sites)) + ")"; title != d.sitesTab.Text {
 		d.sitesTab.Text = title
@@ -178,44 +178,42 @@ func (d *dashboard) renderSiteTitles(sites []proxyengine.SiteStatus) {
 	if len(sites) > 1 {
 		upstream, cert = "Upstream of "+sites[0].Hostname, "Certificate of "+sites[0].Hostname
 	}
-	d.upstream.title.SetText(upstream)
-	d.certificate.title.SetText(cert)
+	setLabel(d.upstream.title, upstream, d.upstream.title.Importance)
+	setLabel(d.certificate.title, cert, d.certificate.title.Importance)
 }
 
 // renderSiteCard shows one site's snapshot; first is the wizard's site,
 // which Edit setup changes.
 func (d *dashboard) renderSiteCard(c *siteCard, s proxyengine.SiteStatus, first bool, now time.Time) {
-	c.link.SetText(s.Hostname)
-	if u, err := url.Parse(s.PublicURL); err == nil && s.PublicURL != "" {
+	if c.link.Text != s.Hostname {
+		c.link.SetText(s.Hostname)
+	}
+	if u, err := url.Parse(s.PublicURL); err == nil && s.PublicURL != "" && (c.link.URL == nil || *c.link.URL != *u) {
 		c.link.SetURL(u)
 	}
 	h := s.Upstream
 	switch {
 	case !h.Checked:
-		c.health.Text, c.health.Importance = "App "+h.URL+": not checked yet", widget.MediumImportance
+		setLabel(c.health, "App "+h.URL+": not checked yet", widget.MediumImportance)
 	case h.Healthy:
-		c.health.Text, c.health.Importance = "App "+h.URL+": healthy, answered in "+formatLatency(h.Latency), widget.SuccessImportance
+		setLabel(c.health, "App "+h.URL+": healthy, answered in "+formatLatency(h.Latency), widget.SuccessImportance)
 	default:
-		c.health.Text, c.health.Importance = "App "+h.URL+": down since "+formatClock(h.ChangedAt, now), widget.DangerImportance
+		setLabel(c.health, "App "+h.URL+": down since "+formatClock(h.ChangedAt, now), widget.DangerImportance)
 	}
-	c.health.Refresh()
-	c.signIn.SetText(d.signInOf(s.Hostname))
+	setLabel(c.signIn, d.signInOf(s.Hostname), widget.MediumImportance)
 	traffic := plural(s.ActiveConnections, "connection") + " · " + plural(s.ActiveWebSockets, "WebSocket") +
 		" · " + pluralUint(s.RequestsTotal, "request") + " since start · "
 	cert := s.Certificate
-	switch {
+	switch days := daysUntil(cert.NotAfter, now); {
 	case cert.NotAfter.IsZero() && cert.LastError != "":
-		c.traffic.Text, c.traffic.Importance = traffic+"no certificate yet: "+inAppWords(cert.LastError), widget.DangerImportance
+		setLabel(c.traffic, traffic+"no certificate yet: "+inAppWords(cert.LastError), widget.DangerImportance)
 	case cert.NotAfter.IsZero():
-		c.traffic.Text, c.traffic.Importance = traffic+"no certificate yet", widget.MediumImportance
+		setLabel(c.traffic, traffic+"no certificate yet", widget.MediumImportance)
+	case days < certWarnDays:
+		setLabel(c.traffic, traffic+"certificate expires in "+plural(days, "day"), widget.WarningImportance)
 	default:
-		days := daysUntil(cert.NotAfter, now)
-		c.traffic.Text, c.traffic.Importance = traffic+"certificate expires in "+plural(days, "day"), widget.MediumImportance
-		if days < certWarnDays {
-			c.traffic.Importance = widget.WarningImportance
-		}
+		setLabel(c.traffic, traffic+"certificate expires in "+plural(days, "day"), widget.MediumImportance)
 	}
-	c.traffic.Refresh()
 
 	host := s.Hostname
 	button := func(text string, icon fyne.Resource, tapped func()) fyne.CanvasObject {
