@@ -4,6 +4,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"fyne.io/fyne/v2"
@@ -276,6 +277,22 @@ func (d *dashboard) confirmRemoveSite(hostname string) {
 	}
 	cfg := *d.cfg
 	cfg.Sites = slices.DeleteFunc(slices.Clone(cfg.Sites), func(s config.Site) bool { return s.Key() == config.SiteKey(hostname) })
+	var users []string
+	for _, s := range cfg.AllSites() {
+		if s.ForwardAuth != nil && config.SiteKey(s.ForwardAuth.Site) == config.SiteKey(hostname) {
+			users = append(users, s.Hostname)
+		}
+	}
+	if len(users) > 0 {
+		verb := "signs"
+		if len(users) > 1 {
+			verb = "sign"
+		}
+		dialog.ShowInformation("Remove "+hostname+"?",
+			strings.Join(users, " and ")+" "+verb+" visitors in with authentik at "+hostname+
+				", so it stays for now. Choose Edit… there to turn sign-in off or pick another authentik first.", d.win)
+		return
+	}
 	dialog.ShowConfirm("Remove "+hostname+"?",
 		"Gatehouse stops serving "+hostname+" at once: its visitors are disconnected and new ones get an error. "+
 			"The app itself is not changed, and you can add the site again later.",

@@ -295,3 +295,48 @@ func TestSiteEditorOutpostChoices(t *testing.T) {
 		t.Errorf("forward auth %+v, Check site disabled %v", got, ed.check.Disabled())
 	}
 }
+
+// Remove… asks before a site stops being served; a site that others sign
+// visitors in through is not removed: the dashboard says which sites use
+// it, and nothing is applied.
+func TestRemoveSite(t *testing.T) {
+	a := test.NewTempApp(t)
+	d, _, w := newTestDashboard(t, a)
+	applied := 0
+	d.actions.onApply = func(config.Config, func(error)) { applied++ }
+	cfg := config.Config{Hostname: "demo.localhost", Upstream: config.UpstreamDemo, Sites: []config.Site{
+		{Hostname: "sso.localhost", Upstream: "http://127.0.0.1:1"},
+		{Hostname: "wiki.localhost", Upstream: "http://127.0.0.1:2", ForwardAuth: &config.ForwardAuth{Site: "SSO.localhost"}},
+	}}
+	onUI(func() {
+		d.setup(cfg)
+		d.confirmRemoveSite("sso.localhost")
+		text := allText(w.Canvas().Overlays().Top())
+		if !strings.Contains(text, "wiki.localhost signs visitors in with authentik at sso.localhost") {
+			t.Errorf("the dialog says %q", text)
+		}
+	})
+	if applied != 0 {
+		t.Error("applied a setup without the site others sign in through")
+	}
+
+	// Removing wiki asks first, then applies the setup without it.
+	var got config.Config
+	d.actions.onApply = func(c config.Config, done func(error)) { applied++; got = c; done(nil) }
+	onUI(func() {
+		w.Canvas().Overlays().Top().Hide()
+		w.Canvas().Overlays().Remove(w.Canvas().Overlays().Top())
+		d.confirmRemoveSite("wiki.localhost")
+		top := w.Canvas().Overlays().Top()
+		if !strings.Contains(allText(top), "Gatehouse stops serving wiki.localhost") {
+			t.Fatalf("the confirmation says %q", allText(top))
+		}
+		if applied != 0 {
+			t.Fatal("applied before the confirmation")
+		}
+		test.Tap(findButton(top, "Yes"))
+	})
+	if applied != 1 || len(got.Sites) != 1 || got.Sites[0].Hostname != "sso.localhost" {
+		t.Errorf("applied %d times, sites %+v; want once, without wiki", applied, got.Sites)
+	}
+}
