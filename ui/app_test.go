@@ -26,7 +26,7 @@ import (
 )
 
 // clientFor trusts the local CA in dir's state and dials e whatever the URL
-// names, as a browser sent to gatehouse.localhost would.
+// names, as a browser sent to that name (such as gatehouse.localhost) would.
 func clientFor(t *testing.T, stateDir string, addr string) (*http.Client, *websocket.Dialer) {
 	t.Helper()
 	pem, err := os.ReadFile(filepath.Join(stateDir, certs.LocalCACertFile))
@@ -35,7 +35,7 @@ func clientFor(t *testing.T, stateDir string, addr string) (*http.Client, *webso
 	}
 	roots := x509.NewCertPool()
 	roots.AppendCertsFromPEM(pem)
-	tc := &tls.Config{RootCAs: roots, ServerName: defaultHostname}
+	tc := &tls.Config{RootCAs: roots} // the name is the URL's
 	dial := func(ctx context.Context, network, _ string) (net.Conn, error) {
 		return (&net.Dialer{}).DialContext(ctx, network, addr)
 	}

@@ -40,12 +40,7 @@ type siteEditor struct {
 
 	hostname   *widget.Entry
 	upstream   *widget.Entry
-	test       *widget.Button
-	testing    *widget.ProgressBarInfinite
-	tested     *fyne.Container // the connection test's results
-	trust      *widget.Label   // how the app's certificate is checked
-	untrust    *widget.Button
-	offer      *fyne.Container // an untrusted certificate and what to do
+	conn       *connectionCheck // Test connection, and the app's trust
 	signIn     *widget.Check
 	outpost    *widget.Select // the site serving authentik, or outpostElsewhere
 	outpostURL *widget.Entry
@@ -65,7 +60,7 @@ type siteEditor struct {
 	// checked holds the site's check results while they are of the site
 	// as it is now: any edit drops them, and Add site waits for new ones.
 	checked []preflight.Result
-	// runs numbers the checks and tests: only the newest one's results are
+	// runs numbers the site's checks: only the newest one's results are
 	// shown.
 	runs int
 }
@@ -91,22 +86,16 @@ func (e *siteEditor) build() {
 		return f
 	}
 	e.hostErr = field(config.FieldHostname)
+	e.conn = newConnectionCheck(e.win, e.checker, func() config.Config { return e.serving.ForSite(e.site) }, e.setTrust, e.revalidate)
 	e.hostname = widget.NewEntry()
 	e.hostname.SetPlaceHolder("grafana.example.com")
 	e.hostname.SetText(e.site.Hostname)
-	e.hostname.OnChanged = func(h string) { e.site.Hostname = h; e.edited() }
+	e.hostname.OnChanged = func(h string) { e.site.Hostname = h; e.conn.forget(); e.edited() }
 	e.upstream = widget.NewEntry()
 	e.upstream.SetPlaceHolder("http://grafana.lan:3000")
 	e.upstream.SetText(e.site.Upstream)
-	e.upstream.OnChanged = func(u string) { e.site.Upstream = u; e.edited() }
-	e.upstream.OnSubmitted = func(string) { e.onTest() }
-	e.test = widget.NewButtonWithIcon("Test connection", theme.SearchIcon(), e.onTest)
-	e.testing = widget.NewProgressBarInfinite()
-	e.testing.Hide()
-	e.tested = container.NewVBox()
-	e.trust = note("")
-	e.untrust = widget.NewButtonWithIcon("Use the system's CAs instead", theme.ContentUndoIcon(), func() { e.setTrust("", "", false) })
-	e.offer = container.NewVBox()
+	e.upstream.OnChanged = func(u string) { e.site.Upstream = u; e.conn.forget(); e.edited() }
+	e.upstream.OnSubmitted = func(string) { e.conn.run() }
 
 	e.signIn = widget.NewCheck("Require sign-in with authentik", func(on bool) { e.showSignIn(); e.edited() })
 	e.outpost = widget.NewSelect(e.outpostChoices(), func(string) { e.showSignIn(); e.edited() })
@@ -144,25 +133,25 @@ func (e *siteEditor) build() {
 		title = "Edit " + e.site.Hostname
 	}
 	first := e.serving.AllSites()[0].Hostname
-	form := container.NewVBox(
+	objs := []fyne.CanvasObject{
 		heading(title),
-		note("Gatehouse serves this name beside "+first+", on the same ports, "+siteCertificateNote(e.serving.TLS)+
-			". Point the name's DNS at this server as you did for "+first+"."),
+		note("Gatehouse serves this name beside " + first + ", on the same ports, " + siteCertificateNote(e.serving.TLS) +
+			". Point the name's DNS at this server as you did for " + first + "."),
 		labelled("Public hostname", e.hostname, e.hostErr),
 		labelled("Address of the app", e.upstream, field(config.FieldUpstream)),
-		container.NewHBox(e.test), e.testing,
-		e.trust, container.NewHBox(e.untrust), field(config.FieldUpstreamCA), field(config.FieldUpstreamFingerprint),
-		e.offer, e.tested,
+	}
+	objs = append(objs, e.conn.objects(field(config.FieldUpstreamCA), field(config.FieldUpstreamFingerprint))...)
+	objs = append(objs,
 		widget.NewSeparator(),
 		e.signIn, e.authBox, e.todo,
 		widget.NewSeparator(),
 		e.results,
 	)
+	form := container.NewVBox(objs...)
 	footer := container.NewVBox(widget.NewSeparator(), e.notice, e.checking,
 		container.NewBorder(nil, nil, e.cancel, container.NewHBox(e.check, e.apply)))
 	e.scroll = container.NewVScroll(container.NewPadded(form))
 	e.root = container.NewBorder(nil, footer, nil, nil, e.scroll)
-	e.showTrust()
 	e.showSignIn()
 	e.revalidate()
 }
@@ -177,7 +166,10 @@ func (e *siteEditor) close() {
 
 // drop forgets the checks and tests still running, whose results nobody
 // would see: the editor or the app is going away.
-func (e *siteEditor) drop() { e.runs++ }
+func (e *siteEditor) drop() {
+	e.runs++
+	e.conn.stop()
+}
 
 // outpostChoices are the sites that may serve authentik for this one:
 // every other site but the demo app's, and an outpost elsewhere.
@@ -297,10 +289,6 @@ func (e *siteEditor) edited() {
 	e.results.RemoveAll()
 	e.checking.Hide()
 	e.check.Enable()
-	e.test.Enable()
-	e.testing.Hide()
-	e.tested.RemoveAll()
-	e.offer.RemoveAll()
 	e.showSignIn()
 	e.revalidate()
 }
@@ -349,63 +337,11 @@ func (e *siteEditor) showNotice(lines ...string) {
 	e.notice.Refresh()
 }
 
-// onTest runs the connection test of the site's app.
-func (e *siteEditor) onTest() {
-	cfg := e.serving.ForSite(e.site)
-	e.runs++
-	run := e.runs
-	e.test.Disable()
-	e.testing.Show()
-	e.tested.RemoveAll()
-	e.offer.RemoveAll()
-	checker := e.checker
-	inBackground(func() []preflight.Result {
-		ctx, cancel := context.WithTimeout(context.Background(), 4*preflight.DefaultTimeout)
-		defer cancel()
-		return checker.CheckUpstream(ctx, cfg)
-	}, func(results []preflight.Result) {
-		if run != e.runs {
-			return
-		}
-		e.test.Enable()
-		e.testing.Hide()
-		e.tested.Objects = checkList(results)
-		e.tested.Refresh()
-		e.offerTrust(results)
-	})
-}
-
-// offerTrust offers ways to trust a certificate the results found
-// untrusted.
-func (e *siteEditor) offerTrust(results []preflight.Result) {
-	e.offer.RemoveAll()
-	if c := untrustedCertificate(results); c != nil {
-		card, _, _ := trustOffer(e.win, c,
-			func(fingerprint string) { e.setTrust(fingerprint, "", false) },
-			func(caFile string) { e.setTrust("", caFile, false) },
-			func() { e.setTrust("", "", true) })
-		e.offer.Add(card)
-	}
-}
-
-// setTrust sets one way of trusting the app's certificate (or none) and
-// tests again.
+// setTrust sets one way of trusting the app's certificate (or none); the
+// connection check tests again.
 func (e *siteEditor) setTrust(fingerprint, caFile string, insecure bool) {
 	e.site.UpstreamFingerprint, e.site.UpstreamCA, e.site.UpstreamInsecure = fingerprint, caFile, insecure
-	e.showTrust()
 	e.edited()
-	e.onTest()
-}
-
-func (e *siteEditor) showTrust() {
-	text, warn := describeTrust(e.site.UpstreamTrust())
-	e.trust.Text, e.trust.Importance = text, widget.MediumImportance
-	if warn {
-		e.trust.Importance = widget.WarningImportance
-	}
-	e.trust.Hidden, e.untrust.Hidden = text == "", text == ""
-	e.trust.Refresh()
-	e.untrust.Refresh()
 }
 
 // onCheck runs the site's pre-flight checks as the proxy would serve it.
@@ -432,7 +368,7 @@ func (e *siteEditor) onCheck() {
 			widget.NewLabelWithStyle("Checks of "+host, fyne.TextAlignLeading, fyne.TextStyle{Bold: true}),
 		}, checkList(results)...)
 		e.results.Refresh()
-		e.offerTrust(results)
+		e.conn.offerTrust(results)
 		e.revalidate()
 		scrollToEnd(e.scroll) // the results are at the end of the form
 		if b := e.blockers(); len(b) > 0 {

@@ -1,25 +1,18 @@
 package ui
 
 import (
-	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/test"
 	"fyne.io/fyne/v2/widget"
 
-	"github.com/gatehouse-proxy/gatehouse/internal/certs"
 	"github.com/gatehouse-proxy/gatehouse/internal/config"
 	"github.com/gatehouse-proxy/gatehouse/internal/preflight"
 	"github.com/gatehouse-proxy/gatehouse/proxyengine"
@@ -52,24 +45,12 @@ func standInAuthentik(t *testing.T) *httptest.Server {
 	return srv
 }
 
-// siteClient reaches the proxy at addr for any of its names, trusting the
-// local CA in stateDir, and never follows redirects.
+// siteClient reaches the proxy at addr for any of its names, as clientFor
+// does, and never follows redirects.
 func siteClient(t *testing.T, stateDir, addr string) *http.Client {
 	t.Helper()
-	pem, err := os.ReadFile(filepath.Join(stateDir, certs.LocalCACertFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(pem)
-	c := &http.Client{
-		Timeout: 10 * time.Second,
-		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}, DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, network, addr)
-		}},
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
-	t.Cleanup(c.CloseIdleConnections)
+	c, _ := clientFor(t, stateDir, addr)
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	return c
 }
 

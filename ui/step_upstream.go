@@ -1,14 +1,10 @@
 package ui
 
 import (
-	"context"
-
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
-	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 	"github.com/gatehouse-proxy/gatehouse/internal/config"
-	"github.com/gatehouse-proxy/gatehouse/internal/preflight"
 )
 
 // Choices of the upstream step.
@@ -26,44 +22,26 @@ type upstreamStep struct {
 	appBox   *fyne.Container // everything about "my app"
 	url      *widget.Entry
 	urlErr   *fieldError
-	test     *widget.Button
-	testing  *widget.ProgressBarInfinite
-	results  *fyne.Container
-	lastRun  []preflight.Result // the results in results
-	trust    *widget.Label      // how the upstream's certificate is checked now
-	untrust  *widget.Button     // back to the system's CAs
-	trustErr *fieldError        // Validate reports trust conflicts and CA files as upstream_ca
-	pinErr   *fieldError        // and a bad fingerprint as upstream_fingerprint
-	offer    *fyne.Container    // the untrusted certificate and what to do about it
-	pin      *widget.Button     // in offer: trust exactly this certificate
-	skip     *widget.Button     // in offer: do not verify
+	check    *connectionCheck
+	trustErr *fieldError // Validate reports trust conflicts and CA files as upstream_ca
+	pinErr   *fieldError // and a bad fingerprint as upstream_fingerprint
 	root     fyne.CanvasObject
-	// runs numbers the connection tests: only the newest one's results are
-	// shown, so a slow test of an earlier address or trust never overwrites
-	// what the user has changed since.
-	runs int
 }
 
 func newUpstreamStep(w *wizard) *upstreamStep {
 	s := &upstreamStep{w: w, urlErr: newFieldError(config.FieldUpstream), trustErr: newFieldError(config.FieldUpstreamCA), pinErr: newFieldError(config.FieldUpstreamFingerprint)}
+	// A closure, not the method value w.d.config, which would copy the
+	// draft as it is now.
+	s.check = newConnectionCheck(w.win, w.checker, func() config.Config { return w.d.config() }, s.setTrust, w.revalidate)
 	s.url = widget.NewEntry()
 	s.url.SetPlaceHolder(defaultAppURL)
 	s.url.SetText(w.d.Config.Upstream)
 	s.url.OnChanged = s.onURLChanged
-	s.url.OnSubmitted = func(string) { s.onTest() }
-	s.test = widget.NewButtonWithIcon("Test connection", theme.SearchIcon(), s.onTest)
-	s.testing = widget.NewProgressBarInfinite()
-	s.testing.Hide()
-	s.results = container.NewVBox()
-	s.trust = note("")
-	s.untrust = widget.NewButtonWithIcon("Use the system's CAs instead", theme.ContentUndoIcon(), func() { s.setTrust("", "", false) })
-	s.offer = container.NewVBox()
-	s.appBox = container.NewVBox(
+	s.url.OnSubmitted = func(string) { s.check.run() }
+	s.appBox = container.NewVBox(append([]fyne.CanvasObject{
 		labelled("Address of your app", s.url, s.urlErr),
-		note("Scheme, host and port, such as "+defaultAppURL+" (authentik's HTTPS port) or http://authentik.lan:9000."),
-		container.NewHBox(s.test), s.testing,
-		s.trust, container.NewHBox(s.untrust), s.trustErr, s.pinErr, s.offer, s.results,
-	)
+		note("Scheme, host and port, such as " + defaultAppURL + " (authentik's HTTPS port) or http://authentik.lan:9000."),
+	}, s.check.objects(s.trustErr, s.pinErr)...)...)
 	s.demoNote = note("Gatehouse runs a small web page with a live WebSocket echo at /ws/client/ inside itself, " +
 		"so you can try the whole setup now. Choose Edit setup later to put your own app in its place.")
 	s.choice = widget.NewRadioGroup([]string{upstreamChoiceDemo, upstreamChoiceApp}, s.onChoice)
@@ -79,7 +57,6 @@ func newUpstreamStep(w *wizard) *upstreamStep {
 		s.choice, s.demoNote, s.appBox,
 	)
 	s.showChoice()
-	s.showTrust()
 	return s
 }
 
@@ -89,11 +66,7 @@ func (s *upstreamStep) shown()                     {}
 
 // left forgets a connection test still running; Test connection is ready
 // again when the step comes back.
-func (s *upstreamStep) left() {
-	s.runs++
-	s.test.Enable()
-	s.testing.Hide()
-}
+func (s *upstreamStep) left() { s.check.stop() }
 
 // blockers are the connection test's failures, while "my app" is chosen:
 // a test that failed keeps Next disabled until the app answers or the
@@ -102,7 +75,7 @@ func (s *upstreamStep) blockers() []string {
 	if s.w.d.Demo {
 		return nil
 	}
-	return failures(s.lastRun...)
+	return failures(s.check.lastRun...)
 }
 
 func (s *upstreamStep) showErrors(errs config.ValidationErrors) bool {
@@ -131,80 +104,14 @@ func (s *upstreamStep) showChoice() {
 
 func (s *upstreamStep) onURLChanged(u string) {
 	s.w.d.Config.Upstream = u
-	s.runs++ // a test still running was of the old address
-	s.test.Enable()
-	s.testing.Hide()
-	s.results.RemoveAll()
-	s.lastRun = nil
-	s.offer.RemoveAll()
+	s.check.forget() // a test still running was of the old address
 	s.w.changed()
 }
 
-// onTest runs the upstream checks: connect, TLS, health, WebSocket.
-func (s *upstreamStep) onTest() {
-	cfg := s.w.d.config()
-	s.test.Disable()
-	s.testing.Show()
-	s.results.RemoveAll()
-	s.lastRun = nil
-	s.offer.RemoveAll()
-	s.w.revalidate()
-	checker := s.w.checker
-	s.runs++
-	run := s.runs
-	inBackground(func() []preflight.Result {
-		ctx, cancel := context.WithTimeout(context.Background(), 4*preflight.DefaultTimeout)
-		defer cancel()
-		return checker.CheckUpstream(ctx, cfg)
-	}, func(results []preflight.Result) {
-		if run == s.runs {
-			s.showResults(results)
-		}
-	})
-}
-
-func (s *upstreamStep) showResults(results []preflight.Result) {
-	s.test.Enable()
-	s.testing.Hide()
-	s.lastRun = results
-	s.results.Objects = checkList(results)
-	s.results.Refresh()
-	defer s.w.revalidate()
-	s.offer.RemoveAll()
-	if c := untrustedCertificate(results); c != nil {
-		var card fyne.CanvasObject
-		card, s.pin, s.skip = trustOffer(s.w.win, c,
-			func(fingerprint string) { s.setTrust(fingerprint, "", false) },
-			func(caFile string) { s.setTrust("", caFile, false) },
-			func() { s.setTrust("", "", true) })
-		s.offer.Objects = []fyne.CanvasObject{card}
-		s.offer.Refresh()
-	}
-}
-
-// setTrust sets one way of trusting the upstream (or none) and tests again.
+// setTrust sets one way of trusting the upstream (or none); the check
+// tests again.
 func (s *upstreamStep) setTrust(fingerprint, caFile string, insecure bool) {
 	c := &s.w.d.Config
 	c.UpstreamFingerprint, c.UpstreamCA, c.UpstreamInsecure = fingerprint, caFile, insecure
-	s.showTrust()
 	s.w.changed()
-	s.onTest()
-}
-
-// showTrust says how the upstream's certificate is checked now, with a way
-// back to the system's CAs.
-func (s *upstreamStep) showTrust() {
-	text, warn := describeTrust(s.w.d.Config.UpstreamTrust())
-	if text == "" {
-		s.trust.Hide()
-		s.untrust.Hide()
-		return
-	}
-	s.trust.Text, s.trust.Importance = text, widget.MediumImportance
-	if warn {
-		s.trust.Importance = widget.WarningImportance
-	}
-	s.trust.Show()
-	s.untrust.Show()
-	s.trust.Refresh()
 }

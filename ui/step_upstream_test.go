@@ -17,7 +17,7 @@ import (
 // results returns the upstream step's check results by title, as shown.
 func shownResults(s *upstreamStep) string {
 	var b strings.Builder
-	for _, o := range s.results.Objects {
+	for _, o := range s.check.results.Objects {
 		b.WriteString(rowText(o) + "\n")
 	}
 	return b.String()
@@ -51,25 +51,25 @@ func TestUpstreamSelfSignedCertificateCanBeTrusted(t *testing.T) {
 		test.Tap(g.wizard.next)
 		s.choice.SetSelected(upstreamChoiceApp)
 		retype(s.url, up.URL)
-		test.Tap(s.test)
+		test.Tap(s.check.test)
 	})
-	eventually(t, "the upstream checks", func() bool { return len(s.results.Objects) == 4 })
+	eventually(t, "the upstream checks", func() bool { return len(s.check.results.Objects) == 4 })
 	onUI(func() {
 		got := shownResults(s)
 		if !strings.Contains(got, "Upstream connection") || !strings.Contains(got, "Upstream TLS handshake") {
 			t.Errorf("results:\n%s", got)
 		}
-		if s.pin == nil || !strings.Contains(rowText(s.offer), fingerprint) {
-			t.Fatalf("no offer to trust the certificate %s; offer shows %q", fingerprint, rowText(s.offer))
+		if s.check.pin == nil || !strings.Contains(rowText(s.check.offer), fingerprint) {
+			t.Fatalf("no offer to trust the certificate %s; offer shows %q", fingerprint, rowText(s.check.offer))
 		}
 		screenshot(t, g.win, "wizard-2-upstream-trust")
-		test.Tap(s.pin)
-		if g.wizard.d.Config.UpstreamFingerprint != fingerprint || !strings.Contains(s.trust.Text, fingerprint) {
-			t.Errorf("after Trust: fingerprint %q, trust %q", g.wizard.d.Config.UpstreamFingerprint, s.trust.Text)
+		test.Tap(s.check.pin)
+		if g.wizard.d.Config.UpstreamFingerprint != fingerprint || !strings.Contains(s.check.trust.Text, fingerprint) {
+			t.Errorf("after Trust: fingerprint %q, trust %q", g.wizard.d.Config.UpstreamFingerprint, s.check.trust.Text)
 		}
 	})
 	// Trusting tests again: now the handshake passes and nothing is offered.
-	eventually(t, "the checks with the pin", func() bool { return len(s.results.Objects) == 4 && len(s.offer.Objects) == 0 })
+	eventually(t, "the checks with the pin", func() bool { return len(s.check.results.Objects) == 4 && len(s.check.offer.Objects) == 0 })
 	onUI(func() {
 		if got := shownResults(s); strings.Contains(got, "not trusted") {
 			t.Errorf("with the pin the results still distrust the certificate:\n%s", got)
@@ -78,21 +78,21 @@ func TestUpstreamSelfSignedCertificateCanBeTrusted(t *testing.T) {
 			t.Errorf("Next disabled with a pinned upstream: %v %q", g.wizard.errs, s.blockers())
 		}
 		// The other way: skip verification, with a warning.
-		s.setTrust("", "", true)
-		if !g.wizard.d.Config.UpstreamInsecure || g.wizard.d.Config.UpstreamFingerprint != "" || !strings.Contains(s.trust.Text, "NOT verified") {
-			t.Errorf("skip: insecure %v, fingerprint %q, warning %q", g.wizard.d.Config.UpstreamInsecure, g.wizard.d.Config.UpstreamFingerprint, s.trust.Text)
+		s.check.chooseTrust("", "", true)
+		if !g.wizard.d.Config.UpstreamInsecure || g.wizard.d.Config.UpstreamFingerprint != "" || !strings.Contains(s.check.trust.Text, "NOT verified") {
+			t.Errorf("skip: insecure %v, fingerprint %q, warning %q", g.wizard.d.Config.UpstreamInsecure, g.wizard.d.Config.UpstreamFingerprint, s.check.trust.Text)
 		}
 		// A trust option on a plain-HTTP upstream is the engine's error.
 		retype(s.url, "http://127.0.0.1:9000")
 		expectError(t, g, s.trustErr, "apply to an https:// upstream only")
 		// Back to the system's CAs clears it.
-		test.Tap(s.untrust)
+		test.Tap(s.check.untrust)
 		expectError(t, g, s.trustErr, "")
-		if c := g.wizard.d.Config; c.UpstreamInsecure || c.UpstreamFingerprint != "" || c.UpstreamCA != "" || s.untrust.Visible() {
-			t.Errorf("after Use the system's CAs: %+v, button shown %v", c, s.untrust.Visible())
+		if c := g.wizard.d.Config; c.UpstreamInsecure || c.UpstreamFingerprint != "" || c.UpstreamCA != "" || s.check.untrust.Visible() {
+			t.Errorf("after Use the system's CAs: %+v, button shown %v", c, s.check.untrust.Visible())
 		}
 	})
 	// Changing trust tested again: let that test finish before the next
 	// test's widgets are built, since both measure text with Fyne's caches.
-	eventually(t, "the last connection test", func() bool { return s.testing.Hidden })
+	eventually(t, "the last connection test", func() bool { return s.check.testing.Hidden })
 }
