@@ -3,11 +3,14 @@ package service
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"syscall"
 
 	"github.com/gatehouse-proxy/gatehouse/internal/privatefile"
 )
@@ -115,24 +118,73 @@ func (a *account) mkdir(in *Installer, dir string) error {
 	return a.own(in, dir, 0o700)
 }
 
-// own gives path (on the running system) to the account with mode perm;
-// it refuses a symbolic link, which could point anywhere.
+// own gives path (on the running system) to the account with mode perm.
+// It works on the file it opened, never through a symbolic link (the
+// account may own the directory and put one there meanwhile), so no
+// other file can get the account as owner or the mode.
 func (a *account) own(in *Installer, path string, perm os.FileMode) error {
 	if err := a.ready(); err != nil {
 		return err
 	}
 	p := in.path(path)
-	fi, err := os.Lstat(p)
+	f, err := openNoFollow(p, path)
 	if err != nil {
 		return err
 	}
-	if fi.Mode()&os.ModeSymlink != 0 {
-		return fmt.Errorf("%s is a symbolic link; install wants a plain file or directory there", path)
+	defer f.Close()
+	if in.Chown != nil {
+		err = in.Chown(p, a.uid, a.gid)
+	} else {
+		err = f.Chown(a.uid, a.gid)
 	}
-	if err := in.chown(p, a.uid, a.gid); err != nil {
+	if err != nil {
 		return err
 	}
-	return os.Chmod(p, perm)
+	return f.Chmod(perm)
+}
+
+// openNoFollow opens p for reading, refusing a symbolic link at its last
+// step (a FIFO opens without waiting for a writer); name is p as the user
+// knows it, for the error.
+func openNoFollow(p, name string) (*os.File, error) {
+	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+	if errors.Is(err, syscall.ELOOP) {
+		return nil, fmt.Errorf("%s is a symbolic link; install wants a plain file or directory there", name)
+	}
+	return f, err
+}
+
+// copyForService copies the file from, which the person installing chose
+// (a file their config names, or their state), to the service's path to,
+// mode 0600, owned by the account. It copies a plain file only, opened
+// without following a symbolic link at its last step, and only one that
+// belongs to the person installing, root, the account or whoever runs
+// install: so a link or a file swapped in meanwhile cannot hand the
+// service a file of someone else's.
+func (in *Installer) copyForService(from, to string, acct *account) error {
+	f, err := openNoFollow(in.path(from), from)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("%s is not a plain file; install copies plain files only", from)
+	}
+	owner := int(fi.Sys().(*syscall.Stat_t).Uid)
+	allowed := []int{0, os.Geteuid(), acct.uid}
+	if u, _, err := in.invoker(); err == nil {
+		if uid, err := atoi(u.Uid); err == nil {
+			allowed = append(allowed, uid)
+		}
+	}
+	if !slices.Contains(allowed, owner) {
+		return fmt.Errorf("%s belongs to user %d, neither you nor root nor %s, so install does not copy it for the service", from, owner, Account)
+	}
+	return writeFrom(in.path(to), f, 0o600, acct)
 }
 
 // writeFile writes data to path with mode perm through a temporary file

@@ -207,7 +207,7 @@ func (in *Installer) planSystemConfig(p *plan, o Options, acct *account) error {
 	})
 	for _, c := range copies {
 		p.add(fmt.Sprintf("copy %s to %s (0600, owner %s)", c.from, c.to, Account), func() error {
-			return copyFile(in.path(c.from), in.path(c.to), 0o600, acct)
+			return in.copyForService(c.from, c.to, acct)
 		})
 	}
 	data, err := encodeConfig(cfg)
@@ -346,7 +346,7 @@ func (in *Installer) copyState(p *plan, from, to string, acct *account) error {
 			kept = append(kept, rel)
 			return nil
 		}
-		return copyFile(path, in.path(dst), 0o600, acct)
+		return in.copyForService(filepath.Join(from, rel), dst, acct)
 	})
 	if len(kept) > 0 {
 		p.report.note("Kept %d file(s) already in %s rather than copying over them: %s.", len(kept), to, strings.Join(kept, ", "))

@@ -484,6 +484,66 @@ func TestInstallSystemServiceRefuses(t *testing.T) {
 	}
 }
 
+// TestInstallCopiesNoOneElsesFiles: install runs as root on files the
+// person installing chose. A symbolic link where their config names a file
+// (it could point at any file of root's) and a file of another user's in
+// their state are not copied for the service, nor is a link where the
+// service's config is made its own.
+func TestInstallCopiesNoOneElsesFiles(t *testing.T) {
+	ctx := context.Background()
+
+	b := newTestBed(t)
+	b.aliceSetup()
+	ca := aliceHome + "/certs/authentik-ca.pem"
+	b.write("/etc/ssl/private/other.pem", b.read(ca), 0o600)
+	os.Remove(b.path(ca))
+	if err := os.Symlink(b.path("/etc/ssl/private/other.pem"), b.path(ca)); err != nil {
+		t.Fatal(err)
+	}
+	_, err := b.in.Install(ctx, Options{})
+	if err == nil || !strings.Contains(err.Error(), ca+" is a symbolic link") {
+		t.Errorf("install with the upstream CA a link: %v", err)
+	}
+	if _, err := os.Stat(b.path(SystemConfigDir + "/upstream-ca.pem")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the linked file was copied: %v", err)
+	}
+
+	// The service's config dir is the account's: a link put there is not
+	// given to it, nor made 0600.
+	b = newTestBed(t)
+	b.write("/srv/real.json", `{"hostname": "sso.example.com", "upstream": "http://authentik.lan:9000"}`, 0o644)
+	if err := os.MkdirAll(b.path(SystemConfigDir), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(b.path("/srv/real.json"), b.path(SystemConfig)); err != nil {
+		t.Fatal(err)
+	}
+	_, err = b.in.Install(ctx, Options{})
+	if err == nil || !strings.Contains(err.Error(), SystemConfig+" is a symbolic link") {
+		t.Errorf("install with %s a link: %v", SystemConfig, err)
+	}
+	if fi, _ := os.Stat(b.path("/srv/real.json")); fi == nil || fi.Mode().Perm() != 0o644 {
+		t.Errorf("the link's target was changed: %v", fi)
+	}
+
+	if os.Geteuid() != 0 {
+		t.Skip("a file of another user's needs root to make")
+	}
+	b = newTestBed(t)
+	b.aliceSetup()
+	key := aliceHome + "/.config/gatehouse/state/local-ca.key"
+	if err := os.Chown(b.path(key), 4242, 4242); err != nil {
+		t.Fatal(err)
+	}
+	_, err = b.in.Install(ctx, Options{})
+	if err == nil || !strings.Contains(err.Error(), key+" belongs to user 4242") {
+		t.Errorf("install with a state file of user 4242: %v", err)
+	}
+	if _, err := os.Stat(b.path(SystemStateDir + "/local-ca.key")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the other user's file was copied: %v", err)
+	}
+}
+
 // TestInstallStopsAtAFailedCommand: useradd fails, so nothing after it is
 // done and the error says why in useradd's words.
 func TestInstallStopsAtAFailedCommand(t *testing.T) {
