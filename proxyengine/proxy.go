@@ -62,7 +62,7 @@ func newProxyHandler(c config.Config, logger *slog.Logger, upstream *url.URL, tr
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:        p.rewrite,
 		ModifyResponse: p.modifyResponse,
-		Transport:      timedTransport{transport, t},
+		Transport:      newUpstreamQueue(timedTransport{transport, t}, transport.MaxIdleConnsPerHost),
 		ErrorHandler:   p.serveUpstreamError,
 		BufferPool:     proxyBuffers,
 		ErrorLog:       slog.NewLogLogger(logger.Handler(), slog.LevelWarn),

@@ -1,0 +1,130 @@
+package proxyengine
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// countingTransport answers every request with status and counts them.
+type countingTransport struct {
+	status int
+	calls  atomic.Int32
+}
+
+type readWriteBody struct {
+	io.Reader
+	io.Writer
+}
+
+func (readWriteBody) Close() error { return nil }
+
+func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.calls.Add(1)
+	if c.status == http.StatusSwitchingProtocols {
+		return &http.Response{StatusCode: c.status, Body: readWriteBody{strings.NewReader(""), io.Discard}}, nil
+	}
+	return &http.Response{StatusCode: c.status, Body: io.NopCloser(strings.NewReader("ok"))}, nil
+}
+
+func queueRequest(t *testing.T, ctx context.Context) *http.Request {
+	t.Helper()
+	r, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://upstream.test/", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// cancelled is a context a request waiting for a slot gives up on at once.
+func cancelled() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}
+
+// TestUpstreamQueueHoldsASlotUntilTheBodyCloses: with one slot, a second
+// request waits (here: gives up, as its context is done) until the first
+// one's body is closed, and closing that body twice frees one slot only.
+func TestUpstreamQueueHoldsASlotUntilTheBodyCloses(t *testing.T) {
+	next := &countingTransport{status: http.StatusOK}
+	q := newUpstreamQueue(next, 1)
+	q.wait = time.Hour
+
+	first, err := q.RoundTrip(queueRequest(t, context.Background()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := q.RoundTrip(queueRequest(t, cancelled())); !errors.Is(err, context.Canceled) {
+		t.Fatalf("second request while the first holds the slot: err %v, want it to wait and give up", err)
+	}
+	if n := next.calls.Load(); n != 1 {
+		t.Fatalf("%d requests reached the upstream, want 1", n)
+	}
+
+	first.Body.Close()
+	first.Body.Close()
+	// A free slot is taken without waiting, even by a request whose
+	// context is done; a second free slot would let the next one through.
+	second, err := q.RoundTrip(queueRequest(t, cancelled()))
+	if err != nil {
+		t.Fatalf("request after the first body closed: %v", err)
+	}
+	defer second.Body.Close()
+	if _, err := q.RoundTrip(queueRequest(t, cancelled())); err == nil {
+		t.Fatal("closing a body twice freed two slots")
+	}
+}
+
+// TestUpstreamQueueGoesAheadAfterTheWait: a request that waits longer than
+// the queue's wait goes ahead without a slot, so long-held connections
+// cannot stall the rest.
+func TestUpstreamQueueGoesAheadAfterTheWait(t *testing.T) {
+	next := &countingTransport{status: http.StatusOK}
+	q := newUpstreamQueue(next, 1)
+	q.wait = time.Millisecond
+
+	held, err := q.RoundTrip(queueRequest(t, context.Background()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Body.Close()
+	resp, err := q.RoundTrip(queueRequest(t, context.Background()))
+	if err != nil {
+		t.Fatalf("request past the wait: %v", err)
+	}
+	// Its body holds no slot: closing it must not free the held one.
+	resp.Body.Close()
+	if _, err := q.RoundTrip(queueRequest(t, cancelled())); err == nil {
+		t.Fatal("the body of a request without a slot freed one")
+	}
+}
+
+// TestUpstreamQueueSwitchedProtocols: a 101 keeps its read-write body for
+// ReverseProxy to take over, and its connection, gone from the pool, frees
+// its slot at once.
+func TestUpstreamQueueSwitchedProtocols(t *testing.T) {
+	q := newUpstreamQueue(&countingTransport{status: http.StatusSwitchingProtocols}, 1)
+	q.wait = time.Hour
+	resp, err := q.RoundTrip(queueRequest(t, context.Background()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := resp.Body.(io.ReadWriteCloser); !ok {
+		t.Errorf("a 101's body is %T, not the read-write connection", resp.Body)
+	}
+	if _, err := q.RoundTrip(queueRequest(t, cancelled())); err != nil {
+		t.Errorf("the slot of a 101 was not freed: %v", err)
+	}
+}
+
+func TestUpstreamQueueSizeDefaultsAsTheTransports(t *testing.T) {
+	if got := cap(newUpstreamQueue(http.DefaultTransport, 0).slots); got != http.DefaultMaxIdleConnsPerHost {
+		t.Errorf("a queue for MaxIdleConnsPerHost 0 has %d slots, want http's default %d", got, http.DefaultMaxIdleConnsPerHost)
+	}
+}
