@@ -25,6 +25,7 @@ type trustPanel struct {
 	win      fyne.Window
 	store    *trust.Store
 	certFile string
+	cert     []byte // its PEM as shown: what Trust installs, whatever the file holds by then
 
 	button *widget.Button
 	busy   bool          // a Trust is running: show must not enable the button
@@ -47,7 +48,7 @@ func newTrustPanel(win fyne.Window, store *trust.Store) *trustPanel {
 // show points the panel at the CA's certificate file, which exists once
 // Gatehouse has started with the local CA.
 func (p *trustPanel) show(certFile string) {
-	p.certFile = certFile
+	p.certFile, p.cert = certFile, nil
 	data, err := os.ReadFile(certFile)
 	fp := ""
 	if err == nil {
@@ -59,6 +60,7 @@ func (p *trustPanel) show(certFile string) {
 			"trust it then from the dashboard's certificate card, or with `gatehouse trust`.")
 		return
 	}
+	p.cert = data
 	if !p.busy {
 		p.button.Enable()
 	}
@@ -87,11 +89,11 @@ func (p *trustPanel) run() {
 	p.result.SetText("Trusting…")
 	p.result.Importance = widget.MediumImportance
 	p.result.Show()
-	store, certFile := p.store, p.certFile
+	store, cert := p.store, p.cert
 	inBackground(func() []trust.Result {
 		ctx, cancel := context.WithTimeout(context.Background(), trustTimeout)
 		defer cancel()
-		return store.Trust(ctx, certFile)
+		return store.Trust(ctx, cert)
 	}, p.showResults)
 }
 

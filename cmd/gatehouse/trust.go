@@ -71,7 +71,8 @@ func runTrust(args []string, untrust bool, store *trust.Store, stdout, stderr io
 		if store.NeedsPassword() {
 			fmt.Fprintln(stdout, "Adding the local CA to the system store: the system asks for your password.")
 		}
-		results = store.Trust(ctx, certFile)
+		results = store.Trust(ctx, data) // the certificate whose fingerprint is shown
+
 		defer fmt.Fprintf(stdout, "\nOn phones and other computers, import %s\n(SHA-256 fingerprint %s: compare it on the device before trusting).\n", certFile, fp)
 	}
 	fmt.Fprintln(stdout, trust.Summary(results))

@@ -186,17 +186,29 @@ func (s *Store) SystemPath() string {
 	return filepath.Join(s.path(k.dir), SystemFileName)
 }
 
-// Trust installs the CA certificate in certFile (PEM) in the system store
-// and every NSS database found, and says what it did in each place.
-func (s *Store) Trust(ctx context.Context, certFile string) []Result {
-	data, err := os.ReadFile(certFile)
+// Trust installs the CA certificate in pemData (the local CA's file, as
+// read once by the caller, who shows its fingerprint) in the system store
+// and every NSS database found, and says what it did in each place. What
+// is installed is that certificate alone, re-encoded: root gets it in the
+// command's arguments and never reads a path of the user's, which could
+// be swapped for another file (a link to a secret of root's) meanwhile;
+// certutil reads a private copy.
+func (s *Store) Trust(ctx context.Context, pemData []byte) []Result {
+	cert, err := parseCert(pemData)
 	if err != nil {
-		return []Result{{Place: "Certificate", Outcome: Failed, Detail: fmt.Sprintf("cannot read %s: %v", certFile, err)}}
+		return []Result{{Place: "Certificate", Outcome: Failed, Detail: err.Error()}}
 	}
-	if _, err := parseCert(data); err != nil {
-		return []Result{{Place: "Certificate", Outcome: Failed, Detail: fmt.Sprintf("%s: %v", certFile, err)}}
+	data := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw})
+	out := []Result{s.trustSystem(ctx, data)}
+	dir, err := os.MkdirTemp("", "gatehouse-trust-")
+	if err != nil {
+		return append(out, Result{Place: "Browsers", Outcome: Failed, Detail: "cannot write a copy for certutil: " + err.Error()})
 	}
-	out := []Result{s.trustSystem(ctx, certFile, data)}
+	defer os.RemoveAll(dir)
+	certFile := filepath.Join(dir, SystemFileName)
+	if err := os.WriteFile(certFile, data, 0o600); err != nil {
+		return append(out, Result{Place: "Browsers", Outcome: Failed, Detail: "cannot write a copy for certutil: " + err.Error()})
+	}
 	return append(out, s.eachNSS(ctx, func(db nssDB, certutil string) Result {
 		// A CA made again (a new state directory) replaces the old one.
 		s.run(ctx, certutil, "-D", "-d", "sql:"+db.dir, "-n", Nickname)
@@ -223,7 +235,7 @@ func (s *Store) Untrust(ctx context.Context) []Result {
 
 const systemPlace = "System store"
 
-func (s *Store) trustSystem(ctx context.Context, certFile string, data []byte) Result {
+func (s *Store) trustSystem(ctx context.Context, data []byte) Result {
 	k, ok := s.system()
 	if !ok {
 		return Result{Place: systemPlace, Outcome: Skipped,
@@ -233,8 +245,10 @@ func (s *Store) trustSystem(ctx context.Context, certFile string, data []byte) R
 	if old, err := os.ReadFile(dst); err == nil && bytes.Equal(old, data) {
 		return Result{Place: systemPlace, Outcome: Done, Detail: "already trusted (" + dst + ")"}
 	}
-	script := `install -m 0644 "$1" "$2" && shift 2 && "$@"`
-	args := append([]string{"-c", script, "sh", certFile, dst}, k.update...)
+	// The certificate is the argument $1, written beside the store's
+	// file and renamed over it.
+	script := `printf '%s' "$1" > "$2.new" && chmod 0644 "$2.new" && mv -f "$2.new" "$2" && shift 2 && "$@"`
+	args := append([]string{"-c", script, "sh", string(data), dst}, k.update...)
 	if b, err := s.runSystem(ctx, "/bin/sh", args...); err != nil {
 		return Result{Place: systemPlace, Outcome: Failed, Detail: "not installed: " + s.systemError(b, err)}
 	}

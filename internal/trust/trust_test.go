@@ -98,11 +98,17 @@ func TestTrustAndUntrustWithRealTools(t *testing.T) {
 	newNSSDB(t, firefox)
 	os.MkdirAll(filepath.Join(home, ".mozilla", "firefox", "Crash Reports"), 0o755) // not a profile
 	certFile, data := newCA(t, t.TempDir())
+	// The file changes after it was read and shown (another CA, or a link
+	// to a secret of root's): the certificate shown is what is trusted.
+	os.Remove(certFile)
+	if err := os.Symlink(filepath.Join(root, "usr/local/share/ca-certificates/other.crt"), certFile); err != nil {
+		t.Fatal(err)
+	}
 	// Elevate through env, a real program that runs the rest, as pkexec does.
 	s := &Store{Root: root, Home: home, Elevate: []string{"env"}}
 	ctx := context.Background()
 
-	results := s.Trust(ctx, certFile)
+	results := s.Trust(ctx, data)
 	t.Logf("trust:\n%s", Summary(results))
 	got := byPlace(results)
 	if len(results) != 3 {
@@ -120,15 +126,16 @@ func TestTrustAndUntrustWithRealTools(t *testing.T) {
 		t.Errorf("update-ca-certificates did not put the CA into the bundle: %v", err)
 	}
 	for _, dir := range []string{chrome, firefox} {
-		if !nssHas(t, dir) {
-			t.Errorf("%s does not list %q", dir, Nickname)
+		out, err := exec.Command("certutil", "-L", "-d", "sql:"+dir, "-n", Nickname, "-a").Output()
+		if err != nil || !bytes.Contains(bytes.ReplaceAll(out, []byte("\r"), nil), bytes.TrimSpace(data)) {
+			t.Errorf("%s does not hold the certificate shown as %q: %v %s", dir, Nickname, err, out)
 		}
 	}
 	if r := got["Firefox (profile abc123.default-release)"]; r.Outcome != Done {
 		t.Errorf("Firefox: %v", r)
 	}
 	// Again: nothing breaks, the system store says it is already there.
-	if r := byPlace(s.Trust(ctx, certFile))[systemPlace]; r.Outcome != Done || !strings.Contains(r.Detail, "already") {
+	if r := byPlace(s.Trust(ctx, data))[systemPlace]; r.Outcome != Done || !strings.Contains(r.Detail, "already") {
 		t.Errorf("second trust: %v", r)
 	}
 
@@ -162,7 +169,7 @@ func TestTrustSaysWhatItCouldNotDo(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.WriteFile(filepath.Join(home, ".pki", "nssdb", "cert9.db"), nil, 0o600)
-	certFile, _ := newCA(t, t.TempDir())
+	_, data := newCA(t, t.TempDir())
 	noCertutil := func(name string) (string, error) {
 		if name == "certutil" {
 			return "", exec.ErrNotFound
@@ -172,7 +179,7 @@ func TestTrustSaysWhatItCouldNotDo(t *testing.T) {
 	// The password dialog dismissed: pkexec exits 126. `sh -c "exit 126"`
 	// stands in for pkexec, run for real.
 	s := &Store{Root: root, Home: home, LookPath: noCertutil, Elevate: []string{"/bin/sh", "-c", "exit 126"}}
-	got := byPlace(s.Trust(context.Background(), certFile))
+	got := byPlace(s.Trust(context.Background(), data))
 	if r := got[systemPlace]; r.Outcome != Failed || !strings.Contains(r.Detail, "password dialog was closed") {
 		t.Errorf("system store with the dialog closed: %v", r)
 	}
@@ -185,12 +192,10 @@ func TestTrustSaysWhatItCouldNotDo(t *testing.T) {
 
 	// No browser at all, and a file that is not a certificate.
 	s = &Store{Root: root, Home: t.TempDir(), Elevate: []string{}}
-	if r := byPlace(s.Trust(context.Background(), certFile))["Browsers"]; r.Outcome != Skipped {
+	if r := byPlace(s.Trust(context.Background(), data))["Browsers"]; r.Outcome != Skipped {
 		t.Errorf("no browsers: %v", r)
 	}
-	bad := filepath.Join(t.TempDir(), "x.crt")
-	os.WriteFile(bad, []byte("hello"), 0o644)
-	if r := s.Trust(context.Background(), bad); len(r) != 1 || r[0].Outcome != Failed {
+	if r := s.Trust(context.Background(), []byte("hello")); len(r) != 1 || r[0].Outcome != Failed {
 		t.Errorf("not a certificate: %v", r)
 	}
 }
