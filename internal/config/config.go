@@ -343,11 +343,12 @@ func Load(path string) (Config, error) {
 	if err := privatefile.CheckNotShared(path, "config file"); err != nil {
 		return Config{}, err
 	}
-	return parse(data, path)
+	return Parse(data, path)
 }
 
-// parse decodes a config file's contents; path names it in errors.
-func parse(data []byte, path string) (Config, error) {
+// Parse decodes a config file's contents as Load does: unknown keys and
+// text after the closing } are errors; path names the file in them.
+func Parse(data []byte, path string) (Config, error) {
 	var c Config
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
@@ -371,14 +372,23 @@ func parse(data []byte, path string) (Config, error) {
 // Save writes c to path atomically with mode 0600, creating a
 // missing directory with mode 0700; an existing one is left as it is.
 func Save(path string, c Config) error {
-	data, err := json.MarshalIndent(c, "", "  ")
+	data, err := Encode(c)
 	if err != nil {
-		return fmt.Errorf("encoding config: %w", err)
+		return err
 	}
-	if err := privatefile.Write(path, append(data, '\n')); err != nil {
+	if err := privatefile.Write(path, data); err != nil {
 		return fmt.Errorf("saving config: %w", err)
 	}
 	return nil
+}
+
+// Encode is a config file's contents, as Save writes them.
+func Encode(c Config) ([]byte, error) {
+	data, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("encoding config: %w", err)
+	}
+	return append(data, '\n'), nil
 }
 
 // UpstreamTrust is how the top-level upstream's certificate is checked

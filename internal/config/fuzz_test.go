@@ -35,7 +35,7 @@ func FuzzConfig(f *testing.F) {
 	f.Add([]byte(`{"upstream_keepalive": -1, "upstream_idle_timeout": "-5s", "health_path": "health"}`))
 	f.Add([]byte(`{"hostname": "app.example.com", "upstream": "http://app.lan:8080", "forward_auth": {"url": "https://authentik.lan:9443", "insecure": true, "site": "x"}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		c, err := parse(data, "fuzz.json")
+		c, err := Parse(data, "fuzz.json")
 		if err != nil {
 			return
 		}
@@ -46,7 +46,7 @@ func FuzzConfig(f *testing.F) {
 		if err != nil {
 			t.Fatalf("an accepted config does not encode: %v", err)
 		}
-		reloaded, err := parse(saved, "saved.json")
+		reloaded, err := Parse(saved, "saved.json")
 		if err != nil {
 			t.Fatalf("a saved config does not load: %v\n%s", err, saved)
 		}

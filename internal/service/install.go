@@ -210,7 +210,7 @@ func (in *Installer) planSystemConfig(p *plan, o Options, acct *account) error {
 			return in.copyForService(c.from, c.to, acct)
 		})
 	}
-	data, err := encodeConfig(cfg)
+	data, err := config.Encode(cfg)
 	if err != nil {
 		return err
 	}
