@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -607,4 +608,72 @@ func TestForwardAuthChecksVisitorsBehindATrustedProxy(t *testing.T) {
 	if rs := app.requests(); len(rs) != 1 || rs[0].Header.Get("X-Authentik-Username") != "akadmin" {
 		t.Errorf("the app got %d requests, want one from akadmin", len(rs))
 	}
+}
+
+// FuzzForwardAuthPath sends any request target to a protected site whose
+// outpost lets /public and what is below it through without signing in
+// and sends everyone else to sign in. The app must receive a request only
+// when the outpost judged the very target it receives (X-Forwarded-Uri
+// byte for byte, so no difference in parsing or cleaning between the two
+// lets a visitor past) and let it through; the outpost's own paths never
+// reach the app.
+func FuzzForwardAuthPath(f *testing.F) {
+	for _, s := range []string{"/public", "/public/x?y=1", "/admin", "/public/../admin", "/public/%2e%2e/admin",
+		"/public%2F..%2Fadmin", "/public/..%5cadmin", "//public/../admin", "/PUBLIC", "/public;/../admin",
+		"/outpost.goauthentik.io/callback?x=1", "/public?next=/admin", "*", "https://" + testHostname + "/public/../admin",
+		"/public/%00", "/public\\..\\admin", "/./public", "/public/.", "/%70ublic/x"} {
+		f.Add(s)
+	}
+	var mu sync.Mutex
+	judged := map[string]string{} // by X-Fuzz-Id: the target the outpost judged
+	reached := map[string]string{}
+	allowed := func(uri string) bool {
+		return uri == "/public" || strings.HasPrefix(uri, "/public/") || strings.HasPrefix(uri, "/public?")
+	}
+	outpost := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != forwardAuthCheckPath {
+			io.WriteString(w, "outpost page")
+			return
+		}
+		uri := r.Header.Get("X-Forwarded-Uri")
+		mu.Lock()
+		judged[r.Header.Get("X-Fuzz-Id")] = uri
+		mu.Unlock()
+		if !allowed(uri) {
+			http.Redirect(w, r, "/outpost.goauthentik.io/start", http.StatusFound)
+		}
+	}))
+	defer outpost.Close()
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if id := r.Header.Get("X-Fuzz-Id"); id != "" {
+			mu.Lock()
+			reached[id] = r.RequestURI
+			mu.Unlock()
+		}
+	}))
+	defer app.Close()
+	cfg := testConfig(f, app)
+	cfg.ForwardAuth = &config.ForwardAuth{URL: outpost.URL}
+	e := startEngine(f, cfg)
+	var n atomic.Int64
+	f.Fuzz(func(t *testing.T, target string) {
+		if target == "" || strings.ContainsAny(target, " \t\r\n") {
+			return // not one request target
+		}
+		id := strconv.FormatInt(n.Add(1), 10)
+		rawExchange(t, e, "GET "+target+" HTTP/1.1\r\nHost: "+testHostname+"\r\nX-Fuzz-Id: "+id+"\r\nConnection: close\r\n\r\n")
+		mu.Lock()
+		got, ok := reached[id]
+		uri, asked := judged[id]
+		mu.Unlock()
+		if !ok {
+			return
+		}
+		if !asked || got != uri || !allowed(uri) {
+			t.Fatalf("target %q reached the app as %q; the outpost judged %q (asked: %v)", target, got, uri, asked)
+		}
+		if strings.HasPrefix(got, forwardAuthPrefix) {
+			t.Fatalf("target %q: the outpost's path %q reached the app", target, got)
+		}
+	})
 }
