@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/gatehouse-proxy/gatehouse/internal/config"
-	"github.com/gatehouse-proxy/gatehouse/internal/ports"
 )
 
 const (
@@ -139,14 +138,14 @@ func (e *Engine) bindChanged(cur, next config.Config) (*rebinding, error) {
 		if next.HTTPAddr == config.Off {
 			b.closeHTTP = true
 		} else {
-			b.http, err = ports.Listen("HTTP", next.HTTPAddr)
+			b.http, err = e.listen("HTTP", next.HTTPAddr)
 		}
 	}
 	if err == nil && next.StatusAddr != cur.StatusAddr {
 		if next.StatusAddr == config.Off {
 			b.closeStatus = true
 		} else {
-			b.status, err = ports.Listen("status", next.StatusAddr)
+			b.status, err = e.listen("status", next.StatusAddr)
 		}
 	}
 	if err != nil {

@@ -63,6 +63,9 @@ type Engine struct {
 	// certRetry is the first wait before a failed certificate is tried
 	// again (certRetryFirst); tests shorten it.
 	certRetry time.Duration
+	// listen binds a listener (ports.Listen); tests hand out ports they
+	// reserved beforehand, such as those an ACME CA validates on.
+	listen func(purpose, addr string) (net.Listener, error)
 
 	// gen is what the engine serves now; pending, while Apply obtains a
 	// new certificate, is the generation whose ACME challenges the
@@ -102,7 +105,7 @@ func New(cfg config.Config, opts Options) (*Engine, error) {
 		logger = slog.Default()
 	}
 	e := &Engine{logger: logger, report: progress.Reporter{Logger: logger, Func: opts.Progress}, demo: newDemoApp(),
-		stagingDirectory: config.LetsEncryptStaging, certRetry: certRetryFirst,
+		stagingDirectory: config.LetsEncryptStaging, certRetry: certRetryFirst, listen: ports.Listen,
 		tracker: newTracker(), limits: defaultClientLimits, state: StateStopped, serveErr: make(chan error, 3),
 		retired: map[net.Listener]bool{}}
 	e.ws = newWSSessions(e.tracker)
@@ -152,12 +155,12 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 		return err
 	}
 	if cfg.HTTPAddr != config.Off {
-		if e.httpLn, err = ports.Listen("HTTP", cfg.HTTPAddr); err != nil {
+		if e.httpLn, err = e.listen("HTTP", cfg.HTTPAddr); err != nil {
 			return err
 		}
 	}
 	if cfg.StatusAddr != config.Off {
-		if e.statusLn, err = ports.Listen("status", cfg.StatusAddr); err != nil {
+		if e.statusLn, err = e.listen("status", cfg.StatusAddr); err != nil {
 			return err
 		}
 	}
@@ -202,7 +205,7 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 
 // listenHTTPS binds the TLS listener, tracked unless tracking is off.
 func (e *Engine) listenHTTPS(addr string) (net.Listener, error) {
-	ln, err := ports.Listen("HTTPS", addr)
+	ln, err := e.listen("HTTPS", addr)
 	if err != nil || e.untracked {
 		return ln, err
 	}

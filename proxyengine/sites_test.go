@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httptrace"
@@ -382,7 +383,10 @@ func TestLegacySingleSiteConfig(t *testing.T) {
 // CA; a name whose DNS points nowhere fails alone, shown in its status,
 // while the others are served.
 func TestSitesWithACME(t *testing.T) {
-	httpPort, tlsPort := testutil.FreePort(t), testutil.FreePort(t)
+	// Pebble validates on ports fixed before the engine starts: reserved
+	// for the whole test, so no other test takes them meanwhile.
+	httpRes, tlsRes := testutil.ReservePort(t), testutil.ReservePort(t)
+	httpPort, tlsPort := httpRes.Port, tlsRes.Port
 	loopback := []netip.Addr{netip.MustParseAddr("127.0.0.1")}
 	dns := testutil.StartDNS(t, testutil.Zone{Records: map[string][]netip.Addr{
 		"a.gatehouse.test": loopback, "b.gatehouse.test": loopback,
@@ -402,6 +406,15 @@ func TestSitesWithACME(t *testing.T) {
 	e, err := New(cfg, testOptions(t))
 	if err != nil {
 		t.Fatal(err)
+	}
+	e.listen = func(purpose, addr string) (net.Listener, error) {
+		switch addr {
+		case httpRes.Addr:
+			return httpRes.Listener()
+		case tlsRes.Addr:
+			return tlsRes.Listener()
+		}
+		return nil, fmt.Errorf("the test reserved no port %s for %s", addr, purpose)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

@@ -5,7 +5,6 @@ import (
 	"encoding/pem"
 	"io"
 	"log"
-	"net"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -59,16 +58,4 @@ func StartPebble(t testing.TB, httpPort, tlsPort int, dnsAddr string) *Pebble {
 	}
 	p.Roots.AddCert(authority.GetRootCert(0).Cert)
 	return p
-}
-
-// FreePort returns a loopback TCP port that was free a moment ago, for a
-// listener a validator must find at a fixed port.
-func FreePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
