@@ -199,6 +199,7 @@ func (f *forwardAuth) check(w http.ResponseWriter, r *http.Request) (http.Header
 	if id, ok := f.cache.get(key); ok {
 		return id, true
 	}
+	began := f.cache.begin()
 	ctx, cancel := context.WithTimeout(r.Context(), f.timeout)
 	defer cancel()
 	resp, err := f.transport.RoundTrip(f.checkRequest(ctx, r))
@@ -233,7 +234,7 @@ func (f *forwardAuth) check(w http.ResponseWriter, r *http.Request) (http.Header
 		// is authentik letting an unauthenticated path through, which
 		// says nothing about the visitor's other requests.
 		if id.Get("X-Authentik-Username") != "" {
-			f.cache.put(key, id)
+			f.cache.put(key, id, began)
 		}
 		return id, true
 	}
@@ -391,6 +392,10 @@ type authCache struct {
 
 	mu sync.Mutex
 	m  map[[sha256.Size]byte]authCacheEntry
+	// forgets counts forget calls: a pass whose check began before one
+	// (begin) is not kept, since the sign-out it raced may have ended the
+	// very session the outpost had just let through.
+	forgets uint64
 }
 
 type authCacheEntry struct {
@@ -446,13 +451,28 @@ func (c *authCache) get(key [sha256.Size]byte) (http.Header, bool) {
 	return e.id, true
 }
 
-func (c *authCache) put(key [sha256.Size]byte, id http.Header) {
+// begin marks the start of a check whose pass may be put.
+func (c *authCache) begin() uint64 {
+	if c == nil {
+		return 0
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.forgets
+}
+
+// put keeps id under key for the cache's ttl, unless something was
+// forgotten since began (begin's answer before the check was sent).
+func (c *authCache) put(key [sha256.Size]byte, id http.Header, began uint64) {
 	if c == nil || key == ([sha256.Size]byte{}) {
 		return
 	}
 	now := time.Now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.forgets != began {
+		return
+	}
 	if c.m == nil {
 		c.m = map[[sha256.Size]byte]authCacheEntry{}
 	}
@@ -475,6 +495,7 @@ func (c *authCache) forget(key [sha256.Size]byte) {
 	}
 	c.mu.Lock()
 	delete(c.m, key)
+	c.forgets++
 	c.mu.Unlock()
 }
 

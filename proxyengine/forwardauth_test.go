@@ -677,3 +677,22 @@ func FuzzForwardAuthPath(f *testing.F) {
 		}
 	})
 }
+
+// A pass whose check was under way when a sign-out forgot the cache is
+// not kept: the session it vouched for may have just ended.
+func TestForwardAuthCacheDropsAPassThatRacedASignOut(t *testing.T) {
+	c := &authCache{ttl: time.Minute, max: 10}
+	key := authCacheKey(&http.Request{Header: http.Header{"Cookie": {validSession}}, URL: &url.URL{}})
+	id := http.Header{"X-Authentik-Username": {"akadmin"}}
+
+	began := c.begin() // the check is sent
+	c.forget(key)      // sign_out arrives meanwhile
+	c.put(key, id, began)
+	if _, ok := c.get(key); ok {
+		t.Error("a pass checked before the sign-out was kept")
+	}
+	c.put(key, id, c.begin()) // a check after it
+	if got, ok := c.get(key); !ok || got.Get("X-Authentik-Username") != "akadmin" {
+		t.Error("a pass checked after the sign-out was not kept")
+	}
+}
