@@ -744,6 +744,15 @@ func TestHSTS(t *testing.T) {
 	if resp := get(on, "other.example"); resp.StatusCode != 421 || resp.Header.Get("Strict-Transport-Security") != "" {
 		t.Errorf("another name: %d with HSTS %q", resp.StatusCode, resp.Header.Get("Strict-Transport-Security"))
 	}
+	// A WebSocket upgrade the upstream refuses: its answer is relayed,
+	// with Gatehouse's HSTS in place of its own.
+	_, resp, err := wsDialer(t, on).Dial(wsURL("/ws/"), nil)
+	if err == nil || resp == nil {
+		t.Fatalf("an upgrade the upstream answered 200: %v", err)
+	}
+	if v := resp.Header.Values("Strict-Transport-Security"); len(v) != 1 || v[0] != "max-age=63072000" {
+		t.Errorf("relayed refusal of an upgrade, hsts on: %q, want max-age=63072000 alone", v)
+	}
 }
 
 // TestStateAndConfigDirsKeepTheirModes checks that Gatehouse sets modes

@@ -310,10 +310,15 @@ func (x *wsProxy) handshake(ctx context.Context, up net.Conn, out *http.Request)
 	return resp, br, nil
 }
 
-// relayRefusal passes a non-101 answer to the visitor.
+// relayRefusal passes a non-101 answer to the visitor. A
+// Strict-Transport-Security already set is Gatehouse's own (serveSite),
+// which replaces the upstream's as on every other answer.
 func (x *wsProxy) relayRefusal(w http.ResponseWriter, resp *http.Response) {
 	defer resp.Body.Close()
 	removeHopHeaders(resp.Header)
+	if w.Header().Get("Strict-Transport-Security") != "" {
+		resp.Header.Del("Strict-Transport-Security")
+	}
 	for k, v := range resp.Header {
 		w.Header()[k] = v
 	}
