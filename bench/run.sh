@@ -33,7 +33,9 @@
 #   PROFILE_SECONDS=10  CPU profile length (0: no profile)
 #   PEERS="nginx caddy gatehouse gatehouse-ka10"
 #                       gatehouse-kaN is Gatehouse with --upstream-keepalive N,
-#                       gatehouse-gogcN Gatehouse with GOGC=N
+#                       gatehouse-gogcN Gatehouse with GOGC=N, gatehouse-base
+#                       the build at BASE_BIN (an earlier commit's, for A/B runs)
+#   BASE_BIN=bin/gatehouse-base
 #   PHASES="http ws h2 idle startup profile"   which measurements to run
 #   HTTP_CASES="100:32 100:256 102400:32 102400:256"   response bytes:connections
 #   QUICK=1             one short round of everything, to check the script
@@ -62,6 +64,7 @@ PHASES=" ${PHASES:-http ws h2 idle startup profile} "
 read -r -a PEERS <<<"${PEERS:-nginx caddy gatehouse gatehouse-ka10}"
 OUT=${OUT:-bench/results/$(date -u +%Y%m%d-%H%M%S)}
 WRK_THREADS=${WRK_THREADS:-$(nproc)}
+BASE_BIN=${BASE_BIN:-bin/gatehouse-base}
 
 UPSTREAM_PORT=19443
 CADDY_HTTP_PORT=18440 # Caddy insists on a plain HTTP port even with redirects off
@@ -162,22 +165,27 @@ peer_cmd() {
 		CMD=(env HOME="$WORK" XDG_CONFIG_HOME="$WORK/xdg" XDG_DATA_HOME="$WORK/xdg"
 			caddy run --config "$WORK/Caddyfile" --adapter caddyfile)
 		;;
-	gatehouse | gatehouse-ka* | gatehouse-gogc*)
+	gatehouse | gatehouse-ka* | gatehouse-gogc* | gatehouse-base)
 		# XDG_CONFIG_HOME keeps a user's ~/.config/gatehouse config out of the run.
 		CMD=(env XDG_CONFIG_HOME="$WORK/xdg")
 		if [[ $1 == gatehouse-gogc* ]]; then
 			CMD+=(GOGC="${1#gatehouse-gogc}")
 		fi
-		CMD+=(bin/gatehouse serve
+		local bin=bin/gatehouse
+		if [[ $1 == gatehouse-base ]]; then
+			bin=$BASE_BIN
+			[[ -x $bin ]] || die "gatehouse-base needs a build to compare with at $bin (BASE_BIN)"
+		fi
+		CMD+=("$bin" serve
 			--tls files --cert-file "$WORK/cert.pem" --key-file "$WORK/key.pem"
 			--upstream "https://127.0.0.1:$UPSTREAM_PORT" --upstream-insecure
 			--hostname localhost --https-addr "127.0.0.1:$port"
-			--http-addr off --status-addr off)
+			--http-addr off --status-addr off --control-socket off)
 		if [[ $1 == gatehouse-ka* ]]; then
 			CMD+=(--upstream-keepalive "${1#gatehouse-ka}")
 		fi
 		;;
-	*) die "unknown peer $1 (nginx, caddy, gatehouse, gatehouse-kaN or gatehouse-gogcN)" ;;
+	*) die "unknown peer $1 (nginx, caddy, gatehouse, gatehouse-kaN, gatehouse-gogcN or gatehouse-base)" ;;
 	esac
 }
 
