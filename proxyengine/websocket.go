@@ -42,10 +42,14 @@ const (
 	// the buffer is read in two calls rather than one.
 	wsSmallBuffer = 512
 	// wsParkAfter is how long a direction may carry nothing before its
-	// pump parks (see pump): long enough that a busy session never parks
-	// between messages, short enough that a crowd of idle ones soon holds
-	// little.
-	wsParkAfter = time.Second
+	// pump parks (see pump). Sooner is leaner: parked goroutines start on
+	// the runtime's average stack size, which falls to 2 KiB only once
+	// most pumps are parked, and 100 ms measured 29.4 KiB per idle
+	// WebSocket against 30.1 at 250 ms and 33 at 1 s (docs/BENCHMARKS.md).
+	// The price is small: a busy direction's park deadline fires, and is
+	// moved, at most ten times a second, and a direction that pauses
+	// longer pays a goroutine and a peek to wake.
+	wsParkAfter = 100 * time.Millisecond
 )
 
 var wsHandshakeReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4<<10) }}
