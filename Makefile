@@ -81,7 +81,7 @@ test-ui-headless:
 screenshots:
 	CGO_ENABLED=0 $(GO) test -count=1 ./ui/... -args -screenshots=$(CURDIR)/docs
 
-# bench compares Gatehouse with nginx and Caddy (about 12 minutes; QUICK=1 for a
+# bench compares Gatehouse with nginx and Caddy (about 20 minutes; QUICK=1 for a
 # smoke run); see bench/run.sh for its settings and docs/BENCHMARKS.md.
 bench: deps
 	bench/run.sh

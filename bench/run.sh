@@ -31,7 +31,7 @@
 #   H2_THREADS=$(nproc) h2load threads (-t), as WRK_THREADS for wrk
 #   IDLE_CONNS=2000     idle WebSockets for the memory measurement
 #   PROFILE_SECONDS=10  CPU profile length (0: no profile)
-#   PEERS="nginx caddy gatehouse gatehouse-ka10"
+#   PEERS="nginx caddy gatehouse"
 #                       gatehouse-kaN is Gatehouse with --upstream-keepalive N,
 #                       gatehouse-gogcN Gatehouse with GOGC=N, gatehouse-base
 #                       the build at BASE_BIN (an earlier commit's, for A/B runs)
@@ -61,7 +61,7 @@ H2_THREADS=${H2_THREADS:-$(nproc)}
 IDLE_CONNS=${IDLE_CONNS:-2000}
 PROFILE_SECONDS=${PROFILE_SECONDS:-10}
 PHASES=" ${PHASES:-http ws h2 idle startup profile} "
-read -r -a PEERS <<<"${PEERS:-nginx caddy gatehouse gatehouse-ka10}"
+read -r -a PEERS <<<"${PEERS:-nginx caddy gatehouse}"
 OUT=${OUT:-bench/results/$(date -u +%Y%m%d-%H%M%S)}
 WRK_THREADS=${WRK_THREADS:-$(nproc)}
 BASE_BIN=${BASE_BIN:-bin/gatehouse-base}
@@ -559,6 +559,10 @@ summarize() {
 			done
 			[[ -n $any ]] || continue # a phase that did not run
 			for pair in "${ratios[@]}"; do
+				if [[ $metric == *_dials ]]; then
+					line+=" |" # a count of connections, where a ratio says nothing
+					continue
+				fi
 				g=$(median "$metric" "${pair%/*}")
 				n=$(median "$metric" "${pair#*/}")
 				line+=" $(awk -v g="$g" -v n="$n" 'BEGIN { if (g == "" || n == "" || n == 0) print "-"; else printf "%.2f", g / n }') |"
