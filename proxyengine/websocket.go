@@ -540,6 +540,11 @@ func (s *wsSession) pump(d *wsDirection, parked bool) {
 	if d.raw != nil {
 		lastRead = time.Now()
 		d.src.SetReadDeadline(lastRead.Add(parkAfter))
+		if s.stopping() {
+			// A stop before this pump began may have had its deadline
+			// overwritten just now.
+			d.src.SetReadDeadline(time.Unix(1, 0))
+		}
 	}
 	park := false
 	for {
