@@ -33,13 +33,13 @@ const (
 	wsDialTimeout = upstream.DialTimeout + upstream.TLSTimeout
 	// wsCloseWait bounds writing the proxy's own close frame.
 	wsCloseWait = time.Second
-	// wsSmallBuffer is what an idle session holds per direction while it
-	// waits for data; a full read switches to a pooled copy buffer until
-	// the burst ends. Idle WebSockets are the common case (authentik keeps
-	// one open per browser tab and outpost), so their size matters most:
-	// 512 bytes rather than 1 KiB measured 1.5 KiB less resident memory per
-	// idle WebSocket (docs/BENCHMARKS.md), and a TLS record larger than
-	// the buffer is read in two calls rather than one.
+	// wsSmallBuffer is what a direction reads into between bursts, from
+	// a pool; a full read switches to a pooled copy buffer until the burst
+	// ends, and a parked direction holds neither. Small messages (pings,
+	// notifications) are the common case, and a TLS record larger than the
+	// buffer is read in two calls rather than one. Before directions
+	// parked, every idle one held this buffer, and 512 bytes rather than
+	// 1 KiB measured 1.5 KiB less per idle WebSocket (docs/BENCHMARKS.md).
 	wsSmallBuffer = 512
 	// wsParkAfter is how long a direction may carry nothing before its
 	// pump parks (see pump). Sooner is leaner: parked goroutines start on
