@@ -3,6 +3,7 @@ package proxyengine
 import (
 	"context"
 	"io"
+	"mime"
 	"net/http"
 	"sync/atomic"
 	"time"
@@ -23,9 +24,9 @@ const upstreamQueueWait = time.Second
 // then never outgrown.
 //
 // The wait is bounded by upstreamQueueWait, not a hard cap, so requests
-// that hold connections for long (long polls, event streams) cannot stall
-// the others: past the wait, a request dials, as it would without the
-// queue.
+// that hold connections for long (long polls) cannot stall the others:
+// past the wait, a request dials, as it would without the queue. An event
+// stream gives its slot back as soon as its headers arrive.
 type upstreamQueue struct {
 	next  http.RoundTripper
 	slots chan struct{} // one per request holding a slot
@@ -53,9 +54,11 @@ func (q *upstreamQueue) RoundTrip(r *http.Request) (*http.Response, error) {
 	if !held {
 		return resp, err
 	}
-	if err != nil || resp.StatusCode == http.StatusSwitchingProtocols {
+	if err != nil || resp.StatusCode == http.StatusSwitchingProtocols || isEventStream(resp) {
 		// A switched connection leaves the pool, and its body must stay
-		// the connection ReverseProxy takes over.
+		// the connection ReverseProxy takes over. An event stream holds
+		// its connection for as long as someone watches: the requests
+		// after it should not wait for that.
 		q.release()
 		return resp, err
 	}
@@ -84,6 +87,12 @@ func (q *upstreamQueue) acquire(ctx context.Context) (bool, error) {
 }
 
 func (q *upstreamQueue) release() { <-q.slots }
+
+// isEventStream reports whether resp is a server-sent event stream.
+func isEventStream(resp *http.Response) bool {
+	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	return mt == "text/event-stream"
+}
 
 // slotBody gives its request's slot back when closed, once.
 type slotBody struct {

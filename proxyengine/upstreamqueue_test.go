@@ -14,6 +14,7 @@ import (
 // countingTransport answers every request with status and counts them.
 type countingTransport struct {
 	status int
+	header http.Header // of every answer
 	calls  atomic.Int32
 }
 
@@ -29,7 +30,7 @@ func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	if c.status == http.StatusSwitchingProtocols {
 		return &http.Response{StatusCode: c.status, Body: readWriteBody{strings.NewReader(""), io.Discard}}, nil
 	}
-	return &http.Response{StatusCode: c.status, Body: io.NopCloser(strings.NewReader("ok"))}, nil
+	return &http.Response{StatusCode: c.status, Header: c.header.Clone(), Body: io.NopCloser(strings.NewReader("ok"))}, nil
 }
 
 func queueRequest(t *testing.T, ctx context.Context) *http.Request {
@@ -126,5 +127,26 @@ func TestUpstreamQueueSwitchedProtocols(t *testing.T) {
 func TestUpstreamQueueSizeDefaultsAsTheTransports(t *testing.T) {
 	if got := cap(newUpstreamQueue(http.DefaultTransport, 0).slots); got != http.DefaultMaxIdleConnsPerHost {
 		t.Errorf("a queue for MaxIdleConnsPerHost 0 has %d slots, want http's default %d", got, http.DefaultMaxIdleConnsPerHost)
+	}
+}
+
+// TestUpstreamQueueEventStreamFreesItsSlot: an event stream, which keeps
+// its connection for as long as someone watches, gives its slot back when
+// its headers arrive; its body stays readable.
+func TestUpstreamQueueEventStreamFreesItsSlot(t *testing.T) {
+	next := &countingTransport{status: http.StatusOK, header: http.Header{"Content-Type": {"text/event-stream; charset=utf-8"}}}
+	q := newUpstreamQueue(next, 1)
+	q.wait = time.Hour
+	stream, err := q.RoundTrip(queueRequest(t, context.Background()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stream.Body.Close()
+	next.header = nil
+	if _, err := q.RoundTrip(queueRequest(t, cancelled())); err != nil {
+		t.Errorf("a request after an open event stream waited: %v", err)
+	}
+	if b, _ := io.ReadAll(stream.Body); string(b) != "ok" {
+		t.Errorf("the stream's body reads %q", b)
 	}
 }

@@ -118,7 +118,9 @@ type Config struct {
 	// dials again: with 10, a proxy serving 32 busy clients spent 45% of its
 	// CPU on upstream TLS handshakes (docs/BENCHMARKS.md). The cap costs
 	// nothing until a burst fills it, and idle connections close after
-	// UpstreamIdleTimeout.
+	// UpstreamIdleTimeout. With this many requests in flight, the next
+	// waits up to a second for one of them to finish and reuses its
+	// connection, then dials (an event stream or WebSocket does not count).
 	UpstreamKeepalive int `json:"upstream_keepalive,omitempty"`
 
 	// UpstreamIdleTimeout closes idle upstream connections. Default 90s,
