@@ -230,22 +230,8 @@ func validateForwardAuth(f ForwardAuth, s Site, sites []Site, known map[string]i
 	if err != nil {
 		return fmt.Errorf("the outpost's url: %v", err)
 	}
-	set := 0
-	for _, on := range []bool{f.Insecure, f.CA != "", f.Fingerprint != ""} {
-		if on {
-			set++
-		}
-	}
-	if set > 1 {
-		return errors.New("choose one way to trust the outpost: a pinned fingerprint, a CA file, or skipping verification")
-	}
-	if set == 1 && u.Scheme != "https" {
-		return errors.New("certificate trust options (insecure, fingerprint, ca) apply to an https:// outpost only; remove them or use https://")
-	}
-	if f.CA != "" {
-		if _, err := upstream.LoadCertPool(f.CA); err != nil {
-			return err
-		}
+	if err := validateTrust(f.Trust(), u, "outpost"); err != nil {
+		return err
 	}
 	if f.Fingerprint != "" {
 		if _, err := upstream.ParseFingerprint(f.Fingerprint); err != nil {

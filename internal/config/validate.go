@@ -187,6 +187,13 @@ func validateLabel(label string) error {
 }
 
 func validateUpstreamTrust(t upstream.Trust, u *url.URL) error {
+	return validateTrust(t, u, "upstream")
+}
+
+// validateTrust checks how the certificate of server (at u, nil when
+// unknown) is trusted: one way at most, over https:// only, with a CA file
+// that holds certificates.
+func validateTrust(t upstream.Trust, u *url.URL, server string) error {
 	set := 0
 	for _, on := range []bool{t.Insecure, t.CAFile != "", t.Fingerprint != ""} {
 		if on {
@@ -194,10 +201,10 @@ func validateUpstreamTrust(t upstream.Trust, u *url.URL) error {
 		}
 	}
 	if set > 1 {
-		return errors.New("choose one way to trust the upstream: a pinned fingerprint, a CA file, or skipping verification")
+		return fmt.Errorf("choose one way to trust the %s: a pinned fingerprint, a CA file, or skipping verification", server)
 	}
 	if set == 1 && u != nil && u.Scheme != "https" {
-		return errors.New("certificate trust options apply to an https:// upstream only; remove them or use https://")
+		return fmt.Errorf("certificate trust options apply to an https:// %s only; remove them or use https://", server)
 	}
 	if t.CAFile == "" {
 		return nil
