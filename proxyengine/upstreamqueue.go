@@ -3,8 +3,8 @@ package proxyengine
 import (
 	"context"
 	"io"
-	"mime"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -88,10 +88,17 @@ func (q *upstreamQueue) acquire(ctx context.Context) (bool, error) {
 
 func (q *upstreamQueue) release() { <-q.slots }
 
-// isEventStream reports whether resp is a server-sent event stream.
+// isEventStream reports whether resp is a server-sent event stream. It
+// runs for every response, so it compares the media type in place rather
+// than parsing the header's parameters.
 func isEventStream(resp *http.Response) bool {
-	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
-	return mt == "text/event-stream"
+	const eventStream = "text/event-stream"
+	ct := strings.TrimSpace(resp.Header.Get("Content-Type"))
+	if len(ct) < len(eventStream) || !strings.EqualFold(ct[:len(eventStream)], eventStream) {
+		return false
+	}
+	rest := strings.TrimSpace(ct[len(eventStream):])
+	return rest == "" || rest[0] == ';'
 }
 
 // slotBody gives its request's slot back when closed, once.

@@ -150,3 +150,14 @@ func TestUpstreamQueueEventStreamFreesItsSlot(t *testing.T) {
 		t.Errorf("the stream's body reads %q", b)
 	}
 }
+
+func TestIsEventStream(t *testing.T) {
+	for ct, want := range map[string]bool{
+		"text/event-stream": true, "Text/Event-Stream; charset=utf-8": true, " text/event-stream ;x=1": true,
+		"text/event-streams": false, "text/html": false, "": false, "text/event": false,
+	} {
+		if got := isEventStream(&http.Response{Header: http.Header{"Content-Type": {ct}}}); got != want {
+			t.Errorf("Content-Type %q: event stream %v, want %v", ct, got, want)
+		}
+	}
+}
