@@ -31,6 +31,7 @@ type siteCard struct {
 	health  *widget.Label
 	signIn  *widget.Label
 	traffic *widget.Label // and the certificate
+	actions siteActions   // what buttons shows
 }
 
 func newSiteCard() *siteCard {
@@ -216,25 +217,47 @@ func (d *dashboard) renderSiteCard(c *siteCard, s proxyengine.SiteStatus, first 
 		setLabel(c.traffic, traffic+"certificate expires in "+plural(days, "day"), widget.MediumImportance)
 	}
 
-	host := s.Hostname
+	actions := siteNoEdit
+	switch {
+	case first:
+		actions = siteFirst
+	case d.cfg != nil && d.actions.onApply != nil:
+		actions = siteEditable
+	}
+	if actions != c.actions {
+		c.actions = actions
+		c.buttons.Objects = d.siteButtons(s.Hostname, actions)
+		c.buttons.Refresh()
+	}
+}
+
+// siteActions are the buttons a site card offers.
+type siteActions int
+
+const (
+	siteNone     siteActions = iota // none yet: a new card
+	siteNoEdit                      // Connections only (nothing is followed)
+	siteFirst                       // and Edit setup: the wizard's site
+	siteEditable                    // and Edit…, Remove…
+)
+
+// siteButtons are the card buttons of the site host for actions.
+func (d *dashboard) siteButtons(host string, actions siteActions) []fyne.CanvasObject {
 	button := func(text string, icon fyne.Resource, tapped func()) fyne.CanvasObject {
 		b := widget.NewButtonWithIcon(text, icon, tapped)
 		b.Importance = widget.LowImportance
 		return b
 	}
 	buttons := []fyne.CanvasObject{button("Connections", theme.ComputerIcon(), func() { d.showSiteConnections(host) })}
-	switch {
-	case first:
+	switch actions {
+	case siteFirst:
 		buttons = append(buttons, button("Edit setup", theme.SettingsIcon(), d.actions.onEditSetup))
-	case d.cfg != nil && d.actions.onApply != nil:
+	case siteEditable:
 		buttons = append(buttons,
 			button("Edit…", theme.DocumentCreateIcon(), func() { d.openSiteEditor(host) }),
 			button("Remove…", theme.DeleteIcon(), func() { d.confirmRemoveSite(host) }))
 	}
-	if len(c.buttons.Objects) != len(buttons) {
-		c.buttons.Objects = buttons
-		c.buttons.Refresh()
-	}
+	return buttons
 }
 
 // signInOf says how visitors of the site hostname sign in.
