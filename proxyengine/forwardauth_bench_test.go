@@ -50,34 +50,11 @@ func BenchmarkForwardAuth(b *testing.B) {
 			if mode == "check" {
 				e.current().sites[0].auth.cache = nil
 			}
-			if err := e.Start(b.Context()); err != nil {
-				b.Fatal(err)
-			}
-			c := httpClient(b, e, false)
-			c.Transport.(*http.Transport).MaxIdleConnsPerHost = 64
-			b.ReportAllocs()
-			cpuBefore := processCPUTime(b)
-			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
+			benchRequests(b, e, func() *http.Request {
 				req, _ := http.NewRequest(http.MethodGet, engineURL("/"), nil)
 				req.Header.Set("Cookie", validSession+"; csrftoken=abcdef0123456789")
-				for pb.Next() {
-					resp, err := c.Do(req)
-					if err != nil {
-						b.Error(err)
-						return
-					}
-					io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					if resp.StatusCode != http.StatusOK {
-						b.Errorf("status %d", resp.StatusCode)
-						return
-					}
-				}
+				return req
 			})
-			b.StopTimer()
-			b.ReportMetric(float64(processCPUTime(b)-cpuBefore)/float64(b.N), "cpu-ns/op")
-			e.Shutdown(b.Context())
 		})
 	}
 }
