@@ -317,8 +317,8 @@ func (d *dashboard) confirmRemoveSite(hostname string) {
 		return
 	}
 	dialog.ShowConfirm("Remove "+hostname+"?",
-		"Gatehouse stops serving "+hostname+" at once: its visitors are disconnected and new ones get an error. "+
-			"The app itself is not changed, and you can add the site again later.",
+		"Gatehouse stops serving "+hostname+" at once: its visitors' next requests get an error (WebSockets already open "+
+			"stay until they close). The app itself is not changed, and you can add the site again later.",
 		func(ok bool) {
 			if ok {
 				d.actions.onApply(cfg, func(err error) {
