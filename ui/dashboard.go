@@ -41,6 +41,9 @@ type dashboardActions struct {
 	onApply func(cfg config.Config, done func(error))
 }
 
+// siteFilterWidth fits a site's full name in the connection filter.
+const siteFilterWidth = 280
+
 // keptEvents is how many events the dashboard keeps across restarts.
 const keptEvents = 200
 
@@ -85,13 +88,14 @@ type dashboard struct {
 	connections, websockets, rate, errorRate *statCard
 	upstream, certificate                    *statCard
 
-	sitesTab   *container.TabItem
-	sitesGrid  *fyne.Container
-	sitesNote  *widget.Label
-	siteCards  map[string]*siteCard // by hostname
-	addSite    *widget.Button
-	siteFilter *widget.Select // which site's connections the table lists
-	connSite   string         // the site chosen there; "" for every site
+	sitesTab      *container.TabItem
+	sitesGrid     *fyne.Container
+	sitesNote     *widget.Label
+	siteCards     map[string]*siteCard // by hostname
+	addSite       *widget.Button
+	siteFilter    *widget.Select  // which site's connections the table lists
+	siteFilterRow *fyne.Container // it at its width, above the table; hidden with one site
+	connSite      string          // the site chosen there; "" for every site
 
 	chart     *lineChart
 	connTable *widget.Table
@@ -140,8 +144,10 @@ func newDashboard(a fyne.App, w fyne.Window, actions dashboardActions, withTray 
 	d.connTable = d.newConnectionTable()
 	d.eventList = d.newEventList()
 	d.siteFilter = d.newSiteFilter()
+	d.siteFilterRow = container.NewGridWrap(fyne.NewSize(siteFilterWidth, d.siteFilter.MinSize().Height), d.siteFilter)
+	d.siteFilterRow.Hide()
 	d.connTab = container.NewTabItemWithIcon("Connections", theme.ComputerIcon(),
-		container.NewBorder(container.NewHBox(d.siteFilter), nil, nil, nil, d.connTable))
+		container.NewBorder(container.NewHBox(d.siteFilterRow), nil, nil, nil, d.connTable))
 	d.sitesTab = container.NewTabItemWithIcon("Sites", theme.GridIcon(), d.newSitesTab())
 	d.activity = container.NewAppTabs(
 		d.connTab,

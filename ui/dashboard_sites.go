@@ -125,7 +125,12 @@ func (d *dashboard) renderSites(sites []proxyengine.SiteStatus, now time.Time) {
 		}
 		d.siteFilter.Refresh()
 	}
-	d.siteFilter.Hidden = len(sites) < 2 && d.connSite == ""
+	hide := len(sites) < 2 && d.connSite == ""
+	d.siteFilter.Hidden = hide
+	if hide != d.siteFilterRow.Hidden {
+		d.siteFilterRow.Hidden = hide
+		d.siteFilterRow.Refresh()
+	}
 	d.siteFilter.Refresh()
 
 	text := "Each site is a public name Gatehouse serves, with the app behind it."
