@@ -46,7 +46,7 @@ func Nginx(cfg config.Config) string {
 	line("    ''      '';")
 	line("}")
 	for i, site := range sites {
-		nginxSite(cfg.ForSite(site), ups[i], nginxUpstreamName(i), i == 0 && len(sites) > 1, line)
+		nginxSite(siteConfig(cfg, site), ups[i], nginxUpstreamName(i), i == 0 && len(sites) > 1, line)
 	}
 	if len(sites) > 1 {
 		// Gatehouse answers 421 to names it does not serve; nginx would
@@ -195,9 +195,25 @@ func Caddyfile(cfg config.Config) string {
 	line("}")
 	line("")
 	for i, site := range cfg.AllSites() {
-		caddySite(cfg.ForSite(site), ups[i], line)
+		caddySite(siteConfig(cfg, site), ups[i], line)
 	}
 	return b.String()
+}
+
+// siteConfig is the configuration of one site for an export
+// (config.Config.ForSite), with a forward-auth outpost named by its site
+// resolved to that site's upstream and trust, as the engine resolves it. An
+// outpost that does not resolve (config.Validate refuses such a file) is
+// left for a placeholder.
+func siteConfig(cfg config.Config, site config.Site) config.Config {
+	sc := cfg.ForSite(site)
+	if fa := sc.ForwardAuth; fa != nil && fa.Site != "" {
+		if outpost, err := cfg.Outpost(*fa); err == nil {
+			outpost.Site = fa.Site
+			sc.ForwardAuth = &outpost
+		}
+	}
+	return sc
 }
 
 // caddySite writes one site's block; cfg is the site's
@@ -341,9 +357,12 @@ var authentikHeaders = []string{
 func nginxForwardAuth(cfg config.Config, line func(string, ...any)) {
 	fa := cfg.ForwardAuth
 	outpost := strings.TrimSuffix(fa.URL, "/")
-	if fa.URL == "" {
-		outpost = "https://AUTHENTIK" // Site names another site: put its address here
+	switch {
+	case fa.URL == "":
+		outpost = "https://AUTHENTIK" // Site names a site that is not there: put its address here
 		line("    # Forward auth uses the site %s as the outpost: put its address in place of %s.", fa.Site, outpost)
+	case fa.Site != "":
+		line("    # Forward auth: the outpost is authentik at %s, the app of the site %s.", outpost, fa.Site)
 	}
 	line("    # authentik forward auth (its nginx integration): the outpost's own paths,")
 	line("    # and the check every request below makes first.")
@@ -388,9 +407,12 @@ func nginxAuthRequest(line func(string, ...any)) {
 // paths, then the check with the identity headers copied to the app.
 func caddyForwardAuth(fa *config.ForwardAuth, line func(string, ...any)) {
 	outpost := strings.TrimSuffix(fa.URL, "/")
-	if fa.URL == "" {
+	switch {
+	case fa.URL == "":
 		outpost = "https://AUTHENTIK"
 		line("\t# Forward auth uses the site %s as the outpost: put its address in place of %s.", fa.Site, outpost)
+	case fa.Site != "":
+		line("\t# Forward auth: the outpost is authentik at %s, the app of the site %s.", outpost, fa.Site)
 	}
 	transport := func() {
 		if fa.Insecure || fa.Fingerprint != "" {

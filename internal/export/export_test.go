@@ -206,3 +206,46 @@ func TestExportEverySite(t *testing.T) {
 		t.Errorf("Caddyfile: verification off for the first site only:\n%s", c)
 	}
 }
+
+// TestExportsResolveTheOutpostSite: forward auth through another site
+// exports as that site's address and trust, as Gatehouse resolves it, not
+// as a placeholder to fill in.
+func TestExportsResolveTheOutpostSite(t *testing.T) {
+	cfg := config.Config{
+		Hostname: "sso.example.com", Upstream: "https://authentik.lan:9443", UpstreamCA: "/etc/ssl/authentik-ca.pem",
+		Sites: []config.Site{{Hostname: "grafana.example.com", Upstream: "http://grafana.lan:3000",
+			ForwardAuth: &config.ForwardAuth{Site: "sso.example.com"}}},
+		TLS: config.TLSACME,
+	}
+	n := Nginx(cfg)
+	for _, want := range []string{
+		"# Forward auth: the outpost is authentik at https://authentik.lan:9443, the app of the site sso.example.com.",
+		"proxy_pass https://authentik.lan:9443/outpost.goauthentik.io;",
+		"proxy_ssl_verify on;\n        proxy_ssl_trusted_certificate /etc/ssl/authentik-ca.pem;",
+	} {
+		if !strings.Contains(n, want) {
+			t.Errorf("nginx export lacks %q:\n%s", want, n)
+		}
+	}
+	c := Caddyfile(cfg)
+	for _, want := range []string{
+		"reverse_proxy /outpost.goauthentik.io/* https://authentik.lan:9443 {",
+		"forward_auth https://authentik.lan:9443 {",
+		"tls_trusted_ca_certs /etc/ssl/authentik-ca.pem",
+	} {
+		if !strings.Contains(c, want) {
+			t.Errorf("Caddyfile lacks %q:\n%s", want, c)
+		}
+	}
+	for name, out := range map[string]string{"nginx": n, "Caddy": c} {
+		if strings.Contains(out, "AUTHENTIK") {
+			t.Errorf("%s export still has the placeholder:\n%s", name, out)
+		}
+	}
+	// A site that is not there (config.Validate refuses it) keeps the
+	// placeholder and says what to put there.
+	cfg.Sites[0].ForwardAuth.Site = "gone.example.com"
+	if n := Nginx(cfg); !strings.Contains(n, "put its address in place of https://AUTHENTIK") {
+		t.Errorf("an unresolved outpost site gives no placeholder:\n%s", n)
+	}
+}
