@@ -147,7 +147,7 @@ func (p *proxyHandler) serveUpstream(w http.ResponseWriter, r *http.Request) {
 			// cheaply: browsers stream request bodies only over HTTP/2.
 			w.Header().Set("Connection", "close")
 		}
-		p.rp.ServeHTTP(w, r)
+		withRecordSizedFrames(w, r, p.rp)
 	}
 }
 
