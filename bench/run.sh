@@ -301,14 +301,39 @@ measure_http() {
 	done
 }
 
+# cpu_ticks PID: user and system clock ticks used by PID and its children
+# (nginx's workers) so far.
+cpu_ticks() {
+	local total=0 p t
+	for p in "$1" $(ps -o pid= --ppid "$1"); do
+		# Fields 14 and 15, counted after the ")" that ends the command name.
+		t=$(sed -E 's/.*\) //' "/proc/$p/stat" 2>/dev/null | awk '{print $12 + $13}')
+		total=$((total + ${t:-0}))
+	done
+	echo "$total"
+}
+
+# us_per_round_trip TICKS ROUND_TRIPS: CPU microseconds per round trip.
+us_per_round_trip() {
+	awk -v t="$1" -v n="$2" -v hz="$(getconf CLK_TCK)" 'BEGIN { if (n > 0) printf "%.1f", t * 1e6 / hz / n }'
+}
+
 measure_ws_echo() {
-	local peer r c size conns line
+	local peer r c size conns line proxy0 up0 rts
 	for ((r = 0; r < ROUNDS; r++)); do
 		for c in "${WS_CASES[@]}"; do
 			size=${c%:*} conns=${c#*:}
 			for peer in $(rotated "$r"); do
+				proxy0=$(cpu_ticks "${PID[$peer]}") up0=$(cpu_ticks "$UPSTREAM_PID")
 				line=$(bin/bench-wsload -mode echo -url "wss://localhost:${PORT[$peer]}/ws/client/" \
 					-size "$size" -conns "$conns" -duration "${WS_DURATION}s")
+				rts=$(sed -E 's/.*round_trips=([^ ]+).*/\1/' <<<"$line")
+				# CPU per round trip: the proxy's (its connection set-up
+				# included, a few hundred handshakes against 100,000s of
+				# round trips), and the client's and upstream's together.
+				record "ws_${size}_${conns}_cpu" "$peer" "$(us_per_round_trip $(($(cpu_ticks "${PID[$peer]}") - proxy0)) "$rts")"
+				record "ws_${size}_${conns}_cpu_others" "$peer" "$(awk -v w="$(sed -E 's/.*cpu_us_per_rt=([^ ]+).*/\1/' <<<"$line")" \
+					-v u="$(us_per_round_trip $(($(cpu_ticks "$UPSTREAM_PID") - up0)) "$rts")" 'BEGIN { printf "%.1f", w + u }')"
 				log "WebSocket echo round $((r + 1)) ${size}B ${conns}c $peer: $line"
 				record "ws_${size}_${conns}_rtps" "$peer" "$(sed -E 's/.*round_trips_per_s=([^ ]+).*/\1/' <<<"$line")"
 				record "ws_${size}_${conns}_p50" "$peer" "$(sed -E 's/.*p50_ms=([^ ]+).*/\1/' <<<"$line")"
@@ -515,7 +540,9 @@ summarize() {
 		size=${c%:*} conns=${c#*:}
 		rows+=("ws_${size}_${conns}_rtps|WebSocket echo ${size} B, ${conns} conns: round trips/s"
 			"ws_${size}_${conns}_p50|WebSocket echo ${size} B, ${conns} conns: p50 ms"
-			"ws_${size}_${conns}_p99|WebSocket echo ${size} B, ${conns} conns: p99 ms")
+			"ws_${size}_${conns}_p99|WebSocket echo ${size} B, ${conns} conns: p99 ms"
+			"ws_${size}_${conns}_cpu|WebSocket echo ${size} B, ${conns} conns: proxy CPU µs per round trip"
+			"ws_${size}_${conns}_cpu_others|WebSocket echo ${size} B, ${conns} conns: client and upstream CPU µs per round trip")
 	done
 	for c in "${H2_CASES[@]}"; do
 		IFS=: read -r size conns _ <<<"$c"

@@ -5,7 +5,11 @@
 // 50th and 99th percentile round-trip times:
 //
 //	wsload -mode echo -url wss://localhost:18443/ws/client/ -conns 32 -duration 10s
-//	round_trips_per_s=20345.1 p50_ms=1.512 p99_ms=4.870 round_trips=203451 conns=32
+//	round_trips_per_s=20345.1 p50_ms=1.512 p99_ms=4.870 round_trips=203451 conns=32 cpu_us_per_rt=31.4
+//
+// cpu_us_per_rt is the CPU time wsload itself spent per round trip while
+// they ran (user and system), so the runner can tell the proxy's share of
+// the machine from the client's.
 //
 // idle: opens -conns connections (each proven with one echo), prints
 // "open=N" and holds them until SIGTERM, SIGINT or -hold, so the runner can
@@ -144,6 +148,7 @@ func runEcho(ctx context.Context, url string, n int, d time.Duration, size int) 
 	msg := bytes.Repeat([]byte("x"), size)
 	samples := make([][]time.Duration, n)
 	errs := make([]error, n)
+	cpuBefore := cpuTime()
 	start := time.Now()
 	deadline := start.Add(d)
 	var wg sync.WaitGroup
@@ -164,6 +169,7 @@ func runEcho(ctx context.Context, url string, n int, d time.Duration, size int) 
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	cpu := cpuTime() - cpuBefore
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
@@ -175,9 +181,19 @@ func runEcho(ctx context.Context, url string, n int, d time.Duration, size int) 
 		return errors.New("no round trip completed")
 	}
 	slices.Sort(all)
-	fmt.Printf("round_trips_per_s=%.1f p50_ms=%.3f p99_ms=%.3f round_trips=%d conns=%d\n",
-		float64(len(all))/elapsed.Seconds(), ms(percentile(all, 50)), ms(percentile(all, 99)), len(all), n)
+	fmt.Printf("round_trips_per_s=%.1f p50_ms=%.3f p99_ms=%.3f round_trips=%d conns=%d cpu_us_per_rt=%.1f\n",
+		float64(len(all))/elapsed.Seconds(), ms(percentile(all, 50)), ms(percentile(all, 99)), len(all), n,
+		float64(cpu.Microseconds())/float64(len(all)))
 	return nil
+}
+
+// cpuTime is the user and system CPU time this process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // percentile is the nearest-rank p-th percentile of sorted samples.
