@@ -216,17 +216,15 @@ func (x *wsProxy) splice(w http.ResponseWriter, r *http.Request, up net.Conn, re
 	s.toClient.scan(upPending)
 	s.bytesUp.Add(int64(len(clientPending)))
 	s.bytesDown.Add(int64(len(upPending)))
-	if !x.sessions.add(s) {
-		s.finish()
-		return true
-	}
 	if x.site != nil {
 		s.site = x.site
 		s.site.websockets.Add(1)
 	}
+	if !x.sessions.open(s) {
+		s.finish()
+		return true
+	}
 	x.logger.Debug("websocket opened", "path", s.path, "client", r.RemoteAddr)
-	go s.pump(&s.up, false)
-	go s.pump(&s.down, false)
 	return true
 }
 
@@ -280,8 +278,12 @@ func (x *wsProxy) upgradeRequest(r *http.Request) *http.Request {
 func (x *wsProxy) dialUpstream(ctx context.Context) (net.Conn, error) {
 	u := x.upstream
 	conn, err := x.dial(ctx, "tcp", upstream.HostPort(u))
-	if err != nil || u.Scheme != "https" {
-		return conn, err
+	if err != nil {
+		return nil, err
+	}
+	conn = &relayableConn{conn}
+	if u.Scheme != "https" {
+		return conn, nil
 	}
 	tc := tls.Client(conn, x.tlsConfig)
 	if err := tc.HandshakeContext(ctx); err != nil {
@@ -290,6 +292,10 @@ func (x *wsProxy) dialUpstream(ctx context.Context) (net.Conn, error) {
 	}
 	return tc, nil
 }
+
+// relayableConn holds the upstream's socket of a WebSocket, under its TLS
+// if any, where the relay can put its own in place (wsRelay).
+type relayableConn struct{ net.Conn }
 
 // handshake sends the upgrade request and reads the upstream's answer.
 func (x *wsProxy) handshake(ctx context.Context, up net.Conn, out *http.Request) (*http.Response, *bufio.Reader, error) {
@@ -364,6 +370,10 @@ type wsSessions struct {
 	// parkAfter is how long a direction idles before its pump parks;
 	// tests shorten it before serving starts.
 	parkAfter time.Duration
+	// pumpsOnly leaves every session to its pumps, not the relay; tests of
+	// the pumps set it before serving starts.
+	pumpsOnly bool
+	relay     wsRelay
 
 	mu      sync.Mutex
 	set     map[*wsSession]struct{}
@@ -381,7 +391,10 @@ func (x *wsSessions) isClosing() bool {
 	return x.closing
 }
 
-func (x *wsSessions) add(s *wsSession) bool {
+// open lists s and starts carrying it: the relay takes it where it can,
+// its pumps otherwise. It reports false, with nothing started, once
+// shutdown has begun.
+func (x *wsSessions) open(s *wsSession) bool {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	if x.closing {
@@ -390,14 +403,22 @@ func (x *wsSessions) add(s *wsSession) bool {
 	x.set[s] = struct{}{}
 	x.done.Add(1)
 	x.tracker.changed.Store(true)
+	if x.pumpsOnly || !x.relay.take(s) {
+		go s.pump(&s.up, false)
+		go s.pump(&s.down, false)
+	}
 	return true
 }
 
+// remove counts out a session that open listed.
 func (x *wsSessions) remove(s *wsSession) {
 	x.mu.Lock()
+	_, listed := x.set[s]
 	delete(x.set, s)
 	x.mu.Unlock()
-	x.done.Done()
+	if listed {
+		x.done.Done()
+	}
 }
 
 // shutdown closes every session with 1001 Going Away and waits for them to
@@ -415,13 +436,18 @@ func (x *wsSessions) shutdown(ctx context.Context) error {
 	}
 	done := make(chan struct{})
 	go func() { x.done.Wait(); close(done) }()
+	defer x.relay.close()
 	select {
 	case <-done:
 		return nil
 	case <-ctx.Done():
+		// A relayed session ends as soon as its loop reads the stop: its
+		// writes never wait. Pumps may be stuck in a write.
 		for _, s := range sessions {
-			s.client.Close()
-			s.upstream.Close()
+			if s.relay == nil {
+				s.client.Close()
+				s.upstream.Close()
+			}
 		}
 		<-done
 		return ctx.Err()
@@ -482,6 +508,11 @@ type wsSession struct {
 	ended    atomic.Int32 // pumps that have returned
 	endedBy  atomic.Int32 // the wsSide whose read ended first, or endShutdown
 	stopOnce sync.Once
+
+	// relay is the loop carrying the session, or nil if its pumps do; set
+	// before the session is seen by anything that could stop it.
+	relay      *relayLoop
+	relayEnded bool // set by the loop once it has finished the session
 }
 
 // wsDirection is what one pump reads, writes and counts.
@@ -493,12 +524,17 @@ type wsDirection struct {
 	raw      syscall.RawConn // src's socket, or nil: the pump never parks
 }
 
-// stop makes both pumps return by expiring their reads. endedBy is set
+// stop ends the session. A relayed one is ended by its loop, which is told
+// so; pumps are made to return by expiring their reads. endedBy is set
 // before the deadline, so a pump that moves its own read deadline and then
 // finds endedBy unset knows any stop comes after, with a deadline of its own.
 func (s *wsSession) stop(reason wsSide) {
 	s.stopOnce.Do(func() {
 		s.endedBy.Store(int32(reason))
+		if s.relay != nil {
+			s.relay.stop(s)
+			return
+		}
 		past := time.Unix(1, 0)
 		s.client.SetReadDeadline(past)
 		s.upstream.SetReadDeadline(past)

@@ -31,6 +31,7 @@ func startParkingEngine(t *testing.T) (*Engine, *wsUpstream) {
 		t.Fatal(err)
 	}
 	e.ws.parkAfter = time.Millisecond
+	e.ws.pumpsOnly = true
 	if err := e.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,8 @@ func rawConnOf(c net.Conn) syscall.RawConn {
 			c = x.NetConn()
 		case *trackedConn:
 			c = x.Conn
+		case *relayableConn:
+			c = x.Conn
 		case syscall.Conn:
 			rc, err := x.SyscallConn()
 			if err != nil {
