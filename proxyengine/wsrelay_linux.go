@@ -18,10 +18,10 @@ import (
 
 // wsRelay carries the WebSocket sessions of an engine on Linux. Once a
 // session is open, its two sockets leave Go's network poller for one of a
-// few event loops (as many as the Go runtime has processors), each waiting on
-// an epoll instance of its own, and the loop moves the bytes of all its
-// sessions: it reads what a socket has, follows the frames, and writes it to
-// the other side, in one goroutine.
+// few event loops (relayLoopsPerCPU for each processor of the Go runtime),
+// each waiting on an epoll instance of its own, and the loop moves the bytes
+// of all its sessions: it reads what a socket has, follows the frames, and
+// writes it to the other side, in one goroutine.
 //
 // Why: with a pump goroutine per direction, each small message cost its
 // direction a read, a write, a second read that found nothing (EAGAIN) before
@@ -94,6 +94,14 @@ func (r *wsRelay) take(s *wsSession) bool {
 	return true
 }
 
+// relayLoopsPerCPU is how many loops share each of the Go runtime's
+// processors. A loop's sessions wait while the system runs something else
+// on its thread; with several loops per processor, fewer sessions wait, and
+// Go runs the other loops on the processors that are free. With one loop per
+// processor the 64 B echo's p99 at 32 connections was 4.8 ms, with four
+// 3.5 (docs/BENCHMARKS.md).
+const relayLoopsPerCPU = 4
+
 // loop returns the loop for the next session, starting loops the first
 // time, or nil.
 func (r *wsRelay) loop() *relayLoop {
@@ -103,7 +111,7 @@ func (r *wsRelay) loop() *relayLoop {
 		return nil
 	}
 	if r.loops == nil {
-		for range runtime.GOMAXPROCS(0) {
+		for range relayLoopsPerCPU * runtime.GOMAXPROCS(0) {
 			l, err := newRelayLoop()
 			if err != nil {
 				break
