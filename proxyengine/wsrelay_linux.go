@@ -203,6 +203,7 @@ type relayLoop struct {
 	socks     map[int32]*relaySock
 	waiting   map[*relaySock]struct{} // holding bytes their socket has not taken
 	queued    []*relaySock            // with more to read after their turn (relayTurn)
+	gathered  []byte                  // records for the socket relay writes to, not yet written
 	requeued  []*relaySock
 	sessions  int
 	deadlined bool
@@ -396,35 +397,71 @@ func (l *relayLoop) handle(ev unix.EpollEvent) {
 // the rest of the loop's sessions. At 16 KiB a record, 256 KiB a turn.
 const relayTurn = 16
 
+// relayGatherLimit is how many bytes of records the relay gathers for a
+// socket before it writes them (relay).
+const relayGatherLimit = 64 << 10
+
 // relay passes what arrives on k to its peer until k has nothing more
 // ready, or the peer's socket takes no more (its EPOLLOUT resumes this), or
 // its turn is over (the loop comes back to it before waiting again).
+//
+// The records the peer's TLS makes of it are gathered and written together
+// once k has nothing more ready: crypto/tls returns one record per read and
+// writes each record on its own, and a message rarely fills just one (a
+// 16 KiB one with its frame header is a full record and a small one, and a
+// burst of small messages is a record each). Gathered, each such burst is
+// one system call instead of one per record.
 func (l *relayLoop) relay(k *relaySock) {
-	d := k.in
-	for reads := 0; !k.closed && len(k.peer.out) == 0; reads++ {
+	d, dst := k.in, k.peer
+	ended := false
+	dst.gathering = true
+	for reads := 0; !k.closed && len(dst.out) == 0; reads++ {
 		if reads == relayTurn {
 			if !k.queued {
 				k.queued = true
 				l.queued = append(l.queued, k)
 			}
-			return
+			break
 		}
 		n, err := d.src.Read(l.buf[:])
 		if n > 0 {
 			d.scanner.scan(l.buf[:n])
 			d.bytes.Add(int64(n))
-			if _, werr := d.dst.Write(l.buf[:n]); werr != nil {
-				l.end(k.s, k.peer.side) // the destination is gone
+			// Gathered, so the write fails only if an earlier one did.
+			_, werr := d.dst.Write(l.buf[:n])
+			if werr == nil && len(l.gathered) >= relayGatherLimit {
+				werr = l.sendGathered(dst)
+			}
+			if werr != nil {
+				dst.gathering = false
+				l.gathered = l.gathered[:0] // not for any other socket
+				l.end(k.s, dst.side)        // the destination is gone
 				return
 			}
 		}
 		if err != nil {
-			if err != errWouldBlock {
-				l.end(k.s, k.side)
-			}
-			return
+			ended = err != errWouldBlock
+			break
 		}
 	}
+	dst.gathering = false
+	if err := l.sendGathered(dst); err != nil {
+		l.end(k.s, dst.side)
+		return
+	}
+	if ended {
+		l.end(k.s, k.side)
+	}
+}
+
+// sendGathered writes what relay gathered for dst.
+func (l *relayLoop) sendGathered(dst *relaySock) error {
+	if len(l.gathered) == 0 {
+		return nil
+	}
+	_, err := dst.write(l.gathered)
+	l.gathered = l.gathered[:0]
+	return err
 }
 
 // relayQueued gives the sockets whose turn ended another.
@@ -504,6 +541,7 @@ type relaySock struct {
 	writable   bool
 	peerClosed bool // the peer has shut down or failed: read until the end
 	queued     bool // in the loop's queue for another turn
+	gathering  bool // relay is gathering what is written to it (loop.gathered)
 	closed     bool
 	out        []byte    // bytes written that the socket has not taken yet
 	progressed time.Time // when out was last added to, or shrank
@@ -550,13 +588,23 @@ func (k *relaySock) Read(p []byte) (int, error) {
 	}
 }
 
-// Write writes what the socket takes now and keeps the rest, which goes
-// out when the socket is writable again; meanwhile the relay reads nothing
-// more for it. It fails only if the socket has.
+// Write gathers p while relay gathers for this socket, and otherwise
+// writes what the socket takes now and keeps the rest, which goes out when
+// the socket is writable again; meanwhile the relay reads nothing more for
+// it. It fails only if the socket has.
 func (k *relaySock) Write(p []byte) (int, error) {
 	if k.closed {
 		return 0, net.ErrClosed
 	}
+	if k.gathering {
+		k.loop.gathered = append(k.loop.gathered, p...)
+		return len(p), nil
+	}
+	return k.write(p)
+}
+
+// write is Write without gathering.
+func (k *relaySock) write(p []byte) (int, error) {
 	if len(k.out) > 0 {
 		k.out = append(k.out, p...)
 		return len(p), nil

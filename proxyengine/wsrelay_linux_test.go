@@ -252,3 +252,32 @@ func TestWebSocketRelayHoldsForASlowVisitor(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestWebSocketRelayBurst: a burst of messages, each its own TLS record,
+// reaches the upstream gathered and in order, and the echoes come back in
+// order.
+func TestWebSocketRelayBurst(t *testing.T) {
+	e, _ := startWSEngine(t)
+	c, _, err := wsDialer(t, e).Dial(wsURL("/ws/client/"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	const n = 300
+	c.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	for i := range n {
+		if err := c.WriteMessage(websocket.TextMessage, []byte(fmt.Sprintf("burst %d %s", i, strings.Repeat("b", i*53)))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for i := range n {
+		_, got, err := c.ReadMessage()
+		if want := fmt.Sprintf("burst %d %s", i, strings.Repeat("b", i*53)); err != nil || string(got) != want {
+			t.Fatalf("echo %d: %.40q (%v), want %.40q", i, got, err, want)
+		}
+	}
+	if info := e.ws.list()[0].info(); info.MessagesIn != n || info.MessagesOut != n {
+		t.Errorf("counted %d in and %d out, want %d each", info.MessagesIn, info.MessagesOut, n)
+	}
+}
