@@ -477,23 +477,14 @@ func (l *relayLoop) relayQueued() {
 // flush writes what k holds; once it is all out, what waits on the other
 // side flows again.
 func (l *relayLoop) flush(k *relaySock) {
-	for len(k.out) > 0 && k.writable {
-		n, err := unix.Write(k.fd, k.out)
-		switch {
-		case err == unix.EINTR:
-			continue
-		case err == unix.EAGAIN:
-			k.writable = false
-		case err != nil:
-			l.end(k.s, k.side)
-			return
-		default:
-			k.out = k.out[n:]
-			k.progressed = time.Now()
-			if len(k.out) > 0 {
-				k.writable = false // a short write: the socket's buffer is full
-			}
-		}
+	n, err := k.writeSome(k.out)
+	if err != nil {
+		l.end(k.s, k.side)
+		return
+	}
+	if n > 0 {
+		k.out = k.out[n:]
+		k.progressed = time.Now()
 	}
 	if len(k.out) == 0 && k.out != nil {
 		k.out = nil
@@ -609,6 +600,22 @@ func (k *relaySock) write(p []byte) (int, error) {
 		k.out = append(k.out, p...)
 		return len(p), nil
 	}
+	n, err := k.writeSome(p)
+	if err != nil {
+		return n, err
+	}
+	if n < len(p) {
+		k.out = append([]byte(nil), p[n:]...)
+		k.progressed = time.Now()
+		k.loop.waiting[k] = struct{}{}
+	}
+	return len(p), nil
+}
+
+// writeSome writes as much of p as the socket takes while it is writable,
+// and notes when it is not: a short write means its buffer is full, and
+// the next EPOLLOUT says there is room again.
+func (k *relaySock) writeSome(p []byte) (int, error) {
 	n := 0
 	for n < len(p) && k.writable {
 		m, err := unix.Write(k.fd, p[n:])
@@ -626,12 +633,7 @@ func (k *relaySock) write(p []byte) (int, error) {
 			}
 		}
 	}
-	if n < len(p) {
-		k.out = append([]byte(nil), p[n:]...)
-		k.progressed = time.Now()
-		k.loop.waiting[k] = struct{}{}
-	}
-	return len(p), nil
+	return n, nil
 }
 
 // Close closes the socket. Only the loop's goroutine calls it, through
