@@ -57,7 +57,11 @@ fmt-check:
 # inputs land in <package>/testdata/fuzz/<FuzzName>/; commit them with the
 # fix. `make test` does not fuzz (a new find would fail it at random): its
 # `go test` replays every committed input and seed of every target.
+# FUZZMINIMIZETIME bounds the shrinking of each new interesting input, during
+# which a target that runs real connections (FuzzWebSocketRelay) makes no
+# progress; Go's default is a minute.
 FUZZTIME ?= 30s
+FUZZMINIMIZETIME ?= 5s
 fuzz:
 	@pkgs=$$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sed 's,^\./,,' | sort -u); \
 	[ -n "$$pkgs" ] || { echo "no fuzz targets found"; exit 1; }; \
@@ -65,7 +69,7 @@ fuzz:
 	  list=$$($(GO) test -list '^Fuzz' ./$$pkg) || { echo "$$list"; exit 1; }; \
 	  for f in $$(echo "$$list" | grep '^Fuzz'); do \
 	    echo "fuzz $$pkg $$f ($(FUZZTIME))"; \
-	    $(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime=$(FUZZTIME) ./$$pkg >/dev/null || \
+	    $(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINIMIZETIME) ./$$pkg >/dev/null || \
 	      { $(GO) test -run "^$$f\$$" ./$$pkg; exit 1; }; \
 	  done; \
 	done

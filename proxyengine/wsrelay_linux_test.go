@@ -1,14 +1,18 @@
 package proxyengine
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -279,5 +283,86 @@ func TestWebSocketRelayBurst(t *testing.T) {
 	}
 	if info := e.ws.list()[0].info(); info.MessagesIn != n || info.MessagesOut != n {
 		t.Errorf("counted %d in and %d out, want %d each", info.MessagesIn, info.MessagesOut, n)
+	}
+}
+
+// FuzzWebSocketRelay sends arbitrary bytes in arbitrary pieces from a
+// visitor through a relayed session to an upstream that sends them straight
+// back, and checks both ends get them byte for byte: the relay forwards
+// what it is given, whatever the frames say (the scanner only watches) and
+// however the pieces and TLS records cut them.
+func FuzzWebSocketRelay(f *testing.F) {
+	f.Add([]byte{0x81, 0x85, 1, 2, 3, 4, 'h' ^ 1, 'e' ^ 2, 'l' ^ 3, 'l' ^ 4, 'o' ^ 1}, uint16(3))
+	f.Add(bytes.Repeat([]byte{0x82, 0xfe, 0x40, 0x00}, 100), uint16(7))
+	f.Add([]byte{0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe8, 0x81, 0x80, 0, 0, 0, 0}, uint16(0))
+	f.Add(make([]byte, 100000), uint16(16384))
+
+	// The upstream completes the handshake, then echoes as many bytes as
+	// the path says, raw.
+	up := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, err := strconv.Atoi(strings.TrimPrefix(r.URL.Path, "/echo/"))
+		if err != nil || !websocket.IsWebSocketUpgrade(r) {
+			io.WriteString(w, "a plain page")
+			return
+		}
+		c, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(20 * time.Second))
+		io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+			"Sec-WebSocket-Accept: "+wsAccept(r.Header.Get("Sec-WebSocket-Key"))+"\r\n\r\n")
+		io.CopyN(c, brw.Reader, int64(n))
+	}))
+	f.Cleanup(up.Close)
+	e := startEngine(f, testConfig(f, up))
+	tlsConfig := clientTLS(f, e)
+
+	f.Fuzz(func(t *testing.T, data []byte, piece uint16) {
+		if len(data) == 0 || len(data) > 128<<10 {
+			return
+		}
+		// At most 4,096 pieces, each its own TLS record, so that an input
+		// takes milliseconds and the fuzzer tries many.
+		size := max(int(piece), 1, len(data)/4096)
+		rawRelayEcho(t, e, tlsConfig, data, size)
+	})
+}
+
+// rawRelayEcho sends data through e in pieces of size to an upstream that
+// echoes it raw (FuzzWebSocketRelay's), and checks it comes back whole.
+func rawRelayEcho(t *testing.T, e *Engine, tlsConfig *tls.Config, data []byte, size int) {
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", e.HTTPSAddr().String(), tlsConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	fmt.Fprintf(c, "GET /echo/%d HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", len(data), testHostname)
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: %v %v", resp, err)
+	}
+	echoed := make(chan error, 1)
+	got := make([]byte, len(data))
+	go func() {
+		_, err := io.ReadFull(br, got)
+		echoed <- err
+	}()
+	for rest := data; len(rest) > 0; {
+		n := min(size, len(rest))
+		if _, err := c.Write(rest[:n]); err != nil {
+			t.Fatalf("sending: %v", err)
+		}
+		rest = rest[n:]
+	}
+	if err := <-echoed; err != nil {
+		t.Fatalf("reading the echo of %d bytes sent in pieces of %d: %v", len(data), size, err)
+	}
+	if !bytes.Equal(got, data) {
+		t.Fatalf("%d bytes sent in pieces of %d came back changed", len(data), size)
 	}
 }
