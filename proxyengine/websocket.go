@@ -297,6 +297,26 @@ func (x *wsProxy) dialUpstream(ctx context.Context) (net.Conn, error) {
 // if any, where the relay can put its own in place (wsRelay).
 type relayableConn struct{ net.Conn }
 
+// socketHolder is a wrapper around a WebSocket side's socket, under its TLS
+// if any: trackedConn on the visitor's side, relayableConn on the
+// upstream's. The pumps park on the socket it holds; the relay puts a
+// relaySock in its place.
+type socketHolder interface {
+	inner() *net.Conn
+}
+
+// holderOf returns the holder under c and its TLS, or nil.
+func holderOf(c net.Conn) socketHolder {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	h, _ := c.(socketHolder)
+	return h
+}
+
+func (c *trackedConn) inner() *net.Conn   { return &c.Conn }
+func (c *relayableConn) inner() *net.Conn { return &c.Conn }
+
 // handshake sends the upgrade request and reads the upstream's answer.
 func (x *wsProxy) handshake(ctx context.Context, up net.Conn, out *http.Request) (*http.Response, *bufio.Reader, error) {
 	if dl, ok := ctx.Deadline(); ok {

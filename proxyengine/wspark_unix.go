@@ -3,33 +3,26 @@
 package proxyengine
 
 import (
-	"crypto/tls"
 	"net"
 	"syscall"
 )
 
-// rawConnOf returns the socket under c, through TLS and the connection
-// tracking wrapper, or nil when there is none (a net.Pipe in tests): a
+// rawConnOf returns the socket under c, through TLS and the wrapper that
+// holds it (holderOf), or nil when there is none (a net.Pipe in tests): a
 // pump over such a connection never parks.
 func rawConnOf(c net.Conn) syscall.RawConn {
-	for {
-		switch x := c.(type) {
-		case *tls.Conn:
-			c = x.NetConn()
-		case *trackedConn:
-			c = x.Conn
-		case *relayableConn:
-			c = x.Conn
-		case syscall.Conn:
-			rc, err := x.SyscallConn()
-			if err != nil {
-				return nil
-			}
-			return rc
-		default:
-			return nil
-		}
+	if h := holderOf(c); h != nil {
+		c = *h.inner()
 	}
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return nil
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	return rc
 }
 
 // waitReadable blocks until rc's socket has bytes to read, has ended, or

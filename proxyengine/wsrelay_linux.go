@@ -3,7 +3,6 @@
 package proxyengine
 
 import (
-	"crypto/tls"
 	"encoding/binary"
 	"io"
 	"net"
@@ -144,25 +143,6 @@ func (r *wsRelay) close() {
 		<-l.done
 	}
 }
-
-// socketHolder is a wrapper whose connection the relay replaces by a
-// relaySock: trackedConn on the visitor's side, relayableConn on the
-// upstream's.
-type socketHolder interface {
-	inner() *net.Conn
-}
-
-// holderOf returns the holder under c and its TLS, or nil.
-func holderOf(c net.Conn) socketHolder {
-	if tc, ok := c.(*tls.Conn); ok {
-		c = tc.NetConn()
-	}
-	h, _ := c.(socketHolder)
-	return h
-}
-
-func (c *trackedConn) inner() *net.Conn   { return &c.Conn }
-func (c *relayableConn) inner() *net.Conn { return &c.Conn }
 
 // dupSocket duplicates c's descriptor, close-on-exec and, as the original,
 // non-blocking.
