@@ -73,9 +73,9 @@ func (r *wsRelay) take(s *wsSession) bool {
 		unix.Close(clientFD)
 		return false
 	}
-	cs := &relaySock{loop: l, fd: clientFD, side: sideClient, s: s, in: &s.up,
+	cs := &relaySock{loop: l, fd: clientFD, side: sideClient, s: s,
 		local: clientTCP.LocalAddr(), remote: clientTCP.RemoteAddr(), readable: true, writable: true}
-	us := &relaySock{loop: l, fd: upFD, side: sideUpstream, s: s, in: &s.down,
+	us := &relaySock{loop: l, fd: upFD, side: sideUpstream, s: s,
 		local: upTCP.LocalAddr(), remote: upTCP.RemoteAddr(), readable: true, writable: true}
 	cs.peer, us.peer = us, cs
 	if !l.post(relayCmd{s: s, add: [2]*relaySock{cs, us}}, func() {
@@ -392,7 +392,7 @@ const relayGatherLimit = 64 << 10
 // burst of small messages is a record each). Gathered, each such burst is
 // one system call instead of one per record.
 func (l *relayLoop) relay(k *relaySock) {
-	d, dst := k.in, k.peer
+	d, dst := k.reading(), k.peer
 	ended := false
 	dst.gathering = true
 	for reads := 0; !k.closed && len(dst.out) == 0; reads++ {
@@ -503,8 +503,7 @@ type relaySock struct {
 	fd   int
 	side wsSide
 	s    *wsSession
-	in   *wsDirection // the direction that reads from this socket
-	peer *relaySock   // the other side's
+	peer *relaySock // the other side's
 
 	local, remote net.Addr
 
@@ -516,6 +515,14 @@ type relaySock struct {
 	closed     bool
 	out        []byte    // bytes written that the socket has not taken yet
 	progressed time.Time // when out was last added to, or shrank
+}
+
+// reading is the direction of k's session that reads from k.
+func (k *relaySock) reading() *wsDirection {
+	if k.side == sideClient {
+		return &k.s.up
+	}
+	return &k.s.down
 }
 
 // errWouldBlock is a relaySock's answer to a read with nothing ready. It is
