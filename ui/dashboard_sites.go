@@ -125,13 +125,13 @@ func (d *dashboard) renderSites(sites []proxyengine.SiteStatus, now time.Time) {
 		}
 		d.siteFilter.Refresh()
 	}
-	hide := len(sites) < 2 && d.connSite == ""
-	d.siteFilter.Hidden = hide
-	if hide != d.siteFilterRow.Hidden {
+	// The filter and its row are shown and hidden together, and redrawn
+	// only when that changes, not every second.
+	if hide := len(sites) < 2 && d.connSite == ""; hide != d.siteFilterRow.Hidden {
+		d.siteFilter.Hidden = hide
 		d.siteFilterRow.Hidden = hide
 		d.siteFilterRow.Refresh()
 	}
-	d.siteFilter.Refresh()
 
 	text := "Each site is a public name Gatehouse serves, with the app behind it."
 	switch {
