@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -135,3 +137,23 @@ func engineURL(path string) string { return "https://" + testHostname + path }
 
 // wsURL is a wss URL of the engine's public name.
 func wsURL(path string) string { return "wss://" + testHostname + path }
+
+// openWS opens a WebSocket to /ws/client/ through e, closed when the test
+// ends.
+func openWS(t testing.TB, e *Engine) *websocket.Conn {
+	t.Helper()
+	c, _, err := wsDialer(t, e).Dial(wsURL("/ws/client/"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// goroutinesIn counts the goroutines whose stacks pass through frame, a
+// function as runtime.Stack prints it, such as "proxyengine.waitReadable(".
+func goroutinesIn(frame string) int {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	return strings.Count(string(buf), frame)
+}

@@ -6,8 +6,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"runtime"
-	"strings"
 	"testing"
 	"time"
 
@@ -16,11 +14,7 @@ import (
 )
 
 // parkedPumps counts the pumps waiting on their socket in waitReadable.
-func parkedPumps() int {
-	buf := make([]byte, 1<<20)
-	buf = buf[:runtime.Stack(buf, true)]
-	return strings.Count(string(buf), "proxyengine.waitReadable(")
-}
+func parkedPumps() int { return goroutinesIn("proxyengine.waitReadable(") }
 
 // startParkingEngine starts an engine whose WebSocket directions park
 // after a millisecond of quiet, so every wait between messages parks.
