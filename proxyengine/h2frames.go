@@ -30,8 +30,13 @@ var h2FrameBuffers = sync.Pool{New: func() any { return new([h2FramePayload]byte
 // its 16 KiB ssl_buffer_size.
 type recordSizedFrames struct {
 	http.ResponseWriter
-	held *[h2FramePayload]byte // from h2FrameBuffers while a piece is held
-	n    int                   // bytes of held in use
+	rc   http.ResponseController // of the ResponseWriter, held to save an allocation per flush
+	held *[h2FramePayload]byte   // from h2FrameBuffers while a piece is held
+	n    int                     // bytes of held in use
+}
+
+func newRecordSizedFrames(w http.ResponseWriter) *recordSizedFrames {
+	return &recordSizedFrames{ResponseWriter: w, rc: *http.NewResponseController(w)}
 }
 
 func (w *recordSizedFrames) Write(p []byte) (int, error) {
@@ -82,7 +87,7 @@ func (w *recordSizedFrames) FlushError() error {
 	if err := w.writeHeld(); err != nil {
 		return err
 	}
-	return http.NewResponseController(w.ResponseWriter).Flush()
+	return w.rc.Flush()
 }
 
 // finish passes on what is still held once the handler has returned. If the
@@ -108,7 +113,7 @@ func withRecordSizedFrames(w http.ResponseWriter, r *http.Request, next http.Han
 		next.ServeHTTP(w, r)
 		return
 	}
-	fw := &recordSizedFrames{ResponseWriter: w}
+	fw := newRecordSizedFrames(w)
 	completed := false
 	defer func() { fw.finish(completed) }()
 	next.ServeHTTP(fw, r)

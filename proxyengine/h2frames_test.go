@@ -40,7 +40,7 @@ func TestRecordSizedFramesRegroupsABody(t *testing.T) {
 	body := make([]byte, 100<<10)
 	rand.Read(body)
 	rec := &writeSizes{ResponseRecorder: httptest.NewRecorder()}
-	w := &recordSizedFrames{ResponseWriter: rec}
+	w := newRecordSizedFrames(rec)
 	// As the upstream's TLS records arrive: 16 KiB, then the 4 KiB rest.
 	for rest := body; len(rest) > 0; {
 		n, err := w.Write(rest[:min(16<<10, len(rest))])
@@ -65,7 +65,7 @@ func TestRecordSizedFramesRegroupsABody(t *testing.T) {
 
 func TestRecordSizedFramesPassesWholeFramesUncopied(t *testing.T) {
 	rec := &writeSizes{ResponseRecorder: httptest.NewRecorder()}
-	w := &recordSizedFrames{ResponseWriter: rec}
+	w := newRecordSizedFrames(rec)
 	w.Write(make([]byte, 2*h2FramePayload+10))
 	if !slices.Equal(rec.writes, []int{h2FramePayload, h2FramePayload}) || w.n != 10 {
 		t.Fatalf("writes %v with %d held, want two frames and 10 held", rec.writes, w.n)
@@ -74,7 +74,7 @@ func TestRecordSizedFramesPassesWholeFramesUncopied(t *testing.T) {
 
 func TestRecordSizedFramesFlushSendsWhatIsHeld(t *testing.T) {
 	rec := &writeSizes{ResponseRecorder: httptest.NewRecorder()}
-	w := &recordSizedFrames{ResponseWriter: rec}
+	w := newRecordSizedFrames(rec)
 	// An event stream: ReverseProxy flushes after each write.
 	for _, event := range []string{"data: one\n\n", "data: two\n\n"} {
 		w.Write([]byte(event))
@@ -112,7 +112,7 @@ func TestRecordSizedFramesDropsWhatIsHeldWhenTheHandlerAborts(t *testing.T) {
 }
 
 func TestRecordSizedFramesReportsAFailedWrite(t *testing.T) {
-	w := &recordSizedFrames{ResponseWriter: failingWriter{httptest.NewRecorder()}}
+	w := newRecordSizedFrames(failingWriter{httptest.NewRecorder()})
 	if n, err := w.Write(make([]byte, h2FramePayload+5)); err == nil || n != 0 {
 		t.Fatalf("Write = %d, %v; want 0 and the error", n, err)
 	}
