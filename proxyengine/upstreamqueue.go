@@ -9,9 +9,10 @@ import (
 	"time"
 )
 
-// upstreamQueueWait is how long a request waits for one of the pool's
-// connections before it goes ahead on a connection of its own.
-const upstreamQueueWait = time.Second
+// upstreamLongHold is how long a request keeps its slot in the queue at
+// most: past it, the request counts as long-held (a long poll, a large
+// download, a slow upload) and no longer keeps others waiting.
+const upstreamLongHold = time.Second
 
 // upstreamQueue holds the requests in flight to one upstream to the size of
 // its keepalive pool. http.Transport dials a new connection for every
@@ -23,14 +24,17 @@ const upstreamQueueWait = time.Second
 // for a pooled connection is cheaper than dialling one, and the pool is
 // then never outgrown.
 //
-// The wait is bounded by upstreamQueueWait, not a hard cap, so requests
-// that hold connections for long (long polls) cannot stall the others:
-// past the wait, a request dials, as it would without the queue. An event
-// stream gives its slot back as soon as its headers arrive.
+// The queue is not a hard cap, so requests that hold connections for long
+// cannot stall the others: a slot is given back when the response body is
+// closed or after longHold, whichever comes first, and a request waits at
+// most until the oldest slot is that old. Past that the Transport dials for
+// the next request, as it would without the queue. An event stream gives
+// its slot back as soon as its headers arrive, a switched connection
+// (WebSocket) too.
 type upstreamQueue struct {
-	next  http.RoundTripper
-	slots chan struct{} // one per request holding a slot
-	wait  time.Duration
+	next     http.RoundTripper
+	slots    chan struct{} // one per request holding a slot
+	longHold time.Duration // upstreamLongHold; tests shorten it
 }
 
 // newUpstreamQueue queues for a pool of size idle connections per host,
@@ -39,54 +43,69 @@ func newUpstreamQueue(next http.RoundTripper, size int) *upstreamQueue {
 	if size <= 0 {
 		size = http.DefaultMaxIdleConnsPerHost
 	}
-	return &upstreamQueue{next: next, slots: make(chan struct{}, size), wait: upstreamQueueWait}
+	return &upstreamQueue{next: next, slots: make(chan struct{}, size), longHold: upstreamLongHold}
 }
 
 // RoundTrip holds a slot from before the request is sent until its
 // response body is closed, which is when http.Transport gives the
-// connection back to the pool.
+// connection back to the pool, or until the slot is longHold old.
 func (q *upstreamQueue) RoundTrip(r *http.Request) (*http.Response, error) {
-	held, err := q.acquire(r.Context())
+	s, err := q.acquire(r.Context())
 	if err != nil {
 		return nil, err
 	}
 	resp, err := q.next.RoundTrip(r)
-	if !held {
-		return resp, err
-	}
 	if err != nil || resp.StatusCode == http.StatusSwitchingProtocols || isEventStream(resp) {
 		// A switched connection leaves the pool, and its body must stay
 		// the connection ReverseProxy takes over. An event stream holds
 		// its connection for as long as someone watches: the requests
 		// after it should not wait for that.
-		q.release()
+		s.release()
 		return resp, err
 	}
-	resp.Body = &slotBody{ReadCloser: resp.Body, q: q}
+	resp.Body = &slotBody{ReadCloser: resp.Body, slot: s}
 	return resp, nil
 }
 
-// acquire takes a slot, waiting at most q.wait for one. It reports whether
-// it holds one; past the wait the request goes ahead without.
-func (q *upstreamQueue) acquire(ctx context.Context) (bool, error) {
+// acquire waits for a slot; every slot is free again within longHold.
+func (q *upstreamQueue) acquire(ctx context.Context) (*slot, error) {
 	select {
 	case q.slots <- struct{}{}:
-		return true, nil
 	default:
+		select {
+		case q.slots <- struct{}{}:
+		case <-ctx.Done():
+			return nil, context.Cause(ctx)
+		}
 	}
-	t := time.NewTimer(q.wait)
-	defer t.Stop()
-	select {
-	case q.slots <- struct{}{}:
-		return true, nil
-	case <-t.C:
-		return false, nil
-	case <-ctx.Done():
-		return false, context.Cause(ctx)
+	s := &slot{q: q}
+	s.expiry = time.AfterFunc(q.longHold, s.expire)
+	return s, nil
+}
+
+// A slot is one request's place in the queue.
+type slot struct {
+	q        *upstreamQueue
+	expiry   *time.Timer // gives the slot back once it is longHold old
+	released atomic.Bool
+}
+
+// release gives the slot back unless its expiry already has.
+func (s *slot) release() {
+	if s.released.CompareAndSwap(false, true) {
+		s.expiry.Stop()
+		<-s.q.slots
 	}
 }
 
-func (q *upstreamQueue) release() { <-q.slots }
+// expire gives the slot back unless release already has. It runs on the
+// timer's goroutine, possibly before acquire has stored the timer, so it
+// leaves expiry alone.
+func (s *slot) expire() {
+	if s.released.CompareAndSwap(false, true) {
+		<-s.q.slots
+	}
+}
 
 // isEventStream reports whether resp is a server-sent event stream. It
 // runs for every response, so it compares the media type in place rather
@@ -101,17 +120,14 @@ func isEventStream(resp *http.Response) bool {
 	return rest == "" || rest[0] == ';'
 }
 
-// slotBody gives its request's slot back when closed, once.
+// slotBody gives its request's slot back when closed.
 type slotBody struct {
 	io.ReadCloser
-	q      *upstreamQueue
-	closed atomic.Bool
+	slot *slot
 }
 
 func (b *slotBody) Close() error {
 	err := b.ReadCloser.Close()
-	if b.closed.CompareAndSwap(false, true) {
-		b.q.release()
-	}
+	b.slot.release()
 	return err
 }

@@ -55,7 +55,7 @@ func cancelled() context.Context {
 func TestUpstreamQueueHoldsASlotUntilTheBodyCloses(t *testing.T) {
 	next := &countingTransport{status: http.StatusOK}
 	q := newUpstreamQueue(next, 1)
-	q.wait = time.Hour
+	q.longHold = time.Hour
 
 	first, err := q.RoundTrip(queueRequest(t, context.Background()))
 	if err != nil {
@@ -82,28 +82,39 @@ func TestUpstreamQueueHoldsASlotUntilTheBodyCloses(t *testing.T) {
 	}
 }
 
-// TestUpstreamQueueGoesAheadAfterTheWait: a request that waits longer than
-// the queue's wait goes ahead without a slot, so long-held connections
-// cannot stall the rest.
-func TestUpstreamQueueGoesAheadAfterTheWait(t *testing.T) {
+// TestUpstreamQueueLongHeldSlotsStallNoOne: a request that keeps its
+// slot past longHold (a long poll, a large download) gives it back, so the
+// next request goes ahead at once rather than wait behind it; the long
+// request's body still reads and closing it does not free a second slot.
+func TestUpstreamQueueLongHeldSlotsStallNoOne(t *testing.T) {
 	next := &countingTransport{status: http.StatusOK}
 	q := newUpstreamQueue(next, 1)
-	q.wait = time.Millisecond
+	q.longHold = 20 * time.Millisecond
 
-	held, err := q.RoundTrip(queueRequest(t, context.Background()))
+	long, err := q.RoundTrip(queueRequest(t, context.Background()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer held.Body.Close()
-	resp, err := q.RoundTrip(queueRequest(t, context.Background()))
+	q.longHold = time.Hour // for the slots taken from here on
+	// The slot is free within longHold; the bound is only there so that
+	// a queue that never gives it back fails rather than hangs.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	started := time.Now()
+	second, err := q.RoundTrip(queueRequest(t, ctx))
 	if err != nil {
-		t.Fatalf("request past the wait: %v", err)
+		t.Fatalf("request behind a long-held slot: %v after %v", err, time.Since(started))
 	}
-	// Its body holds no slot: closing it must not free the held one.
-	resp.Body.Close()
+	if b, _ := io.ReadAll(long.Body); string(b) != "ok" {
+		t.Errorf("the long request's body reads %q", b)
+	}
+	long.Body.Close()
+	// The second request holds the one slot now, for an hour: the long
+	// request's Close must not have freed another.
 	if _, err := q.RoundTrip(queueRequest(t, cancelled())); err == nil {
-		t.Fatal("the body of a request without a slot freed one")
+		t.Fatal("closing a body after its slot expired freed a second slot")
 	}
+	second.Body.Close()
 }
 
 // TestUpstreamQueueSwitchedProtocols: a 101 keeps its read-write body for
@@ -111,7 +122,7 @@ func TestUpstreamQueueGoesAheadAfterTheWait(t *testing.T) {
 // its slot at once.
 func TestUpstreamQueueSwitchedProtocols(t *testing.T) {
 	q := newUpstreamQueue(&countingTransport{status: http.StatusSwitchingProtocols}, 1)
-	q.wait = time.Hour
+	q.longHold = time.Hour
 	resp, err := q.RoundTrip(queueRequest(t, context.Background()))
 	if err != nil {
 		t.Fatal(err)
@@ -136,7 +147,7 @@ func TestUpstreamQueueSizeDefaultsAsTheTransports(t *testing.T) {
 func TestUpstreamQueueEventStreamFreesItsSlot(t *testing.T) {
 	next := &countingTransport{status: http.StatusOK, header: http.Header{"Content-Type": {"text/event-stream; charset=utf-8"}}}
 	q := newUpstreamQueue(next, 1)
-	q.wait = time.Hour
+	q.longHold = time.Hour
 	stream, err := q.RoundTrip(queueRequest(t, context.Background()))
 	if err != nil {
 		t.Fatal(err)
