@@ -180,16 +180,16 @@ type relayLoop struct {
 	done    chan struct{}
 
 	// Only the loop's goroutine uses these.
-	socks     map[int32]*relaySock
-	waiting   map[*relaySock]struct{} // holding bytes their socket has not taken
-	queued    []*relaySock            // with more to read after their turn (relayTurn)
-	gathered  []byte                  // records for the socket relay writes to, not yet written
-	requeued  []*relaySock
-	sessions  int
-	deadlined bool
-	taken     []relayCmd // the inbox being worked through
-	events    [128]unix.EpollEvent
-	buf       [copyBufferSize]byte
+	socks    map[int32]*relaySock
+	waiting  map[*relaySock]struct{} // holding bytes their socket has not taken
+	queued   []*relaySock            // with more to read after their turn (relayTurn)
+	gathered []byte                  // records for the socket relay writes to, not yet written
+	requeued []*relaySock
+	sessions int
+	wakeBy   time.Time  // the epoll descriptor's read deadline, zero for none
+	taken    []relayCmd // the inbox being worked through
+	events   [128]unix.EpollEvent
+	buf      [copyBufferSize]byte
 }
 
 func newRelayLoop() (*relayLoop, error) {
@@ -306,11 +306,15 @@ func (l *relayLoop) takeInbox() bool {
 func (l *relayLoop) wait() (int, error) {
 	switch {
 	case len(l.waiting) > 0:
-		l.ep.SetReadDeadline(time.Now().Add(time.Second))
-		l.deadlined = true
-	case l.deadlined:
+		// Moved only once passed (or unset), not on every turn: a busy
+		// loop with one slow reader would otherwise reset a timer per turn.
+		if now := time.Now(); !now.Before(l.wakeBy) {
+			l.wakeBy = now.Add(time.Second)
+			l.ep.SetReadDeadline(l.wakeBy)
+		}
+	case !l.wakeBy.IsZero():
 		l.ep.SetReadDeadline(time.Time{})
-		l.deadlined = false
+		l.wakeBy = time.Time{}
 	}
 	n := 0
 	var waitErr error
