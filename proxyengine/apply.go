@@ -87,12 +87,16 @@ func (e *Engine) Apply(ctx context.Context, cfg config.Config) error {
 
 // retire ends what g alone used once next serves: its health checks, the
 // upkeep of certificates next does not serve and the idle connections of
-// upstream pools next does not use (requests in flight finish on theirs).
+// the upstream and outpost pools next does not use (requests in flight
+// finish on theirs).
 func (g *generation) retire(next *generation) {
 	g.endCertificates(next)
 	kept := map[*http.Transport]bool{}
 	for _, s := range next.sites {
 		kept[s.transport] = true
+		if s.auth != nil {
+			kept[s.auth.transport] = true
+		}
 	}
 	for _, s := range g.sites {
 		if s.stopHealth != nil {
@@ -101,8 +105,7 @@ func (g *generation) retire(next *generation) {
 		if !kept[s.transport] {
 			s.transport.CloseIdleConnections()
 		}
-		if s.auth != nil {
-			// Each generation's checks have their own pool to the outpost.
+		if s.auth != nil && !kept[s.auth.transport] {
 			s.auth.transport.CloseIdleConnections()
 		}
 	}

@@ -110,6 +110,7 @@ type forwardAuth struct {
 	publicHost string // the Host and X-Forwarded-Host the outpost receives
 	hsts       bool   // Gatehouse sets Strict-Transport-Security itself
 	forwarding forwarding
+	trust      upstream.Trust // how the outpost's certificate is checked
 	transport  *http.Transport
 	outpostRP  *httputil.ReverseProxy // /outpost.goauthentik.io/*
 	next       http.Handler
@@ -119,29 +120,37 @@ type forwardAuth struct {
 }
 
 // protect puts forward auth with the outpost fa in front of p's upstream.
-// This is the hook a generation calls for a protected site.
-func (p *proxyHandler) protect(fa config.ForwardAuth) (*forwardAuth, error) {
+// This is the hook a generation calls for a protected site; prev is the
+// site's forward auth in the generation before, if it had one. When it
+// asks the same outpost for the same name, its pool of connections to the
+// outpost and its cached passes carry over, so an edit of the settings
+// costs no new handshakes with the outpost and signs no one's pass out.
+func (p *proxyHandler) protect(fa config.ForwardAuth, prev *forwardAuth) (*forwardAuth, error) {
 	u, err := upstream.ParseURL(fa.URL)
-	if err != nil {
-		return nil, err
-	}
-	t, err := upstream.NewTransport(u, fa.Trust(), upstream.Pool{
-		Keepalive: forwardAuthKeepalive, IdleTimeout: forwardAuthIdleTimeout, ResponseTimeout: forwardAuthTimeout,
-	})
 	if err != nil {
 		return nil, err
 	}
 	f := &forwardAuth{
 		outpost: u, publicHost: p.publicHost, hsts: p.hsts != "", forwarding: p.forwarding,
-		transport: t, next: p.serve, timeout: forwardAuthTimeout, logger: p.logger,
-		cache: &authCache{ttl: forwardAuthCacheTTL, max: forwardAuthCacheMax},
+		trust: fa.Trust(), next: p.serve, timeout: forwardAuthTimeout, logger: p.logger,
+	}
+	if prev != nil && *prev.outpost == *f.outpost && prev.trust == f.trust && prev.publicHost == f.publicHost {
+		f.transport, f.cache = prev.transport, prev.cache
+	} else {
+		f.transport, err = upstream.NewTransport(u, f.trust, upstream.Pool{
+			Keepalive: forwardAuthKeepalive, IdleTimeout: forwardAuthIdleTimeout, ResponseTimeout: forwardAuthTimeout,
+		})
+		if err != nil {
+			return nil, err
+		}
+		f.cache = &authCache{ttl: forwardAuthCacheTTL, max: forwardAuthCacheMax}
 	}
 	f.checkURL = *u
 	f.checkURL.Path = forwardAuthCheckPath
 	f.outpostRP = &httputil.ReverseProxy{
 		Rewrite:        f.rewriteToOutpost,
 		ModifyResponse: f.modifyResponse,
-		Transport:      t,
+		Transport:      f.transport,
 		ErrorHandler:   f.serveError,
 		BufferPool:     proxyBuffers,
 		ErrorLog:       slog.NewLogLogger(p.logger.Handler(), slog.LevelWarn),

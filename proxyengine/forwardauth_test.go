@@ -696,3 +696,49 @@ func TestForwardAuthCacheDropsAPassThatRacedASignOut(t *testing.T) {
 		t.Error("a pass checked after the sign-out was not kept")
 	}
 }
+
+// TestForwardAuthOutlivesAnEdit: settings applied without a change to the
+// site's outpost keep its checks' keepalive connection and its cached
+// passes; pointing the site at another outpost starts afresh, so no pass
+// the old one gave is served for the new one.
+func TestForwardAuthOutlivesAnEdit(t *testing.T) {
+	app := newProtectedApp(t)
+	outpost := newFakeOutpost(t, true)
+	cfg := protectedConfig(t, app.Server, outpost.Server)
+	e := startEngine(t, cfg)
+	c := httpClient(t, e, false)
+	get := func(cookie string) {
+		t.Helper()
+		if resp, body := do(t, c, http.MethodGet, "/a", cookie, nil, ""); resp.StatusCode != http.StatusOK {
+			t.Fatalf("with cookie %q: %d %s", cookie, resp.StatusCode, body)
+		}
+	}
+	get(validSession)
+	first := outpost.lastCheck(t).RemoteAddr
+
+	cfg.HSTS = "300" // any edit that leaves the outpost as it is
+	if err := e.Apply(t.Context(), cfg); err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	get(validSession)
+	if n := outpost.checks.Load(); n != 1 {
+		t.Errorf("after an edit: %d checks, want 1 (the pass from before, cached)", n)
+	}
+	get(validSession + "; other=2") // a visitor not in the cache
+	if n := outpost.checks.Load(); n != 2 {
+		t.Fatalf("%d checks, want 2", n)
+	}
+	if got := outpost.lastCheck(t).RemoteAddr; got != first {
+		t.Errorf("the check after the edit came from %s, the one before from %s: the pool to the outpost was dropped", got, first)
+	}
+
+	other := newFakeOutpost(t, true)
+	cfg = protectedConfig(t, app.Server, other.Server)
+	if err := e.Apply(t.Context(), cfg); err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	get(validSession)
+	if n := other.checks.Load(); n != 1 {
+		t.Errorf("a new outpost was asked %d times, want 1: a pass the old one gave was served", n)
+	}
+}

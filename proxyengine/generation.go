@@ -193,7 +193,11 @@ func (e *Engine) buildGeneration(cfg config.Config, prev *generation) (*generati
 			if err != nil {
 				return nil, err
 			}
-			if s.auth, err = s.proxy.protect(fa); err != nil {
+			var prevAuth *forwardAuth
+			if old := prev.site(s.key); old != nil {
+				prevAuth = old.auth
+			}
+			if s.auth, err = s.proxy.protect(fa, prevAuth); err != nil {
 				return nil, err
 			}
 		}
