@@ -171,7 +171,7 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 		e.current().ServeHTTP(w, r)
 	})
 	if !e.untracked {
-		handler = e.tracker.middleware(handler)
+		handler = e.tracker.middleware(handler, e.limits.sendTimeout)
 	}
 	errLog := slog.NewLogLogger(e.logger.Handler(), slog.LevelDebug)
 	e.httpsSrv = e.limits.server(handler)

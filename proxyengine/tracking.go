@@ -71,6 +71,9 @@ type trackedConn struct {
 	closed    bool // under t.mu: Close ran, so setSite counts no more
 	last      atomic.Pointer[requestInfo]
 	closeOnce sync.Once
+	// gather, once the connection speaks HTTP/2, takes its writes
+	// (gatherWrites).
+	gather atomic.Pointer[writeGatherer]
 }
 
 // requestInfo is a connection's current or last request.
@@ -85,10 +88,41 @@ func (c *trackedConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (c *trackedConn) Write(p []byte) (int, error) {
-	n, err := c.Conn.Write(p)
+func (c *trackedConn) Write(p []byte) (n int, err error) {
+	if g := c.gather.Load(); g != nil {
+		n, err = g.write(p)
+	} else {
+		n, err = c.Conn.Write(p)
+	}
 	c.bytesOut.Add(int64(n))
 	return n, err
+}
+
+// gatherWrites hands the connection's writes to a writeGatherer from the
+// next one on. It is for HTTP/2 connections only: their socket is never
+// taken over by the WebSocket relay, and crypto/tls, which serializes
+// writes, has none in progress between two of them. timeout bounds each
+// system call (the send timeout).
+func (c *trackedConn) gatherWrites(timeout time.Duration) {
+	if c.gather.Load() == nil {
+		c.gather.CompareAndSwap(nil, newWriteGatherer(c.Conn, timeout))
+	}
+}
+
+// SetWriteDeadline and SetDeadline leave the socket's write deadline to the
+// gatherer, if any, which times its own system calls.
+func (c *trackedConn) SetWriteDeadline(t time.Time) error {
+	if c.gather.Load() != nil {
+		return nil
+	}
+	return c.Conn.SetWriteDeadline(t)
+}
+
+func (c *trackedConn) SetDeadline(t time.Time) error {
+	if c.gather.Load() != nil {
+		return c.Conn.SetReadDeadline(t)
+	}
+	return c.Conn.SetDeadline(t)
 }
 
 func (c *trackedConn) Close() error {
@@ -102,6 +136,9 @@ func (c *trackedConn) Close() error {
 		c.t.mu.Unlock()
 		c.t.changed.Store(true)
 	})
+	if g := c.gather.Load(); g != nil {
+		return g.close()
+	}
 	return c.Conn.Close()
 }
 
@@ -177,8 +214,9 @@ func connFromRequest(r *http.Request) *trackedConn {
 }
 
 // middleware counts requests and records each in its connection and the
-// event ring.
-func (t *tracker) middleware(next http.Handler) http.Handler {
+// event ring. An HTTP/2 connection's writes are gathered from its first
+// request on, each system call bounded by sendTimeout.
+func (t *tracker) middleware(next http.Handler, sendTimeout time.Duration) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		tc := connFromRequest(r)
@@ -187,6 +225,7 @@ func (t *tracker) middleware(next http.Handler) http.Handler {
 				p := protoHTTP1
 				if r.ProtoMajor == 2 {
 					p = protoHTTP2
+					tc.gatherWrites(sendTimeout)
 				}
 				tc.protocol.Store(p)
 			}

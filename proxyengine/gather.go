@@ -1,0 +1,160 @@
+package proxyengine
+
+import (
+	"errors"
+	"net"
+	"os"
+	"sync"
+	"time"
+)
+
+// gatherMax is how much a writeGatherer takes before a write waits for the
+// socket: four full TLS records, which one system call sends for little
+// more than the cost of one.
+const gatherMax = 64 << 10
+
+// gatherCloseDrain bounds each write of what is still pending once the
+// connection is closed, as crypto/tls bounds its close_notify alert.
+const gatherCloseDrain = 5 * time.Second
+
+var gatherBuffers = sync.Pool{New: func() any {
+	// Room for gatherMax and the record that takes it past.
+	b := make([]byte, 0, gatherMax+16<<10+64)
+	return &b
+}}
+
+// writeGatherer sends what an HTTP/2 connection writes with as few system
+// calls as the visitor's pace allows.
+//
+// Why: Go's HTTP/2 server writes each DATA frame, HEADERS frame and
+// END_STREAM marker to the TLS connection on its own, and crypto/tls makes
+// each one a record and a write(2). On this machine a write to a socket
+// costs about 10 µs whether it carries 4 KiB or 64 KiB (page-table
+// isolation without PCID makes every system call expensive): a 100 KiB
+// answer took nine of them. A write here copies the record and returns; a
+// goroutine sends everything that has gathered meanwhile in one write
+// while the server encrypts the next frames (docs/BENCHMARKS.md).
+//
+// Past gatherMax a write waits for the socket, so a visitor that reads
+// slowly still holds the server back as before; a connection holds at most
+// gatherMax and a record pending and one batch being written, and nothing
+// once it is idle (the buffers go back to a pool). Errors are the socket's,
+// reported by the next write. Every system call to the socket is bounded by
+// timeout as http.HTTP2Config.WriteByteTimeout bounds the server's own
+// (which the connection then no longer passes on: the server would clear
+// the deadline while the gatherer's write waits).
+type writeGatherer struct {
+	conn    net.Conn      // the socket
+	timeout time.Duration // per system call, while the visitor takes nothing
+
+	mu      sync.Mutex
+	drained sync.Cond // signalled when the sender takes pending or stops
+	pending *[]byte   // written and not yet taken by the sender; nil when empty and idle
+	sending bool      // the sender goroutine runs
+	closed  bool      // close ran: the sender closes the socket when done
+	err     error     // the first failed write's; every later write fails with it
+}
+
+func newWriteGatherer(conn net.Conn, timeout time.Duration) *writeGatherer {
+	g := &writeGatherer{conn: conn, timeout: timeout}
+	g.drained.L = &g.mu
+	return g
+}
+
+// write takes p, starting the sender if it is idle.
+func (g *writeGatherer) write(p []byte) (int, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for g.err == nil && !g.closed && g.pending != nil && len(*g.pending) >= gatherMax {
+		g.drained.Wait()
+	}
+	switch {
+	case g.err != nil:
+		return 0, g.err
+	case g.closed:
+		return 0, net.ErrClosed
+	}
+	if g.pending == nil {
+		g.pending = gatherBuffers.Get().(*[]byte)
+	}
+	*g.pending = append(*g.pending, p...)
+	if !g.sending {
+		g.sending = true
+		go g.send()
+	}
+	return len(p), nil
+}
+
+// send writes what is pending, in one system call each time, until nothing
+// is, the socket fails or, once closed, it has sent what was left.
+func (g *writeGatherer) send() {
+	var batch *[]byte
+	for {
+		g.mu.Lock()
+		if batch != nil {
+			*batch = (*batch)[:0]
+			gatherBuffers.Put(batch)
+			batch = nil
+		}
+		if g.pending == nil || len(*g.pending) == 0 || g.err != nil {
+			if g.pending != nil {
+				*g.pending = (*g.pending)[:0]
+				gatherBuffers.Put(g.pending)
+				g.pending = nil
+			}
+			g.sending = false
+			closed := g.closed
+			g.drained.Broadcast()
+			g.mu.Unlock()
+			if closed {
+				g.conn.Close()
+			}
+			return
+		}
+		batch, g.pending = g.pending, nil
+		timeout := g.timeout
+		if g.closed {
+			timeout = min(timeout, gatherCloseDrain)
+		}
+		g.drained.Broadcast()
+		g.mu.Unlock()
+
+		if err := g.writeAll(*batch, timeout); err != nil {
+			g.mu.Lock()
+			g.err = err
+			g.mu.Unlock()
+		}
+	}
+}
+
+// writeAll writes b, failing only when timeout passes without a byte taken.
+func (g *writeGatherer) writeAll(b []byte, timeout time.Duration) error {
+	for len(b) > 0 {
+		if timeout > 0 {
+			g.conn.SetWriteDeadline(time.Now().Add(timeout))
+		}
+		n, err := g.conn.Write(b)
+		b = b[n:]
+		if err != nil && (n == 0 || !errors.Is(err, os.ErrDeadlineExceeded)) {
+			return err
+		}
+	}
+	return nil
+}
+
+// close closes the socket once what is pending is sent (at most
+// gatherCloseDrain per system call), and at once if nothing is. A read
+// waiting on the socket ends now.
+func (g *writeGatherer) close() error {
+	g.mu.Lock()
+	g.closed = true
+	sending := g.sending
+	g.drained.Broadcast()
+	g.mu.Unlock()
+	if !sending {
+		return g.conn.Close()
+	}
+	g.conn.SetReadDeadline(time.Unix(1, 0))
+	g.conn.SetWriteDeadline(time.Now().Add(gatherCloseDrain))
+	return nil
+}
