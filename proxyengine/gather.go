@@ -13,8 +13,8 @@ import (
 // more than the cost of one.
 const gatherMax = 64 << 10
 
-// gatherCloseDrain bounds each write of what is still pending once the
-// connection is closed, as crypto/tls bounds its close_notify alert.
+// gatherCloseDrain is how long what is still pending when the connection
+// is closed may take to send, as crypto/tls bounds its close_notify alert.
 const gatherCloseDrain = 5 * time.Second
 
 var gatherBuffers = sync.Pool{New: func() any {
@@ -46,17 +46,19 @@ var gatherBuffers = sync.Pool{New: func() any {
 type writeGatherer struct {
 	conn    net.Conn      // the socket
 	timeout time.Duration // per system call, while the visitor takes nothing
+	drain   time.Duration // gatherCloseDrain; tests shorten it
 
 	mu      sync.Mutex
 	drained sync.Cond // signalled when the sender takes pending or stops
 	pending *[]byte   // written and not yet taken by the sender; nil when empty and idle
 	sending bool      // the sender goroutine runs
 	closed  bool      // close ran: the sender closes the socket when done
+	drainBy time.Time // once closed: when the sender gives up on what is pending
 	err     error     // the first failed write's; every later write fails with it
 }
 
 func newWriteGatherer(conn net.Conn, timeout time.Duration) *writeGatherer {
-	g := &writeGatherer{conn: conn, timeout: timeout}
+	g := &writeGatherer{conn: conn, timeout: timeout, drain: gatherCloseDrain}
 	g.drained.L = &g.mu
 	return g
 }
@@ -112,14 +114,10 @@ func (g *writeGatherer) send() {
 			return
 		}
 		batch, g.pending = g.pending, nil
-		timeout := g.timeout
-		if g.closed {
-			timeout = min(timeout, gatherCloseDrain)
-		}
 		g.drained.Broadcast()
 		g.mu.Unlock()
 
-		if err := g.writeAll(*batch, timeout); err != nil {
+		if err := g.writeAll(*batch); err != nil {
 			g.mu.Lock()
 			g.err = err
 			g.mu.Unlock()
@@ -127,12 +125,11 @@ func (g *writeGatherer) send() {
 	}
 }
 
-// writeAll writes b, failing only when timeout passes without a byte taken.
-func (g *writeGatherer) writeAll(b []byte, timeout time.Duration) error {
+// writeAll writes b, failing when timeout passes without a byte taken or,
+// once the connection is closed, when its drain time is up.
+func (g *writeGatherer) writeAll(b []byte) error {
 	for len(b) > 0 {
-		if timeout > 0 {
-			g.conn.SetWriteDeadline(time.Now().Add(timeout))
-		}
+		g.conn.SetWriteDeadline(g.writeDeadline())
 		n, err := g.conn.Write(b)
 		b = b[n:]
 		if err != nil && (n == 0 || !errors.Is(err, os.ErrDeadlineExceeded)) {
@@ -142,19 +139,35 @@ func (g *writeGatherer) writeAll(b []byte, timeout time.Duration) error {
 	return nil
 }
 
-// close closes the socket once what is pending is sent (at most
-// gatherCloseDrain per system call), and at once if nothing is. A read
-// waiting on the socket ends now.
+// writeDeadline is the deadline of the sender's next system call.
+func (g *writeGatherer) writeDeadline() time.Time {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	switch {
+	case g.closed:
+		return g.drainBy
+	case g.timeout > 0:
+		return time.Now().Add(g.timeout)
+	}
+	return time.Time{}
+}
+
+// close closes the socket once what is pending is sent (within drain, how
+// ever slowly the visitor reads), and at once if nothing is. A read waiting
+// on the socket ends now.
 func (g *writeGatherer) close() error {
 	g.mu.Lock()
-	g.closed = true
-	sending := g.sending
+	if !g.closed {
+		g.closed = true
+		g.drainBy = time.Now().Add(g.drain)
+	}
+	sending, drainBy := g.sending, g.drainBy
 	g.drained.Broadcast()
 	g.mu.Unlock()
 	if !sending {
 		return g.conn.Close()
 	}
 	g.conn.SetReadDeadline(time.Unix(1, 0))
-	g.conn.SetWriteDeadline(time.Now().Add(gatherCloseDrain))
+	g.conn.SetWriteDeadline(drainBy)
 	return nil
 }

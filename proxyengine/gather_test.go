@@ -284,3 +284,60 @@ func TestHTTP2ConnectionsGatherTheirWrites(t *testing.T) {
 		c.CloseIdleConnections()
 	}
 }
+
+// TestWriteGathererCloseGivesUpOnASlowVisitor: a closed connection whose
+// visitor reads a trickle, so that every system call makes some progress,
+// is let go after its drain time, not kept open write by write.
+func TestWriteGathererCloseGivesUpOnASlowVisitor(t *testing.T) {
+	near, far := loopbackPair(t)
+	// Small socket buffers, so that what is pending is most of what
+	// there is to send: at 6.4 KB/s it would take over ten seconds.
+	near.SetWriteBuffer(4096)
+	far.SetReadBuffer(4096)
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		b := make([]byte, 64)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+			if _, err := far.Read(b); err != nil {
+				return
+			}
+		}
+	}()
+	g := newWriteGatherer(near, time.Hour)
+	g.drain = 200 * time.Millisecond
+	// Enough to fill the loopback buffers, so the sender is stuck in a
+	// write when close comes.
+	for i := 0; i < 400; i++ {
+		if _, err := g.write(record(i)); err != nil {
+			t.Fatalf("write %d: %v", i, err)
+		}
+		g.mu.Lock()
+		full := g.pending != nil && len(*g.pending) >= gatherMax
+		g.mu.Unlock()
+		if full {
+			break
+		}
+	}
+	g.close()
+	for waited := 0; ; waited++ {
+		g.mu.Lock()
+		sending := g.sending
+		g.mu.Unlock()
+		if !sending {
+			break
+		}
+		if waited == 5_000 { // 25 times the drain time
+			t.Fatal("the sender still trickles to a slow visitor, 5 s after close")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if _, err := near.Write([]byte{1}); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("the socket after the drain time: write error %v, want it closed", err)
+	}
+}
