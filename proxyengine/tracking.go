@@ -5,8 +5,10 @@ import (
 	"cmp"
 	"context"
 	"crypto/tls"
+	"errors"
 	"net"
 	"net/http"
+	"os"
 	"slices"
 	"strconv"
 	"sync"
@@ -74,6 +76,9 @@ type trackedConn struct {
 	// gather, once the connection speaks HTTP/2, takes its writes
 	// (gatherWrites).
 	gather atomic.Pointer[writeGatherer]
+	// stalled is set once a write has timed out: the visitor stopped
+	// taking bytes, and every later write fails at once (Write).
+	stalled atomic.Bool
 }
 
 // requestInfo is a connection's current or last request.
@@ -88,13 +93,24 @@ func (c *trackedConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// Write sends p, or fails at once if an earlier write timed out. A timed-out
+// write has already ended the connection's TLS (crypto/tls makes the error
+// permanent), but closing it still writes a close_notify alert with a
+// deadline of its own, 5 s, which a visitor that reads nothing would make
+// the engine wait out before the socket is let go.
 func (c *trackedConn) Write(p []byte) (n int, err error) {
+	if c.stalled.Load() {
+		return 0, os.ErrDeadlineExceeded
+	}
 	if g := c.gather.Load(); g != nil {
 		n, err = g.write(p)
 	} else {
 		n, err = c.Conn.Write(p)
 	}
 	c.bytesOut.Add(int64(n))
+	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+		c.stalled.Store(true)
+	}
 	return n, err
 }
 
