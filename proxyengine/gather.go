@@ -125,6 +125,17 @@ func (g *writeGatherer) send() {
 	}
 }
 
+// flushed waits until the sender has sent what is pending, and returns the
+// socket's error, if any.
+func (g *writeGatherer) flushed() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for g.sending {
+		g.drained.Wait()
+	}
+	return g.err
+}
+
 // writeAll writes b, failing when timeout passes without a byte taken or,
 // once the connection is closed, when its drain time is up.
 func (g *writeGatherer) writeAll(b []byte) error {

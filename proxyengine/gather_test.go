@@ -1,6 +1,7 @@
 package proxyengine
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/rand"
 	"errors"
@@ -8,12 +9,16 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"slices"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/gatehouse-proxy/gatehouse/internal/testutil"
+	"github.com/gorilla/websocket"
 )
 
 // loopbackPair returns the two ends of a real TCP connection on loopback.
@@ -339,5 +344,96 @@ func TestWriteGathererCloseGivesUpOnASlowVisitor(t *testing.T) {
 	}
 	if _, err := near.Write([]byte{1}); !errors.Is(err, net.ErrClosed) {
 		t.Errorf("the socket after the drain time: write error %v, want it closed", err)
+	}
+}
+
+// TestHTTP1LargeAnswersGatherUntilTheyEnd: an HTTP/1.1 connection gathers
+// its writes while it sends an answer of h1GatherMin or more, and only
+// then: on the same connection a later small answer, after a pause longer
+// than the send timeout, and then a WebSocket (whose socket the relay
+// takes over) work as on any other.
+func TestHTTP1LargeAnswersGatherUntilTheyEnd(t *testing.T) {
+	body := make([]byte, 1<<20)
+	rand.Read(body)
+	atHalf, resume := make(chan struct{}), make(chan struct{})
+	up := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case websocket.IsWebSocketUpgrade(r):
+			testutil.EchoWebSocket(w, r)
+		case r.URL.Path == "/big":
+			w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+			w.Write(body[:len(body)/2])
+			w.(http.Flusher).Flush()
+			close(atHalf)
+			<-resume
+			w.Write(body[len(body)/2:])
+		default:
+			io.WriteString(w, "small")
+		}
+	}))
+	t.Cleanup(up.Close)
+	e := startEngine(t, testConfig(t, up), shortLimits)
+	c := dialRawTLS(t, e)
+	c.SetDeadline(time.Now().Add(cutOffBound))
+	br := bufio.NewReader(c)
+	conn := func() *trackedConn {
+		t.Helper()
+		for _, tc := range e.tracker.connections() {
+			if tc.remote == c.LocalAddr().String() {
+				return tc
+			}
+		}
+		t.Fatal("the connection is not tracked")
+		return nil
+	}
+	get := func(path string) *http.Response {
+		t.Helper()
+		io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: "+testHostname+"\r\n\r\n")
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		return resp
+	}
+
+	if resp := get("/small"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /small: %s", resp.Status)
+	} else {
+		io.Copy(io.Discard, resp.Body)
+	}
+	if conn().gather.Load() != nil {
+		t.Error("a small answer was gathered")
+	}
+
+	resp := get("/big")
+	<-atHalf
+	if conn().gather.Load() == nil {
+		t.Error("a 1 MiB answer is not gathered while it is sent")
+	}
+	close(resume)
+	got, err := io.ReadAll(resp.Body)
+	if err != nil || !bytes.Equal(got, body) {
+		t.Fatalf("the 1 MiB answer: %d bytes (%v), not the upstream's", len(got), err)
+	}
+	if conn().gather.Load() != nil {
+		t.Error("the connection still gathers after the large answer")
+	}
+
+	time.Sleep(3 * e.limits.sendTimeout) // past any deadline the gatherer left
+	if resp := get("/small"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /small after the large answer: %s", resp.Status)
+	} else if b, _ := io.ReadAll(resp.Body); string(b) != "small" {
+		t.Fatalf("GET /small after the large answer: %q", b)
+	}
+
+	ws, _, err := websocket.NewClient(c, &url.URL{Scheme: "ws", Host: testHostname, Path: "/ws/"}, nil, 1024, 1024) // c is TLS already
+	if err != nil {
+		t.Fatalf("WebSocket on the connection after the large answer: %v", err)
+	}
+	if err := ws.WriteMessage(websocket.TextMessage, []byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	if _, msg, err := ws.ReadMessage(); err != nil || string(msg) != "hello" {
+		t.Fatalf("echo %q, %v", msg, err)
 	}
 }

@@ -147,6 +147,14 @@ func (p *proxyHandler) serveUpstream(w http.ResponseWriter, r *http.Request) {
 			// cheaply: browsers stream request bodies only over HTTP/2.
 			w.Header().Set("Connection", "close")
 		}
+		if r.ProtoMajor == 1 {
+			if tc := connFromRequest(r); tc != nil {
+				// modifyResponse starts gathering for a large answer;
+				// the next request on the connection, or a WebSocket
+				// taking it over, finds its writes going straight out.
+				defer tc.stopGathering()
+			}
+		}
 		withRecordSizedFrames(w, r, p.rp)
 	}
 }
@@ -191,8 +199,20 @@ func (p *proxyHandler) modifyResponse(resp *http.Response) error {
 	if p.hsts != "" {
 		resp.Header.Del("Strict-Transport-Security")
 	}
+	if resp.ContentLength >= h1GatherMin {
+		// An HTTP/1.1 answer this large goes out as a dozen TLS records
+		// or more, each a system call of its own unless gathered
+		// (writeGatherer); a small one is a record or two, which would
+		// only pay the sender's goroutine.
+		if tc := connFromRequest(resp.Request); tc != nil && tc.protocol.Load() == protoHTTP1 {
+			tc.gatherWrites(p.limits.sendTimeout)
+		}
+	}
 	return nil
 }
+
+// h1GatherMin is the smallest HTTP/1.1 answer whose writes are gathered.
+const h1GatherMin = 64 << 10
 
 // publicAuthority is the authority visitors use: hostname, and the port unless
 // it is HTTPS's default.

@@ -115,13 +115,28 @@ func (c *trackedConn) Write(p []byte) (n int, err error) {
 }
 
 // gatherWrites hands the connection's writes to a writeGatherer from the
-// next one on. It is for HTTP/2 connections only: their socket is never
-// taken over by the WebSocket relay, and crypto/tls, which serializes
-// writes, has none in progress between two of them. timeout bounds each
-// system call (the send timeout).
+// next one on: crypto/tls, which serializes writes, has none in progress
+// between two of them. timeout bounds each system call (the send timeout).
+// An HTTP/2 connection gathers for good (its socket is never taken over by
+// the WebSocket relay); an HTTP/1.1 one while it sends a large answer, until
+// stopGathering.
 func (c *trackedConn) gatherWrites(timeout time.Duration) {
 	if c.gather.Load() == nil {
 		c.gather.CompareAndSwap(nil, newWriteGatherer(c.Conn, timeout))
+	}
+}
+
+// stopGathering waits until what the gatherer holds is sent, then has
+// writes go straight to the socket again, under a write deadline a send
+// timeout away as after any progress (the gatherer's last one may be long
+// gone by the next write). Only the goroutine that writes may call it.
+func (c *trackedConn) stopGathering() {
+	if g := c.gather.Load(); g != nil {
+		g.flushed()
+		c.gather.Store(nil)
+		if g.timeout > 0 {
+			c.Conn.SetWriteDeadline(time.Now().Add(g.timeout))
+		}
 	}
 }
 
