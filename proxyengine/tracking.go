@@ -73,7 +73,8 @@ type trackedConn struct {
 	closed    bool // under t.mu: Close ran, so setSite counts no more
 	last      atomic.Pointer[requestInfo]
 	closeOnce sync.Once
-	// gather, once the connection speaks HTTP/2, takes its writes
+	// gather takes the connection's writes for good once it speaks
+	// HTTP/2, and on HTTP/1.1 while it sends a large answer
 	// (gatherWrites).
 	gather atomic.Pointer[writeGatherer]
 	// stalled is set once a write has timed out: the visitor stopped
