@@ -23,8 +23,16 @@ var gatherBuffers = sync.Pool{New: func() any {
 	return &b
 }}
 
-// writeGatherer sends what an HTTP/2 connection writes with as few system
-// calls as the visitor's pace allows.
+// putGatherBuffer empties b and gives it back to gatherBuffers.
+func putGatherBuffer(b *[]byte) {
+	*b = (*b)[:0]
+	gatherBuffers.Put(b)
+}
+
+// writeGatherer sends what a visitor's connection writes with as few system
+// calls as the visitor's pace allows: an HTTP/2 connection's for good, an
+// HTTP/1.1 connection's while it sends a large answer (trackedConn's
+// gatherWrites and stopGathering).
 //
 // Why: Go's HTTP/2 server writes each DATA frame, HEADERS frame and
 // END_STREAM marker to the TLS connection on its own, and crypto/tls makes
@@ -94,14 +102,12 @@ func (g *writeGatherer) send() {
 	for {
 		g.mu.Lock()
 		if batch != nil {
-			*batch = (*batch)[:0]
-			gatherBuffers.Put(batch)
+			putGatherBuffer(batch)
 			batch = nil
 		}
 		if g.pending == nil || len(*g.pending) == 0 || g.err != nil {
 			if g.pending != nil {
-				*g.pending = (*g.pending)[:0]
-				gatherBuffers.Put(g.pending)
+				putGatherBuffer(g.pending)
 				g.pending = nil
 			}
 			g.sending = false
