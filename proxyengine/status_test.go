@@ -93,6 +93,12 @@ func TestStatusShowsExactlyTheOpenConnections(t *testing.T) {
 		c.ReadMessage()
 		conns = append(conns, c)
 	}
+	// A WebSocket's request is counted, and its 101 noted on the
+	// connection, when its handler returns, which may be just after the
+	// relay has carried the first echo.
+	testutil.Eventually(t, "the WebSocket handlers return", func() bool {
+		return e.tracker.requests.Load() == keepalive+sockets
+	})
 
 	st := e.Status()
 	if st.ActiveConnections != keepalive+sockets || st.ActiveWebSockets != sockets || len(st.WebSockets) != sockets {
