@@ -2,6 +2,7 @@ package proxyengine
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/tls"
 	"fmt"
 	"io"
@@ -21,6 +22,8 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/internal/config"
 	"github.com/gatehouse-proxy/gatehouse/internal/privatefile"
 	"github.com/gatehouse-proxy/gatehouse/internal/testutil"
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 )
 
 // pausingUpstream serves the exchanges that wait longer than the send
@@ -311,6 +314,82 @@ func TestHTTP2MaxConcurrentStreams(t *testing.T) {
 	}
 	if streams != http2MaxStreams || http2MaxStreams > 128 {
 		t.Errorf("MAX_CONCURRENT_STREAMS %d, want %d (at most 128, as nginx)", streams, http2MaxStreams)
+	}
+}
+
+// TestHTTP2FramesOver16KiBRefused: the engine announces a 16 KiB frame
+// limit, takes a header block of exactly 16 KiB in one frame, and hangs up
+// with FRAME_SIZE_ERROR on one a byte larger instead of reading it.
+func TestHTTP2FramesOver16KiBRefused(t *testing.T) {
+	e := startEngine(t, testConfig(t, newEchoUpstream(t)))
+	c, err := tlsDial(&net.Dialer{Timeout: 5 * time.Second}, e.HTTPSAddr().String(), clientTLS(t, e, "h2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	io.WriteString(c, http2.ClientPreface)
+	fr := http2.NewFramer(c, c)
+	fr.WriteSettings()
+
+	// headerBlock encodes a GET with a padding field that makes the
+	// block exactly size bytes. HPACK's Huffman code spends 5 bits on an
+	// "a", so the search starts a little below size*8/5 letters.
+	headerBlock := func(size int) []byte {
+		for pad := size*8/5 - 256; pad < size*8/5+256; pad++ {
+			var b bytes.Buffer
+			enc := hpack.NewEncoder(&b)
+			for _, f := range [][2]string{{":method", "GET"}, {":scheme", "https"}, {":authority", testHostname}, {":path", "/"},
+				{"x-pad", strings.Repeat("a", pad)}} {
+				enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+			}
+			if b.Len() == size {
+				return b.Bytes()
+			}
+		}
+		t.Fatalf("no padding makes a %d-byte header block", size)
+		return nil
+	}
+	// next reads frames until one for stream 0 or id that is not SETTINGS.
+	next := func(id uint32) http2.Frame {
+		for {
+			f, err := fr.ReadFrame()
+			if err != nil {
+				t.Fatalf("reading frames: %v", err)
+			}
+			switch f := f.(type) {
+			case *http2.SettingsFrame:
+				if !f.IsAck() {
+					if v, ok := f.Value(http2.SettingMaxFrameSize); !ok || v != 16<<10 {
+						t.Errorf("SETTINGS_MAX_FRAME_SIZE %d (sent: %v), want 16384", v, ok)
+					}
+					fr.WriteSettingsAck()
+				}
+				continue
+			case *http2.WindowUpdateFrame:
+				continue
+			}
+			if h := f.Header(); h.StreamID == id || h.StreamID == 0 {
+				return f
+			}
+		}
+	}
+
+	fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: headerBlock(16 << 10), EndStream: true, EndHeaders: true})
+	if f, ok := next(1).(*http2.HeadersFrame); !ok {
+		t.Fatalf("a 16 KiB header block: got %v, want the answer's HEADERS", f)
+	}
+	fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 3, BlockFragment: headerBlock(16<<10 + 1), EndStream: true, EndHeaders: true})
+	for {
+		switch f := next(3).(type) {
+		case *http2.GoAwayFrame:
+			if f.ErrCode != http2.ErrCodeFrameSize {
+				t.Fatalf("GOAWAY %v, want FRAME_SIZE_ERROR", f.ErrCode)
+			}
+			return
+		case *http2.HeadersFrame:
+			t.Fatal("a header block over 16 KiB in one frame was answered")
+		}
 	}
 }
 

@@ -39,6 +39,12 @@ const (
 	// browsers need no more; Go's default of 250 (nginx: 128) let one
 	// connection hold 250 upstream connections.
 	http2MaxStreams = 100
+	// http2MaxFrameSize is the largest HTTP/2 frame a visitor may send:
+	// 16 KiB, the protocol's initial value. Go's default of 1 MiB let each
+	// connection make the server read a 1 MiB frame whole into memory
+	// before handling any of it. A larger frame is a FRAME_SIZE_ERROR,
+	// which ends the connection (RFC 9113, section 4.2).
+	http2MaxFrameSize = 16 << 10
 	// maxUpstreamPerVisitor caps the requests one visitor (an IPv4 address
 	// or an IPv6 /64, which one host usually holds whole) may have in
 	// flight to the upstream at once; more are answered 429 at once, so one
@@ -87,6 +93,7 @@ func (l clientLimits) server(handler http.Handler) *http.Server {
 		HTTP2: &http.HTTP2Config{
 			WriteByteTimeout:     l.sendTimeout,
 			MaxConcurrentStreams: l.http2MaxStreams,
+			MaxReadFrameSize:     http2MaxFrameSize,
 		},
 	}
 }
