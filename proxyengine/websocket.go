@@ -207,6 +207,9 @@ func (x *wsProxy) splice(w http.ResponseWriter, r *http.Request, up net.Conn, re
 
 	s := &wsSession{proxy: x, client: client, upstream: up, path: r.URL.Path, remote: r.RemoteAddr, opened: time.Now()}
 	if tc := connFromRequest(r); tc != nil {
+		// The connection shows its 101 from now on, not only once this
+		// handler returns and the middleware notes the request.
+		tc.last.Store(&requestInfo{method: r.Method, path: r.URL.Path, status: http.StatusSwitchingProtocols})
 		tc.protocol.Store(protoWebSocket)
 		s.connID = tc.id
 	}
