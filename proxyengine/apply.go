@@ -141,7 +141,7 @@ func (e *Engine) bindChanged(cur, next config.Config) (*rebinding, error) {
 		if next.HTTPAddr == config.Off {
 			b.closeHTTP = true
 		} else {
-			b.http, err = e.listen("HTTP", next.HTTPAddr)
+			b.http, err = e.listenPlain(next.HTTPAddr)
 		}
 	}
 	if err == nil && next.StatusAddr != cur.StatusAddr {

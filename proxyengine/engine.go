@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -46,9 +47,12 @@ type Engine struct {
 	report  progress.Reporter
 	demo    *demoApp // the built-in demo upstream, started when a configuration asks for it
 	tracker *tracker
-	ws      *wsSessions // open WebSockets, whichever configuration opened them
-	history historyRing
-	subs    notify.Fanout
+	// visitors counts each visitor's open connections to the HTTPS and
+	// plain ports, for the per-visitor connection limit.
+	visitors *visitorConns
+	ws       *wsSessions // open WebSockets, whichever configuration opened them
+	history  historyRing
+	subs     notify.Fanout
 	// untracked serves without connection and request tracking; it exists
 	// so benchmarks can measure what tracking costs.
 	untracked bool
@@ -109,6 +113,7 @@ func New(cfg config.Config, opts Options) (*Engine, error) {
 		tracker: newTracker(), limits: defaultClientLimits, state: StateStopped, serveErr: make(chan error, 3),
 		retired: map[net.Listener]bool{}}
 	e.ws = newWSSessions(e.tracker)
+	e.visitors = &visitorConns{exempt: e.exemptFromVisitorLimits, refusedNote: e.noteRefusedConnections}
 	g, err := e.buildGeneration(cfg, nil)
 	if err != nil {
 		return nil, err
@@ -151,11 +156,12 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 	cfg := g.cfg
 
 	e.report.Report(progress.Listen, "Opening ports")
+	e.visitors.limit = e.limits.connsPerVisitor
 	if e.httpsLn, err = e.listenHTTPS(cfg.HTTPSAddr); err != nil {
 		return err
 	}
 	if cfg.HTTPAddr != config.Off {
-		if e.httpLn, err = e.listen("HTTP", cfg.HTTPAddr); err != nil {
+		if e.httpLn, err = e.listenPlain(cfg.HTTPAddr); err != nil {
 			return err
 		}
 	}
@@ -209,7 +215,38 @@ func (e *Engine) listenHTTPS(addr string) (net.Listener, error) {
 	if err != nil || e.untracked {
 		return ln, err
 	}
-	return trackingListener{ln, e.tracker}, nil
+	return trackingListener{Listener: ln, t: e.tracker, visitors: e.visitors}, nil
+}
+
+// listenPlain binds the plain HTTP listener, whose connections count
+// toward their visitors' limit as the TLS listener's do.
+func (e *Engine) listenPlain(addr string) (net.Listener, error) {
+	ln, err := e.listen("HTTP", addr)
+	if err != nil {
+		return nil, err
+	}
+	return limitingListener{Listener: ln, v: e.visitors}, nil
+}
+
+// exemptFromVisitorLimits reports whether connections from ip are left out
+// of the per-visitor connection limit: loopback (a local tunnel) and the
+// configured trusted proxies carry many visitors each.
+func (e *Engine) exemptFromVisitorLimits(ip netip.Addr) bool {
+	return ip.IsLoopback() || e.current().forwarding.isTrusted(ip)
+}
+
+// noteRefusedConnections logs refused connections and shows them among the
+// events.
+func (e *Engine) noteRefusedConnections(visitor netip.Prefix, refusals uint64) {
+	name := visitor.String() // an IPv6 /64
+	if visitor.IsSingleIP() {
+		name = visitor.Addr().String()
+	}
+	msg := fmt.Sprintf("refused %d connection(s) from %s, which already had %d open; a host that needs more should reach Gatehouse through a trusted proxy",
+		refusals, name, e.visitors.limit)
+	e.logger.Warn("too many connections from one visitor", "visitor", name, "refused", refusals, "limit", e.visitors.limit)
+	e.tracker.events.add(Event{Time: time.Now(), Kind: EventError, Remote: name, Message: msg})
+	e.tracker.changed.Store(true)
 }
 
 // serveHTTPS serves visitors' TLS connections from ln.

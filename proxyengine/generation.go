@@ -35,8 +35,10 @@ type generation struct {
 	certs  []*certRun          // each distinct certificate once, in the order of the sites
 	// visitors counts each visitor's upstream requests in flight, over
 	// every site, for the per-visitor limit.
-	visitors  *visitorCounts
-	tlsConfig *tls.Config // visitors' TLS: the sites' certificates, and ACME's ALPN protocol if any
+	visitors *visitorCounts
+	// forwarding knows the trusted proxies (cfg.TrustedProxies).
+	forwarding forwarding
+	tlsConfig  *tls.Config // visitors' TLS: the sites' certificates, and ACME's ALPN protocol if any
 }
 
 // A siteRun is one site of a generation.
@@ -139,6 +141,7 @@ func (e *Engine) buildGeneration(cfg config.Config, prev *generation) (*generati
 	if err != nil {
 		return nil, err
 	}
+	g.forwarding = forwarding{trusted: trusted}
 	prevCerts := map[string]*certRun{}
 	if prev != nil {
 		for _, c := range prev.certs {
@@ -185,7 +188,7 @@ func (e *Engine) buildGeneration(cfg config.Config, prev *generation) (*generati
 			newCerts[key] = s.cert
 			g.certs = append(g.certs, s.cert)
 		}
-		s.proxy = newProxyHandler(s.cfg, e.logger, s.upstream, s.transport, forwarding{trusted: trusted}, e.tracker, e.ws, &e.limits)
+		s.proxy = newProxyHandler(s.cfg, e.logger, s.upstream, s.transport, g.forwarding, e.tracker, e.ws, &e.limits)
 		s.proxy.stats, s.proxy.visitors = s.stats, g.visitors
 		s.proxy.ws.site = s.stats
 		if site.ForwardAuth != nil {

@@ -56,6 +56,15 @@ const (
 	// visitors all arrive from 127.0.0.1 unless it is a trusted proxy) are
 	// not limited.
 	maxUpstreamPerVisitor = 100
+	// maxConnectionsPerVisitor caps the connections one visitor (as
+	// above) may hold open to the HTTPS and plain ports together; more
+	// are reset as they arrive. A browser holds one HTTP/2 connection per
+	// site and one per open WebSocket, so this leaves room for well over
+	// a hundred people behind one NAT address, while one host can no
+	// longer take every file descriptor (this machine allows 20,000) and
+	// the memory behind them. Loopback and trusted proxies are not
+	// limited, as above.
+	maxConnectionsPerVisitor = 512
 )
 
 // clientLimits holds the limits an engine applies; tests shorten them
@@ -68,6 +77,7 @@ type clientLimits struct {
 	bodyTimeout       time.Duration
 	http2MaxStreams   int
 	perVisitor        int // upstream requests in flight per visitor
+	connsPerVisitor   int // open connections per visitor
 }
 
 var defaultClientLimits = clientLimits{
@@ -78,6 +88,7 @@ var defaultClientLimits = clientLimits{
 	bodyTimeout:       clientBodyTimeout,
 	http2MaxStreams:   http2MaxStreams,
 	perVisitor:        maxUpstreamPerVisitor,
+	connsPerVisitor:   maxConnectionsPerVisitor,
 }
 
 // server returns an http.Server for handler under these limits. Writes are

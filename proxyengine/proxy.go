@@ -339,8 +339,7 @@ func (p *proxyHandler) serveUpstreamError(w http.ResponseWriter, r *http.Request
 
 // visitorKey names the visitor behind r for the per-visitor limit: its
 // address, or for a trusted proxy the address that proxy says it forwards
-// for (the last X-Forwarded-For entry). An IPv6 address counts as its /64,
-// since one host usually holds a whole /64 and can pick addresses from it.
+// for (the last X-Forwarded-For entry), as visitorPrefix.
 func (p *proxyHandler) visitorKey(r *http.Request) netip.Prefix {
 	ip := remoteIP(r.RemoteAddr)
 	if p.forwarding.isTrusted(ip) {
@@ -354,6 +353,13 @@ func (p *proxyHandler) visitorKey(r *http.Request) netip.Prefix {
 			}
 		}
 	}
+	return visitorPrefix(ip)
+}
+
+// visitorPrefix is the visitor an address belongs to for the per-visitor
+// limits: an IPv4 address, or an IPv6 address's /64, since one host
+// usually holds a whole /64 and can pick addresses from it.
+func visitorPrefix(ip netip.Addr) netip.Prefix {
 	bits := 32
 	if ip.Is6() {
 		bits = 64

@@ -46,7 +46,10 @@ type Status struct {
 	RequestsLastMinute float64           `json:"requests_per_second_1m"` // average over the last minute
 	ResponsesByClass   map[string]uint64 `json:"responses_by_class"`     // "2xx" … "5xx"
 	UpstreamErrors     uint64            `json:"upstream_errors"`
-	UpstreamLatency    LatencySummary    `json:"upstream_latency"`
+	// ConnectionsRefused counts connections reset as they arrived because
+	// their visitor already held as many open as one may.
+	ConnectionsRefused uint64         `json:"connections_refused"`
+	UpstreamLatency    LatencySummary `json:"upstream_latency"`
 
 	Connections []ConnectionInfo `json:"connections"`
 	WebSockets  []WebSocketInfo  `json:"websockets"`
@@ -177,22 +180,23 @@ func (e *Engine) Snapshot(v View) Status {
 	counts := e.tracker.counts()
 	g := e.current()
 	st := Status{
-		State:            state,
-		Hostname:         g.firstSite().site.Hostname,
-		PublicURL:        e.PublicURL(),
-		HTTPSAddr:        addrString(e.HTTPSAddr()),
-		HTTPAddr:         addrString(e.HTTPAddr()),
-		StartedAt:        started,
-		RequestsTotal:    counts.requests,
-		ResponsesByClass: counts.byClass,
-		WebSockets:       []WebSocketInfo{}, // [] rather than null in JSON
-		UpstreamErrors:   counts.upstreamErrors,
-		UpstreamLatency:  counts.latency,
-		Upstream:         g.firstSite().health.Status(),
-		Certificate:      g.firstSite().cert.status(),
-		Sites:            g.siteStatuses(),
-		History:          e.history.list(),
-		Events:           e.tracker.events.list(),
+		State:              state,
+		Hostname:           g.firstSite().site.Hostname,
+		PublicURL:          e.PublicURL(),
+		HTTPSAddr:          addrString(e.HTTPSAddr()),
+		HTTPAddr:           addrString(e.HTTPAddr()),
+		StartedAt:          started,
+		RequestsTotal:      counts.requests,
+		ResponsesByClass:   counts.byClass,
+		WebSockets:         []WebSocketInfo{}, // [] rather than null in JSON
+		UpstreamErrors:     counts.upstreamErrors,
+		ConnectionsRefused: e.visitors.refused.Load(),
+		UpstreamLatency:    counts.latency,
+		Upstream:           g.firstSite().health.Status(),
+		Certificate:        g.firstSite().cert.status(),
+		Sites:              g.siteStatuses(),
+		History:            e.history.list(),
+		Events:             e.tracker.events.list(),
 	}
 	st.RequestsPerSecond, st.RequestsLastMinute = e.history.rates()
 	if rows == 0 {

@@ -72,6 +72,8 @@ var (
 		"Requests answered on the HTTPS listener, by status class.", []string{"class"}, nil)
 	descUpstreamErrors = prometheus.NewDesc("gatehouse_upstream_errors_total",
 		"Requests answered 502 or 504 because the upstream failed or was too slow.", nil, nil)
+	descConnsRefused = prometheus.NewDesc("gatehouse_connections_refused_total",
+		"Connections reset as they arrived because their visitor (an IPv4 address or IPv6 /64) already held the most one may.", nil, nil)
 	descUpstreamUp = prometheus.NewDesc("gatehouse_upstream_up",
 		"1 if the last health check of the site's upstream passed, else 0.", []string{"site"}, nil)
 	descUpstreamCheckSeconds = prometheus.NewDesc("gatehouse_upstream_health_check_duration_seconds",
@@ -97,7 +99,7 @@ var (
 type engineCollector struct{ e *Engine }
 
 func (c engineCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descActiveConns, descActiveWS, descRequests, descUpstreamErrors, descUpstreamUp,
+	for _, d := range []*prometheus.Desc{descActiveConns, descActiveWS, descRequests, descUpstreamErrors, descConnsRefused, descUpstreamUp,
 		descUpstreamCheckSeconds, descUpstreamLatency, descCertExpiry, descBytes,
 		descSiteRequests, descSiteUpstreamErrors, descSiteConns, descSiteWS} {
 		ch <- d
@@ -122,6 +124,7 @@ func (c engineCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(descRequests, float64(n), class)
 	}
 	counter(descUpstreamErrors, float64(counts.upstreamErrors))
+	counter(descConnsRefused, float64(e.visitors.refused.Load()))
 	l := counts.latency
 	gauge(descUpstreamLatency, l.P50.Seconds(), "0.5")
 	gauge(descUpstreamLatency, l.P95.Seconds(), "0.95")

@@ -62,6 +62,9 @@ type trackedConn struct {
 	id     uint64
 	remote string
 	opened time.Time
+	// release counts the connection out of its visitor's (visitorConns);
+	// nil for one that was not counted.
+	release func()
 
 	bytesIn, bytesOut atomic.Int64
 	active            atomic.Bool
@@ -166,6 +169,9 @@ func (c *trackedConn) Close() error {
 			site.connections.Add(-1)
 		}
 		c.t.mu.Unlock()
+		if c.release != nil {
+			c.release()
+		}
 		c.t.changed.Store(true)
 	})
 	if g := c.gather.Load(); g != nil {
@@ -190,18 +196,19 @@ func (c *trackedConn) setSite(s *siteStats) {
 	s.connections.Add(1)
 }
 
-// trackingListener registers each accepted connection.
+// trackingListener registers each connection that visitors admits.
 type trackingListener struct {
 	net.Listener
-	t *tracker
+	t        *tracker
+	visitors *visitorConns
 }
 
 func (l trackingListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
+	c, release, err := l.visitors.accept(l.Listener)
 	if err != nil {
 		return nil, err
 	}
-	tc := &trackedConn{Conn: c, t: l.t, id: l.t.nextID.Add(1), remote: c.RemoteAddr().String(), opened: time.Now()}
+	tc := &trackedConn{Conn: c, t: l.t, id: l.t.nextID.Add(1), remote: c.RemoteAddr().String(), opened: time.Now(), release: release}
 	l.t.mu.Lock()
 	l.t.conns[tc.id] = tc
 	l.t.mu.Unlock()

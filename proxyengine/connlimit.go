@@ -1,0 +1,130 @@
+package proxyengine
+
+import (
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// visitorConns counts each visitor's open connections to the visitor ports
+// (HTTPS and plain HTTP together) and refuses one past the limit, so one
+// host cannot take the process's file descriptors and memory from
+// everyone else: without a cap, a single address that opens connections
+// and idles on them (two minutes each after a request) could hold all of
+// them. A visitor is an IPv4 address or an IPv6 /64, as for the
+// per-visitor request limit. The engine owns one for its lifetime; it
+// carries across configuration changes like the connections it counts.
+type visitorConns struct {
+	// limit is the most connections one visitor may hold open; 0 means
+	// no limit. Set before the listeners accept.
+	limit int
+	// exempt reports whether connections from an address are not
+	// counted: loopback (a local tunnel such as cloudflared brings every
+	// visitor from 127.0.0.1) and the configured trusted proxies, which
+	// carry many visitors each.
+	exempt func(netip.Addr) bool
+	// refusedNote is called for a refused connection, at most once per
+	// refusalNoteEvery, with the visitor and the refusals since the last
+	// note.
+	refusedNote func(visitor netip.Prefix, refusals uint64)
+
+	mu       sync.Mutex
+	open     map[netip.Prefix]int
+	refused  atomic.Uint64
+	noted    uint64    // under mu: refused at the last note
+	lastNote time.Time // under mu
+}
+
+// refusalNoteEvery spaces the log lines and events about refused
+// connections, so a flood of them does not flood the log as well.
+const refusalNoteEvery = 10 * time.Second
+
+// admit counts a connection from remote in. It returns the function that
+// counts it out when it closes, or ok false when its visitor already holds
+// the limit.
+func (v *visitorConns) admit(remote net.Addr) (release func(), ok bool) {
+	ip := remoteIP(remote.String())
+	if v.limit <= 0 || v.exempt != nil && v.exempt(ip) {
+		return func() {}, true
+	}
+	key := visitorPrefix(ip)
+	v.mu.Lock()
+	if v.open == nil {
+		v.open = map[netip.Prefix]int{}
+	}
+	if v.open[key] >= v.limit {
+		refusals := v.refused.Add(1)
+		note := time.Since(v.lastNote) >= refusalNoteEvery
+		since := refusals - v.noted
+		if note {
+			v.lastNote, v.noted = time.Now(), refusals
+		}
+		v.mu.Unlock()
+		if note && v.refusedNote != nil {
+			v.refusedNote(key, since)
+		}
+		return nil, false
+	}
+	v.open[key]++
+	v.mu.Unlock()
+	var once sync.Once
+	return func() { once.Do(func() { v.release(key) }) }, true
+}
+
+func (v *visitorConns) release(key netip.Prefix) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.open[key] <= 1 {
+		delete(v.open, key)
+	} else {
+		v.open[key]--
+	}
+}
+
+// accept accepts from ln until a connection is admitted, and returns it
+// with the function that counts it out. A refused connection is reset at
+// once: no TLS handshake is spent on it, and no TIME_WAIT is left behind.
+func (v *visitorConns) accept(ln net.Listener) (net.Conn, func(), error) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return nil, nil, err
+		}
+		if release, ok := v.admit(c.RemoteAddr()); ok {
+			return c, release, nil
+		}
+		if tcp, ok := c.(*net.TCPConn); ok {
+			tcp.SetLinger(0)
+		}
+		c.Close()
+	}
+}
+
+// limitingListener admits the plain port's connections; the HTTPS port's
+// are admitted by trackingListener, whose connections count themselves
+// out.
+type limitingListener struct {
+	net.Listener
+	v *visitorConns
+}
+
+func (l limitingListener) Accept() (net.Conn, error) {
+	c, release, err := l.v.accept(l.Listener)
+	if err != nil {
+		return nil, err
+	}
+	return &admittedConn{Conn: c, release: release}, nil
+}
+
+// admittedConn counts itself out of its visitor's connections on Close.
+type admittedConn struct {
+	net.Conn
+	release func()
+}
+
+func (c *admittedConn) Close() error {
+	c.release()
+	return c.Conn.Close()
+}
