@@ -161,7 +161,7 @@ func TestConnectionsPerVisitorLimited(t *testing.T) {
 			notes = append(notes, ev.Message)
 		}
 	}
-	if want := fmt.Sprintf("refused 1 connection(s) from 127.0.0.1, which already had %d open", limit); len(notes) != 1 || !strings.HasPrefix(notes[0], want) {
+	if want := fmt.Sprintf("refused 1 connection from 127.0.0.1: already %d open, the most one address may hold", limit); len(notes) != 1 || notes[0] != want {
 		t.Errorf("events %q, want one starting %q", notes, want)
 	}
 

@@ -242,9 +242,13 @@ func (e *Engine) noteRefusedConnections(visitor netip.Prefix, refusals uint64) {
 	if visitor.IsSingleIP() {
 		name = visitor.Addr().String()
 	}
-	msg := fmt.Sprintf("refused %d connection(s) from %s, which already had %d open; a host that needs more should reach Gatehouse through a trusted proxy",
-		refusals, name, e.visitors.limit)
-	e.logger.Warn("too many connections from one visitor", "visitor", name, "refused", refusals, "limit", e.visitors.limit)
+	conns := "1 connection"
+	if refusals != 1 {
+		conns = fmt.Sprintf("%d connections", refusals)
+	}
+	msg := fmt.Sprintf("refused %s from %s: already %d open, the most one address may hold", conns, name, e.visitors.limit)
+	e.logger.Warn("too many connections from one visitor; if it is a proxy in front of Gatehouse, list it in trusted_proxies",
+		"visitor", name, "refused", refusals, "limit", e.visitors.limit)
 	e.tracker.events.add(Event{Time: time.Now(), Kind: EventError, Remote: name, Message: msg})
 	e.tracker.changed.Store(true)
 }

@@ -168,8 +168,14 @@ func (*tightRows) Layout(objects []fyne.CanvasObject, size fyne.Size) {
 }
 
 func (d *dashboard) renderCounters(st proxyengine.Status) {
+	refused := ""
+	if st.ConnectionsRefused > 0 {
+		// Someone held more connections than one visitor may: worth a
+		// line of its own; the events say who.
+		refused = pluralUint(st.ConnectionsRefused, "connection") + " refused"
+	}
 	d.connections.set(strconv.Itoa(st.ActiveConnections), widget.MediumImportance, "",
-		pluralUint(st.RequestsTotal, "request")+" since start")
+		pluralUint(st.RequestsTotal, "request")+" since start", refused)
 	d.websockets.set(strconv.Itoa(st.ActiveWebSockets), widget.MediumImportance, "",
 		"of "+strconv.Itoa(st.ActiveConnections)+" connections")
 	d.rate.set(formatRate(st.RequestsPerSecond), widget.MediumImportance, "",

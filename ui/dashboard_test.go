@@ -419,6 +419,7 @@ func TestDashboardRendersASnapshot(t *testing.T) {
 		RequestsPerSecond:  12.5,
 		RequestsLastMinute: 3.25,
 		UpstreamErrors:     10,
+		ConnectionsRefused: 89,
 		UpstreamLatency:    proxyengine.LatencySummary{P50: 4 * time.Millisecond, P95: 25 * time.Millisecond, P99: 1500 * time.Millisecond, Count: 40},
 		Upstream: upstream.Health{
 			URL: "https://authentik.lan:9443/-/health/live/", Checked: true, Healthy: false,
@@ -442,7 +443,7 @@ func TestDashboardRendersASnapshot(t *testing.T) {
 		importance    widget.Importance
 		alert         string
 	}{
-		{d.connections, "6", "1234 requests since start", widget.MediumImportance, ""},
+		{d.connections, "6", "1234 requests since start\n89 connections refused", widget.MediumImportance, ""},
 		{d.websockets, "2", "of 6 connections", widget.MediumImportance, ""},
 		{d.rate, "12", "3.2 average over the last minute", widget.MediumImportance, ""},
 		{d.errorRate, "25.0 %", "10 upstream errors since start", widget.DangerImportance, ""},
