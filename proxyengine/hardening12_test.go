@@ -283,7 +283,8 @@ func TestUpstreamRequestsPerVisitor(t *testing.T) {
 }
 
 // TestHTTP2MaxConcurrentStreams reads the SETTINGS the engine sends an
-// HTTP/2 client and checks the stream limit.
+// HTTP/2 client and checks the stream limit, and that WebSockets over
+// HTTP/2 are not offered.
 func TestHTTP2MaxConcurrentStreams(t *testing.T) {
 	e := startEngine(t, testConfig(t, newEchoUpstream(t)))
 	c, err := tlsDial(&net.Dialer{Timeout: 5 * time.Second}, e.HTTPSAddr().String(), clientTLS(t, e, "h2"))
@@ -308,8 +309,18 @@ func TestHTTP2MaxConcurrentStreams(t *testing.T) {
 	}
 	streams := -1
 	for i := 0; i < length; i += 6 {
-		if id := int(payload[i])<<8 | int(payload[i+1]); id == 0x3 {
-			streams = int(payload[i+2])<<24 | int(payload[i+3])<<16 | int(payload[i+4])<<8 | int(payload[i+5])
+		id := int(payload[i])<<8 | int(payload[i+1])
+		val := int(payload[i+2])<<24 | int(payload[i+3])<<16 | int(payload[i+4])<<8 | int(payload[i+5])
+		switch id {
+		case 0x3:
+			streams = val
+		case 0x8:
+			// ENABLE_CONNECT_PROTOCOL (RFC 8441) would have browsers open
+			// WebSockets over HTTP/2, which the proxy refuses (CONNECT);
+			// Go keeps it off unless GODEBUG=http2xconnect=1.
+			if val != 0 {
+				t.Errorf("the engine offers WebSockets over HTTP/2 (ENABLE_CONNECT_PROTOCOL %d), which it does not relay", val)
+			}
 		}
 	}
 	if streams != http2MaxStreams || http2MaxStreams > 128 {
