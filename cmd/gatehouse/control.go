@@ -150,8 +150,12 @@ func writeStatus(w io.Writer, st proxyengine.Status, socket string) {
 		row("Certificate", "%s", line)
 	}
 	if st.State == proxyengine.StateRunning {
-		row("Visitors", "%d connections, %d WebSockets; %d requests (%.1f/s over the last minute), %d upstream errors",
-			st.ActiveConnections, st.ActiveWebSockets, st.RequestsTotal, st.RequestsLastMinute, st.UpstreamErrors)
+		refused := ""
+		if st.ConnectionsRefused > 0 {
+			refused = fmt.Sprintf("; %d connections refused (too many from one address)", st.ConnectionsRefused)
+		}
+		row("Visitors", "%d connections, %d WebSockets; %d requests (%.1f/s over the last minute), %d upstream errors%s",
+			st.ActiveConnections, st.ActiveWebSockets, st.RequestsTotal, st.RequestsLastMinute, st.UpstreamErrors, refused)
 	}
 	row("Control", "%s", socket)
 }

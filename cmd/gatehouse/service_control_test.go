@@ -258,3 +258,21 @@ func TestStatusAndReloadWithoutService(t *testing.T) {
 		}
 	}
 }
+
+// TestStatusVisitorsLine: the visitors line names refused connections only
+// when there were some.
+func TestStatusVisitorsLine(t *testing.T) {
+	st := proxyengine.Status{State: proxyengine.StateRunning, ActiveConnections: 7, ActiveWebSockets: 2,
+		RequestsTotal: 120, RequestsLastMinute: 1.5, UpstreamErrors: 3}
+	for refused, want := range map[uint64]string{
+		0:  "7 connections, 2 WebSockets; 120 requests (1.5/s over the last minute), 3 upstream errors\n",
+		42: "7 connections, 2 WebSockets; 120 requests (1.5/s over the last minute), 3 upstream errors; 42 connections refused (too many from one address)\n",
+	} {
+		st.ConnectionsRefused = refused
+		var out strings.Builder
+		writeStatus(&out, st, "/run/gatehouse/control.sock")
+		if !strings.Contains(out.String(), "  Visitors     "+want) {
+			t.Errorf("with %d refused:\n%s\nwant the line %q", refused, out.String(), want)
+		}
+	}
+}
