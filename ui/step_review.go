@@ -92,7 +92,7 @@ func (s *reviewStep) shown() {
 		s.intro.SetText("Apply serves this setup at once, without dropping anyone connected, and saves it. Cancel keeps the setup served now.")
 		s.runBox.Hide()
 	} else {
-		s.intro.SetText("Start saves this setup and starts the proxy; `gatehouse serve` runs the same setup without a window.")
+		s.intro.SetText("Start saves this setup and starts the proxy; the command \u201cgatehouse serve\u201d runs the same setup without a window.")
 		s.runBox.Show()
 		if d.RunAs == runInWindow {
 			s.runAs.SetSelected(runInWindowLabel)

@@ -57,7 +57,7 @@ func (p *trustPanel) show(certFile string) {
 	if err != nil {
 		p.button.Disable()
 		p.others.SetText("Gatehouse creates its authority (" + displayPath(certFile) + ") when it first starts: " +
-			"trust it then from the dashboard's certificate card, or with `gatehouse trust`.")
+			"trust it then from the dashboard's certificate card, or with the command \u201cgatehouse trust\u201d.")
 		return
 	}
 	p.cert = data
