@@ -282,49 +282,43 @@ func TestUpstreamRequestsPerVisitor(t *testing.T) {
 	}
 }
 
-// TestHTTP2MaxConcurrentStreams reads the SETTINGS the engine sends an
-// HTTP/2 client and checks the stream limit, and that WebSockets over
-// HTTP/2 are not offered.
-func TestHTTP2MaxConcurrentStreams(t *testing.T) {
-	e := startEngine(t, testConfig(t, newEchoUpstream(t)))
+// dialH2 opens an HTTP/2 connection to e and sends the client preface
+// with an empty SETTINGS frame, for tests that speak frames themselves.
+func dialH2(t *testing.T, e *Engine) *http2.Framer {
+	t.Helper()
 	c, err := tlsDial(&net.Dialer{Timeout: 5 * time.Second}, e.HTTPSAddr().String(), clientTLS(t, e, "h2"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	// The client preface and an empty SETTINGS frame.
-	io.WriteString(c, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
-	var hdr [9]byte
-	if _, err := io.ReadFull(c, hdr[:]); err != nil {
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	io.WriteString(c, http2.ClientPreface)
+	fr := http2.NewFramer(c, c)
+	fr.WriteSettings()
+	return fr
+}
+
+// TestHTTP2MaxConcurrentStreams reads the SETTINGS the engine sends an
+// HTTP/2 client and checks the stream limit, and that WebSockets over
+// HTTP/2 are not offered.
+func TestHTTP2MaxConcurrentStreams(t *testing.T) {
+	fr := dialH2(t, startEngine(t, testConfig(t, newEchoUpstream(t))))
+	f, err := fr.ReadFrame()
+	if err != nil {
 		t.Fatal(err)
 	}
-	length := int(hdr[0])<<16 | int(hdr[1])<<8 | int(hdr[2])
-	if hdr[3] != 0x4 || length%6 != 0 {
-		t.Fatalf("first frame type %d length %d, want SETTINGS", hdr[3], length)
+	settings, ok := f.(*http2.SettingsFrame)
+	if !ok || settings.IsAck() {
+		t.Fatalf("first frame %v, want SETTINGS", f)
 	}
-	payload := make([]byte, length)
-	if _, err := io.ReadFull(c, payload); err != nil {
-		t.Fatal(err)
-	}
-	streams := -1
-	for i := 0; i < length; i += 6 {
-		id := int(payload[i])<<8 | int(payload[i+1])
-		val := int(payload[i+2])<<24 | int(payload[i+3])<<16 | int(payload[i+4])<<8 | int(payload[i+5])
-		switch id {
-		case 0x3:
-			streams = val
-		case 0x8:
-			// ENABLE_CONNECT_PROTOCOL (RFC 8441) would have browsers open
-			// WebSockets over HTTP/2, which the proxy refuses (CONNECT);
-			// Go keeps it off unless GODEBUG=http2xconnect=1.
-			if val != 0 {
-				t.Errorf("the engine offers WebSockets over HTTP/2 (ENABLE_CONNECT_PROTOCOL %d), which it does not relay", val)
-			}
-		}
-	}
-	if streams != http2MaxStreams || http2MaxStreams > 128 {
+	if streams, _ := settings.Value(http2.SettingMaxConcurrentStreams); streams != http2MaxStreams || http2MaxStreams > 128 {
 		t.Errorf("MAX_CONCURRENT_STREAMS %d, want %d (at most 128, as nginx)", streams, http2MaxStreams)
+	}
+	// ENABLE_CONNECT_PROTOCOL (RFC 8441) would have browsers open
+	// WebSockets over HTTP/2, which the proxy refuses (CONNECT); Go keeps
+	// it off unless GODEBUG=http2xconnect=1.
+	if v, _ := settings.Value(http2.SettingEnableConnectProtocol); v != 0 {
+		t.Errorf("the engine offers WebSockets over HTTP/2 (ENABLE_CONNECT_PROTOCOL %d), which it does not relay", v)
 	}
 }
 
@@ -332,16 +326,7 @@ func TestHTTP2MaxConcurrentStreams(t *testing.T) {
 // limit, takes a header block of exactly 16 KiB in one frame, and hangs up
 // with FRAME_SIZE_ERROR on one a byte larger instead of reading it.
 func TestHTTP2FramesOver16KiBRefused(t *testing.T) {
-	e := startEngine(t, testConfig(t, newEchoUpstream(t)))
-	c, err := tlsDial(&net.Dialer{Timeout: 5 * time.Second}, e.HTTPSAddr().String(), clientTLS(t, e, "h2"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(20 * time.Second))
-	io.WriteString(c, http2.ClientPreface)
-	fr := http2.NewFramer(c, c)
-	fr.WriteSettings()
+	fr := dialH2(t, startEngine(t, testConfig(t, newEchoUpstream(t))))
 
 	// headerBlock encodes a GET with a padding field that makes the
 	// block exactly size bytes. HPACK's Huffman code spends 5 bits on an

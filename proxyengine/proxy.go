@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/gatehouse-proxy/gatehouse/internal/config"
@@ -354,48 +353,6 @@ func (p *proxyHandler) visitorKey(r *http.Request) netip.Prefix {
 		}
 	}
 	return visitorPrefix(ip)
-}
-
-// visitorPrefix is the visitor an address belongs to for the per-visitor
-// limits: an IPv4 address, or an IPv6 address's /64, since one host
-// usually holds a whole /64 and can pick addresses from it.
-func visitorPrefix(ip netip.Addr) netip.Prefix {
-	bits := 32
-	if ip.Is6() {
-		bits = 64
-	}
-	pfx, _ := ip.Prefix(bits) // an invalid address gives the zero Prefix, one key for all such
-	return pfx
-}
-
-// visitorCounts counts the upstream requests each visitor has in flight.
-type visitorCounts struct {
-	mu sync.Mutex
-	n  map[netip.Prefix]int
-}
-
-// acquire counts one more request for key unless it has limit in flight.
-func (v *visitorCounts) acquire(key netip.Prefix, limit int) bool {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if v.n == nil {
-		v.n = map[netip.Prefix]int{}
-	}
-	if v.n[key] >= limit {
-		return false
-	}
-	v.n[key]++
-	return true
-}
-
-func (v *visitorCounts) release(key netip.Prefix) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if v.n[key] <= 1 {
-		delete(v.n, key)
-	} else {
-		v.n[key]--
-	}
 }
 
 // normalizeHost lower-cases a Host header and strips its port and any

@@ -30,11 +30,12 @@ type visitorConns struct {
 	// note.
 	refusedNote func(visitor netip.Prefix, refusals uint64)
 
-	mu       sync.Mutex
-	open     map[netip.Prefix]int
-	refused  atomic.Uint64
-	noted    uint64    // under mu: refused at the last note
-	lastNote time.Time // under mu
+	open    visitorCounts
+	refused atomic.Uint64
+
+	noteMu   sync.Mutex
+	noted    uint64    // refused at the last note
+	lastNote time.Time // when refusedNote was last called
 }
 
 // refusalNoteEvery spaces the log lines and events about refused
@@ -50,36 +51,27 @@ func (v *visitorConns) admit(remote net.Addr) (release func(), ok bool) {
 		return func() {}, true
 	}
 	key := visitorPrefix(ip)
-	v.mu.Lock()
-	if v.open == nil {
-		v.open = map[netip.Prefix]int{}
-	}
-	if v.open[key] >= v.limit {
-		refusals := v.refused.Add(1)
-		note := time.Since(v.lastNote) >= refusalNoteEvery
-		since := refusals - v.noted
-		if note {
-			v.lastNote, v.noted = time.Now(), refusals
-		}
-		v.mu.Unlock()
-		if note && v.refusedNote != nil {
-			v.refusedNote(key, since)
-		}
+	if !v.open.acquire(key, v.limit) {
+		v.noteRefusal(key)
 		return nil, false
 	}
-	v.open[key]++
-	v.mu.Unlock()
 	var once sync.Once
-	return func() { once.Do(func() { v.release(key) }) }, true
+	return func() { once.Do(func() { v.open.release(key) }) }, true
 }
 
-func (v *visitorConns) release(key netip.Prefix) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if v.open[key] <= 1 {
-		delete(v.open, key)
-	} else {
-		v.open[key]--
+// noteRefusal counts a refused connection and calls refusedNote if the
+// last call was refusalNoteEvery ago.
+func (v *visitorConns) noteRefusal(key netip.Prefix) {
+	refusals := v.refused.Add(1)
+	v.noteMu.Lock()
+	note := time.Since(v.lastNote) >= refusalNoteEvery
+	since := refusals - v.noted
+	if note {
+		v.lastNote, v.noted = time.Now(), refusals
+	}
+	v.noteMu.Unlock()
+	if note && v.refusedNote != nil {
+		v.refusedNote(key, since)
 	}
 }
 
@@ -127,4 +119,47 @@ type admittedConn struct {
 func (c *admittedConn) Close() error {
 	c.release()
 	return c.Conn.Close()
+}
+
+// visitorPrefix is the visitor an address belongs to for the per-visitor
+// limits: an IPv4 address, or an IPv6 address's /64, since one host
+// usually holds a whole /64 and can pick addresses from it.
+func visitorPrefix(ip netip.Addr) netip.Prefix {
+	bits := 32
+	if ip.Is6() {
+		bits = 64
+	}
+	pfx, _ := ip.Prefix(bits) // an invalid address gives the zero Prefix, one key for all such
+	return pfx
+}
+
+// visitorCounts counts what each visitor holds: its upstream requests in
+// flight (a generation's), or its open connections (visitorConns).
+type visitorCounts struct {
+	mu sync.Mutex
+	n  map[netip.Prefix]int
+}
+
+// acquire counts one more for key unless it already holds limit.
+func (v *visitorCounts) acquire(key netip.Prefix, limit int) bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.n == nil {
+		v.n = map[netip.Prefix]int{}
+	}
+	if v.n[key] >= limit {
+		return false
+	}
+	v.n[key]++
+	return true
+}
+
+func (v *visitorCounts) release(key netip.Prefix) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.n[key] <= 1 {
+		delete(v.n, key)
+	} else {
+		v.n[key]--
+	}
 }

@@ -78,9 +78,9 @@ func TestVisitorConnsCountsEachVisitor(t *testing.T) {
 		t.Fatalf("notes %v, want one for 2001:db8:1:2::/64 and 1 refusal", notes)
 	}
 	mustAdmit("198.51.100.2")
-	v.mu.Lock()
+	v.noteMu.Lock()
 	v.lastNote = v.lastNote.Add(-refusalNoteEvery)
-	v.mu.Unlock()
+	v.noteMu.Unlock()
 	mustRefuse("198.51.100.2")
 	if len(notes) != 2 || notes[1] != (note{netip.MustParsePrefix("198.51.100.2/32"), 3}) {
 		t.Fatalf("notes %v, want a second for 198.51.100.2 with the 3 refusals since the first", notes)
@@ -169,9 +169,9 @@ func TestConnectionsPerVisitorLimited(t *testing.T) {
 	// served, over TLS and on the plain port.
 	held[0].Close()
 	testutil.Eventually(t, "the engine counts the closed connection out", func() bool {
-		e.visitors.mu.Lock()
-		defer e.visitors.mu.Unlock()
-		return e.visitors.open[netip.MustParsePrefix("127.0.0.1/32")] == limit-1
+		e.visitors.open.mu.Lock()
+		defer e.visitors.open.mu.Unlock()
+		return e.visitors.open.n[netip.MustParsePrefix("127.0.0.1/32")] == limit-1
 	})
 	plain := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	resp, err := plain.Get("http://" + e.HTTPAddr().String() + "/")
@@ -184,9 +184,9 @@ func TestConnectionsPerVisitorLimited(t *testing.T) {
 		t.Errorf("the plain port answered %d, want 301", resp.StatusCode)
 	}
 	testutil.Eventually(t, "the plain connection is counted out", func() bool {
-		e.visitors.mu.Lock()
-		defer e.visitors.mu.Unlock()
-		return e.visitors.open[netip.MustParsePrefix("127.0.0.1/32")] == limit-1
+		e.visitors.open.mu.Lock()
+		defer e.visitors.open.mu.Unlock()
+		return e.visitors.open.n[netip.MustParsePrefix("127.0.0.1/32")] == limit-1
 	})
 	c := dialRawTLS(t, e)
 	c.SetDeadline(time.Now().Add(10 * time.Second))
@@ -243,9 +243,9 @@ func TestWebSocketsCountTowardTheVisitorLimit(t *testing.T) {
 	}
 	first.Close()
 	testutil.Eventually(t, "the closed WebSocket is counted out", func() bool {
-		e.visitors.mu.Lock()
-		defer e.visitors.mu.Unlock()
-		return e.visitors.open[netip.MustParsePrefix("127.0.0.1/32")] == limit-1
+		e.visitors.open.mu.Lock()
+		defer e.visitors.open.mu.Unlock()
+		return e.visitors.open.n[netip.MustParsePrefix("127.0.0.1/32")] == limit-1
 	})
 	third := openWS(t, e)
 	third.WriteMessage(websocket.TextMessage, []byte("again"))
