@@ -156,7 +156,7 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 	cfg := g.cfg
 
 	e.report.Report(progress.Listen, "Opening ports")
-	e.visitors.limit = e.limits.connsPerVisitor
+	e.visitors.limit, e.visitors.busyAt = e.limits.connsPerVisitor, e.limits.connsBusy
 	if e.httpsLn, err = e.listenHTTPS(cfg.HTTPSAddr); err != nil {
 		return err
 	}
@@ -246,9 +246,10 @@ func (e *Engine) noteRefusedConnections(visitor netip.Prefix, refusals uint64) {
 	if refusals != 1 {
 		conns = fmt.Sprintf("%d connections", refusals)
 	}
-	msg := fmt.Sprintf("refused %s from %s: already %d open, the most one address may hold", conns, name, e.visitors.limit)
+	msg := fmt.Sprintf("refused %s from %s: %d or more connections are open, and that address already holds %d, the most one may then",
+		conns, name, e.visitors.busyAt, e.visitors.limit)
 	e.logger.Warn("too many connections from one visitor; if it is a proxy in front of Gatehouse, list it in trusted_proxies",
-		"visitor", name, "refused", refusals, "limit", e.visitors.limit)
+		"visitor", name, "refused", refusals, "limit", e.visitors.limit, "busy_at", e.visitors.busyAt)
 	e.tracker.events.add(Event{Time: time.Now(), Kind: EventError, Remote: name, Message: msg})
 	e.tracker.changed.Store(true)
 }

@@ -57,14 +57,22 @@ const (
 	// not limited.
 	maxUpstreamPerVisitor = 100
 	// maxConnectionsPerVisitor caps the connections one visitor (as
-	// above) may hold open to the HTTPS and plain ports together; more
-	// are reset as they arrive. A browser holds one HTTP/2 connection per
-	// site and one per open WebSocket, so this leaves room for well over
-	// a hundred people behind one NAT address, while one host can no
-	// longer take every file descriptor (this machine allows 20,000) and
-	// the memory behind them. Loopback and trusted proxies are not
-	// limited, as above.
+	// above) may hold open to the HTTPS and plain ports together once
+	// busyConnections are open in all; more are reset as they arrive. A
+	// browser holds one HTTP/2 connection per site and one per open
+	// WebSocket, so this leaves room for well over a hundred people behind
+	// one NAT address, while under load one host can no longer take the
+	// file descriptors and memory the others need. Loopback and trusted
+	// proxies are not limited, as above.
 	maxConnectionsPerVisitor = 512
+	// busyConnections is the number of open connections, every visitor's
+	// together, from which maxConnectionsPerVisitor applies. Below it
+	// nothing is short, and one host may open as many as it likes: a load
+	// test, or an office behind one address. It is half this machine's
+	// 20,000 open files (a proxied connection takes a second one to the
+	// upstream); a single address holding this many idle connections
+	// costs a few hundred MB.
+	busyConnections = 10_000
 )
 
 // clientLimits holds the limits an engine applies; tests shorten them
@@ -77,7 +85,8 @@ type clientLimits struct {
 	bodyTimeout       time.Duration
 	http2MaxStreams   int
 	perVisitor        int // upstream requests in flight per visitor
-	connsPerVisitor   int // open connections per visitor
+	connsPerVisitor   int // open connections per visitor, once connsBusy are open
+	connsBusy         int // open connections in all from which connsPerVisitor applies
 }
 
 var defaultClientLimits = clientLimits{
@@ -89,6 +98,7 @@ var defaultClientLimits = clientLimits{
 	http2MaxStreams:   http2MaxStreams,
 	perVisitor:        maxUpstreamPerVisitor,
 	connsPerVisitor:   maxConnectionsPerVisitor,
+	connsBusy:         busyConnections,
 }
 
 // server returns an http.Server for handler under these limits. Writes are

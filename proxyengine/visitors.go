@@ -1,6 +1,7 @@
 package proxyengine
 
 import (
+	"math"
 	"net"
 	"net/netip"
 	"sync"
@@ -9,17 +10,23 @@ import (
 )
 
 // visitorConns counts each visitor's open connections to the visitor ports
-// (HTTPS and plain HTTP together) and refuses one past the limit, so one
-// host cannot take the process's file descriptors and memory from
-// everyone else: without a cap, a single address that opens connections
-// and idles on them (two minutes each after a request) could hold all of
-// them. A visitor is an IPv4 address or an IPv6 /64, as for the
-// per-visitor request limit. The engine owns one for its lifetime; it
-// carries across configuration changes like the connections it counts.
+// (HTTPS and plain HTTP together) and, once the engine is busy, refuses
+// one past the limit, so one host cannot take the process's file
+// descriptors and memory from everyone else: without a cap, a single
+// address that opens connections and idles on them (two minutes each
+// after a request) could hold all of them. Until then nothing is short
+// and no one is refused. A visitor is an IPv4 address or an IPv6 /64, as
+// for the per-visitor request limit. The engine owns one for its
+// lifetime; it carries across configuration changes like the connections
+// it counts.
 type visitorConns struct {
-	// limit is the most connections one visitor may hold open; 0 means
-	// no limit. Set before the listeners accept.
+	// limit is the most connections one visitor may hold open while the
+	// engine is busy; 0 means no limit. Set before the listeners accept.
 	limit int
+	// busyAt is the number of open connections, every visitor's
+	// together (exempt ones too), from which limit applies; 0 means
+	// always.
+	busyAt int
 	// exempt reports whether connections from an address are not
 	// counted: loopback (a local tunnel such as cloudflared brings every
 	// visitor from 127.0.0.1) and the configured trusted proxies, which
@@ -31,6 +38,7 @@ type visitorConns struct {
 	refusedNote func(visitor netip.Prefix, refusals uint64)
 
 	open    visitorCounts
+	total   atomic.Int64 // open connections, exempt ones included
 	refused atomic.Uint64
 
 	noteMu   sync.Mutex
@@ -43,20 +51,39 @@ type visitorConns struct {
 const refusalNoteEvery = 10 * time.Second
 
 // admit counts a connection from remote in. It returns the function that
-// counts it out when it closes, or ok false when its visitor already holds
-// the limit.
+// counts it out when it closes, or ok false when the engine is busy and
+// the connection's visitor already holds the limit.
 func (v *visitorConns) admit(remote net.Addr) (release func(), ok bool) {
-	ip := remoteIP(remote.String())
-	if v.limit <= 0 || v.exempt != nil && v.exempt(ip) {
+	if v.limit <= 0 {
 		return func() {}, true
 	}
-	key := visitorPrefix(ip)
-	if !v.open.acquire(key, v.limit) {
+	busy := v.total.Add(1) > int64(v.busyAt)
+	ip := remoteIP(remote.String())
+	if v.exempt != nil && v.exempt(ip) {
+		return v.releaser(func() {}), true
+	}
+	key, limit := visitorPrefix(ip), math.MaxInt
+	if busy {
+		limit = v.limit
+	}
+	if !v.open.acquire(key, limit) {
+		v.total.Add(-1)
 		v.noteRefusal(key)
 		return nil, false
 	}
+	return v.releaser(func() { v.open.release(key) }), true
+}
+
+// releaser returns the function that counts a connection out, once
+// however often it is called.
+func (v *visitorConns) releaser(release func()) func() {
 	var once sync.Once
-	return func() { once.Do(func() { v.open.release(key) }) }, true
+	return func() {
+		once.Do(func() {
+			release()
+			v.total.Add(-1)
+		})
+	}
 }
 
 // noteRefusal counts a refused connection and calls refusedNote if the

@@ -94,6 +94,53 @@ func TestVisitorConnsCountsEachVisitor(t *testing.T) {
 	}
 }
 
+// TestVisitorConnsLimitOnlyWhenBusy: below busyAt open connections in all
+// one visitor may hold more than the limit; from then on a visitor at the
+// limit is refused while the others still come in, and exempt connections
+// count toward busyAt.
+func TestVisitorConnsLimitOnlyWhenBusy(t *testing.T) {
+	v := &visitorConns{limit: 2, busyAt: 4, exempt: func(ip netip.Addr) bool { return ip.IsLoopback() }}
+	var held []func()
+	try := func(ip string, want bool) {
+		t.Helper()
+		release, ok := v.admit(tcpAddr(ip))
+		if ok != want {
+			t.Fatalf("a connection from %s with %d open: admitted %v, want %v", ip, v.total.Load(), ok, want)
+		}
+		if ok {
+			held = append(held, release)
+		}
+	}
+	for range 4 {
+		try("198.51.100.1", true) // not busy: past the limit of 2
+	}
+	try("198.51.100.1", false) // busy, and it holds 4
+	try("198.51.100.2", true)  // busy, but it holds none
+	try("198.51.100.2", true)
+	try("198.51.100.2", false)
+	try("127.0.0.1", true) // exempt, but counted in all
+	if n := v.total.Load(); n != 7 {
+		t.Fatalf("%d open in all, want 7", n)
+	}
+	for _, release := range held[:3] { // three of the first visitor's
+		release()
+		release()
+	}
+	try("198.51.100.1", true) // busy again (5 open), and it holds 1
+	try("198.51.100.1", false)
+	for _, release := range held {
+		release()
+	}
+	if n := v.total.Load(); n != 0 {
+		t.Errorf("%d open after every release, want 0", n)
+	}
+	v.open.mu.Lock()
+	defer v.open.mu.Unlock()
+	if len(v.open.n) != 0 {
+		t.Errorf("counts left after every release: %v", v.open.n)
+	}
+}
+
 // TestExemptFromVisitorLimitsFollowsTrustedProxies: loopback is exempt,
 // and the trusted proxies of the configuration being served.
 func TestExemptFromVisitorLimitsFollowsTrustedProxies(t *testing.T) {
@@ -124,7 +171,7 @@ func TestConnectionsPerVisitorLimited(t *testing.T) {
 	cfg := testConfig(t, newEchoUpstream(t))
 	cfg.StatusAddr = "127.0.0.1:0"
 	e := startEngine(t, cfg, func(e *Engine) {
-		e.limits.connsPerVisitor = limit
+		e.limits.connsPerVisitor, e.limits.connsBusy = limit, 0 // always busy
 		e.visitors.exempt = func(netip.Addr) bool { return false }
 	})
 	var held []net.Conn
@@ -161,7 +208,7 @@ func TestConnectionsPerVisitorLimited(t *testing.T) {
 			notes = append(notes, ev.Message)
 		}
 	}
-	if want := fmt.Sprintf("refused 1 connection from 127.0.0.1: already %d open, the most one address may hold", limit); len(notes) != 1 || notes[0] != want {
+	if want := fmt.Sprintf("refused 1 connection from 127.0.0.1: 0 or more connections are open, and that address already holds %d, the most one may then", limit); len(notes) != 1 || notes[0] != want {
 		t.Errorf("events %q, want one starting %q", notes, want)
 	}
 
@@ -199,7 +246,9 @@ func TestConnectionsPerVisitorLimited(t *testing.T) {
 // TestLoopbackVisitorsUnlimited: without the test's override, loopback
 // connections (a local tunnel's) are not counted at all.
 func TestLoopbackVisitorsUnlimited(t *testing.T) {
-	e := startEngine(t, testConfig(t, newEchoUpstream(t)), func(e *Engine) { e.limits.connsPerVisitor = 1 })
+	e := startEngine(t, testConfig(t, newEchoUpstream(t)), func(e *Engine) {
+		e.limits.connsPerVisitor, e.limits.connsBusy = 1, 0
+	})
 	for range 3 {
 		dialRawTLS(t, e)
 	}
@@ -227,7 +276,7 @@ func TestWebSocketsCountTowardTheVisitorLimit(t *testing.T) {
 	const limit = 2
 	up := newWSUpstream(t)
 	e := startEngine(t, testConfig(t, up.Server), func(e *Engine) {
-		e.limits.connsPerVisitor = limit
+		e.limits.connsPerVisitor, e.limits.connsBusy = limit, 0 // always busy
 		e.visitors.exempt = func(netip.Addr) bool { return false }
 	})
 	first, second := openWS(t, e), openWS(t, e)
