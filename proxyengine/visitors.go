@@ -148,6 +148,17 @@ func (c *admittedConn) Close() error {
 	return c.Conn.Close()
 }
 
+// CloseWrite half-closes the TCP connection underneath. net/http does so
+// before it closes a connection after an answer, and waits a moment, so a
+// visitor still sending (a body the redirect did not read) gets the answer
+// before the reset that closing with unread bytes causes.
+func (c *admittedConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
 // visitorPrefix is the visitor an address belongs to for the per-visitor
 // limits: an IPv4 address, or an IPv6 address's /64, since one host
 // usually holds a whole /64 and can pick addresses from it.

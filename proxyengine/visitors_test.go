@@ -302,3 +302,43 @@ func TestWebSocketsCountTowardTheVisitorLimit(t *testing.T) {
 		t.Fatalf("echo after a place freed: %q, %v", m, err)
 	}
 }
+
+// TestAdmittedConnsHalfClose: the plain port's connections still let
+// net/http half-close them (it sends an answer's end with a FIN and reads
+// on for a moment), as bare TCP connections did before they were counted.
+func TestAdmittedConnsHalfClose(t *testing.T) {
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := limitingListener{Listener: raw, v: &visitorConns{limit: 1}}
+	defer ln.Close()
+	client, err := net.DialTimeout("tcp", raw.Addr().String(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	server, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer server.Close()
+	cw, ok := server.(interface{ CloseWrite() error })
+	if !ok {
+		t.Fatal("the admitted connection cannot half-close")
+	}
+	io.WriteString(server, "answer")
+	if err := cw.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	client.SetDeadline(time.Now().Add(10 * time.Second))
+	if b, err := io.ReadAll(client); string(b) != "answer" || err != nil {
+		t.Fatalf("the client read %q, %v; want the answer, then the end", b, err)
+	}
+	io.WriteString(client, "still sending")
+	server.SetReadDeadline(time.Now().Add(10 * time.Second))
+	buf := make([]byte, 64)
+	if n, err := server.Read(buf); string(buf[:n]) != "still sending" {
+		t.Fatalf("after the half-close the server read %q, %v", buf[:n], err)
+	}
+}
