@@ -177,7 +177,7 @@ func (d *dashboard) renderCounters(st proxyengine.Status) {
 	d.connections.set(strconv.Itoa(st.ActiveConnections), widget.MediumImportance, "",
 		pluralUint(st.RequestsTotal, "request")+" since start", refused)
 	d.websockets.set(strconv.Itoa(st.ActiveWebSockets), widget.MediumImportance, "",
-		"of "+strconv.Itoa(st.ActiveConnections)+" connections")
+		"of "+plural(st.ActiveConnections, "connection"))
 	d.rate.set(formatRate(st.RequestsPerSecond), widget.MediumImportance, "",
 		formatRate(st.RequestsLastMinute)+" average over the last minute")
 	errRate := st.ErrorRate()

@@ -473,6 +473,13 @@ func TestDashboardRendersASnapshot(t *testing.T) {
 	if len(d.eventRows) != 2 {
 		t.Fatalf("event rows = %d, want 2", len(d.eventRows))
 	}
+	one := st
+	one.ActiveConnections, one.ActiveWebSockets, one.RequestsTotal = 1, 1, 1
+	onUI(func() { d.render(one) })
+	if d.websockets.detail.Text != "of 1 connection" || d.connections.detail.Text != "1 request since start\n89 connections refused" {
+		t.Errorf("one connection: %q, %q", d.websockets.detail.Text, d.connections.detail.Text)
+	}
+	onUI(func() { d.render(st) })
 	if badge, imp := eventBadge(d.eventRows[1]); badge != "502" || imp != widget.DangerImportance {
 		t.Errorf("a 502 request's badge = %q (%v)", badge, imp)
 	}
